@@ -1,0 +1,46 @@
+"""Time sources. Services take a clock so tests can move time without sleeping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current moment as an aware UTC datetime."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class FakeClock:
+    """A clock that only moves when told to (tests, sandbox demos)."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        self._now = start.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment.astimezone(timezone.utc)
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        self._now += delta if delta is not None else timedelta(**kwargs)
+        return self._now
+
+
+def to_ts(moment: datetime) -> int:
+    """Aware datetime → unix seconds, the storage format of every time column."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: times must carry a zone")
+    return int(moment.timestamp())
+
+
+def from_ts(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)

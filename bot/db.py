@@ -1,0 +1,156 @@
+"""SQLite storage: one aiosqlite connection per process, numbered SQL migrations, online backup.
+
+Writes that span several statements go through `transaction()`, which serialises them with an
+asyncio lock and `BEGIN IMMEDIATE`, so two handlers never interleave half-done changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable, Sequence
+
+import aiosqlite
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def available_migrations() -> list[Migration]:
+    """The migration files shipped in bot/migrations, in version order; gaps and clashes refused."""
+    found: dict[int, Migration] = {}
+    for entry in resources.files("bot.migrations").iterdir():
+        match = MIGRATION_NAME.match(entry.name)
+        if not match:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"two migrations numbered {version}: {found[version].name}, {entry.name}")
+        found[version] = Migration(version, entry.name, entry.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements (triggers with inner `;` stay whole)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not current.strip().startswith("--"):
+        raise MigrationError(f"incomplete SQL statement: {current.strip()[:60]}")
+    return statements
+
+
+class Database:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, migrate: bool = True) -> "Database":
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA synchronous=NORMAL",
+        ):
+            await conn.execute(pragma)
+        db = cls(conn, path)
+        if migrate:
+            try:
+                await db.migrate()
+            except BaseException:
+                await conn.close()
+                raise
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def user_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0])
+
+    async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[int]:
+        """Apply the pending migrations, each in its own transaction; return the versions applied."""
+        applied = []
+        for migration in migrations if migrations is not None else available_migrations():
+            if migration.version <= await self.user_version():
+                continue
+            async with self.transaction() as conn:
+                try:
+                    for statement in split_statements(migration.sql):
+                        await conn.execute(statement)
+                except sqlite3.Error as exc:
+                    raise MigrationError(f"{migration.name}: {exc}") from exc
+                await conn.execute(f"PRAGMA user_version = {migration.version:d}")
+            applied.append(migration.version)
+        return applied
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One atomic unit of work; rolled back on any exception, cancellation included."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
+        """Run one write statement in its own transaction; return lastrowid (or rowcount for updates)."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.lastrowid if cursor.lastrowid else cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as conn:
+            await conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
+        async with self.conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
+        async with self.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def backup(self, target: str | Path) -> Path:
+        """A consistent copy of the live database (SQLite online backup API)."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()
+        dest = sqlite3.connect(str(target))
+        try:
+            await self.conn.backup(dest)
+        finally:
+            dest.close()
+        return target
