@@ -1,0 +1,103 @@
+"""Who may do what: the one declarative table of commands, buttons and message kinds.
+
+The Telegram guard (handlers/guard.py) consults only this module. A command or button that is
+not listed here is refused for everybody, so a new feature cannot forget to declare its rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.people import Role
+
+PUBLIC = None  # reachable by strangers (only /start, which handles invitations itself)
+
+
+@dataclass(frozen=True)
+class CommandRule:
+    min_role: Role | None
+    menu: bool = True  # listed in /help and the Telegram command menu
+    alias_of: str | None = None
+
+
+COMMANDS: dict[str, CommandRule] = {
+    "start": CommandRule(PUBLIC, menu=False),
+    "help": CommandRule(Role.AGENT),
+    "me": CommandRule(Role.AGENT),
+    "cancel": CommandRule(Role.AGENT, menu=False),
+    # 话术
+    "s": CommandRule(Role.AGENT),
+    "script": CommandRule(Role.AGENT, menu=False, alias_of="s"),
+    "aftersale": CommandRule(Role.AGENT),
+    # 订单与提醒
+    "order": CommandRule(Role.AGENT),
+    "reminders": CommandRule(Role.AGENT),
+    # 交接本
+    "handover": CommandRule(Role.AGENT),
+    "jj": CommandRule(Role.AGENT, menu=False, alias_of="handover"),
+    "handovers": CommandRule(Role.AGENT),
+    # 主管
+    "agents": CommandRule(Role.SUPERVISOR),
+    "invite": CommandRule(Role.SUPERVISOR),
+    "setshift": CommandRule(Role.SUPERVISOR),
+    "kb_reload": CommandRule(Role.SUPERVISOR),
+    "kb_stats": CommandRule(Role.SUPERVISOR),
+    "handover_stats": CommandRule(Role.SUPERVISOR),
+    "broadcast": CommandRule(Role.SUPERVISOR),
+    "broadcasts": CommandRule(Role.SUPERVISOR),
+    "schedule": CommandRule(Role.SUPERVISOR),
+    "schedules": CommandRule(Role.SUPERVISOR),
+    # 管理员
+    "setrole": CommandRule(Role.ADMIN),
+    "deactivate": CommandRule(Role.ADMIN),
+    "activate": CommandRule(Role.ADMIN),
+}
+
+#: Button callback data is "<prefix>:<args>"; the prefix decides the minimum role. Handlers
+#: re-check anything finer (e.g. that a handover item is still open).
+BUTTONS: dict[str, Role] = {
+    "me": Role.AGENT,  # profile edits
+    "team": Role.SUPERVISOR,  # /agents paging and actions
+    "kb": Role.AGENT,  # script menu, copies, related scripts
+    "flow": Role.AGENT,  # /aftersale guided flow
+    "ord": Role.AGENT,  # order card buttons
+    "rem": Role.AGENT,  # reminder claim / done / snooze / script
+    "ho": Role.AGENT,  # handover items
+    "bc": Role.SUPERVISOR,  # broadcast composing and rosters
+    "ack": Role.AGENT,  # acknowledging a broadcast
+    "sch": Role.SUPERVISOR,  # scheduled announcements
+}
+
+#: Non-command input.
+DOCUMENT_MIN_ROLE = Role.AGENT  # order exports, handover attachments
+TEXT_MIN_ROLE = Role.AGENT  # replies inside a conversation
+INLINE_MIN_ROLE = Role.AGENT  # @bot <text> script search
+
+
+def command_rule(name: str) -> CommandRule | None:
+    return COMMANDS.get(name.lower())
+
+
+def may_run(role: Role | None, name: str) -> bool:
+    rule = command_rule(name)
+    if rule is None:
+        return False
+    return rule.min_role is None or (role is not None and role >= rule.min_role)
+
+
+def button_prefix(data: str | None) -> str:
+    return (data or "").split(":", 1)[0]
+
+
+def may_press(role: Role | None, data: str | None) -> bool:
+    needed = BUTTONS.get(button_prefix(data))
+    return needed is not None and role is not None and role >= needed
+
+
+def menu_for(role: Role, available: set[str]) -> list[str]:
+    """Commands shown to this role, in table order, limited to those the bot has handlers for."""
+    return [
+        name
+        for name, rule in COMMANDS.items()
+        if rule.menu and name in available and (rule.min_role is None or role >= rule.min_role)
+    ]

@@ -1,0 +1,131 @@
+"""The `kefu` command (also `python -m bot`).
+
+Each feature contributes its subcommands through a `register(subparsers)` function; a
+subcommand sets `func(args) -> int`, the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+
+from bot import __version__
+from bot.render import Renderer
+
+#: Feature modules that add subcommands (kb check/search, import, reminders due, ...).
+SUBCOMMAND_MODULES = [
+    "bot.kb.cli",
+    "bot.orders.cli",
+]
+
+
+def cli_text(name: str, **values: object) -> str:
+    from zoneinfo import ZoneInfo
+
+    return Renderer(ZoneInfo("UTC")).render(f"cli/{name}.txt", **values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import run_polling
+    from bot.logs import configure_logging
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    if not settings.telegram_bot_token:
+        print(cli_text("no_token"), file=sys.stderr)
+        return 2
+    configure_logging(settings.kefu_log_level, [settings.telegram_bot_token, settings.kefu_api_token])
+    run_polling(settings)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox import run_sandbox
+
+    return asyncio.run(run_sandbox(keep_db=args.keep_db, script=args.script))
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from bot.db import Database
+    from bot.settings import load_settings
+
+    settings = load_settings()
+
+    async def migrate() -> list[int]:
+        db = await Database.open(settings.kefu_db_path, migrate=False)
+        try:
+            return await db.migrate()
+        finally:
+            await db.close()
+
+    applied = asyncio.run(migrate())
+    print(cli_text("db_migrated", applied=applied, path=settings.kefu_db_path))
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from bot.db import Database
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    if not Path(settings.kefu_db_path).exists():
+        print(cli_text("db_missing", path=settings.kefu_db_path), file=sys.stderr)
+        return 1
+
+    async def backup() -> Path:
+        db = await Database.open(settings.kefu_db_path, migrate=False)
+        try:
+            return await db.backup(args.path)
+        finally:
+            await db.close()
+
+    target = asyncio.run(backup())
+    print(cli_text("db_backup", path=target, size=target.stat().st_size))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description="客服助手 kefu-bot")
+    parser.add_argument("--version", action="version", version=f"kefu-bot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the bot (long polling) / 启动机器人")
+    run.set_defaults(func=cmd_run)
+
+    sandbox = sub.add_parser("sandbox", help="try the bot in the terminal without a token / 终端试用")
+    sandbox.add_argument("--keep-db", action="store_true", help="keep the demo database afterwards")
+    sandbox.add_argument("--script", help="read sandbox input lines from this file instead of the keyboard")
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    db = sub.add_parser("db", help="database maintenance / 数据库维护")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+    backup = db_sub.add_parser("backup", help="consistent online copy of the database")
+    backup.add_argument("path", type=Path)
+    backup.set_defaults(func=cmd_db_backup)
+
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name and not module_name.startswith(str(exc.name)):
+                raise
+            continue  # feature not installed in this build
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

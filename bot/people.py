@@ -1,0 +1,296 @@
+"""People, roles and invitations. No Telegram here: callers pass ids and names."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import IntEnum
+from typing import Sequence
+
+from bot.clock import Clock, to_ts
+from bot.db import Database
+from bot.shifts import Shift, shifts_on
+
+INVITE_TTL = timedelta(hours=24)
+JOIN_FAILURE_WINDOW = timedelta(minutes=10)
+JOIN_FAILURE_LIMIT = 5
+
+
+class Role(IntEnum):
+    """Ordered so that `person.role >= Role.SUPERVISOR` reads as the rule it is."""
+
+    AGENT = 1
+    SUPERVISOR = 2
+    ADMIN = 3
+
+    @property
+    def code(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Role":
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise UserError("bad_role", value=text) from None
+
+
+class UserError(Exception):
+    """A refusal the user caused and can fix; `code` names the message template to show."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+@dataclass(frozen=True)
+class Person:
+    tg_id: int
+    username: str | None
+    full_name: str
+    display_name: str | None
+    employee_no: str | None
+    role: Role
+    shift: str | None
+    active: bool
+    blocked_at: int | None
+    created_at: int
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.full_name or (f"@{self.username}" if self.username else str(self.tg_id))
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Person":
+        return cls(
+            tg_id=row["tg_id"],
+            username=row["username"],
+            full_name=row["full_name"],
+            display_name=row["display_name"],
+            employee_no=row["employee_no"],
+            role=Role[row["role"].upper()],
+            shift=row["shift"],
+            active=bool(row["active"]),
+            blocked_at=row["blocked_at"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Invite:
+    code: str
+    role: Role
+    expires_at: int
+
+
+class PeopleService:
+    def __init__(self, db: Database, clock: Clock, admin_ids: Sequence[int], shifts: Sequence[Shift], tz) -> None:
+        self.db = db
+        self.clock = clock
+        self.admin_ids = frozenset(admin_ids)
+        self.shifts = tuple(shifts)
+        self.tz = tz
+
+    def _now(self) -> int:
+        return to_ts(self.clock.now())
+
+    async def get(self, tg_id: int) -> Person | None:
+        row = await self.db.fetchone("SELECT * FROM users WHERE tg_id = ?", (tg_id,))
+        return Person.from_row(row) if row else None
+
+    async def all(self, *, active_only: bool = False) -> list[Person]:
+        where = "WHERE active = 1" if active_only else ""
+        rows = await self.db.fetchall(
+            f"SELECT * FROM users {where} ORDER BY CASE role WHEN 'admin' THEN 0 WHEN 'supervisor' THEN 1 ELSE 2 END,"
+            " shift, employee_no, tg_id"
+        )
+        return [Person.from_row(r) for r in rows]
+
+    async def with_role(self, minimum: Role, *, active_only: bool = True) -> list[Person]:
+        return [p for p in await self.all(active_only=active_only) if p.role >= minimum]
+
+    async def on_duty(self) -> list[Person]:
+        """Active people whose shift is working now."""
+        working = set(shifts_on(self.shifts, self.clock.now(), self.tz))
+        return [p for p in await self.all(active_only=True) if p.shift in working]
+
+    async def bootstrap_admin(self, tg_id: int, username: str | None, full_name: str) -> Person | None:
+        """Users listed in KEFU_ADMIN_IDS become (or stay) active admins on /start."""
+        if tg_id not in self.admin_ids:
+            return None
+        now = self._now()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO users (tg_id, username, full_name, role, active, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'admin', 1, ?, ?)"
+                " ON CONFLICT (tg_id) DO UPDATE SET role = 'admin', active = 1, username = excluded.username,"
+                " full_name = excluded.full_name, updated_at = excluded.updated_at",
+                (tg_id, username, full_name, now, now),
+            )
+            await self._audit(conn, tg_id, "admin_bootstrap", "")
+        return await self.get(tg_id)
+
+    async def touch(self, tg_id: int, username: str | None, full_name: str) -> None:
+        """Keep Telegram names fresh and clear a 'blocked' mark once the user writes again."""
+        await self.db.execute(
+            "UPDATE users SET username = ?, full_name = ?, blocked_at = NULL"
+            " WHERE tg_id = ? AND (username IS NOT ? OR full_name IS NOT ? OR blocked_at IS NOT NULL)",
+            (username, full_name, tg_id, username, full_name),
+        )
+
+    async def create_invite(self, actor: Person, role: Role) -> Invite:
+        if role == Role.ADMIN:
+            raise UserError("invite_admin")
+        if role == Role.SUPERVISOR and actor.role < Role.ADMIN:
+            raise UserError("invite_forbidden", role=role.code)
+        code = secrets.token_urlsafe(12)
+        now = self._now()
+        expires = now + int(INVITE_TTL.total_seconds())
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO invites (code, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (code, role.code, actor.tg_id, now, expires),
+            )
+            await self._audit(conn, actor.tg_id, "invite", role.code)
+        return Invite(code, role, expires)
+
+    async def redeem(self, tg_id: int, username: str | None, full_name: str, code: str) -> Person:
+        """Register the sender with the invited role; wrong codes count toward a throttle."""
+        now = self._now()
+        async with self.db.transaction() as conn:
+            since = now - int(JOIN_FAILURE_WINDOW.total_seconds())
+            cursor = await conn.execute(
+                "SELECT COUNT(*) FROM join_failures WHERE tg_id = ? AND at > ?", (tg_id, since)
+            )
+            if (await cursor.fetchone())[0] >= JOIN_FAILURE_LIMIT:
+                raise UserError("join_throttled", minutes=int(JOIN_FAILURE_WINDOW.total_seconds() // 60))
+            cursor = await conn.execute("SELECT * FROM users WHERE tg_id = ?", (tg_id,))
+            existing = await cursor.fetchone()
+            if existing is not None and existing["active"]:
+                raise UserError("already_member")
+            cursor = await conn.execute("SELECT * FROM invites WHERE code = ?", (code,))
+            invite = await cursor.fetchone()
+            problem = None
+            if invite is None:
+                problem = "invite_unknown"
+            elif invite["used_by"] is not None:
+                problem = "invite_used"
+            elif invite["expires_at"] <= now:
+                problem = "invite_expired"
+            if problem:
+                await conn.execute("INSERT INTO join_failures (tg_id, at) VALUES (?, ?)", (tg_id, now))
+                # The failure must be stored although the join is refused: commit, then raise.
+                error = UserError(problem)
+            else:
+                error = None
+                await conn.execute(
+                    "UPDATE invites SET used_by = ?, used_at = ? WHERE code = ?", (tg_id, now, code)
+                )
+                await conn.execute(
+                    "INSERT INTO users (tg_id, username, full_name, role, active, invited_by, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, 1, ?, ?, ?)"
+                    " ON CONFLICT (tg_id) DO UPDATE SET role = excluded.role, active = 1,"
+                    " username = excluded.username, full_name = excluded.full_name,"
+                    " invited_by = excluded.invited_by, updated_at = excluded.updated_at",
+                    (tg_id, username, full_name, invite["role"], invite["created_by"], now, now),
+                )
+                await self._audit(conn, tg_id, "join", invite["role"])
+        if error:
+            raise error
+        person = await self.get(tg_id)
+        assert person is not None
+        return person
+
+    async def find(self, ref: str) -> Person | None:
+        """Look someone up by Telegram id, @username or 工号."""
+        ref = ref.strip()
+        if ref.lstrip("-").isdigit():
+            found = await self.get(int(ref))
+            if found:
+                return found
+        if ref.startswith("@"):
+            row = await self.db.fetchone("SELECT * FROM users WHERE lower(username) = lower(?)", (ref[1:],))
+        else:
+            row = await self.db.fetchone("SELECT * FROM users WHERE employee_no = ?", (ref,))
+        return Person.from_row(row) if row else None
+
+    async def require(self, ref: str) -> Person:
+        person = await self.find(ref)
+        if person is None:
+            raise UserError("person_not_found", ref=ref)
+        return person
+
+    async def set_role(self, actor: Person, target: Person, role: Role) -> Person:
+        if actor.role < Role.ADMIN:
+            raise UserError("admin_only")
+        if target.role == Role.ADMIN and role < Role.ADMIN:
+            await self._keep_one_admin(target)
+        return await self._update(actor, target, "set_role", role=role.code)
+
+    async def set_shift(self, actor: Person, target: Person, shift: str | None) -> Person:
+        if actor.role < Role.SUPERVISOR:
+            raise UserError("supervisor_only")
+        if shift is not None and shift not in {s.name for s in self.shifts}:
+            raise UserError("bad_shift", value=shift, choices=[s.name for s in self.shifts])
+        return await self._update(actor, target, "set_shift", shift=shift)
+
+    async def set_active(self, actor: Person, target: Person, active: bool) -> Person:
+        if actor.role < Role.ADMIN:
+            raise UserError("admin_only")
+        if not active and target.role == Role.ADMIN:
+            await self._keep_one_admin(target)
+        return await self._update(actor, target, "activate" if active else "deactivate", active=int(active))
+
+    async def update_profile(self, person: Person, *, display_name: str | None = None, employee_no: str | None = None) -> Person:
+        changes: dict[str, object] = {}
+        if display_name is not None:
+            display_name = display_name.strip()
+            if not 1 <= len(display_name) <= 32:
+                raise UserError("bad_display_name")
+            changes["display_name"] = display_name
+        if employee_no is not None:
+            employee_no = employee_no.strip()
+            if not (1 <= len(employee_no) <= 16 and employee_no.replace("-", "").replace("_", "").isalnum()):
+                raise UserError("bad_employee_no")
+            other = await self.db.fetchone(
+                "SELECT tg_id FROM users WHERE employee_no = ? AND tg_id != ?", (employee_no, person.tg_id)
+            )
+            if other:
+                raise UserError("employee_no_taken", value=employee_no)
+            changes["employee_no"] = employee_no
+        return await self._update(person, person, "profile", **changes)
+
+    async def mark_blocked(self, tg_id: int, blocked: bool = True) -> None:
+        await self.db.execute(
+            "UPDATE users SET blocked_at = ? WHERE tg_id = ?", (self._now() if blocked else None, tg_id)
+        )
+
+    async def _keep_one_admin(self, target: Person) -> None:
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1 AND tg_id != ?", (target.tg_id,)
+        )
+        if row[0] == 0:
+            raise UserError("last_admin")
+
+    async def _update(self, actor: Person, target: Person, action: str, **changes: object) -> Person:
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    f"UPDATE users SET {assignments}, updated_at = ? WHERE tg_id = ?",
+                    (*changes.values(), self._now(), target.tg_id),
+                )
+                detail = ", ".join(f"{k}={v}" for k, v in changes.items())
+                await self._audit(conn, actor.tg_id, action, f"target={target.tg_id} {detail}")
+        updated = await self.get(target.tg_id)
+        assert updated is not None
+        return updated
+
+    async def _audit(self, conn, actor: int | None, action: str, detail: str) -> None:
+        await conn.execute(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+            (self._now(), actor, action, detail),
+        )

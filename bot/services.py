@@ -1,0 +1,33 @@
+"""The services one bot process shares: built once at start-up, handed to every handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.people import PeopleService
+from bot.render import Renderer
+from bot.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    people: PeopleService
+    renderer: Renderer
+    #: Feature services, set by each feature's start-up hook (kb, orders, reminders, handover, broadcasts).
+    features: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self):
+        return self.settings.tz
+
+
+async def build_services(settings: Settings, clock: Clock, db: Database | None = None) -> Services:
+    db = db or await Database.open(settings.kefu_db_path)
+    people = PeopleService(db, clock, settings.kefu_admin_ids, settings.shifts, settings.tz)
+    return Services(settings=settings, db=db, clock=clock, people=people, renderer=Renderer(settings.tz))

@@ -1,0 +1,40 @@
+"""The Telegram layer: one module per feature, each with `register(app)` and optional
+`on_startup(app)` / `on_shutdown(app)` hooks. Handlers parse, check, call a service, render, send."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from telegram.ext import Application, CommandHandler
+
+from handlers import errors, fallback, guard, menu, people, start
+
+#: Feature modules in registration order. The guard comes first (group -1), the fallback last.
+FEATURES: list[ModuleType] = [guard, start, people, errors, fallback]
+
+
+def register_all(app: Application) -> None:
+    for feature in FEATURES:
+        feature.register(app)
+    app.bot_data["registered_commands"] = {
+        command
+        for handlers in app.handlers.values()
+        for handler in handlers
+        if isinstance(handler, CommandHandler)
+        for command in handler.commands
+    }
+
+
+async def on_startup(app: Application) -> None:
+    for feature in FEATURES:
+        hook = getattr(feature, "on_startup", None)
+        if hook is not None:
+            await hook(app)
+    await menu.publish_menu(app)
+
+
+async def on_shutdown(app: Application) -> None:
+    for feature in reversed(FEATURES):
+        hook = getattr(feature, "on_shutdown", None)
+        if hook is not None:
+            await hook(app)

@@ -1,0 +1,141 @@
+"""Small helpers every handler uses: render, reply, send safely, buttons, user-error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any, Awaitable, Callable, Sequence
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from bot.app import KefuContext
+from bot.people import UserError
+from bot.render import split_text
+
+log = logging.getLogger(__name__)
+
+CALLBACK_DATA_LIMIT = 64
+
+Handler = Callable[[Update, KefuContext], Awaitable[Any]]
+
+
+def render(context: KefuContext, template: str, **values: Any) -> str:
+    return context.svc.renderer.render(template, **values)
+
+
+def label(context: KefuContext, key: str, **values: Any) -> str:
+    return context.svc.renderer.label(key, **values)
+
+
+def button(context: KefuContext, key: str, data: str, **values: Any) -> InlineKeyboardButton:
+    """A callback button whose caption comes from labels.yaml `buttons.<key>`."""
+    if len(data.encode()) > CALLBACK_DATA_LIMIT:
+        raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
+    return InlineKeyboardButton(label(context, f"buttons.{key}", **values), callback_data=data)
+
+
+def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
+    rows = [list(r) for r in rows if r]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def reply(update: Update, context: KefuContext, text: str, **kwargs: Any) -> Message | None:
+    """Answer in the chat the update came from, splitting text over Telegram's limit."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    parts = list(split_text(text))
+    last = None
+    for index, part in enumerate(parts):
+        extra = kwargs if index == len(parts) - 1 else {k: v for k, v in kwargs.items() if k != "reply_markup"}
+        last = await send(context, chat.id, part, **extra)
+    return last
+
+
+async def reply_template(update: Update, context: KefuContext, template: str, *, reply_markup=None, **values: Any):
+    return await reply(update, context, render(context, template, **values), reply_markup=reply_markup)
+
+
+async def send(context: KefuContext | Any, chat_id: int, text: str, **kwargs: Any) -> Message | None:
+    """Send a message, handling what Telegram may answer instead of delivering it.
+
+    - 403 (blocked the bot, left) and "chat not found": the person is marked unreachable, None.
+    - 429 beyond the rate limiter's own retries: wait as told, try once more.
+    - timeouts and network errors: one retry after a short pause, then None (logged).
+    Returns the sent Message or None; it never raises for a delivery problem.
+    """
+    bot = context.bot
+    services = context.svc if hasattr(context, "svc") else context.application.bot_data["services"]
+    for attempt in range(2):
+        try:
+            return await bot.send_message(chat_id, text, **kwargs)
+        except Forbidden:
+            log.info("chat %s is unreachable (blocked or left)", chat_id)
+            if chat_id > 0:
+                await services.people.mark_blocked(chat_id)
+            return None
+        except RetryAfter as exc:
+            wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
+            log.warning("flood control: waiting %ss before retrying chat %s", wait, chat_id)
+            await asyncio.sleep(float(wait))
+        except (TimedOut, NetworkError) as exc:
+            if isinstance(exc, BadRequest):
+                if "chat not found" in str(exc).lower() and chat_id > 0:
+                    await services.people.mark_blocked(chat_id)
+                    return None
+                raise
+            log.warning("sending to %s failed (%s), attempt %d", chat_id, exc, attempt + 1)
+            await asyncio.sleep(0.5)
+    return None
+
+
+async def answer_callback(update: Update, text: str | None = None, *, alert: bool = False) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as exc:  # query too old: the user pressed long ago, nothing to answer
+        log.info("callback answer dropped: %s", exc)
+
+
+async def edit_or_send(update: Update, context: KefuContext, text: str, **kwargs: Any) -> None:
+    """Edit the message a button belongs to; if it cannot be edited, send a new one."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        try:
+            await query.edit_message_text(text, **kwargs)
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+            log.info("edit failed (%s); sending a new message", exc)
+    await reply(update, context, text, **kwargs)
+
+
+def user_errors(handler: Handler) -> Handler:
+    """Turn a UserError from a service into its Chinese message instead of a crash."""
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: KefuContext) -> Any:
+        try:
+            return await handler(update, context)
+        except UserError as exc:
+            text = label(context, f"errors.{exc.code}", **exc.params)
+            if update.callback_query is not None:
+                await answer_callback(update, text, alert=True)
+            else:
+                await reply(update, context, text)
+            return None
+
+    return wrapper
+
+
+def arg_text(update: Update) -> str:
+    """Everything after the command word, with line breaks kept (context.args loses them)."""
+    message = update.effective_message
+    text = (message.text or message.caption or "") if message else ""
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 and parts[0].startswith("/") else ""

@@ -1,0 +1,155 @@
+"""Team management: /invite, /me, /agents, /setrole, /setshift, /activate, /deactivate."""
+
+from __future__ import annotations
+
+from telegram import ChatMember, Update
+from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler
+
+from bot.app import KefuContext
+from bot.people import Person, Role, UserError
+from bot.shifts import shifts_on
+from handlers.common import answer_callback, arg_text, button, edit_or_send, keyboard, label, reply, reply_template, user_errors
+from handlers.menu import publish_personal_menu
+
+
+def parse_role(context: KefuContext, text: str) -> Role:
+    """Accept `agent` / `supervisor` / `admin` or their Chinese names from labels.yaml."""
+    text = text.strip()
+    for code, name in context.svc.renderer.labels["roles"].items():
+        if text.lower() == code or text == name:
+            return Role.parse(code)
+    raise UserError("bad_role", value=text)
+
+
+def parse_shift(context: KefuContext, text: str) -> str | None:
+    text = text.strip()
+    names = context.svc.renderer.labels["shifts"]
+    if text.lower() in ("none", "-") or text == names["none"]:
+        return None
+    for shift in context.svc.settings.shifts:
+        if text.lower() == shift.name or text == names.get(shift.name):
+            return shift.name
+    raise UserError("bad_shift", value=text, choices=[s.name for s in context.svc.settings.shifts])
+
+
+@user_errors
+async def invite(update: Update, context: KefuContext) -> None:
+    role = parse_role(context, context.args[0]) if context.args else Role.AGENT
+    created = await context.svc.people.create_invite(context.person, role)
+    link = f"https://t.me/{context.bot.username}?start={created.code}"
+    await reply_template(update, context, "people/invite.html", invite=created, link=link)
+
+
+@user_errors
+async def me(update: Update, context: KefuContext) -> None:
+    person = context.person
+    text = arg_text(update)
+    if text:
+        field, _, value = text.partition(" ")
+        fields = context.svc.renderer.labels["profile_fields"]
+        if field in fields["display_name"]:
+            person = await context.svc.people.update_profile(person, display_name=value)
+        elif field in fields["employee_no"]:
+            person = await context.svc.people.update_profile(person, employee_no=value)
+        else:
+            raise UserError("bad_profile_field", field=field)
+    await reply_template(update, context, "people/me.html", person=person, on_duty=_on_duty(context, person))
+
+
+@user_errors
+async def agents(update: Update, context: KefuContext) -> None:
+    people = await context.svc.people.all()
+    working = set(shifts_on(context.svc.settings.shifts, context.svc.clock.now(), context.svc.tz))
+    await reply_template(
+        update,
+        context,
+        "people/agents.html",
+        people=people,
+        working=working,
+        shifts=context.svc.settings.shifts,
+        now=context.svc.clock.now(),
+    )
+
+
+def _on_duty(context: KefuContext, person: Person) -> bool:
+    working = shifts_on(context.svc.settings.shifts, context.svc.clock.now(), context.svc.tz)
+    return person.active and person.shift in working
+
+
+def _two_args(update: Update, usage: str) -> tuple[str, str]:
+    parts = arg_text(update).split()
+    if len(parts) != 2:
+        raise UserError("usage", usage=usage)
+    return parts[0], parts[1]
+
+
+@user_errors
+async def setrole(update: Update, context: KefuContext) -> None:
+    who, role_text = _two_args(update, "/setrole <ID|@用户名|工号> <agent|supervisor|admin>")
+    target = await context.svc.people.require(who)
+    updated = await context.svc.people.set_role(context.person, target, parse_role(context, role_text))
+    await publish_personal_menu(context.application, updated)
+    await reply_template(update, context, "people/changed.html", person=updated, change="role")
+
+
+@user_errors
+async def setshift(update: Update, context: KefuContext) -> None:
+    who, shift_text = _two_args(update, "/setshift <ID|@用户名|工号> <day|night|none>")
+    target = await context.svc.people.require(who)
+    updated = await context.svc.people.set_shift(context.person, target, parse_shift(context, shift_text))
+    await reply_template(update, context, "people/changed.html", person=updated, change="shift")
+
+
+async def _set_active(update: Update, context: KefuContext, active: bool) -> None:
+    who = arg_text(update)
+    if not who:
+        raise UserError("usage", usage=f"/{'activate' if active else 'deactivate'} <ID|@用户名|工号>")
+    target = await context.svc.people.require(who)
+    if target.tg_id == context.person.tg_id and not active:
+        raise UserError("not_yourself")
+    updated = await context.svc.people.set_active(context.person, target, active)
+    await reply_template(update, context, "people/changed.html", person=updated, change="active")
+
+
+@user_errors
+async def activate(update: Update, context: KefuContext) -> None:
+    await _set_active(update, context, True)
+
+
+@user_errors
+async def deactivate(update: Update, context: KefuContext) -> None:
+    await _set_active(update, context, False)
+
+
+@user_errors
+async def profile_button(update: Update, context: KefuContext) -> None:
+    """`me:refresh` re-renders the profile card (pressed from /me)."""
+    await answer_callback(update)
+    person = context.person
+    await edit_or_send(
+        update, context, context.svc.renderer.render("people/me.html", person=person, on_duty=_on_duty(context, person))
+    )
+
+
+async def membership_changed(update: Update, context: KefuContext) -> None:
+    """A user blocking (or unblocking) the bot in private: remember, so pushes skip them."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return
+    blocked = change.new_chat_member.status in (ChatMember.BANNED, ChatMember.LEFT)
+    await context.svc.people.mark_blocked(change.from_user.id, blocked)
+
+
+def register(app: Application) -> None:
+    for name, callback in (
+        ("invite", invite),
+        ("me", me),
+        ("agents", agents),
+        ("setrole", setrole),
+        ("setshift", setshift),
+        ("activate", activate),
+        ("deactivate", deactivate),
+    ):
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(CallbackQueryHandler(profile_button, pattern=r"^me:"))
+    app.add_handler(ChatMemberHandler(membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))

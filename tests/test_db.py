@@ -1,0 +1,59 @@
+"""Migrations, transactions and the online backup."""
+
+import sqlite3
+
+import pytest
+
+from bot.db import Database, Migration, MigrationError, available_migrations, split_statements
+
+
+async def test_migrations_apply_once(tmp_path):
+    db = await Database.open(tmp_path / "a" / "k.db")
+    latest = available_migrations()[-1].version
+    assert await db.user_version() == latest
+    assert await db.migrate() == []  # second run is a no-op
+    await db.close()
+    db = await Database.open(tmp_path / "a" / "k.db")
+    assert await db.user_version() == latest
+    await db.close()
+
+
+async def test_failed_migration_rolls_back(tmp_path):
+    db = await Database.open(tmp_path / "k.db", migrate=False)
+    bad = [
+        Migration(1, "0001_ok.sql", "CREATE TABLE a (x INTEGER);"),
+        Migration(2, "0002_bad.sql", "CREATE TABLE b (x INTEGER);\nINSERT INTO nowhere VALUES (1);"),
+    ]
+    with pytest.raises(MigrationError, match="0002_bad.sql"):
+        await db.migrate(bad)
+    assert await db.user_version() == 1
+    tables = {r[0] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "a" in tables and "b" not in tables
+    await db.close()
+
+
+def test_split_statements_keeps_triggers_whole():
+    sql = "CREATE TABLE t (x);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 1;\nEND;\n-- done\n"
+    assert len(split_statements(sql)) == 2
+
+
+async def test_transaction_rolls_back_on_error(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO notices (key, sent_at) VALUES ('k', 1)")
+            raise RuntimeError("boom")
+    assert await db.fetchone("SELECT * FROM notices") is None
+
+
+async def test_pragmas(db):
+    assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
+
+
+async def test_backup_is_a_consistent_copy_while_open(db, tmp_path):
+    await db.execute("INSERT INTO notices (key, sent_at) VALUES ('a', 1)")
+    target = await db.backup(tmp_path / "backup" / "copy.db")
+    copy = sqlite3.connect(target)
+    assert copy.execute("SELECT key FROM notices").fetchall() == [("a",)]
+    copy.close()

@@ -1,0 +1,108 @@
+"""People service: admin bootstrap, invitations, throttling, roles and shifts."""
+
+from datetime import timedelta
+
+import pytest
+
+from bot.people import PeopleService, Role, UserError
+from bot.shifts import parse_shifts
+from tests.conftest import SHANGHAI
+
+
+@pytest.fixture
+def people(db, clock):
+    return PeopleService(db, clock, admin_ids=[1], shifts=parse_shifts("day=08:30-17:30;night=17:30-01:00"), tz=SHANGHAI)
+
+
+async def test_admin_bootstrap_only_for_configured_ids(people):
+    assert await people.bootstrap_admin(2, "x", "X") is None
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    assert admin.role == Role.ADMIN and admin.active
+
+
+async def invited(people, role=Role.AGENT):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    return await people.create_invite(admin, role)
+
+
+async def test_invite_and_join(people):
+    invite = await invited(people)
+    person = await people.redeem(5, "xiaomei", "小美", invite.code)
+    assert person.role == Role.AGENT and person.active
+
+
+async def test_invite_is_single_use(people):
+    invite = await invited(people)
+    await people.redeem(5, None, "A", invite.code)
+    with pytest.raises(UserError) as err:
+        await people.redeem(6, None, "B", invite.code)
+    assert err.value.code == "invite_used"
+
+
+async def test_invite_expires_after_24_hours(people, clock):
+    invite = await invited(people)
+    clock.advance(hours=24)
+    with pytest.raises(UserError) as err:
+        await people.redeem(5, None, "A", invite.code)
+    assert err.value.code == "invite_expired"
+
+
+async def test_wrong_codes_are_throttled(people, clock):
+    invite = await invited(people)
+    for _ in range(5):
+        with pytest.raises(UserError) as err:
+            await people.redeem(5, None, "A", "nope")
+        assert err.value.code == "invite_unknown"
+    with pytest.raises(UserError) as err:
+        await people.redeem(5, None, "A", invite.code)  # even the right code waits
+    assert err.value.code == "join_throttled"
+    clock.advance(minutes=11)
+    assert (await people.redeem(5, None, "A", invite.code)).active
+
+
+async def test_supervisor_may_invite_agents_only(people):
+    sup_invite = await invited(people, Role.SUPERVISOR)
+    supervisor = await people.redeem(7, None, "Sup", sup_invite.code)
+    assert supervisor.role == Role.SUPERVISOR
+    assert (await people.create_invite(supervisor, Role.AGENT)).role == Role.AGENT
+    with pytest.raises(UserError) as err:
+        await people.create_invite(supervisor, Role.SUPERVISOR)
+    assert err.value.code == "invite_forbidden"
+
+
+async def test_last_admin_cannot_be_demoted_or_deactivated(people):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    with pytest.raises(UserError, match="last_admin"):
+        await people.set_role(admin, admin, Role.AGENT)
+    with pytest.raises(UserError, match="last_admin"):
+        await people.set_active(admin, admin, False)
+
+
+async def test_shift_assignment_and_on_duty(people, clock):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    a = await people.redeem(5, None, "A", (await people.create_invite(admin, Role.AGENT)).code)
+    b = await people.redeem(6, None, "B", (await people.create_invite(admin, Role.AGENT)).code)
+    await people.set_shift(admin, a, "day")
+    await people.set_shift(admin, b, "night")
+    assert [p.tg_id for p in await people.on_duty()] == [5]  # 10:00
+    clock.advance(timedelta(hours=14, minutes=30))  # 00:30 next day
+    assert [p.tg_id for p in await people.on_duty()] == [6]
+    with pytest.raises(UserError, match="bad_shift"):
+        await people.set_shift(admin, a, "evening")
+
+
+async def test_find_by_id_username_and_employee_no(people):
+    admin = await people.bootstrap_admin(1, "Boss", "Boss")
+    await people.update_profile(admin, employee_no="KF001", display_name="老板")
+    assert (await people.find("1")).tg_id == 1
+    assert (await people.find("@boss")).tg_id == 1
+    assert (await people.find("KF001")).name == "老板"
+    assert await people.find("KF404") is None
+
+
+async def test_employee_numbers_are_unique(people):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    agent = await people.redeem(5, None, "A", (await people.create_invite(admin, Role.AGENT)).code)
+    await people.update_profile(admin, employee_no="KF001")
+    with pytest.raises(UserError, match="employee_no_taken"):
+        await people.update_profile(agent, employee_no="KF001")
