@@ -44,8 +44,13 @@ class Renderer:
 
     @cached_property
     def labels(self) -> dict[str, Any]:
-        with open(self.templates_dir / "labels.yaml", encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+        """labels.yaml merged with each feature's templates/labels/<feature>.yaml."""
+        files = [self.templates_dir / "labels.yaml", *sorted((self.templates_dir / "labels").glob("*.yaml"))]
+        merged: dict[str, Any] = {}
+        for path in files:
+            with open(path, encoding="utf-8") as handle:
+                _deep_merge(merged, yaml.safe_load(handle) or {}, str(path))
+        return merged
 
     def render(self, name: str, **context: Any) -> str:
         """Render a template file; surrounding blank lines are trimmed."""
@@ -84,6 +89,16 @@ class Renderer:
         if not name:
             return self.labels["shifts"]["none"]
         return self.labels["shifts"].get(name, name)
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any], source: str) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value, source)
+        elif key in into:
+            raise ValueError(f"{source}: label {key!r} is defined twice")
+        else:
+            into[key] = value
 
 
 def mask_phone(value: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -58,37 +59,59 @@ async def reply_template(update: Update, context: KefuContext, template: str, *,
     return await reply(update, context, render(context, template, **values), reply_markup=reply_markup)
 
 
-async def send(context: KefuContext | Any, chat_id: int, text: str, **kwargs: Any) -> Message | None:
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one outgoing message: sent, blocked (403 / chat gone) or failed (transient)."""
+
+    status: str
+    message: Message | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "sent"
+
+
+async def deliver(target: Any, chat_id: int, text: str, **kwargs: Any) -> Delivery:
     """Send a message, handling what Telegram may answer instead of delivering it.
 
-    - 403 (blocked the bot, left) and "chat not found": the person is marked unreachable, None.
-    - 429 beyond the rate limiter's own retries: wait as told, try once more.
-    - timeouts and network errors: one retry after a short pause, then None (logged).
-    Returns the sent Message or None; it never raises for a delivery problem.
+    `target` is a handler context or the Application (for pushes from jobs).
+    - 403 (blocked the bot, left) and "chat not found": the person is marked unreachable.
+    - 429 beyond the rate limiter's own retries: wait as told, then try again (twice at most).
+    - timeouts and network errors: retried after a short pause, then reported as failed.
+    It never raises for a delivery problem; a 400 for a malformed message is a bug and raises.
     """
-    bot = context.bot
-    services = context.svc if hasattr(context, "svc") else context.application.bot_data["services"]
-    for attempt in range(2):
+    services = target.bot_data["services"]
+    last_error = ""
+    for attempt in range(3):
         try:
-            return await bot.send_message(chat_id, text, **kwargs)
-        except Forbidden:
+            return Delivery("sent", await target.bot.send_message(chat_id, text, **kwargs))
+        except Forbidden as exc:
             log.info("chat %s is unreachable (blocked or left)", chat_id)
             if chat_id > 0:
                 await services.people.mark_blocked(chat_id)
-            return None
+            return Delivery("blocked", error=str(exc))
         except RetryAfter as exc:
             wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
             log.warning("flood control: waiting %ss before retrying chat %s", wait, chat_id)
+            last_error = str(exc)
             await asyncio.sleep(float(wait))
-        except (TimedOut, NetworkError) as exc:
-            if isinstance(exc, BadRequest):
-                if "chat not found" in str(exc).lower() and chat_id > 0:
+        except BadRequest as exc:
+            if "chat not found" in str(exc).lower():
+                if chat_id > 0:
                     await services.people.mark_blocked(chat_id)
-                    return None
-                raise
+                return Delivery("blocked", error=str(exc))
+            raise
+        except (TimedOut, NetworkError) as exc:
             log.warning("sending to %s failed (%s), attempt %d", chat_id, exc, attempt + 1)
-            await asyncio.sleep(0.5)
-    return None
+            last_error = str(exc)
+            await asyncio.sleep(0.5 * (attempt + 1))
+    return Delivery("failed", error=last_error)
+
+
+async def send(target: Any, chat_id: int, text: str, **kwargs: Any) -> Message | None:
+    """`deliver`, for callers that only need the Message (None when it did not arrive)."""
+    return (await deliver(target, chat_id, text, **kwargs)).message
 
 
 async def answer_callback(update: Update, text: str | None = None, *, alert: bool = False) -> None:

@@ -34,9 +34,16 @@ async def on_error(update: object, context: KefuContext) -> None:
     await alert_admins(context, error)
 
 
-async def alert_admins(context: KefuContext, error: BaseException | None) -> None:
-    """At most one alert per error kind every ten minutes, so a failing loop cannot flood admins."""
-    svc = context.svc
+async def report_job_error(app: Application, error: BaseException) -> None:
+    """Errors outside an update (jobs, ticks) reach admins the same way."""
+    await alert_admins(app, error)
+
+
+async def alert_admins(target, error: BaseException | None) -> None:
+    """At most one alert per error kind every ten minutes, so a failing loop cannot flood admins.
+
+    `target` is a handler context or the Application."""
+    svc = target.bot_data["services"]
     kind = type(error).__name__ if error else "Unknown"
     now = to_ts(svc.clock.now())
     async with svc.db.transaction() as conn:
@@ -55,7 +62,7 @@ async def alert_admins(context: KefuContext, error: BaseException | None) -> Non
     text = svc.renderer.render("admin_error.html", kind=kind, detail=detail[-1500:])
     for admin in await svc.people.with_role(Role.ADMIN):
         try:
-            await context.bot.send_message(admin.tg_id, text)
+            await target.bot.send_message(admin.tg_id, text)
         except TelegramError as exc:
             log.warning("could not alert admin %s: %s", admin.tg_id, html.escape(str(exc)))
 

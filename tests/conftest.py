@@ -37,3 +37,14 @@ async def db(tmp_path):
     database = await Database.open(tmp_path / "kefu.db")
     yield database
     await database.close()
+
+
+@pytest.fixture
+async def kefu(tmp_path, clock, monkeypatch):
+    """The bot running end to end against the emulator (see tests/harness.py)."""
+    from tests.harness import start_kefu, stop_kefu
+
+    monkeypatch.chdir(tmp_path)
+    running = await start_kefu(tmp_path, clock)
+    yield running
+    await stop_kefu(running)
