@@ -1,0 +1,41 @@
+"""Reply scripts (话术) knowledge base: loading + validation, rendering, search, usage stats.
+
+No Telegram here: the handlers call `load_kb`, `KnowledgeBase.search/get/render/...` and the
+async functions in `bot.kb.stats`.
+"""
+
+from .base import GOOD_MATCH_SCORE, KnowledgeBase
+from .loader import collect, load_kb
+from .model import (
+    CATEGORY_CODES,
+    ORDER_VARIABLES,
+    Category,
+    Flow,
+    FlowChoice,
+    FlowNode,
+    Hit,
+    KbError,
+    Problem,
+    Script,
+)
+from .paths import default_kb_dir
+from .render import render_script
+
+__all__ = [
+    "CATEGORY_CODES",
+    "GOOD_MATCH_SCORE",
+    "ORDER_VARIABLES",
+    "Category",
+    "Flow",
+    "FlowChoice",
+    "FlowNode",
+    "Hit",
+    "KbError",
+    "KnowledgeBase",
+    "Problem",
+    "Script",
+    "collect",
+    "default_kb_dir",
+    "load_kb",
+    "render_script",
+]
