@@ -1,0 +1,518 @@
+"""Store orders: file imports, pushes from the HTTP endpoint, lookups for the /order card.
+
+Import rules (issue 4):
+- One file is ONE transaction. A crash, a cancellation or a fatal error midway (for example bad
+  bytes after the first megabyte) rolls everything back; `dry_run` runs the very same path and
+  rolls back at the end, so its counts are exact.
+- Orders are upserted by (platform, order_no). Re-importing a file changes nothing: a row is only
+  rewritten when a value differs, so the second run reports every order as unchanged.
+- Status never moves back. Lifecycle order: unpaid < paid_unshipped < partially_shipped <
+  shipped < completed; `closed` is terminal and may follow any status. An incoming row whose
+  status is EARLIER than the stored one (an older export) does not touch status, status_raw or
+  refunding; it may only fill in fields that are still empty. A row at the same or a later
+  status (or `closed`) replaces them, but never blanks a stored time, amount or text with an
+  empty cell. `presale` only ever turns on.
+- Parsing runs in a worker thread one batch ahead of the SQLite writes, so a big file neither
+  blocks the bot's event loop nor waits for the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from itertools import islice
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
+
+import aiosqlite
+
+from bot.clock import Clock, from_ts, to_ts
+from bot.db import Database
+from bot.orders import text
+from bot.orders.model import PLATFORMS, STATUS_RANK, NormalizedOrder, RejectedRow, mask_phone
+from bot.orders.readers import NotAnExport, Source, open_export
+
+BATCH_SIZE = 2000
+PROGRESS_EVERY = 10_000
+
+Progress = Callable[[int], Awaitable[Any]]
+
+_COLUMNS = (
+    "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale",
+    "created_at", "paid_at", "shipped_at", "amount_cents", "buyer", "item_title", "tracking_no",
+    "carrier", "source", "first_seen_at", "updated_at",
+)
+
+
+def _rank(expr: str) -> str:
+    cases = " ".join(f"WHEN '{code}' THEN {rank}" for code, rank in STATUS_RANK.items())
+    return f"(CASE {expr} {cases} END)"
+
+
+def _upsert_sql() -> str:
+    """INSERT … ON CONFLICT DO UPDATE implementing the merge rule in the module docstring."""
+    # `closed` has the highest rank, so "same or later" also lets closed follow anything and
+    # keeps a closed order closed.
+    newer = f"({_rank('excluded.status')} >= {_rank('orders.status')})"
+
+    def pick(column: str, kind: str) -> str:
+        new, old = f"excluded.{column}", f"orders.{column}"
+        if kind == "state":  # follows the status
+            return f"CASE WHEN {newer} THEN {new} ELSE {old} END"
+        if kind == "sticky":  # presale: once on, stays on
+            return f"MAX({old}, {new})"
+        if kind == "text":  # '' means "the file had nothing"
+            new, old = f"NULLIF({new}, '')", f"NULLIF({old}, '')"
+            return f"COALESCE(CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END, '')"
+        return f"CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END"
+
+    kinds = {
+        "shop": "text", "status": "state", "status_raw": "state", "refunding": "state", "presale": "sticky",
+        "created_at": "value", "paid_at": "value", "shipped_at": "value", "amount_cents": "value",
+        "buyer": "text", "item_title": "text", "tracking_no": "text", "carrier": "text",
+    }
+    merged = {column: pick(column, kind) for column, kind in kinds.items()}
+    assignments = ",\n    ".join(f"{column} = {expr}" for column, expr in merged.items())
+    changed = "\n    OR ".join(f"({expr}) IS NOT orders.{column}" for column, expr in merged.items())
+    placeholders = ", ".join("?" * len(_COLUMNS))
+    return (
+        f"INSERT INTO orders ({', '.join(_COLUMNS)}) VALUES ({placeholders})\n"
+        f"ON CONFLICT (platform, order_no) DO UPDATE SET\n    {assignments},\n"
+        f"    source = excluded.source,\n    updated_at = excluded.updated_at\n"
+        f"WHERE {changed}"
+    )
+
+
+UPSERT_SQL = _upsert_sql()
+
+
+def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
+    """The row of `orders` for one normalised order (times → unix seconds, amount → cents)."""
+    return (
+        order.platform,
+        order.order_no,
+        order.shop,
+        order.status,
+        order.status_raw,
+        int(order.refunding),
+        int(order.presale),
+        None if order.created_at is None else int(order.created_at.timestamp()),
+        None if order.paid_at is None else int(order.paid_at.timestamp()),
+        None if order.shipped_at is None else int(order.shipped_at.timestamp()),
+        None if order.amount is None else int(order.amount * 100),
+        order.buyer,
+        order.item_title,
+        order.tracking_no,
+        order.carrier,
+        source,
+        now,
+        now,
+    )
+
+
+@dataclass
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def orders(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+class OrderWriter:
+    """Upserts batches inside an open transaction and counts what each did."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self.received = 0
+        self.changed = 0
+        self._before = 0
+
+    async def begin(self) -> None:
+        self._before = await _count_orders(self.conn)
+
+    async def write(self, params: Sequence[tuple]) -> None:
+        if not params:
+            return
+        cursor = await self.conn.executemany(UPSERT_SQL, params)
+        self.changed += max(cursor.rowcount, 0)
+        self.received += len(params)
+        await cursor.close()
+
+    async def finish(self) -> UpsertCounts:
+        inserted = await _count_orders(self.conn) - self._before
+        updated = self.changed - inserted
+        return UpsertCounts(inserted, updated, self.received - inserted - updated)
+
+
+async def _count_orders(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT count(*) FROM orders") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0])
+
+
+async def _record_batch(conn: aiosqlite.Connection, **values: Any) -> int:
+    columns = ", ".join(values)
+    cursor = await conn.execute(
+        f"INSERT INTO import_batches ({columns}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+    )
+    batch_id = cursor.lastrowid
+    await cursor.close()
+    return int(batch_id)
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+# --- File import ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    platform: str | None
+    format: str
+    filename: str
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # rows deliberately left out: JD "(删除)" rows, repeated sub-order rows
+    rejected: list[RejectedRow] = field(default_factory=list)
+    dry_run: bool = False
+    batch_id: int | None = None
+    #: Orders now due for a reminder; filled in by the reminders feature, None until then.
+    due_count: int | None = None
+
+    @property
+    def orders(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    def rejected_csv(self) -> bytes:
+        """All rejected rows with their reasons and original cells, as a UTF-8-BOM CSV (opens in Excel)."""
+        extra: dict[str, None] = {}
+        for row in self.rejected:
+            extra.update(dict.fromkeys(row.raw))
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([*text.name_list("rejected_csv_columns"), *extra])
+        for row in self.rejected:
+            writer.writerow([row.line, row.reason_code, row.message_zh, *(row.raw.get(k, "") for k in extra)])
+        return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+    def to_json(self, *, rejected_limit: int | None = None) -> dict[str, Any]:
+        rejected = self.rejected if rejected_limit is None else self.rejected[:rejected_limit]
+        return {
+            "platform": self.platform,
+            "format": self.format,
+            "filename": self.filename,
+            "rows_read": self.rows_read,
+            "orders": self.orders,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "rejected": len(self.rejected),
+            "rejected_rows": [r.to_json() for r in rejected],
+            "dry_run": self.dry_run,
+            "batch_id": self.batch_id,
+            "due_count": self.due_count,
+        }
+
+    def text_zh(self, limit: int = 5) -> str:
+        """The Chinese summary for the chat or the terminal."""
+        return text.render(
+            "summary.j2",
+            "summary",
+            s=self,
+            format_label=text.format_name(self.format),
+            platform_label=text.platform_name(self.platform) if self.format == "generic" and self.platform else "",
+            limit=limit,
+        )
+
+
+@dataclass
+class _Batch:
+    orders: list[NormalizedOrder]
+    params: list[tuple]
+    rejected: list[RejectedRow]
+    rows_read: int
+
+
+class _Prefetcher:
+    """Parses the next batch in a worker thread while the current one is written."""
+
+    def __init__(self, items: Iterator[NormalizedOrder | RejectedRow], reader, source: str, now: int, size: int):
+        self._items, self._reader, self._source, self._now, self._size = items, reader, source, now, size
+        self._lock = threading.Lock()
+        self._pending: asyncio.Future | None = None
+
+    def _take(self) -> _Batch:
+        with self._lock:
+            orders, params, rejected = [], [], []
+            source, now = self._source, self._now
+            for item in islice(self._items, self._size):
+                if isinstance(item, NormalizedOrder):
+                    orders.append(item)
+                    params.append(order_params(item, source, now))
+                else:
+                    rejected.append(item)
+            return _Batch(orders, params, rejected, self._reader.rows_read)
+
+    def start(self) -> None:
+        self._pending = asyncio.ensure_future(asyncio.to_thread(self._take))
+
+    async def next(self) -> _Batch | None:
+        batch = await self._pending
+        self._pending = None
+        if not (batch.orders or batch.rejected):
+            return None
+        self.start()
+        return batch
+
+    def stop(self) -> None:
+        """Block until the worker is out of the reader, so the file can be closed safely."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # retrieved: the import already failed for another reason
+            else:
+                pending.cancel()
+
+
+async def import_file(
+    db: Database,
+    path_or_bytes: Source,
+    *,
+    filename: str,
+    platform: str | None = None,
+    shop: str | None = None,
+    dry_run: bool = False,
+    clock: Clock,
+    tz: tzinfo,
+    actor: int | None = None,
+    progress: Progress | None = None,
+    progress_every: int = PROGRESS_EVERY,
+    max_bytes: int | None = None,
+    on_order: Callable[[NormalizedOrder], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportSummary:
+    """Import one export file in one transaction and say what it did.
+
+    Raises NotAnExport (nothing written) when the file is not an order export, including when
+    that is only discovered midway (bad bytes deep in the file). `progress(rows_read)` is awaited
+    about every `progress_every` rows; `on_order` sees every normalised order (CLI --json).
+    """
+    if platform is not None and platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}")
+    reader = await asyncio.to_thread(
+        open_export, path_or_bytes, tz=tz, filename=filename, platform=platform, shop=shop, max_bytes=max_bytes
+    )
+    summary = ImportSummary(platform=reader.platform, format=reader.format.name, filename=filename, dry_run=dry_run)
+    now = to_ts(clock.now())
+    prefetch = _Prefetcher(iter(reader), reader, reader.format.name, now, batch_size)
+    try:
+        async with db.transaction() as conn:
+            writer = OrderWriter(conn)
+            await writer.begin()
+            next_progress = progress_every
+            prefetch.start()
+            while (batch := await prefetch.next()) is not None:
+                summary.rejected.extend(batch.rejected)
+                if on_order is not None:
+                    for order in batch.orders:
+                        on_order(order)
+                await writer.write(batch.params)
+                if progress is not None and batch.rows_read >= next_progress:
+                    await progress(batch.rows_read)
+                    next_progress = (batch.rows_read // progress_every + 1) * progress_every
+            counts = await writer.finish()
+            summary.rows_read, summary.skipped = reader.rows_read, reader.skipped
+            summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
+            if dry_run:
+                raise _DryRun()
+            summary.batch_id = await _record_batch(
+                conn,
+                source="file",
+                filename=filename,
+                format=summary.format,
+                platform=summary.platform,
+                rows_read=summary.rows_read,
+                inserted=summary.inserted,
+                updated=summary.updated,
+                unchanged=summary.unchanged,
+                rejected=len(summary.rejected),
+                skipped=summary.skipped,
+                created_at=now,
+                actor=actor,
+            )
+    except _DryRun:
+        pass
+    finally:
+        prefetch.stop()
+        reader.close()
+    return summary
+
+
+# --- Pushes (HTTP endpoint) -----------------------------------------------------------------------
+
+
+async def upsert_orders(
+    db: Database,
+    orders: Iterable[NormalizedOrder],
+    *,
+    clock: Clock,
+    source: str = "api",
+    actor: int | None = None,
+    dry_run: bool = False,
+    record: bool = True,
+) -> UpsertCounts:
+    """Upsert already-normalised orders in one transaction (same merge rule as file imports)."""
+    now = to_ts(clock.now())
+    params = [order_params(o, source, now) for o in orders]
+    counts = UpsertCounts()
+    try:
+        async with db.transaction() as conn:
+            writer = OrderWriter(conn)
+            await writer.begin()
+            for start in range(0, len(params), BATCH_SIZE):
+                await writer.write(params[start : start + BATCH_SIZE])
+            counts = await writer.finish()
+            if dry_run:
+                raise _DryRun()
+            if record:
+                await _record_batch(
+                    conn,
+                    source="api",
+                    format=source,
+                    rows_read=len(params),
+                    inserted=counts.inserted,
+                    updated=counts.updated,
+                    unchanged=counts.unchanged,
+                    created_at=now,
+                    actor=actor,
+                )
+    except _DryRun:
+        pass
+    return counts
+
+
+# --- Lookups for the /order card and script variables ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    id: int
+    platform: str
+    order_no: str
+    shop: str
+    status: str
+    status_raw: str
+    refunding: bool
+    presale: bool
+    created_at: datetime | None
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    amount: Decimal | None
+    buyer: str
+    item_title: str
+    tracking_no: str
+    carrier: str
+    source: str
+    first_seen_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> "StoredOrder":
+        def moment(ts: int | None) -> datetime | None:
+            return None if ts is None else from_ts(ts)
+
+        cents = row["amount_cents"]
+        return cls(
+            id=row["id"],
+            platform=row["platform"],
+            order_no=row["order_no"],
+            shop=row["shop"],
+            status=row["status"],
+            status_raw=row["status_raw"],
+            refunding=bool(row["refunding"]),
+            presale=bool(row["presale"]),
+            created_at=moment(row["created_at"]),
+            paid_at=moment(row["paid_at"]),
+            shipped_at=moment(row["shipped_at"]),
+            amount=None if cents is None else (Decimal(cents) / 100).quantize(Decimal("0.01")),
+            buyer=row["buyer"],
+            item_title=row["item_title"],
+            tracking_no=row["tracking_no"],
+            carrier=row["carrier"],
+            source=row["source"],
+            first_seen_at=from_ts(row["first_seen_at"]),
+            updated_at=from_ts(row["updated_at"]),
+        )
+
+
+def clean_order_no(order_no: str) -> str:
+    """An order number as an agent pastes it: spaces, quotes, `=` and tabs removed."""
+    return "".join(order_no.split()).strip("\"'=＝")
+
+
+_ALL_PLATFORMS_SQL = ", ".join(f"'{p}'" for p in PLATFORMS)
+
+
+async def find_orders(db: Database, order_no: str) -> list[StoredOrder]:
+    """Every stored order with this number (normally one), most recently updated first."""
+    rows = await db.fetchall(
+        f"SELECT * FROM orders WHERE platform IN ({_ALL_PLATFORMS_SQL}) AND order_no = ? "
+        "ORDER BY updated_at DESC, id DESC",
+        (clean_order_no(order_no),),
+    )
+    return [StoredOrder.from_row(r) for r in rows]
+
+
+async def get_order(db: Database, order_no: str, platform: str | None = None) -> StoredOrder | None:
+    """The stored order; without a platform, the most recently updated one with that number."""
+    if platform is None:
+        found = await find_orders(db, order_no)
+        return found[0] if found else None
+    row = await db.fetchone(
+        "SELECT * FROM orders WHERE platform = ? AND order_no = ?", (platform, clean_order_no(order_no))
+    )
+    return None if row is None else StoredOrder.from_row(row)
+
+
+def _local(moment: datetime | None, tz: tzinfo) -> str:
+    return "" if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def order_variables(order: StoredOrder | NormalizedOrder, tz: tzinfo) -> dict[str, str]:
+    """Script variables for one order: all strings, '' when unknown, times local 'YYYY-MM-DD HH:MM'."""
+    return {
+        "order_no": order.order_no,
+        "shop": order.shop,
+        "platform": order.platform,
+        "platform_name": text.platform_name(order.platform),
+        "amount": "" if order.amount is None else f"{order.amount:.2f}",
+        "buyer": mask_phone(order.buyer),
+        "status": order.status,
+        "status_text": text.status_name(order.status),
+        "status_raw": order.status_raw,
+        "created_at": _local(order.created_at, tz),
+        "paid_at": _local(order.paid_at, tz),
+        "shipped_at": _local(order.shipped_at, tz),
+        "item_title": order.item_title,
+        "tracking_no": order.tracking_no,
+        "carrier": order.carrier,
+    }
+
+
+__all__ = [
+    "ImportSummary", "NotAnExport", "StoredOrder", "UpsertCounts", "find_orders", "get_order",
+    "import_file", "order_params", "order_variables", "upsert_orders",
+]

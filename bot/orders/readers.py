@@ -1,0 +1,424 @@
+"""Open an uploaded file as a stream of normalised orders, or say clearly why it is not an export.
+
+`open_export` sniffs the file (XLSX by its zip magic, otherwise text decoded as UTF-8 with or
+without BOM, then GB18030), finds the header row among the first lines, picks the format and
+returns an `ExportReader`: a generator of `NormalizedOrder` / `RejectedRow` that never holds the
+whole file, so a million-row export stays within a few dozen MB.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Sequence
+
+from bot.orders import text
+from bot.orders.formats import Columns, ExportFormat, ItemReport, ReadContext, detect_format, normalize_header
+from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow
+from bot.orders.values import RowError, clean_text
+
+Source = str | Path | bytes | bytearray | memoryview | BinaryIO
+
+HEAD_BYTES = 256 * 1024
+HEADER_SEARCH_ROWS = 10
+#: Orders of a grouped format (Douyin, JD) kept open while their item rows stream by.
+GROUP_WINDOW = 2000
+
+_BINARY_MAGIC = (
+    b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b", b"BM", b"RIFF",
+)
+#: Header words of columns holding personal data, left out of rejected-row details.
+PERSONAL_COLUMN_MARKS = ("地址", "手机", "电话", "收货人", "收件人", "姓名", "身份证", "街道", "phone", "address")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls / .doc
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class NotAnExport(Exception):
+    """The file is not an order export we can read. `message_zh` tells the sender what to send."""
+
+    def __init__(self, reason: str, *, filename: str = "", **params: object) -> None:
+        self.reason = reason
+        self.filename = filename
+        self.message_zh = text.file_error(reason, filename=filename, **params)
+        super().__init__(f"{reason}: {filename or '<bytes>'}")
+
+
+Row = tuple[int, list]  # (line or row number in the file, cells)
+
+
+@dataclass
+class ExportReader:
+    """Iterate to get orders and rejected rows; `rows_read`/`skipped` grow as it goes."""
+
+    format: ExportFormat
+    columns: Columns
+    header: list[str]
+    context: ReadContext
+    filename: str
+    _rows: Iterator[Row]
+    _close: Callable[[], None]
+    rows_read: int = 0
+    skipped: int = 0
+    _done: bool = field(default=False, repr=False)
+
+    @property
+    def platform(self) -> str | None:
+        return self.format.platform or self.context.platform
+
+    def __iter__(self) -> Iterator[NormalizedOrder | RejectedRow]:
+        return self._grouped() if self.format.group_by_order else self._plain()
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._close()
+
+    def __enter__(self) -> "ExportReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reject(self, line: int, cells: Sequence[object], error: RowError) -> RejectedRow:
+        return RejectedRow(
+            line=line,
+            reason_code=error.reason_code,
+            message_zh=text.row_error(error.reason_code, error.column, error.value),
+            raw=self._raw(cells),
+        )
+
+    def _raw(self, cells: Sequence[object]) -> dict[str, str]:
+        """The row's cells by header name, minus addresses, phones and real names (the rejected-rows
+        CSV goes back into a chat)."""
+        raw = {}
+        for name, cell in zip(self.header, cells):
+            if cell is not None and cell != "" and not any(mark in name for mark in PERSONAL_COLUMN_MARKS):
+                raw.setdefault(name or "?", str(cell))
+        return raw
+
+    def _plain(self) -> Iterator[NormalizedOrder | RejectedRow]:
+        map_row, cols, ctx = self.format.map_row, self.columns, self.context
+        for line, cells in self._rows:
+            self.rows_read += 1
+            try:
+                order = map_row(cols.getter(cells), cols, ctx)
+            except RowError as error:
+                yield self.reject(line, cells, error)
+                continue
+            if order is None:
+                self.skipped += 1
+                continue
+            yield order
+
+    def _grouped(self) -> Iterator[NormalizedOrder | RejectedRow]:
+        """Merge item rows into their order; rows of one order are adjacent in practice."""
+        map_row, cols, ctx = self.format.map_row, self.columns, self.context
+        groups: dict[str, _Group] = {}
+        for line, cells in self._rows:
+            self.rows_read += 1
+            get = cols.getter(cells)
+            try:
+                order = map_row(get, cols, ctx)
+            except RowError as error:
+                if error.order_no is None:
+                    yield self.reject(line, cells, error)
+                    continue
+                key, order = error.order_no, None
+            else:
+                if order is None:
+                    self.skipped += 1
+                    continue
+                key = order.order_no
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(key)
+                if len(groups) > GROUP_WINDOW:
+                    yield from self._emit(groups.pop(next(iter(groups))))
+            if order is None:
+                group.failed.append((line, cells, error))
+            elif not group.add(line, cells, order, clean_text(get("sub_order_no"))):
+                self.skipped += 1
+        for group in groups.values():
+            yield from self._emit(group)
+
+    def _emit(self, group: "_Group") -> Iterator[NormalizedOrder | RejectedRow]:
+        if group.failed:
+            # Never import half an order: its good item rows are rejected with the bad ones.
+            for line, cells, error in group.failed:
+                yield self.reject(line, cells, error)
+            for line, cells, _ in group.rows:
+                yield self.reject(line, cells, RowError("sibling_rejected", "", group.order_no))
+            return
+        yield merge_items([order for _, _, order in group.rows], self.format.amount_rule)
+
+
+@dataclass
+class _Group:
+    order_no: str
+    rows: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    sub_orders: set = field(default_factory=set)
+
+    def add(self, line: int, cells: list, order: NormalizedOrder, sub_key: str) -> bool:
+        """False for a repeated sub-order row, which must not be counted twice."""
+        if sub_key:
+            if sub_key in self.sub_orders:
+                return False
+            self.sub_orders.add(sub_key)
+        self.rows.append((line, cells, order))
+        return True
+
+
+def combine_statuses(codes: Sequence[str]) -> str:
+    """The order's status from its items': some shipped and some not is partially_shipped."""
+    live = [c for c in codes if c != "closed"]
+    if not live:
+        return "closed"
+    low = min(live, key=STATUS_RANK.__getitem__)
+    high = max(live, key=STATUS_RANK.__getitem__)
+    if low == "paid_unshipped" and STATUS_RANK[high] >= STATUS_RANK["partially_shipped"]:
+        return "partially_shipped"
+    return low
+
+
+def _distinct(values: Sequence[str], sep: str) -> str:
+    return sep.join(dict.fromkeys(v for v in values if v))
+
+
+def merge_items(items: Sequence[NormalizedOrder], amount_rule: str) -> NormalizedOrder:
+    """One order from its item rows (Douyin 子订单, JD SKU rows)."""
+    if len(items) == 1:
+        return items[0]
+    first = items[0]
+    status = combine_statuses([o.status for o in items])
+    amounts = [o.amount for o in items if o.amount is not None]
+    if not amounts:
+        amount = None
+    elif amount_rule == "sum":
+        amount = sum(amounts[1:], amounts[0])
+    else:
+        amount = amounts[0]
+    created = [o.created_at for o in items if o.created_at]
+    paid = [o.paid_at for o in items if o.paid_at]
+    shipped = [o.shipped_at for o in items if o.shipped_at]
+    fully_shipped = status in ("shipped", "completed")
+    return NormalizedOrder(
+        platform=first.platform,
+        order_no=first.order_no,
+        shop=next((o.shop for o in items if o.shop), ""),
+        status=status,
+        status_raw=_distinct([o.status_raw for o in items], " / "),
+        refunding=any(o.refunding for o in items),
+        presale=any(o.presale for o in items),
+        created_at=min(created) if created else None,
+        paid_at=min(paid) if paid else None,
+        # Fully shipped: when the last parcel left; partially: when the first one did.
+        shipped_at=(max(shipped) if fully_shipped else min(shipped)) if shipped else None,
+        amount=amount,
+        buyer=next((o.buyer for o in items if o.buyer), ""),
+        item_title=_distinct([o.item_title for o in items], " / "),
+        tracking_no=_distinct([o.tracking_no for o in items], ","),
+        carrier=_distinct([o.carrier for o in items], ","),
+    )
+
+
+# --- Opening and sniffing -------------------------------------------------------------------------
+
+
+def _open_binary(source: Source) -> tuple[BinaryIO, int]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return io.BytesIO(data), len(data)
+    if isinstance(source, (str, Path)):
+        handle = open(source, "rb")
+        return handle, os.fstat(handle.fileno()).st_size
+    position = source.tell()
+    size = source.seek(0, io.SEEK_END) - position
+    source.seek(position)
+    return source, size
+
+
+def open_export(
+    source: Source,
+    *,
+    tz: tzinfo,
+    filename: str = "",
+    platform: str | None = None,
+    shop: str | None = None,
+    max_bytes: int | None = None,
+) -> ExportReader:
+    """Sniff and open `source`; raises NotAnExport (nothing read further) when it is not an export."""
+    if isinstance(source, (str, Path)) and not filename:
+        filename = Path(source).name
+    binary, size = _open_binary(source)
+    workbook = None
+    try:
+        if size == 0:
+            raise NotAnExport("empty", filename=filename)
+        if max_bytes is not None and size > max_bytes:
+            raise NotAnExport("too_large", filename=filename, max_mb=max(1, round(max_bytes / 2**20)))
+        head = binary.read(HEAD_BYTES)
+        binary.seek(0)
+        if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+            raise NotAnExport("empty", filename=filename)
+        if head.startswith(_ZIP_MAGIC):
+            workbook, sheets = _open_workbook(binary, filename)
+            rows_sources = sheets
+            is_workbook = True
+        else:
+            _refuse_non_text(head, filename)
+            encoding = _sniff_encoding(binary, head, filename)
+            rows_sources = [_csv_rows(binary, encoding, _delimiter(head, encoding), filename)]
+            is_workbook = False
+        ctx = ReadContext(tz=tz, shop=shop or "", platform=platform)
+        found = _find_header(rows_sources, is_workbook, filename)
+        fmt, header, rows = found
+        if platform and fmt.platform and platform != fmt.platform:
+            raise NotAnExport(
+                "platform_mismatch",
+                filename=filename,
+                detected=text.platform_name(fmt.platform),
+                requested=text.platform_name(platform),
+            )
+        columns = Columns(header, fmt.aliases, lower=fmt.lower_headers)
+        missing = [c for c in fmt.required if c not in columns]
+        if missing:
+            wanted = " / ".join(" | ".join(fmt.aliases[c]) for c in missing)
+            raise NotAnExport("missing_columns", filename=filename, detected=wanted)
+    except BaseException:
+        if workbook is not None:
+            workbook.close()
+        binary.close()
+        raise
+
+    def close() -> None:
+        if workbook is not None:
+            workbook.close()
+        binary.close()
+
+    return ExportReader(fmt, columns, header, ctx, filename, rows, close)
+
+
+def _find_header(sources: list[Iterator[Row]], workbook: bool, filename: str):
+    """The first row, among the first few of the first sheet that has one, that names a format."""
+    saw_items = False
+    for rows in sources:
+        for _ in range(HEADER_SEARCH_ROWS):
+            try:
+                _, cells = next(rows)
+            except StopIteration:
+                break
+            header = [normalize_header(c) for c in cells]
+            try:
+                fmt = detect_format(header, workbook=workbook)
+            except ItemReport:
+                saw_items = True
+                break
+            if fmt is not None:
+                return fmt, header, rows
+    raise NotAnExport("item_report" if saw_items else "unknown_header", filename=filename)
+
+
+def _refuse_non_text(head: bytes, filename: str) -> None:
+    if head.startswith(_OLE_MAGIC):
+        raise NotAnExport("xls_legacy", filename=filename)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise NotAnExport("utf16", filename=filename)
+    if head.startswith(_BINARY_MAGIC):
+        raise NotAnExport("binary", filename=filename)
+    sample = head[:4096]
+    zeros = sample.count(b"\x00")
+    if zeros:
+        # UTF-16 text without BOM: every other byte is zero.
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        if zeros > len(sample) // 4 and (even == 0 or odd == 0):
+            raise NotAnExport("utf16", filename=filename)
+        raise NotAnExport("binary", filename=filename)
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 13))
+    if controls > len(sample) // 100:
+        raise NotAnExport("binary", filename=filename)
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        decoded = codecs.getincrementaldecoder(encoding)("strict").decode(data, final=False)
+    except UnicodeDecodeError:
+        return False
+    return "\ufffd" not in decoded
+
+
+def _sniff_encoding(binary: BinaryIO, head: bytes, filename: str) -> str:
+    """utf-8-sig, else gb18030 (a superset of GBK), judged on the first non-ASCII bytes."""
+    sample = head
+    if head.isascii() and len(head) == HEAD_BYTES:
+        # Header and first rows are ASCII (a generic CSV): look further for the first non-ASCII text.
+        binary.seek(0)
+        while chunk := binary.read(1 << 20):
+            if not chunk.isascii():
+                start = next(i for i, b in enumerate(chunk) if b >= 0x80)
+                sample = chunk[start : start + 65536]
+                break
+        binary.seek(0)
+    for encoding in ("utf-8-sig", "gb18030"):
+        if _decodes(sample, encoding):
+            return encoding
+    raise NotAnExport("bad_encoding", filename=filename)
+
+
+def _delimiter(head: bytes, encoding: str) -> str:
+    first_line = head.split(b"\n", 1)[0]
+    return "\t" if first_line.count(b"\t") > first_line.count(b",") else ","
+
+
+def _csv_rows(binary: BinaryIO, encoding: str, delimiter: str, filename: str) -> Iterator[Row]:
+    """Non-blank CSV rows with their line numbers. A decoding failure anywhere is fatal."""
+    stream = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
+
+    def checked_lines() -> Iterator[str]:
+        for line in stream:
+            if "\ufffd" in line:
+                raise NotAnExport("bad_encoding", filename=filename)
+            yield line
+
+    reader = csv.reader(checked_lines(), delimiter=delimiter)
+    try:
+        for cells in reader:
+            if any(cells):
+                yield reader.line_num, cells
+    except UnicodeDecodeError:
+        raise NotAnExport("bad_encoding", filename=filename) from None
+    except csv.Error:
+        raise NotAnExport("binary", filename=filename) from None
+    finally:
+        stream.detach()
+
+
+def _open_workbook(binary: BinaryIO, filename: str):
+    import openpyxl  # imported here: CSV-only processes never pay for it
+    from openpyxl.utils.exceptions import InvalidFileException
+    from zipfile import BadZipFile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            workbook = openpyxl.load_workbook(binary, read_only=True, data_only=True)
+    except (BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
+        raise NotAnExport("not_a_workbook", filename=filename) from None
+    sheets = []
+    for sheet in workbook.worksheets:
+        if hasattr(sheet, "reset_dimensions"):
+            sheet.reset_dimensions()  # exporters often write a wrong <dimension>
+        sheets.append(_sheet_rows(sheet))
+    return workbook, sheets
+
+
+def _sheet_rows(sheet) -> Iterator[Row]:
+    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        if any(v is not None and v != "" for v in values):
+            yield number, list(values)

@@ -1,0 +1,263 @@
+"""Cell cleaning and value parsing shared by every export format and the HTTP endpoint.
+
+The tables here are the vocabulary found IN the exports (status wording, "no refund" wording);
+they are matched, never shown, so they live with the parser rather than in templates/.
+A value that cannot be read raises `RowError` with a reason code: the row is rejected and the
+agent is told why. Nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timezone, tzinfo
+from decimal import Decimal, InvalidOperation
+
+from bot.orders.model import PLATFORMS, STATUS_RANK
+
+UTC = timezone.utc
+_BLANKS = " \t\r\n\u00a0\u3000\ufeff\u200b"
+#: How the exports say "nothing here".
+EMPTY_MARKERS = frozenset({"", "null", "NULL", "Null", "-", "--", "—", "#NULL!", "#N/A", "N/A", "nan", "NaN", "None"})
+
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:\.\d+)?[eE][+-]?\d+$")
+_DECIMAL_ID = re.compile(r"^\d+\.\d+$")
+_LOCAL_TIME = re.compile(
+    r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})[ T]+(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,9})?)?$"
+)
+_TRACKING_PREFIX = re.compile(r"(?i)\bno[:：]\s*")
+_ALL_SPACE = re.compile(r"\s+")
+
+
+class RowError(Exception):
+    """A cell that cannot be read; the whole row is rejected with this reason."""
+
+    def __init__(self, reason_code: str, column: str = "", value: object = "") -> None:
+        super().__init__(reason_code)
+        self.reason_code = reason_code
+        self.column = column
+        self.value = "" if value is None else str(value)
+        #: Set by group readers (Douyin, JD) so the rest of the order is rejected with it.
+        self.order_no: str | None = None
+
+
+def clean_text(value: object) -> str:
+    """A cell as plain text: blanks, `="…"`, a leading `'`, and empty markers removed."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        if isinstance(value, float) and value.is_integer():
+            value = str(int(value))
+        else:
+            value = str(value)
+    text = value.strip(_BLANKS)
+    if text.startswith('="') and text.endswith('"') and len(text) >= 3:
+        text = text[2:-1].strip(_BLANKS)
+    elif text.startswith("'"):
+        text = text[1:].strip(_BLANKS)
+    return "" if text in EMPTY_MARKERS else text
+
+
+def parse_order_no(value: object, column: str) -> str:
+    """The order number as a string. Excel-mangled numbers (6.9175E+18, 1234.0) are refused."""
+    if isinstance(value, bool):
+        raise RowError("bad_value", column, value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # A double holds 15 exact digits; longer ids have already lost theirs.
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        raise RowError("mangled_number", column, repr(value))
+    text = clean_text(value).strip("\"'=").strip(_BLANKS)
+    if not text:
+        raise RowError("missing_order_no", column)
+    if _SCIENTIFIC.match(text) or _DECIMAL_ID.match(text):
+        raise RowError("mangled_number", column, text)
+    if _ALL_SPACE.search(text):
+        raise RowError("bad_value", column, text)
+    return text
+
+
+def parse_time(value: object, tz: tzinfo, column: str) -> datetime | None:
+    """An aware UTC datetime; times without a zone are in the shop's zone. Date-only is refused."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        local = value if value.tzinfo is not None else value.replace(tzinfo=tz)
+        return local.astimezone(UTC).replace(microsecond=0)
+    if isinstance(value, (date, int, float)):  # a bare date or an unformatted Excel serial
+        raise RowError("bad_time", column, value)
+    text = clean_text(value)
+    if not text:
+        return None
+    match = _LOCAL_TIME.match(text)
+    try:
+        if match:
+            y, mo, d, h, mi, s = match.groups()
+            local = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=tz)
+            return local.astimezone(UTC)
+        if ":" not in text:
+            raise ValueError(text)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowError("bad_time", column, text) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+_CENT = Decimal("0.01")
+
+
+def parse_amount(value: object, column: str) -> Decimal | None:
+    """Money as a Decimal with two places; `元`, `¥` and thousands separators are dropped."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RowError("bad_amount", column, value)
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, float):
+        amount = Decimal(repr(value))
+    else:
+        text = clean_text(value)
+        if not text:
+            return None
+        text = text.replace(",", "").replace("元", "").replace("¥", "").replace("￥", "").strip()
+        if "e" in text.lower():
+            raise RowError("bad_amount", column, value)
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise RowError("bad_amount", column, value) from None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(_CENT):
+        raise RowError("bad_amount", column, value)
+    return amount.quantize(_CENT)
+
+
+def status_key(text: str) -> str:
+    """Comparison form of a status text: NFKC (full-width comma → ASCII), no spaces, lower case."""
+    return _ALL_SPACE.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
+_STATUS_WORDING: dict[str, tuple[str, ...]] = {
+    "unpaid": (
+        # Taobao/Tmall export text and API codes
+        "等待买家付款", "没有创建支付宝交易", "WAIT_BUYER_PAY", "TRADE_NO_CREATE_PAY", "PAY_PENDING",
+        # Douyin, Pinduoduo, JD
+        "待支付", "待付款", "待确认", "等待付款",
+    ),
+    "paid_unshipped": (
+        "买家已付款，等待卖家发货", "买家已付款,等待卖家发货", "等待卖家发货", "WAIT_SELLER_SEND_GOODS",
+        "待发货", "备货中", "已支付", "等待出库", "WAIT_SELLER_STOCK_OUT", "未发货",
+    ),
+    "partially_shipped": ("卖家部分发货", "SELLER_CONSIGNED_PART", "部分发货"),
+    "shipped": (
+        "卖家已发货，等待买家确认", "卖家已发货,等待买家确认", "WAIT_BUYER_CONFIRM_GOODS",
+        "买家已签收", "TRADE_BUYER_SIGNED",
+        "已发货", "全部发货", "已发货（全部发货）", "已发货，待签收", "已发货，待收货",
+        "等待确认收货", "WAIT_GOODS_RECEIVE_CONFIRM",
+    ),
+    "completed": ("交易成功", "TRADE_FINISHED", "已完成", "已收货", "已签收", "完成", "FINISHED_L"),
+    "closed": (
+        "交易关闭", "交易被淘宝关闭", "TRADE_CLOSED", "TRADE_CLOSED_BY_TAOBAO",
+        "付款以后用户退款成功，交易自动关闭",
+        "已关闭", "已取消", "取消", "TRADE_CANCELED",
+        "未发货，退款成功", "已发货，退款成功", "发货前退款完结", "发货后退款完结", "收货后退款完结",
+    ),
+}
+
+
+def _status_table() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for code, texts in _STATUS_WORDING.items():
+        for text in (code, *texts):
+            key = status_key(text)
+            if table.get(key, code) != code:
+                raise AssertionError(f"status text {text!r} maps to two codes")
+            table[key] = code
+    return table
+
+
+STATUS_TABLE = _status_table()
+
+
+def parse_status(raw: str, column: str) -> str:
+    """The normalised status code of an export's status text (or of a code itself)."""
+    code = STATUS_TABLE.get(status_key(raw)) if raw else None
+    if code is None:
+        raise RowError("unknown_status", column, raw)
+    return code
+
+
+#: After-sale / refund wording that means "no refund is open".
+_NO_REFUND = frozenset(
+    status_key(text)
+    for text in (
+        "无售后", "无售后或售后取消", "无售后或售后关闭", "售后取消", "售后关闭", "售后已取消", "售后已关闭",
+        "没有申请退款", "无退款申请", "无退款", "退款关闭", "无", "0", "否",
+    )
+)
+
+
+def after_sale_open(value: object) -> bool:
+    """True when a 售后状态/退款状态 cell shows a refund or after-sale that was not cancelled."""
+    text = clean_text(value)
+    return bool(text) and status_key(text) not in _NO_REFUND
+
+
+def refund_amount_open(value: object, column: str) -> bool:
+    """退款金额 > 0 means a refund exists; 千牛 writes 无退款申请 for none."""
+    text = clean_text(value)
+    if not text or status_key(text) in _NO_REFUND:
+        return False
+    amount = parse_amount(value, column)
+    return bool(amount)
+
+
+_YES = frozenset({"1", "true", "yes", "y", "是", "t"})
+_NO = frozenset({"0", "false", "no", "n", "否", "f", ""})
+
+
+def parse_flag(value: object, column: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = clean_text(value).lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise RowError("bad_flag", column, value)
+
+
+_PLATFORM_ALIASES = {
+    **{p: p for p in PLATFORMS},
+    "tmall": "taobao", "淘宝": "taobao", "天猫": "taobao", "淘宝/天猫": "taobao", "千牛": "taobao",
+    "抖音": "douyin", "抖店": "douyin", "tiktok": "douyin",
+    "pdd": "pinduoduo", "拼多多": "pinduoduo",
+    "京东": "jd", "jingdong": "jd",
+    "其他": "other",
+}
+
+
+def parse_platform(value: object, column: str, default: str | None) -> str:
+    text = clean_text(value)
+    if not text:
+        if default is None:
+            raise RowError("unknown_platform", column, "")
+        return default
+    platform = _PLATFORM_ALIASES.get(status_key(text))
+    if platform is None:
+        raise RowError("unknown_platform", column, text)
+    return platform
+
+
+def tracking_number(value: object) -> str:
+    """物流单号 without the `No:` prefix Taobao puts in front of each number."""
+    return _TRACKING_PREFIX.sub("", clean_text(value)).strip(_BLANKS)
+
+
+assert set(STATUS_TABLE.values()) == set(STATUS_RANK)
