@@ -27,7 +27,7 @@ _JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 #: Digit groups longer than this are order/tracking/phone numbers: noise for ranking.
 MAX_NUMBER_LEN = 3
 #: Query-side weight of a single CJK character relative to a bigram or a word.
-UNIGRAM_WEIGHT = 0.3
+UNIGRAM_WEIGHT = 0.5
 
 
 def _units(text: str) -> list[tuple[str, int, int]]:
@@ -84,7 +84,7 @@ CATEGORY_FIELDS: dict[str, FieldSpec] = {
 }
 K1 = 1.2
 #: How much the category evidence adds to a script's own score.
-CATEGORY_WEIGHT = 0.6
+CATEGORY_WEIGHT = 0.5
 
 
 class Bm25fIndex:
