@@ -83,6 +83,9 @@ CATEGORY_FIELDS: dict[str, FieldSpec] = {
     "scripts": FieldSpec(1.0, 0.5),
 }
 K1 = 1.2
+#: Postings read exactly per query before switching to candidate-only scoring (see scores()).
+POSTINGS_BUDGET = 6000
+CANDIDATES = 100
 #: How much the category evidence adds to a script's own score.
 CATEGORY_WEIGHT = 0.5
 
@@ -122,13 +125,42 @@ class Bm25fIndex:
             for term, tf in combined.items():
                 postings[term].append((doc_index, self.idf[term] * tf * (k1 + 1.0) / (k1 + tf)))
         self.postings = dict(postings)
+        self._lookup: dict[str, dict[int, float]] = {}  # built lazily, for common terms only
 
     def scores(self, query_terms: dict[str, float]) -> dict[int, float]:
+        """Term-at-a-time BM25F, rarest terms first.
+
+        Once `POSTINGS_BUDGET` postings have been read (only on large knowledge bases), the
+        remaining, more common terms only add to the best `CANDIDATES` documents found so far:
+        common terms carry little weight, so this keeps long pasted messages fast on thousands
+        of scripts at the cost of exactness far down the ranking.
+        """
+        ordered = sorted(
+            ((t, w) for t, w in query_terms.items() if t in self.postings),
+            key=lambda tw: -self.idf[tw[0]],
+        )
         acc: dict[int, float] = {}
         get = acc.get
-        for term, qweight in query_terms.items():
-            for doc_index, contribution in self.postings.get(term, ()):
+        read = 0
+        rest_from = len(ordered)
+        for position, (term, qweight) in enumerate(ordered):
+            plist = self.postings[term]
+            if acc and read + len(plist) > POSTINGS_BUDGET:
+                rest_from = position
+                break
+            read += len(plist)
+            for doc_index, contribution in plist:
                 acc[doc_index] = get(doc_index, 0.0) + qweight * contribution
+        if rest_from < len(ordered):
+            candidates = heapq.nlargest(CANDIDATES, acc, key=acc.__getitem__)
+            for term, qweight in ordered[rest_from:]:
+                lookup = self._lookup.get(term)
+                if lookup is None:
+                    lookup = self._lookup[term] = dict(self.postings[term])
+                for doc_index in candidates:
+                    contribution = lookup.get(doc_index)
+                    if contribution is not None:
+                        acc[doc_index] += qweight * contribution
         return acc
 
 
