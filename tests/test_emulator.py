@@ -168,6 +168,14 @@ async def test_get_updates_long_poll_returns_as_soon_as_an_update_arrives(bot: B
     assert await bot.get_updates(offset=sent["update_id"] + 1, timeout=0) == ()
     assert emu.state.updates == []  # confirmed and dropped
 
+    answer = await bot.send_message(ALICE, "hi Alice")
+    reply = emu.send_text(ALICE, "谢谢", reply_to_message_id=answer.message_id)
+    (update,) = await bot.get_updates(offset=reply["update_id"], timeout=0)
+    assert update.message.reply_to_message.message_id == answer.message_id
+    assert update.message.reply_to_message.from_user.is_bot
+    with pytest.raises(LookupError):
+        emu.send_text(ALICE, "x", reply_to_message_id=999)
+
 
 # --- the real Application end to end -----------------------------------------------------
 async def test_command_round_trip_private_and_group(emu: BotApiEmulator, app: Application) -> None:
@@ -233,11 +241,13 @@ async def test_rate_limiter_retries_a_429_and_delivers_once(emu: BotApiEmulator)
     async with running_app(emu, AIORateLimiter(max_retries=2)) as application:
         emu.inject_fault("sendMessage", "429", count=1, retry_after=1, chat_id=ALICE)
         started = time.perf_counter()
-        await application.bot.send_message(ALICE, "after flood wait")
+        emu.send_text(ALICE, "/echo after flood wait")
+        await emu.wait_until_idle()  # must not mistake the limiter's 1 s sleep for idleness
         assert time.perf_counter() - started >= 1.0
+        await application.bot.send_message(BOB, "no fault here")
     assert [m["plain"] for m in emu.messages(ALICE)] == ["after flood wait"]
-    assert [r["status"] for r in emu.requests("sendMessage")] == [429, 200]
-    assert emu.stats["429"] == 1
+    assert [r["status"] for r in emu.requests("sendMessage")] == [429, 200, 200]
+    assert emu.stats["429"] == 1 and emu.stats["delivered"][ALICE] == 1
 
 
 # --- sending, editing, validation --------------------------------------------------------
@@ -503,6 +513,6 @@ async def test_http_control_api(bot: Bot, emu: BotApiEmulator) -> None:
                                                                 "message_id": 99, "data": "go"})
         assert bad.status_code == 400 and "no bot message" in bad.json()["error"]
     updates = await bot.get_updates(timeout=0)
-    assert [type(u.effective_message).__name__ for u in updates][:1] == ["Message"]
+    assert updates[0].message.text == "/start"
     assert updates[1].callback_query.data == "go" and updates[2].message.document.file_name == "a.txt"
     assert 2001 in emu.state.blocked

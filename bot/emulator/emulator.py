@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 _COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 _FLOOD_LIMITED = {"copyMessage", "forwardMessage"}
+RETRY_GRACE = 0.5  # AIORateLimiter sleeps retry_after + 0.1 s before retrying
 
 
 def _check_loopback(host: str) -> None:
@@ -93,6 +94,7 @@ class BotApiEmulator:
         self._log: list[dict[str, Any]] = []
         self._in_flight = 0
         self._last_activity = 0.0
+        self._retry_expected_until = 0.0  # after a 429 the client (AIORateLimiter) may retry
         self._http: HttpServer | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -148,6 +150,7 @@ class BotApiEmulator:
         tracked = name != "getUpdates"  # a long poll is the idle state, not work in flight
         if tracked:
             self._in_flight += 1
+            self._retry_expected_until = 0.0  # the retry (or other work) has arrived
             self._touch()
         try:
             status, body = await self._run(name, implementation, params)
@@ -161,6 +164,8 @@ class BotApiEmulator:
         entry["error"] = None if body["ok"] else body["description"]
         if status == 429:
             self.state.stats["429"] += 1
+            retry_after = (body.get("parameters") or {}).get("retry_after", 0)
+            self._retry_expected_until = asyncio.get_running_loop().time() + retry_after + RETRY_GRACE
         await self._notify()
         return status, body
 
@@ -399,14 +404,18 @@ class BotApiEmulator:
                                  f"last requests: {seen}") from None
 
     async def wait_until_idle(self, timeout: float = 5.0, *, quiet: float = 0.05) -> None:
-        """Return once every update was consumed, nothing is in flight and `quiet` s passed calmly."""
+        """Return once every update was consumed, nothing is in flight and `quiet` s passed calmly.
+
+        After a 429 the bot counts as busy until its retry arrives or retry_after has passed, so a
+        rate limiter sleeping before its retry is not mistaken for an idle bot.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._changed:
             while True:
                 now = loop.time()
                 busy = bool(self.state.updates) or self._in_flight > 0
-                calm_in = self._last_activity + quiet - now
+                calm_in = max(self._last_activity, self._retry_expected_until) + quiet - now
                 if not busy and calm_in <= 0:
                     return
                 if now >= deadline:
