@@ -282,9 +282,11 @@ def _check_script(
 def _load_scripts(
     kb_dir: Path, out: _Collector, categories: list[Category], platforms: dict[str, str],
     policy: dict[str, Any], forbidden: list[str], texts: dict[str, Any],
-) -> tuple[list[Script], dict[str, tuple[Path, int, Any]]]:
+) -> tuple[list[Script], set[str] | None]:
+    """The valid scripts, and every id defined (None when a file could not be parsed at all)."""
     scripts: list[Script] = []
     where: dict[str, tuple[Path, int, Any]] = {}
+    unreadable = False
     files = sorted((kb_dir / "scripts").glob("*.yaml"))
     if not files:
         out.add(kb_dir / "scripts", 1, "no script files (scripts/*.yaml)")
@@ -292,6 +294,7 @@ def _load_scripts(
     for path in files:
         data = _read(path, out)
         if data is None:
+            unreadable = True
             continue
         if not isinstance(data, MarkedList):
             out.add(path, getattr(data, "line", 1), "a scripts file must be a list of scripts")
@@ -322,7 +325,7 @@ def _load_scripts(
     for code, count in counts.items():
         if count == 0 and not out.problems:
             out.add(kb_dir / "categories.yaml", 1, f"category {code!r} has no scripts")
-    return scripts, where
+    return scripts, (None if unreadable else set(where))
 
 
 def _flow_text(value: Any, policy: dict[str, Any]) -> str:
@@ -330,7 +333,8 @@ def _flow_text(value: Any, policy: dict[str, Any]) -> str:
     return render_strict(value, {}, policy) if "{" in value else value.strip()
 
 
-def _load_flow(path: Path, out: _Collector, script_ids: set[str], policy: dict[str, Any]) -> Flow | None:
+def _load_flow(path: Path, out: _Collector, script_ids: set[str] | None, policy: dict[str, Any]) -> Flow | None:
+    """One flow file; script references are checked unless `script_ids` is None (unknown)."""
     data = _read(path, out)
     if data is None:
         return None
@@ -394,7 +398,7 @@ def _load_flow(path: Path, out: _Collector, script_ids: set[str], policy: dict[s
                     out.add(path, node.line_of("checklist"), f"flow node {node_id!r}: checklist must be a list of text")
                     continue
                 for sid in send:
-                    if sid not in script_ids:
+                    if script_ids is not None and sid not in script_ids:
                         out.add(path, node.line_of("send"), f"flow node {node_id!r}: script {sid!r} does not exist")
                 note = node.get("note", "")
                 edges[node_id] = []
@@ -458,9 +462,8 @@ def collect(kb_dir: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
         if texts and key not in texts:
             out.add(required["texts.yaml"], 1, f"missing text {key!r}")
     forbidden = _load_forbidden(required["forbidden.yaml"], out)
-    scripts, _ = _load_scripts(kb_dir, out, categories, platforms, policy, forbidden, texts)
+    scripts, script_ids = _load_scripts(kb_dir, out, categories, platforms, policy, forbidden, texts)
     flows: list[Flow] = []
-    script_ids = {s.id for s in scripts}
     seen_flows: dict[str, Path] = {}
     for path in sorted((kb_dir / "flows").glob("*.yaml")):
         flow = _load_flow(path, out, script_ids, policy)

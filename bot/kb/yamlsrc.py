@@ -86,6 +86,8 @@ def read_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in str(exc.problem or ""):
+            mark = exc.context_mark  # an unclosed quote or bracket: point at where it opened
         line = mark.line + 1 if mark is not None else 1
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise YamlProblem(line, f"YAML syntax error: {message}") from None
