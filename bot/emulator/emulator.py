@@ -99,6 +99,8 @@ class BotApiEmulator:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> BotApiEmulator:
+        if self._http is not None:
+            raise RuntimeError("the emulator is already running")
         self._closing.clear()
         self._http = HttpServer(build_app(self), self.host, self.port)
         self.port = await self._http.start()
@@ -190,11 +192,19 @@ class BotApiEmulator:
 
     async def _fault_delay(self, fault: Fault) -> None:
         delay = fault.delay or (TIMEOUT_DELAY if fault.kind == "timeout" else 0.0)
-        if delay > 0:
-            try:
-                await asyncio.wait_for(self._closing.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+        if delay <= 0:
+            return
+        hung = fault.kind == "timeout"
+        if hung:  # the client gives up on this request, so the bot is not busy with it
+            self._in_flight -= 1
+            await self._notify()
+        try:
+            await asyncio.wait_for(self._closing.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if hung:
+                self._in_flight += 1
 
     def handle_file_download(self, token: str, file_path: str) -> tuple[int, bytes, str]:
         if token != self.token:
