@@ -84,3 +84,23 @@ def test_every_shipped_script_renders_with_and_without_values(kb):
         filled = kb.render(script, {**sample, **{n: f"v_{n}" for n in script.variables}})
         assert "【" not in filled or "【" in script.body, script.id
         assert len(filled) <= 4096
+
+
+def test_a_shop_changes_its_policy_not_its_scripts(tmp_path):
+    """Editing policy.yaml changes every script body, flow question and note that uses it."""
+    import shutil
+
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(ROOT / "scripts_kb", kb_dir)
+    policy = kb_dir / "policy.yaml"
+    text = policy.read_text(encoding="utf-8")
+    text = text.replace("return_days: 7 ", "return_days: 15 ")
+    text = text.replace("quality_return_needs_supervisor: true", "quality_return_needs_supervisor: false")
+    policy.write_text(text, encoding="utf-8")
+    shop = load_kb(kb_dir)
+    assert shop.policy["return_days"] == 15
+    assert "15天无理由退货" in shop.render("ret_7day_rules")
+    labels = [c.label for f in shop.flows for n in f.nodes.values() for c in n.choices]
+    assert "15天内" in labels
+    assert "需主管同意" not in shop.get("qa_within_window").note
+    assert "需主管同意" in load_kb(ROOT / "scripts_kb").get("qa_within_window").note

@@ -72,6 +72,8 @@ def test_empty_and_noise_queries(kb):
     assert kb.search("   ") == []
     assert kb.search("1234567890123") == []
     assert not kb.is_good_match(next(iter(kb.search("asdfgh qwerty")), None))
+    for greeting in ("你好", "在吗", "哈哈哈"):
+        assert not kb.is_good_match(next(iter(kb.search(greeting)), None)), greeting
 
 
 def test_script_id_query_returns_that_script_first(kb):

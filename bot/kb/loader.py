@@ -243,6 +243,7 @@ def _check_script(
                 out.add(path, body_line + lineno - 1, f"{label}: policy.{name} is not in policy.yaml")
         if len(out.problems) == before:
             template = ENV.from_string(body)
+    note = _render_note(item, path, out, label, policy)
     script = Script(
         id=sid,
         title=item["title"].strip(),
@@ -251,7 +252,7 @@ def _check_script(
         phrasings=tuple(p.strip() for p in item["phrasings"]),
         body=body,
         variables=dict(variables),
-        note=item["note"].strip(),
+        note=note,
         related=tuple(item.get("related", ())),
         platforms=tuple(item.get("platforms", ())),
         error_marker=str(texts.get("render_error", "【!】")),
@@ -277,6 +278,29 @@ def _check_script(
                 out.add(path, body_line, f"{label}: forbidden phrase {hits[0]!r} in the body")
                 break
     return script if len(out.problems) == before else None
+
+
+def _render_note(item: MarkedDict, path: Path, out: _Collector, label: str, policy: dict[str, Any]) -> str:
+    """Notes may mention shop policy ({{ policy.compensation_cap }}元) and nothing else."""
+    note: str = item["note"]
+    if "{" not in note:
+        return note.strip()
+    note_line = text_start_line(item, "note")
+    try:
+        tree = ENV.parse(note)
+    except TemplateSyntaxError as exc:
+        out.add(path, note_line + (exc.lineno or 1) - 1, f"{label}: Jinja2 syntax error in note: {exc.message}")
+        return note.strip()
+    for name in sorted(meta.find_undeclared_variables(tree) - {"policy"}):
+        out.add(path, note_line, f"{label}: the note may only use policy values, not {name!r}")
+    for name, lineno in _policy_names_used(tree):
+        if name not in policy:
+            out.add(path, note_line + lineno - 1, f"{label}: policy.{name} is not in policy.yaml")
+    try:
+        return render_strict(note, {}, policy)
+    except Exception as exc:  # noqa: BLE001
+        out.add(path, note_line, f"{label}: note does not render: {exc}")
+        return note.strip()
 
 
 def _load_scripts(
