@@ -26,6 +26,15 @@ class Services:
     def tz(self):
         return self.settings.tz
 
+    def kb(self):
+        """The scripts knowledge base in service: loaded on first use, swapped by /kb_reload."""
+        kb = self.features.get("kb")
+        if kb is None:
+            from bot.kb import load_kb
+
+            kb = self.features["kb"] = load_kb(self.settings.kefu_kb_dir)
+        return kb
+
 
 async def build_services(settings: Settings, clock: Clock, db: Database | None = None) -> Services:
     db = db or await Database.open(settings.kefu_db_path)

@@ -31,10 +31,13 @@ def label(context: KefuContext, key: str, **values: Any) -> str:
 
 
 def button(context: KefuContext, key: str, data: str, **values: Any) -> InlineKeyboardButton:
-    """A callback button whose caption comes from labels.yaml `buttons.<key>`."""
+    """A callback button; its caption is the label `buttons.<key>`, or `key` itself when dotted
+    (feature labels such as `reminders.buttons.claim`). `context` may also be the Application."""
     if len(data.encode()) > CALLBACK_DATA_LIMIT:
         raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
-    return InlineKeyboardButton(label(context, f"buttons.{key}", **values), callback_data=data)
+    renderer = context.bot_data["services"].renderer
+    caption = renderer.label(key if "." in key else f"buttons.{key}", **values)
+    return InlineKeyboardButton(caption, callback_data=data)
 
 
 def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
