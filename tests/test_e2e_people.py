@@ -230,3 +230,19 @@ async def test_restart_keeps_people(kefu, team):
     await kefu.restart()
     assert "/invite" in (await kefu.say(SUPERVISOR, "/help"))["plain"]
     assert REFUSAL in (await kefu.say(STRANGER, "/help"))["plain"]
+
+
+async def test_an_internal_error_is_reported_to_the_user_and_admins_once(kefu, team, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("handlers.people.shifts_on", broken)
+    reply = await kefu.say(SUPERVISOR, "/agents")
+    assert "出错了" in reply["plain"]
+    alerts = [t for t in kefu.texts(ADMIN) if "机器人出错" in t]
+    assert len(alerts) == 1 and "RuntimeError" in alerts[0]
+    await kefu.say(SUPERVISOR, "/agents")
+    assert len([t for t in kefu.texts(ADMIN) if "机器人出错" in t]) == 1  # rate-limited
+    kefu.clock.advance(minutes=11)
+    await kefu.say(SUPERVISOR, "/agents")
+    assert len([t for t in kefu.texts(ADMIN) if "机器人出错" in t]) == 2
