@@ -56,7 +56,6 @@ COMMANDS: dict[str, CommandRule] = {
 #: Button callback data is "<prefix>:<args>"; the prefix decides the minimum role. Handlers
 #: re-check anything finer (e.g. that a handover item is still open).
 BUTTONS: dict[str, Role] = {
-    "me": Role.AGENT,  # profile edits
     "team": Role.SUPERVISOR,  # /agents paging and actions
     "kb": Role.AGENT,  # script menu, copies, related scripts
     "flow": Role.AGENT,  # /aftersale guided flow

@@ -30,7 +30,7 @@ class Role(IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, text: str) -> "Role":
+    def parse(cls, text: str) -> Role:
         try:
             return cls[text.strip().upper()]
         except KeyError:
@@ -64,7 +64,7 @@ class Person:
         return self.display_name or self.full_name or (f"@{self.username}" if self.username else str(self.tg_id))
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Person":
+    def from_row(cls, row: sqlite3.Row) -> Person:
         return cls(
             tg_id=row["tg_id"],
             username=row["username"],

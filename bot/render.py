@@ -8,7 +8,7 @@ Jinja2 snippets, looked up with `label("buttons.claim")` or `message("errors.adm
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo, UTC
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
@@ -78,7 +78,7 @@ class Renderer:
     def localtime(self, value: int | datetime | None, fmt: str = "%m-%d %H:%M") -> str:
         if value is None:
             return "-"
-        moment = datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float)) else value
+        moment = datetime.fromtimestamp(value, UTC) if isinstance(value, (int, float)) else value
         return moment.astimezone(self.tz).strftime(fmt)
 
     def role_label(self, role: Any) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 
 from telegram.ext import Application, CommandHandler
@@ -16,6 +17,7 @@ FEATURES: list[ModuleType] = [guard, ticker, start, people, errors, fallback]
 def register_all(app: Application) -> None:
     for feature in FEATURES:
         feature.register(app)
+    _mark_handled_updates(app)
     app.bot_data["registered_commands"] = {
         command
         for handlers in app.handlers.values()
@@ -23,6 +25,34 @@ def register_all(app: Application) -> None:
         if isinstance(handler, CommandHandler)
         for command in handler.commands
     }
+
+
+def _mark_handled_updates(app: Application) -> None:
+    """PTB runs one handler per group, so a fallback in a later group would also fire after a
+    feature answered. Every feature callback therefore marks the update handled when it
+    returns; fallbacks (and other catch-alls) check `was_handled(context)` first."""
+    for group, group_handlers in app.handlers.items():
+        if group < 0:
+            continue
+        for handler in group_handlers:
+            if getattr(handler.callback, "__module__", "") == fallback.__name__:
+                continue
+            handler.callback = _marking(handler.callback)
+
+
+def _marking(callback):
+    @functools.wraps(callback)
+    async def wrapper(update, context):
+        try:
+            return await callback(update, context)
+        finally:
+            context.handled = True
+
+    return wrapper
+
+
+def was_handled(context) -> bool:
+    return getattr(context, "handled", False)
 
 
 async def on_startup(app: Application) -> None:

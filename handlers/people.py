@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from telegram import ChatMember, Update
-from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler
+from telegram.ext import Application, ChatMemberHandler, CommandHandler
 
 from bot.app import KefuContext
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
-from handlers.common import answer_callback, arg_text, button, edit_or_send, keyboard, label, reply, reply_template, user_errors
+from handlers.common import answer_callback, arg_text, edit_or_send, reply_template, user_errors
 from handlers.menu import publish_personal_menu
 
 
@@ -121,16 +121,6 @@ async def deactivate(update: Update, context: KefuContext) -> None:
     await _set_active(update, context, False)
 
 
-@user_errors
-async def profile_button(update: Update, context: KefuContext) -> None:
-    """`me:refresh` re-renders the profile card (pressed from /me)."""
-    await answer_callback(update)
-    person = context.person
-    await edit_or_send(
-        update, context, context.svc.renderer.render("people/me.html", person=person, on_duty=_on_duty(context, person))
-    )
-
-
 async def membership_changed(update: Update, context: KefuContext) -> None:
     """A user blocking (or unblocking) the bot in private: remember, so pushes skip them."""
     change = update.my_chat_member
@@ -151,5 +141,4 @@ def register(app: Application) -> None:
         ("deactivate", deactivate),
     ):
         app.add_handler(CommandHandler(name, callback))
-    app.add_handler(CallbackQueryHandler(profile_button, pattern=r"^me:"))
     app.add_handler(ChatMemberHandler(membership_changed, ChatMemberHandler.MY_CHAT_MEMBER))

@@ -246,3 +246,22 @@ async def test_an_internal_error_is_reported_to_the_user_and_admins_once(kefu, t
     kefu.clock.advance(minutes=11)
     await kefu.say(SUPERVISOR, "/agents")
     assert len([t for t in kefu.texts(ADMIN) if "机器人出错" in t]) == 2
+
+
+async def test_stale_buttons_and_stray_text_get_one_answer(kefu, team):
+    sent = await kefu.app.bot.send_message(
+        AGENT, "x", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="kb:gone")]])
+    )
+    query = kefu.emu.press_button(AGENT, AGENT, sent.message_id, data="kb:gone")
+    await kefu.emu.wait_until_idle()
+    assert len([r for r in kefu.emu.requests("answerCallbackQuery") if r["params"]["callback_query_id"] == query]) == 1
+    before = len(kefu.emu.messages(AGENT))
+    kefu.emu.send_document(AGENT, "notes.bin", b"\x00\x01")
+    await kefu.emu.wait_until_idle()
+    assert len(kefu.emu.messages(AGENT)) == before + 1  # exactly one answer
+
+
+async def test_a_handled_update_gets_no_fallback_answer(kefu, team):
+    before = len(kefu.emu.messages(AGENT))
+    await kefu.say(AGENT, "/help")
+    assert len(kefu.emu.messages(AGENT)) == before + 1
