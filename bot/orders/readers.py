@@ -103,11 +103,11 @@ class ExportReader:
         return raw
 
     def _plain(self) -> Iterator[NormalizedOrder | RejectedRow]:
-        map_row, cols, ctx = self.format.map_row, self.columns, self.context
+        read, pad = self.format.row_reader(self.columns, self.context), self.columns.pad
         for line, cells in self._rows:
             self.rows_read += 1
             try:
-                order = map_row(cols.getter(cells), cols, ctx)
+                order = read(pad(cells))
             except RowError as error:
                 yield self.reject(line, cells, error)
                 continue
@@ -118,18 +118,20 @@ class ExportReader:
 
     def _grouped(self) -> Iterator[NormalizedOrder | RejectedRow]:
         """Merge item rows into their order; rows of one order are adjacent in practice."""
-        map_row, cols, ctx = self.format.map_row, self.columns, self.context
+        read, pad = self.format.row_reader(self.columns, self.context), self.columns.pad
+        sub_order = self.columns.at("sub_order_no")
         groups: dict[str, _Group] = {}
         for line, cells in self._rows:
             self.rows_read += 1
-            get = cols.getter(cells)
+            cells = pad(cells)
+            failure: RowError | None = None
             try:
-                order = map_row(get, cols, ctx)
+                order = read(cells)
             except RowError as error:
                 if error.order_no is None:
                     yield self.reject(line, cells, error)
                     continue
-                key, order = error.order_no, None
+                key, order, failure = error.order_no, None, error
             else:
                 if order is None:
                     self.skipped += 1
@@ -140,9 +142,9 @@ class ExportReader:
                 group = groups[key] = _Group(key)
                 if len(groups) > GROUP_WINDOW:
                     yield from self._emit(groups.pop(next(iter(groups))))
-            if order is None:
-                group.failed.append((line, cells, error))
-            elif not group.add(line, cells, order, clean_text(get("sub_order_no"))):
+            if failure is not None:
+                group.failed.append((line, cells, failure))
+            elif not group.add(line, cells, order, clean_text(cells[sub_order])):
                 self.skipped += 1
         for group in groups.values():
             yield from self._emit(group)
@@ -150,10 +152,10 @@ class ExportReader:
     def _emit(self, group: "_Group") -> Iterator[NormalizedOrder | RejectedRow]:
         if group.failed:
             # Never import half an order: its good item rows are rejected with the bad ones.
-            for line, cells, error in group.failed:
+            sibling = RowError("sibling_rejected", "", group.order_no)
+            rows = [*group.failed, *((line, cells, sibling) for line, cells, _ in group.rows)]
+            for line, cells, error in sorted(rows, key=lambda r: r[0]):
                 yield self.reject(line, cells, error)
-            for line, cells, _ in group.rows:
-                yield self.reject(line, cells, RowError("sibling_rejected", "", group.order_no))
             return
         yield merge_items([order for _, _, order in group.rows], self.format.amount_rule)
 
@@ -376,17 +378,36 @@ def _delimiter(head: bytes, encoding: str) -> str:
     return "\t" if first_line.count(b"\t") > first_line.count(b",") else ","
 
 
+class _DamageGuard(io.RawIOBase):
+    """Passes the file's bytes through, failing on an encoded U+FFFD.
+
+    A replacement character can only be in the bytes if some tool already damaged the text
+    while converting it; checking the raw chunks costs nothing next to checking every line.
+    """
+
+    def __init__(self, raw: BinaryIO, encoding: str, filename: str) -> None:
+        self._raw = raw
+        self._mark = "\ufffd".encode("utf-8" if encoding.startswith("utf-8") else encoding)
+        self._tail = b""
+        self._filename = filename
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        if self._mark in self._tail + data[: len(self._mark)] or self._mark in data:
+            raise NotAnExport("bad_encoding", filename=self._filename)
+        self._tail = (self._tail + data)[1 - len(self._mark) :]
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _csv_rows(binary: BinaryIO, encoding: str, delimiter: str, filename: str) -> Iterator[Row]:
     """Non-blank CSV rows with their line numbers. A decoding failure anywhere is fatal."""
-    stream = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
-
-    def checked_lines() -> Iterator[str]:
-        for line in stream:
-            if "\ufffd" in line:
-                raise NotAnExport("bad_encoding", filename=filename)
-            yield line
-
-    reader = csv.reader(checked_lines(), delimiter=delimiter)
+    guarded = io.BufferedReader(_DamageGuard(binary, encoding, filename), buffer_size=1 << 16)
+    stream = io.TextIOWrapper(guarded, encoding=encoding, errors="strict", newline="")
+    reader = csv.reader(stream, delimiter=delimiter)
     try:
         for cells in reader:
             if any(cells):
@@ -395,8 +416,6 @@ def _csv_rows(binary: BinaryIO, encoding: str, delimiter: str, filename: str) ->
         raise NotAnExport("bad_encoding", filename=filename) from None
     except csv.Error:
         raise NotAnExport("binary", filename=filename) from None
-    finally:
-        stream.detach()
 
 
 def _open_workbook(binary: BinaryIO, filename: str):

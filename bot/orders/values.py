@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from bot.orders.model import PLATFORMS, STATUS_RANK
@@ -43,18 +43,23 @@ class RowError(Exception):
 
 def clean_text(value: object) -> str:
     """A cell as plain text: blanks, `="…"`, a leading `'`, and empty markers removed."""
-    if value is None:
+    if value.__class__ is str:
+        text = value.strip(_BLANKS)  # type: ignore[union-attr]
+    elif value is None:
         return ""
-    if not isinstance(value, str):
-        if isinstance(value, float) and value.is_integer():
-            value = str(int(value))
-        else:
-            value = str(value)
-    text = value.strip(_BLANKS)
-    if text.startswith('="') and text.endswith('"') and len(text) >= 3:
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    else:
+        text = str(value).strip(_BLANKS)
+    if not text or text in EMPTY_MARKERS:
+        return ""
+    first = text[0]
+    if first == "=" and text.startswith('="') and text.endswith('"') and len(text) >= 3:
         text = text[2:-1].strip(_BLANKS)
-    elif text.startswith("'"):
+    elif first == "'":
         text = text[1:].strip(_BLANKS)
+    else:
+        return text
     return "" if text in EMPTY_MARKERS else text
 
 
@@ -69,7 +74,10 @@ def parse_order_no(value: object, column: str) -> str:
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         raise RowError("mangled_number", column, repr(value))
-    text = clean_text(value).strip("\"'=").strip(_BLANKS)
+    text = clean_text(value)
+    if text.isdigit() and text.isascii():
+        return text
+    text = text.strip("\"'=").strip(_BLANKS)
     if not text:
         raise RowError("missing_order_no", column)
     if _SCIENTIFIC.match(text) or _DECIMAL_ID.match(text):
@@ -79,35 +87,82 @@ def parse_order_no(value: object, column: str) -> str:
     return text
 
 
-def parse_time(value: object, tz: tzinfo, column: str) -> datetime | None:
-    """An aware UTC datetime; times without a zone are in the shop's zone. Date-only is refused."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        local = value if value.tzinfo is not None else value.replace(tzinfo=tz)
-        return local.astimezone(UTC).replace(microsecond=0)
-    if isinstance(value, (date, int, float)):  # a bare date or an unformatted Excel serial
+class TimeParser:
+    """Reads the time cells of one file: aware UTC datetimes; zone-less times are in `tz`.
+
+    Formats: `yyyy-MM-dd HH:mm[:ss]` and ISO 8601 (with or without offset) through the C
+    `fromisoformat`, Excel's `yyyy/M/d H:mm[:ss]`, and datetime cells. A bare date or an
+    unformatted Excel serial number is refused (the time of day would be a guess).
+    The zone's UTC offset is cached per quarter hour of local time: a million rows convert in
+    well under a second, and every tz database transition falls on a quarter hour.
+    """
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._offsets: dict[int, object] = {}
+
+    def localize(self, naive: datetime) -> datetime:
+        key = naive.toordinal() * 96 + naive.hour * 4 + naive.minute // 15
+        offset = self._offsets.get(key)
+        if offset is None:
+            offset = self._offsets[key] = naive.replace(tzinfo=self.tz).utcoffset()
+        u = naive - offset  # type: ignore[operator]
+        # The positional constructor is 4x faster than .replace(tzinfo=...); drops microseconds.
+        return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, 0, UTC)
+
+    def __call__(self, value: object, column: str) -> datetime | None:
+        if value is None:
+            return None
+        if value.__class__ is not str:
+            return self._non_text(value, column)
+        text = value.strip(_BLANKS)  # type: ignore[union-attr]
+        if not text or text in EMPTY_MARKERS:
+            return None
+        if text[0] in "='":
+            text = clean_text(text)
+            if not text:
+                return None
+        moment = None
+        if len(text) > 10 and text[4] == "-" and ":" in text:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                moment = None
+        if moment is None:
+            moment = self._slow(text, column)
+        if moment.tzinfo is None:
+            return self.localize(moment)
+        moment = moment.astimezone(UTC)
+        return moment.replace(microsecond=0) if moment.microsecond else moment
+
+    def _slow(self, text: str, column: str) -> datetime:
+        match = _LOCAL_TIME.match(text)
+        try:
+            if match:
+                y, mo, d, h, mi, s = match.groups()
+                return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0))
+            if ":" not in text:
+                raise ValueError(text)
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise RowError("bad_time", column, text) from None
+
+    def _non_text(self, value: object, column: str) -> datetime:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return self.localize(value)
+            return value.astimezone(UTC).replace(microsecond=0)
+        # a bare date, an unformatted Excel serial number, anything else
         raise RowError("bad_time", column, value)
-    text = clean_text(value)
-    if not text:
-        return None
-    match = _LOCAL_TIME.match(text)
-    try:
-        if match:
-            y, mo, d, h, mi, s = match.groups()
-            local = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=tz)
-            return local.astimezone(UTC)
-        if ":" not in text:
-            raise ValueError(text)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise RowError("bad_time", column, text) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def parse_time(value: object, tz: tzinfo, column: str) -> datetime | None:
+    """One-off form of TimeParser (readers keep one parser per file for its offset cache)."""
+    return TimeParser(tz)(value, column)
 
 
 _CENT = Decimal("0.01")
+_PLAIN_AMOUNT = re.compile(r"^\d{1,12}(?:\.\d{1,2})?$")
 
 
 def parse_amount(value: object, column: str) -> Decimal | None:
@@ -124,6 +179,9 @@ def parse_amount(value: object, column: str) -> Decimal | None:
         text = clean_text(value)
         if not text:
             return None
+        if _PLAIN_AMOUNT.match(text):
+            amount = Decimal(text)
+            return amount if text[-3:-2] == "." else amount.quantize(_CENT)
         text = text.replace(",", "").replace("元", "").replace("¥", "").replace("￥", "").strip()
         if "e" in text.lower():
             raise RowError("bad_amount", column, value)
@@ -183,11 +241,18 @@ def _status_table() -> dict[str, str]:
 STATUS_TABLE = _status_table()
 
 
+_STATUS_SEEN: dict[str, str] = {}
+
+
 def parse_status(raw: str, column: str) -> str:
     """The normalised status code of an export's status text (or of a code itself)."""
-    code = STATUS_TABLE.get(status_key(raw)) if raw else None
+    code = _STATUS_SEEN.get(raw)
     if code is None:
-        raise RowError("unknown_status", column, raw)
+        code = STATUS_TABLE.get(status_key(raw)) if raw else None
+        if code is None:
+            raise RowError("unknown_status", column, raw)
+        if len(_STATUS_SEEN) < 10_000:
+            _STATUS_SEEN[raw] = code
     return code
 
 
@@ -207,13 +272,17 @@ def after_sale_open(value: object) -> bool:
     return bool(text) and status_key(text) not in _NO_REFUND
 
 
+_ZERO = frozenset({"0", "0.0", "0.00", "0元", "0.00元"})
+
+
 def refund_amount_open(value: object, column: str) -> bool:
     """退款金额 > 0 means a refund exists; 千牛 writes 无退款申请 for none."""
     text = clean_text(value)
-    if not text or status_key(text) in _NO_REFUND:
+    if not text or text in _ZERO:
         return False
-    amount = parse_amount(value, column)
-    return bool(amount)
+    if not text[0].isdigit() and status_key(text) in _NO_REFUND:
+        return False
+    return bool(parse_amount(text, column))
 
 
 _YES = frozenset({"1", "true", "yes", "y", "是", "t"})
@@ -257,7 +326,10 @@ def parse_platform(value: object, column: str, default: str | None) -> str:
 
 def tracking_number(value: object) -> str:
     """物流单号 without the `No:` prefix Taobao puts in front of each number."""
-    return _TRACKING_PREFIX.sub("", clean_text(value)).strip(_BLANKS)
+    text = clean_text(value)
+    if ":" not in text and "：" not in text:
+        return text
+    return _TRACKING_PREFIX.sub("", text).strip(_BLANKS)
 
 
 assert set(STATUS_TABLE.values()) == set(STATUS_RANK)

@@ -1,0 +1,200 @@
+"""HTTP intake for ERPs: `POST /api/orders` (JSON array or NDJSON) and `GET /api/health`.
+
+The bot process serves this app in its own event loop (`serve_api`) when KEFU_API_TOKEN and
+KEFU_API_PORT are set. Every push is all-or-nothing: one unreadable item and the answer is 400
+with the reason for each bad item, and nothing is written. Items use the generic columns
+(`platform, order_no, shop, status, created_at, paid_at, shipped_at, amount, buyer`, plus the
+optional `status_raw, refunding, presale, item_title, tracking_no, carrier`): the same fields
+`NormalizedOrder.to_json` and `kefu import --json` produce, so their output can be pushed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.orders import text
+from bot.orders.formats import GENERIC_ALIASES, GENERIC_FIELDS, Columns, ReadContext, RowReader, generic_rows
+from bot.orders.importer import upsert_orders
+from bot.orders.model import NormalizedOrder, RejectedRow
+from bot.orders.values import RowError
+
+_GENERIC_COLUMNS = Columns(list(GENERIC_FIELDS), GENERIC_ALIASES)
+
+
+class BodyError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def record_reader(ctx: ReadContext) -> RowReader:
+    return generic_rows(_GENERIC_COLUMNS, ctx)
+
+
+def order_from_record(record: Any, read: RowReader, position: int) -> NormalizedOrder | RejectedRow:
+    """One pushed item → a normalised order, or the reason it cannot be one."""
+    if not isinstance(record, dict):
+        return RejectedRow(position, "not_an_object", text.row_error("not_an_object"), {})
+    order_no = record.get("order_no")
+    if isinstance(order_no, float):
+        error = RowError("mangled_number", "order_no", order_no)  # a JSON number lost the digits
+    else:
+        try:
+            return read(_GENERIC_COLUMNS.pad([record.get(name) for name in GENERIC_FIELDS]))
+        except RowError as exc:
+            error = exc
+    raw = {k: str(v) for k, v in record.items() if v is not None}
+    return RejectedRow(position, error.reason_code, text.row_error(error.reason_code, error.column, error.value), raw)
+
+
+def parse_body(body: bytes) -> list[Any]:
+    """A JSON array, a single JSON object, or NDJSON (one object per line)."""
+    try:
+        content = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BodyError("bad_encoding") from None
+    content = content.strip()
+    if not content:
+        raise BodyError("empty_body")
+    if content.startswith("["):
+        try:
+            items = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise BodyError("malformed_json", f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        if not isinstance(items, list):
+            raise BodyError("malformed_json", "not an array")
+        return items
+    items = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == 1:
+                # Perhaps one pretty-printed object rather than NDJSON.
+                try:
+                    return [json.loads(content)]
+                except json.JSONDecodeError:
+                    pass
+            raise BodyError("malformed_json", f"line {number}: {exc.msg}") from None
+    return items
+
+
+def _authorized(request: Request, token: str) -> bool:
+    if not token:
+        return False  # no token configured: the endpoint accepts nobody
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
+
+def _error(status: int, reason: str, **extra: Any) -> JSONResponse:
+    params = {k: extra.pop(k) for k in ("detail", "max_mb") if k in extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": reason, "message": text.api_error(reason, **params), **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_api_app(db: Database, settings: Any, clock: Clock) -> Starlette:
+    """The Starlette app; `settings` needs kefu_api_token, kefu_import_max_mb and tz."""
+    token = settings.kefu_api_token
+    max_bytes = settings.kefu_import_max_mb * 2**20
+    tz = settings.tz
+
+    async def health(request: Request) -> JSONResponse:
+        await db.fetchone("SELECT 1")
+        return JSONResponse({"status": "ok"})
+
+    async def post_orders(request: Request) -> JSONResponse:
+        if not _authorized(request, token):
+            return _error(401, "unauthorized")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                return _error(413, "body_too_large", max_mb=settings.kefu_import_max_mb)
+        try:
+            records = parse_body(bytes(body))
+        except BodyError as exc:
+            return _error(400, exc.reason, detail=exc.detail)
+        read = record_reader(ReadContext(tz=tz))
+        orders, errors = [], []
+        for position, record in enumerate(records, start=1):
+            item = order_from_record(record, read, position)
+            if isinstance(item, RejectedRow):
+                errors.append({"index": position - 1, **item.to_json()})
+            else:
+                orders.append(item)
+        if errors:
+            return _error(400, "invalid_orders", errors=errors, received=len(records))
+        counts = await upsert_orders(db, orders, clock=clock, source="api")
+        return JSONResponse(
+            {
+                "received": len(records),
+                "inserted": counts.inserted,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/api/health", health, methods=["GET"]),
+            Route("/api/orders", post_orders, methods=["POST"]),
+        ]
+    )
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn inside the bot's event loop: leaves signal handling to the bot."""
+
+    task: asyncio.Task | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # uvicorn would otherwise take over SIGINT/SIGTERM
+        yield
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+async def serve_api(app: Starlette, host: str, port: int) -> ApiServer:
+    """Start uvicorn as a task in the CURRENT loop and return once it listens (port 0: any free port).
+
+    Stop it with `await server.stop()`. Raises OSError when the address cannot be bound.
+    """
+    config = uvicorn.Config(
+        app, host=host, port=port, lifespan="off", log_config=None, access_log=False, log_level="warning"
+    )
+    server = ApiServer(config)
+    server.task = asyncio.create_task(server.serve(), name="kefu-api")
+    while not server.started:
+        if server.task.done():
+            try:
+                server.task.result()
+            except SystemExit:  # uvicorn exits on a bind failure
+                raise OSError(f"cannot listen on {host}:{port}") from None
+            raise OSError(f"API server stopped while starting on {host}:{port}")
+        await asyncio.sleep(0.01)
+    return server
