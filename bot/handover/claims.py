@@ -1,0 +1,49 @@
+"""Integration point with the reminders feature (issue 5): the reminders someone claimed and
+has not finished, listed in their pre-end handover prompt.
+
+The reminders feature provides `async def open_claims(db, tg_id) -> list` in `bot.reminders`.
+Until it exists (or if it fails) the prompt simply lists no claims; nothing here reads the
+reminders tables directly, so their schema stays theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimRef:
+    order_no: str
+    kind: str  # the reminder's kind code as the reminders feature names it ('' if unknown)
+
+
+def _field(claim: Any, *names: str) -> str:
+    for name in names:
+        value = claim.get(name) if isinstance(claim, dict) else getattr(claim, name, None)
+        if value is None and not isinstance(claim, dict):
+            try:
+                value = claim[name]  # sqlite3.Row
+            except (KeyError, IndexError, TypeError):
+                value = None
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
+async def claimed_reminders(db: Database, tg_id: int) -> list[ClaimRef]:
+    try:
+        from bot.reminders import open_claims  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    try:
+        claims = await open_claims(db, tg_id)
+    except Exception:  # their bug must not stop the shift-change prompt
+        log.exception("reminders.open_claims failed for %s", tg_id)
+        return []
+    return [ClaimRef(_field(c, "order_no"), _field(c, "kind", "type")) for c in claims or ()]
