@@ -25,7 +25,14 @@ from starlette.routing import Route
 from bot.clock import Clock
 from bot.db import Database
 from bot.orders import text
-from bot.orders.formats import GENERIC_ALIASES, GENERIC_FIELDS, Columns, ReadContext, RowReader, generic_rows
+from bot.orders.formats import (
+    GENERIC_ALIASES,
+    GENERIC_FIELDS,
+    Columns,
+    ReadContext,
+    RowReader,
+    generic_rows,
+)
 from bot.orders.importer import upsert_orders
 from bot.orders.model import NormalizedOrder, RejectedRow
 from bot.orders.values import RowError
@@ -188,13 +195,18 @@ async def serve_api(app: Starlette, host: str, port: int) -> ApiServer:
         app, host=host, port=port, lifespan="off", log_config=None, access_log=False, log_level="warning"
     )
     server = ApiServer(config)
-    server.task = asyncio.create_task(server.serve(), name="kefu-api")
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            # uvicorn calls sys.exit() when it cannot bind; in a task that would stop the bot.
+            raise OSError(f"cannot listen on {host}:{port}") from None
+
+    server.task = asyncio.create_task(run(), name="kefu-api")
     while not server.started:
         if server.task.done():
-            try:
-                server.task.result()
-            except SystemExit:  # uvicorn exits on a bind failure
-                raise OSError(f"cannot listen on {host}:{port}") from None
+            server.task.result()  # raises the OSError
             raise OSError(f"API server stopped while starting on {host}:{port}")
         await asyncio.sleep(0.01)
     return server

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from operator import itemgetter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Callable, Sequence
+from operator import itemgetter
 
 from bot.orders.model import NormalizedOrder, mask_phone
 from bot.orders.values import (

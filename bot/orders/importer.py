@@ -22,18 +22,25 @@ import asyncio
 import csv
 import io
 import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from itertools import islice
-from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import aiosqlite
 
 from bot.clock import Clock, from_ts, to_ts
 from bot.db import Database
 from bot.orders import text
-from bot.orders.model import PLATFORMS, STATUS_RANK, NormalizedOrder, RejectedRow, mask_phone
+from bot.orders.model import (
+    PLATFORMS,
+    STATUS_RANK,
+    NormalizedOrder,
+    RejectedRow,
+    mask_phone,
+)
 from bot.orders.readers import ExportReader, NotAnExport, Source, open_export
 
 BATCH_SIZE = 2000
@@ -421,7 +428,7 @@ class StoredOrder:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Any) -> "StoredOrder":
+    def from_row(cls, row: Any) -> StoredOrder:
         def moment(ts: int | None) -> datetime | None:
             return None if ts is None else from_ts(ts)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -89,7 +89,7 @@ class RejectedRow:
 def iso_time(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(tz or timezone.utc).isoformat()
+    return moment.astimezone(tz or UTC).isoformat()
 
 
 def mask_phone(text: str) -> str:

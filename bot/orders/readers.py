@@ -13,13 +13,21 @@ import csv
 import io
 import os
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import BinaryIO, Self
 
 from bot.orders import text
-from bot.orders.formats import Columns, ExportFormat, ItemReport, ReadContext, detect_format, normalize_header
+from bot.orders.formats import (
+    Columns,
+    ExportFormat,
+    ItemReport,
+    ReadContext,
+    detect_format,
+    normalize_header,
+)
 from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow
 from bot.orders.values import RowError, clean_text
 
@@ -79,7 +87,7 @@ class ExportReader:
             self._done = True
             self._close()
 
-    def __enter__(self) -> "ExportReader":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -149,7 +157,7 @@ class ExportReader:
         for group in groups.values():
             yield from self._emit(group)
 
-    def _emit(self, group: "_Group") -> Iterator[NormalizedOrder | RejectedRow]:
+    def _emit(self, group: _Group) -> Iterator[NormalizedOrder | RejectedRow]:
         if group.failed:
             # Never import half an order: its good item rows are rejected with the bad ones.
             sibling = RowError("sibling_rejected", "", group.order_no)
@@ -238,7 +246,7 @@ def _open_binary(source: Source) -> tuple[BinaryIO, int]:
         data = bytes(source)
         return io.BytesIO(data), len(data)
     if isinstance(source, (str, Path)):
-        handle = open(source, "rb")
+        handle = open(source, "rb")  # noqa: SIM115 - the reader owns it and closes it
         return handle, os.fstat(handle.fileno()).st_size
     position = source.tell()
     size = source.seek(0, io.SEEK_END) - position
@@ -419,9 +427,10 @@ def _csv_rows(binary: BinaryIO, encoding: str, delimiter: str, filename: str) ->
 
 
 def _open_workbook(binary: BinaryIO, filename: str):
+    from zipfile import BadZipFile
+
     import openpyxl  # imported here: CSV-only processes never pay for it
     from openpyxl.utils.exceptions import InvalidFileException
-    from zipfile import BadZipFile
 
     try:
         with warnings.catch_warnings():

@@ -9,7 +9,7 @@ a macro call costs microseconds, which matters when a mangled file rejects thous
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from functools import cache
 from typing import Any
 
@@ -18,7 +18,7 @@ from bot.render import Renderer
 
 @cache
 def _environment():
-    return Renderer(timezone.utc).env
+    return Renderer(UTC).env
 
 
 @cache

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from bot.orders.model import PLATFORMS, STATUS_RANK
 
-UTC = timezone.utc
 _BLANKS = " \t\r\n\u00a0\u3000\ufeff\u200b"
 #: How the exports say "nothing here".
 EMPTY_MARKERS = frozenset({"", "null", "NULL", "Null", "-", "--", "—", "#NULL!", "#N/A", "N/A", "nan", "NaN", "None"})
