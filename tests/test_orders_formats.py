@@ -340,3 +340,18 @@ async def test_every_format_imports_into_the_database(db, clock):
     assert stored.platform == "douyin" and stored.amount == Decimal("1349.00")
     row = await db.fetchone("SELECT count(*) AS n FROM orders")
     assert row["n"] == 7 + 4 + 5 + 6 + 4 + 3
+
+
+def test_committed_fixtures_match_their_generator():
+    """The CSV/text fixtures are exactly what make_fixtures.py writes (XLSX zips carry timestamps)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (FIXTURES / "ExportOrderList202611221500.csv").read_bytes() == module.taobao_legacy_newer().encode("gbk")
+    assert (FIXTURES / "douyin_orders.csv").read_bytes() == module.douyin_csv().encode("utf-8")
+    assert (FIXTURES / "pinduoduo_orders.csv").read_bytes() == b"\xef\xbb\xbf" + module.pdd_csv().encode("utf-8")
+    assert (FIXTURES / "jd_orders.csv").read_bytes() == module.jd_csv().encode("gbk")
+    assert (FIXTURES / "generic_orders.csv").read_bytes() == module.generic_csv().encode("utf-8")
+    assert (FIXTURES / "picture.png").read_bytes() == module.png_bytes()

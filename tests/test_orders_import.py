@@ -253,3 +253,16 @@ async def test_json_of_an_order_has_offsets_in_the_shop_zone():
     data = order(shipped_at=None).to_json(SHANGHAI)
     assert data["created_at"] == "2026-11-22T09:00:00+08:00"
     assert data["shipped_at"] is None and data["amount"] == "59.00" and data["order_no"] == "T-1"
+
+
+async def test_rejected_details_are_capped_but_counted(db, clock, monkeypatch):
+    from bot.orders import importer
+
+    monkeypatch.setattr(importer, "REJECTED_KEPT", 3)
+    lines = ["order_no,status"] + [f"{i}.5E+18,shipped" for i in range(10)] + ["OK-1,shipped"]
+    summary = await run_import(db, clock, "\n".join(lines).encode(), batch_size=4)
+    assert summary.rejected_count == 10 and len(summary.rejected) == 3 and summary.inserted == 1
+    assert summary.to_json()["rejected"] == 10
+    assert "拒收 10" in summary.text_zh() and "列出前 3 行" in summary.text_zh(limit=2)
+    row = await db.fetchone("SELECT rejected FROM import_batches")
+    assert row["rejected"] == 10

@@ -4,6 +4,19 @@ Columns are found BY NAME through alias tables (sellers choose and reorder colum
 exports), never by position. Header names are compared after `normalize_header`, which removes
 what Excel and the back-ends add around them: trailing and full-width spaces, NBSP, a BOM,
 `=`, quotes and line breaks. See /work/shared/domain/order-exports.md for the sources.
+
+Generic CSV (anything else, e.g. an ERP export), UTF-8 or GBK, header names case-insensitive:
+    platform, order_no, shop, status, created_at, paid_at, shipped_at, amount, buyer
+  optional: status_raw, refunding, presale, item_title, tracking_no, carrier
+- order_no and status are required; a blank platform uses --platform (else `other`); platform
+  also accepts tmall/淘宝/天猫/抖音/抖店/pdd/拼多多/京东.
+- status: unpaid, paid_unshipped, partially_shipped, shipped, completed, closed, or any status
+  wording the platform readers know (交易成功, 待发货, 等待出库, WAIT_SELLER_SEND_GOODS, …).
+- times: ISO 8601; with an offset or Z they are taken as given, without one they are in the
+  shop's zone (KEFU_TIMEZONE). `yyyy/M/d H:mm` is accepted too. A bare date is refused.
+- amount: a decimal with at most two places (thousands separators, 元 and ¥ allowed).
+- refunding / presale: 1/0, true/false, yes/no, 是/否 (empty = 0).
+The HTTP endpoint takes the same fields as JSON items.
 """
 
 from __future__ import annotations
@@ -401,10 +414,12 @@ def generic_rows(cols: Columns, ctx: ReadContext) -> RowReader:
 
 TAOBAO_LEGACY = ExportFormat("taobao_legacy", "taobao", TAOBAO_ALIASES, taobao_rows)
 TAOBAO_QIANNIU = ExportFormat("taobao_qianniu", "taobao", TAOBAO_ALIASES, taobao_rows)
-# Douyin: 订单应付金额 is read as the sub-order's own amount and summed [U: unverified, see report].
+# Douyin: 订单应付金额 is taken to be each 子订单's own amount, so they are summed. [U] not verified
+# against a real export (order-exports.md §2.1 lists the column, not its level).
 DOUYIN = ExportFormat("douyin", "douyin", DOUYIN_ALIASES, douyin_rows, group_by_order=True, amount_rule="sum")
 PINDUODUO = ExportFormat("pinduoduo", "pinduoduo", PINDUODUO_ALIASES, pinduoduo_rows)
-# JD: one row per SKU; 应付金额 is the order's and repeats on each row, so the first is kept.
+# JD: one row per SKU; 应付金额 is taken to be the order's, repeated on each row, so the first is
+# kept. [U] not verified either.
 JD = ExportFormat("jd", "jd", JD_ALIASES, jd_rows, group_by_order=True, amount_rule="first")
 GENERIC = ExportFormat("generic", None, GENERIC_ALIASES, generic_rows, lower_headers=True)
 FORMATS = {f.name: f for f in (TAOBAO_LEGACY, TAOBAO_QIANNIU, DOUYIN, PINDUODUO, JD, GENERIC)}

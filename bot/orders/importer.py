@@ -44,6 +44,7 @@ from bot.orders.model import (
 from bot.orders.readers import ExportReader, NotAnExport, Source, open_export
 
 BATCH_SIZE = 2000
+REJECTED_KEPT = 20_000
 PROGRESS_EVERY = 10_000
 
 Progress = Callable[[int], Awaitable[Any]]
@@ -191,7 +192,10 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0  # rows deliberately left out: JD "(删除)" rows, repeated sub-order rows
+    #: The rejected rows with reasons, the first REJECTED_KEPT of them (a file re-saved by Excel
+    #: can reject every one of a million rows; their details would not fit in memory).
     rejected: list[RejectedRow] = field(default_factory=list)
+    rejected_count: int = 0  # all rejected rows, kept or not
     dry_run: bool = False
     batch_id: int | None = None
     #: Orders now due for a reminder; filled in by the reminders feature, None until then.
@@ -202,7 +206,10 @@ class ImportSummary:
         return self.inserted + self.updated + self.unchanged
 
     def rejected_csv(self) -> bytes:
-        """All rejected rows with their reasons and original cells, as a UTF-8-BOM CSV (opens in Excel)."""
+        """The rejected rows with their reasons and original cells, as a UTF-8-BOM CSV (opens in Excel).
+
+        All of them up to REJECTED_KEPT; `rejected_count` says how many there were in all.
+        """
         extra: dict[str, None] = {}
         for row in self.rejected:
             extra.update(dict.fromkeys(row.raw))
@@ -225,7 +232,7 @@ class ImportSummary:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "skipped": self.skipped,
-            "rejected": len(self.rejected),
+            "rejected": self.rejected_count,
             "rejected_rows": [r.to_json() for r in rejected],
             "dry_run": self.dry_run,
             "batch_id": self.batch_id,
@@ -323,7 +330,9 @@ async def import_file(
             await writer.begin()
             next_progress = progress_every
             while (batch := await batches.next()) is not None:
-                summary.rejected.extend(batch.rejected)
+                summary.rejected_count += len(batch.rejected)
+                if len(summary.rejected) < REJECTED_KEPT:
+                    summary.rejected.extend(batch.rejected[: REJECTED_KEPT - len(summary.rejected)])
                 if on_order is not None:
                     for order in batch.orders:
                         on_order(order)
@@ -346,7 +355,7 @@ async def import_file(
                 inserted=summary.inserted,
                 updated=summary.updated,
                 unchanged=summary.unchanged,
-                rejected=len(summary.rejected),
+                rejected=summary.rejected_count,
                 skipped=summary.skipped,
                 created_at=now,
                 actor=actor,

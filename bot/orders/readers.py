@@ -28,14 +28,16 @@ from bot.orders.formats import (
     detect_format,
     normalize_header,
 )
-from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow
+from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow, mask_phone
 from bot.orders.values import RowError, clean_text
 
 Source = str | Path | bytes | bytearray | memoryview | BinaryIO
 
 HEAD_BYTES = 256 * 1024
 HEADER_SEARCH_ROWS = 10
-#: Orders of a grouped format (Douyin, JD) kept open while their item rows stream by.
+#: Orders of a grouped format (Douyin, JD) kept open while their item rows stream by. Exports list
+#: an order's item rows together; if one came back after 2000 other orders, that part would be
+#: emitted as a second order and merged by the upsert (its amount replacing the first part's).
 GROUP_WINDOW = 2000
 
 _BINARY_MAGIC = (
@@ -105,9 +107,12 @@ class ExportReader:
         """The row's cells by header name, minus addresses, phones and real names (the rejected-rows
         CSV goes back into a chat)."""
         raw = {}
-        for name, cell in zip(self.header, cells):
-            if cell is not None and cell != "" and not any(mark in name for mark in PERSONAL_COLUMN_MARKS):
-                raw.setdefault(name or "?", str(cell))
+        order_no_at = self.columns.at("order_no")
+        for i, (name, cell) in enumerate(zip(self.header, cells)):
+            if cell is None or cell == "" or any(mark in name for mark in PERSONAL_COLUMN_MARKS):
+                continue
+            value = str(cell)
+            raw.setdefault(name or "?", value if i == order_no_at else mask_phone(value))
         return raw
 
     def _plain(self) -> Iterator[NormalizedOrder | RejectedRow]:
