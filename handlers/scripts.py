@@ -1,0 +1,765 @@
+"""Reply scripts (话术) in Telegram: /s search and category menu, script messages, pasted buyer
+messages, /aftersale guided flows, inline mode, /kb_reload and /kb_stats.
+
+Callback data (prefix `kb`, agent+; all ≤ 64 bytes, stateless so old buttons keep working):
+  kb:m[:<order>]                 category menu (edits the message)
+  kb:c:<code>[:<order>]          scripts of one category (edits the message)
+  kb:o:<src>:<script>[:<order>]  open a script as a new message, filled with the order if given;
+                                 src says where it was opened from, for the usage stats
+  kb:u:<script>                  "用了这条": counts one copy and removes that button
+Flows (prefix `flow`): `flow:m` stage menu; `flow:g:<flow>:<path>` where path is the chosen
+choice indices from the start node, one character each, so "back" is the path minus one.
+
+Other features open a filled script with `open_button(...)` / `open_data(...)` (a button) or
+`send_script(...)`, or build the message themselves with `script_message(...)`.
+
+A copy is counted when the agent presses "✅ 用了这条" (or picks an inline result, where Telegram
+reports it): Telegram's copy button and long-press copy never reach the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+from telegram import (
+    CopyTextButton,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Update,
+)
+from telegram.error import BadRequest
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    ChosenInlineResultHandler,
+    CommandHandler,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.app import KefuContext
+from bot.clock import to_ts
+from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, load_kb
+from bot.kb import stats
+from bot.kb.render import SLOT_FORMAT
+from bot.people import Person
+from bot.render import TELEGRAM_TEXT_LIMIT, split_text
+from handlers.common import (
+    CALLBACK_DATA_LIMIT,
+    answer_callback,
+    arg_text,
+    edit_or_send,
+    keyboard,
+    label,
+    render,
+    reply,
+    send,
+)
+
+log = logging.getLogger(__name__)
+
+#: Plain text in private chat is a script search. Other features' pending-input handlers run in
+#: lower groups (e.g. 40); the fallback answers in group 50.
+TEXT_GROUP = 45
+#: Other features keep "I am waiting for this user's next message" in user_data under this key.
+PENDING_KEY = "pending"
+#: Where the fingerprint of the files behind the knowledge base in service is kept (svc.features).
+FINGERPRINT_KEY = "kb_fingerprint"
+
+ALTERNATIVES = 4  # next-best hits shown as buttons under the best one
+RELATED_MAX = 3
+WEAK_HITS_MAX = 3
+#: Hits below a good match but above this are offered as "maybe" buttons with the category menu;
+#: greetings and chit-chat score lower (see bot.kb.base.GOOD_MATCH_SCORE).
+WEAK_MIN_SCORE = GOOD_MATCH_SCORE / 2
+CATEGORY_LIST_MAX = 30
+COPY_TEXT_LIMIT = 256  # Telegram's limit for CopyTextButton.text
+INLINE_MAX = 50
+INLINE_CACHE_SECONDS = 10
+INLINE_POPULAR_DAYS = 30
+STATS_DEFAULT_DAYS = 7
+STATS_MAX_DAYS = 365
+STATS_ROWS = 15
+RELOAD_PROBLEMS_SHOWN = 60
+#: Room left for the title, order line and tags when a long body is cut into several blocks.
+BLOCK_CHARS = 3500
+
+#: Order numbers as agents paste them: PDD `YYMMDD-NNN…`, or a run of 10-25 digits (Taobao,
+#: Douyin, JD). Digits glued to Latin letters are not order numbers (SKU codes).
+ORDER_NO_RE = re.compile(r"(?<![0-9A-Za-z-])(\d{6}-\d{8,20}|\d{10,25})(?![0-9A-Za-z])")
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+PATH_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+SOURCES = {"s": "search", "a": "alternative", "r": "related", "m": "menu", "f": "flow", "x": "order", "w": "weak"}
+
+
+class KbUnavailable(Exception):
+    """The knowledge base on disk is broken and none is in service yet."""
+
+
+# --- small helpers --------------------------------------------------------------------------------
+def _svc(target: Any):
+    return target.bot_data["services"]
+
+
+def _kb(target: Any) -> KnowledgeBase:
+    try:
+        return _svc(target).kb()
+    except KbError as exc:
+        log.error("knowledge base cannot be loaded: %s", exc)
+        raise KbUnavailable() from exc
+
+
+def _caption(target: Any, key: str, **values: Any) -> str:
+    """A button caption: values are plain text, so they must not be HTML-escaped."""
+    safe = {k: Markup(v) if isinstance(v, str) else v for k, v in values.items()}
+    return _svc(target).renderer.label(key, **safe)
+
+
+def _button(target: Any, key: str, data: str, **values: Any) -> InlineKeyboardButton:
+    if len(data.encode()) > CALLBACK_DATA_LIMIT:
+        raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
+    return InlineKeyboardButton(_caption(target, key, **values), callback_data=data)
+
+
+def _with_order(data: str, order_no: str | None) -> str:
+    """Append the order number when it fits in the callback data; otherwise leave it out."""
+    if order_no:
+        longer = f"{data}:{order_no}"
+        if len(longer.encode()) <= CALLBACK_DATA_LIMIT:
+            return longer
+    return data
+
+
+def open_data(script_id: str, order_no: str | None = None, source: str = "x") -> str:
+    """Callback data that opens `script_id` (filled with `order_no` when it fits in 64 bytes)."""
+    return _with_order(f"kb:o:{source}:{script_id}", order_no)
+
+
+def open_button(target: Any, script: Script | str, order_no: str | None = None, *, source: str = "x",
+                key: str = "scripts.buttons.open") -> InlineKeyboardButton:
+    """A button that opens a script as a new message (for order cards, reminders, flows)."""
+    if isinstance(script, str):
+        found = _kb(target).get(script)
+        title = found.title if found else script
+        script_id = script
+    else:
+        title, script_id = script.title, script.id
+    return _button(target, key, open_data(script_id, order_no, source), title=title)
+
+
+def order_numbers(text: str) -> list[str]:
+    """Order-number candidates in a query, in order of appearance (phone numbers excluded)."""
+    found = []
+    for match in ORDER_NO_RE.finditer(text or ""):
+        number = match.group(1)
+        if not PHONE_RE.match(number) and number not in found:
+            found.append(number)
+    return found[:3]
+
+
+async def order_values(target: Any, order_no: str) -> dict[str, str] | None:
+    """Script variables of a stored order, or None when unknown (or orders are unavailable)."""
+    svc = _svc(target)
+    try:
+        from bot.orders import get_order, order_variables
+
+        order = await get_order(svc.db, order_no)
+        return None if order is None else order_variables(order, svc.tz)
+    except Exception:  # noqa: BLE001 - an orders problem must not stop an agent getting a script
+        log.exception("order lookup for script variables failed")
+        return None
+
+
+async def _order_in_query(context: KefuContext, text: str) -> tuple[str | None, str]:
+    """(order number to fill from, query text without it). The first stored one wins; if none
+    is stored the first candidate is kept so the agent is told it was not found."""
+    numbers = order_numbers(text)
+    if not numbers:
+        return None, text
+    chosen = numbers[0]
+    for number in numbers:
+        if await order_values(context, number) is not None:
+            chosen = number
+            break
+    rest = text.replace(chosen, " ")
+    return chosen, rest.strip()
+
+
+def _chunks(text: str, limit: int = BLOCK_CHARS) -> list[str]:
+    """Cut text into pieces whose escaped form is under `limit`, at line breaks where possible
+    (only scripts or notes near Telegram's 4096-character limit ever need it)."""
+    if len(html.escape(text)) <= limit:
+        return [text]
+    lines = []
+    for line in text.split("\n"):
+        step = limit // 6  # escaping at most multiplies a character by 6 (&quot;)
+        while len(html.escape(line)) > limit:
+            lines.append(line[:step])
+            line = line[step:]
+        lines.append(line)
+    pieces, current = [], None
+    for line in lines:
+        candidate = line if current is None else f"{current}\n{line}"
+        if current is not None and len(html.escape(candidate)) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    if current is not None:
+        pieces.append(current)
+    return [p for p in pieces if p.strip()]
+
+
+# --- script messages ------------------------------------------------------------------------------
+@dataclass
+class ScriptMessage:
+    """A filled script ready to send: one or more texts (normally one), the keyboard for the last."""
+
+    script: Script
+    body: str
+    texts: list[str]
+    markup: InlineKeyboardMarkup | None
+    order_no: str | None = None
+    order_found: bool = False
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.texts)
+
+
+async def script_message(
+    target: Any,
+    script: Script | str,
+    order_no: str | None = None,
+    person: Person | None = None,
+    *,
+    alternatives: list[Script] = (),
+    source_order: str | None = None,
+) -> ScriptMessage:
+    """Render a script for an agent: title, filled body in a copyable block, copy and "used"
+    buttons, the internal note apart from the body, related scripts, escalation warning.
+
+    `target` is a handler context or the Application; `order_no` fills the order's fields when
+    that order is stored (otherwise they show as 【…】 slots); `person` fills `agent_name`.
+    Raises KeyError for an unknown script id and KbUnavailable when no knowledge base loads.
+    """
+    kb = _kb(target)
+    if isinstance(script, str):
+        found = kb.get(script)
+        if found is None:
+            raise KeyError(script)
+        script = found
+    values: dict[str, Any] = {}
+    order_found = False
+    if order_no:
+        filled = await order_values(target, order_no)
+        if filled is not None:
+            values.update(filled)
+            order_found = True
+    if person is not None:
+        values["agent_name"] = person.name
+    body = kb.render(script, values)
+    missing = [  # the 【…】 slots actually left in the text, for the agent to fill before sending
+        desc or name
+        for name, desc in script.variables.items()
+        if not str(values.get(name) or "").strip() and SLOT_FORMAT.format(label=desc or name) in body
+    ]
+    category = kb.category(script.category)
+    renderer = _svc(target).renderer
+
+    texts = []
+    for index, chunk in enumerate(_chunks(body)):
+        texts.append(
+            renderer.render(
+                "scripts/script.html",
+                script=script,
+                category_label=category.label if category else script.category,
+                body=chunk,
+                order_no=order_no,
+                order_found=order_found,
+                continued=index > 0,
+            )
+        )
+    for index, chunk in enumerate(_chunks(script.note or "")):
+        notes = renderer.render(
+            "scripts/script_notes.html",
+            escalate=bool(category and category.escalate) and index == 0,
+            missing=missing if index == 0 else [],
+            note=chunk,
+        )
+        if notes:
+            texts.append(notes)
+    # one message when it all fits; otherwise the notes (with the keyboard) come after the body
+    joined = "\n\n".join(texts)
+    if len(joined) <= TELEGRAM_TEXT_LIMIT:
+        texts = [joined]
+
+    link_order = order_no
+    rows: list[list[InlineKeyboardButton]] = []
+    first = [_button(target, "scripts.buttons.used", f"kb:u:{script.id}")]
+    if 0 < len(body) <= COPY_TEXT_LIMIT:
+        first.append(InlineKeyboardButton(_caption(target, "scripts.buttons.copy"), copy_text=CopyTextButton(body)))
+    rows.append(first)
+    alternatives = [a for a in alternatives if a.id != script.id][:ALTERNATIVES]
+    shown = {a.id for a in alternatives}
+    for related in [r for r in kb.related(script) if r.id not in shown][:RELATED_MAX]:
+        rows.append([_button(target, "scripts.buttons.related", open_data(related.id, link_order, "r"), title=related.title)])
+    for other in alternatives:
+        rows.append([_button(target, "scripts.buttons.alternative", open_data(other.id, link_order, "a"), title=other.title)])
+    return ScriptMessage(script, body, texts, keyboard(rows), order_no, order_found, missing)
+
+
+async def _deliver(target: Any, chat_id: int, message: ScriptMessage) -> None:
+    for index, text in enumerate(message.texts):
+        last = index == len(message.texts) - 1
+        await send(target, chat_id, text, reply_markup=message.markup if last else None)
+
+
+async def send_script(target: Any, chat_id: int, script: Script | str, *, order_no: str | None = None,
+                      person: Person | None = None, source: str = "order") -> bool:
+    """Send a filled script to a chat and count the view (for order cards and reminders).
+    False when the script does not exist (anymore)."""
+    try:
+        message = await script_message(target, script, order_no, person)
+    except KeyError:
+        return False
+    await _deliver(target, chat_id, message)
+    if person is not None:
+        await stats.record_view(_svc(target).db, person.tg_id, message.script.id, source=source,
+                                at=to_ts(_svc(target).clock.now()))
+    return True
+
+
+async def _record_view(context: KefuContext, script_id: str, source: str) -> None:
+    await stats.record_view(context.svc.db, context.person.tg_id, script_id, source=source, at=_now(context))
+
+
+def _now(context: Any) -> int:
+    return to_ts(_svc(context).clock.now())
+
+
+# --- /s and pasted messages -----------------------------------------------------------------------
+def _menu_markup(context: KefuContext, kb: KnowledgeBase, order_no: str | None,
+                 weak: list[Script] = ()) -> InlineKeyboardMarkup | None:
+    rows = [[_button(context, "scripts.buttons.weak_hit", open_data(s.id, order_no, "w"), title=s.title)] for s in weak]
+    menu = [
+        _button(context, "scripts.buttons.category", _with_order(f"kb:c:{c.code}", order_no), label=c.label, count=count)
+        for c, count in kb.category_menu()
+        if count
+    ]
+    rows += [menu[i : i + 2] for i in range(0, len(menu), 2)]
+    return keyboard(rows)
+
+
+async def search_and_answer(update: Update, context: KefuContext, query: str) -> None:
+    """The best script at once, the next four as buttons; or the category menu and a miss."""
+    kb = _kb(context)
+    order_no, text = await _order_in_query(context, query)
+    if not text.strip():
+        await reply(update, context, render(context, "scripts/menu.html", order_no=order_no),
+                    reply_markup=_menu_markup(context, kb, order_no))
+        return
+    hits = kb.search(text, top=1 + ALTERNATIVES)
+    if hits and kb.is_good_match(hits[0]):
+        best, others = hits[0].script, [h.script for h in hits[1:]]
+        message = await script_message(context, best, order_no, context.person, alternatives=others)
+        await _deliver(context, update.effective_chat.id, message)
+        await _record_view(context, best.id, "search")
+        return
+    await stats.record_miss(context.svc.db, context.person.tg_id, query, at=_now(context))
+    weak = [h.script for h in hits[:WEAK_HITS_MAX] if h.score >= WEAK_MIN_SCORE]
+    shown = stats.normalise_query(query)
+    if len(shown) > 60:
+        shown = shown[:60] + "…"
+    await reply(update, context, render(context, "scripts/no_match.html", query=shown, weak=bool(weak)),
+                reply_markup=_menu_markup(context, kb, order_no, weak))
+
+
+async def _unavailable(update: Update, context: KefuContext) -> None:
+    text = label(context, "scripts.errors.kb_unavailable")
+    if update.callback_query is not None:
+        await answer_callback(update, re.sub(r"<[^>]+>", "", text), alert=True)
+    elif update.effective_chat is not None:
+        await reply(update, context, text)
+
+
+async def script_command(update: Update, context: KefuContext) -> None:
+    """/s <keywords or the buyer's words> (alias /script)."""
+    try:
+        await search_and_answer(update, context, arg_text(update))
+    except KbUnavailable:
+        await _unavailable(update, context)
+
+
+async def pasted_text(update: Update, context: KefuContext) -> None:
+    """Plain text in private chat is what a buyer wrote: search it, unless another feature is
+    waiting for this message, or the message is a script the agent just sent via inline mode."""
+    message = update.effective_message
+    if message is None or context.person is None or context.user_data.get(PENDING_KEY):
+        return
+    if message.via_bot is not None:
+        raise ApplicationHandlerStop
+    try:
+        await search_and_answer(update, context, message.text or "")
+    except KbUnavailable:
+        await _unavailable(update, context)
+    raise ApplicationHandlerStop  # answered: the fallback must not say "没看懂" as well
+
+
+# --- buttons --------------------------------------------------------------------------------------
+async def kb_button(update: Update, context: KefuContext) -> None:
+    data = update.callback_query.data or ""
+    parts = data.split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    try:
+        if action == "m":
+            await _show_menu(update, context, parts[2] if len(parts) > 2 else None)
+        elif action == "c" and len(parts) >= 3:
+            await _show_category(update, context, parts[2], parts[3] if len(parts) > 3 else None)
+        elif action == "o" and len(parts) >= 4:
+            await _open_script(update, context, parts[3], parts[4] if len(parts) > 4 else None, SOURCES.get(parts[2], "button"))
+        elif action == "open" and len(parts) >= 3:  # kb:open:<script>[:<order>] from other features
+            await _open_script(update, context, parts[2], parts[3] if len(parts) > 3 else None, "order")
+        elif action == "u" and len(parts) >= 3:
+            await _used(update, context, parts[2])
+        else:
+            await answer_callback(update, label(context, "scripts.answers.stale"))
+    except KbUnavailable:
+        await _unavailable(update, context)
+
+
+async def _show_menu(update: Update, context: KefuContext, order_no: str | None) -> None:
+    await answer_callback(update)
+    kb = _kb(context)
+    await edit_or_send(update, context, render(context, "scripts/menu.html", order_no=order_no),
+                       reply_markup=_menu_markup(context, kb, order_no))
+
+
+async def _show_category(update: Update, context: KefuContext, code: str, order_no: str | None) -> None:
+    kb = _kb(context)
+    category = kb.category(code)
+    if category is None:
+        await answer_callback(update, label(context, "scripts.answers.stale"))
+        return
+    await answer_callback(update)
+    scripts = kb.scripts_in(code)
+    rows = [[_button(context, "scripts.buttons.open", open_data(s.id, order_no, "m"), title=s.title)]
+            for s in scripts[:CATEGORY_LIST_MAX]]
+    rows.append([_button(context, "scripts.buttons.back_menu", _with_order("kb:m", order_no))])
+    text = render(context, "scripts/category.html", category=category, count=len(scripts), order_no=order_no)
+    await edit_or_send(update, context, text, reply_markup=keyboard(rows))
+
+
+async def _open_script(update: Update, context: KefuContext, script_id: str, order_no: str | None, source: str) -> None:
+    try:
+        message = await script_message(context, script_id, order_no, context.person)
+    except KeyError:
+        await answer_callback(update, label(context, "scripts.answers.gone"), alert=True)
+        return
+    await answer_callback(update)
+    await _deliver(context, update.effective_chat.id, message)
+    await _record_view(context, script_id, source)
+
+
+async def _used(update: Update, context: KefuContext, script_id: str) -> None:
+    """Count one copy, and take the button away so one message counts once."""
+    if _kb(context).get(script_id) is None:
+        await answer_callback(update, label(context, "scripts.answers.gone"))
+        return
+    await stats.record_copy(context.svc.db, context.person.tg_id, script_id, source="button", at=_now(context))
+    await answer_callback(update, label(context, "scripts.answers.used"))
+    query = update.callback_query
+    markup = query.message.reply_markup if query.message is not None else None
+    if markup is None:
+        return
+    rows = [[b for b in row if b.callback_data != query.data] for row in markup.inline_keyboard]
+    try:
+        await query.edit_message_reply_markup(keyboard(rows))
+    except BadRequest as exc:
+        log.info("could not remove the 'used' button: %s", exc)
+
+
+# --- /aftersale -----------------------------------------------------------------------------------
+def _walk(flow, path: str):
+    """(node, trail of (question, answer)) at the end of `path`, or (None, []) if it no longer fits."""
+    node = flow.node(flow.start)
+    trail = []
+    for char in path:
+        index = PATH_CHARS.find(char)
+        if node is None or node.is_outcome or not 0 <= index < len(node.choices):
+            return None, []
+        choice = node.choices[index]
+        trail.append((node.ask, choice.label))
+        node = flow.node(choice.next)
+    return node, trail
+
+
+def _flow_menu(context: KefuContext, kb: KnowledgeBase) -> tuple[str, InlineKeyboardMarkup | None]:
+    rows = [[_button(context, "scripts.buttons.flow_stage", f"flow:g:{f.id}:", stage=f.stage, title=f.title)] for f in kb.flows]
+    return render(context, "scripts/flow_menu.html"), keyboard(rows)
+
+
+async def aftersale(update: Update, context: KefuContext) -> None:
+    try:
+        text, markup = _flow_menu(context, _kb(context))
+    except KbUnavailable:
+        await _unavailable(update, context)
+        return
+    await reply(update, context, text, reply_markup=markup)
+
+
+async def flow_button(update: Update, context: KefuContext) -> None:
+    data = update.callback_query.data or ""
+    parts = data.split(":", 3)
+    try:
+        kb = _kb(context)
+    except KbUnavailable:
+        await _unavailable(update, context)
+        return
+    if parts[1:2] == ["m"]:
+        await answer_callback(update)
+        text, markup = _flow_menu(context, kb)
+        await edit_or_send(update, context, text, reply_markup=markup)
+        return
+    flow = kb.flow(parts[2]) if len(parts) == 4 and parts[1] == "g" else None
+    node, trail = _walk(flow, parts[3]) if flow is not None else (None, [])
+    if node is None:
+        await answer_callback(update, label(context, "scripts.answers.flow_stale"))
+        text, markup = _flow_menu(context, kb)
+        await edit_or_send(update, context, text, reply_markup=markup)
+        return
+    await answer_callback(update)
+    path = parts[3]
+    rows: list[list[InlineKeyboardButton]] = []
+    scripts = [s for s in (kb.get(sid) for sid in node.send) if s is not None]
+    if node.is_outcome:
+        rows += [[open_button(context, s, source="f")] for s in scripts]
+    else:
+        for index, choice in enumerate(node.choices[: len(PATH_CHARS)]):
+            next_data = f"flow:g:{flow.id}:{path}{PATH_CHARS[index]}"
+            if len(next_data.encode()) <= CALLBACK_DATA_LIMIT:
+                rows.append([_button(context, "scripts.buttons.flow_choice", next_data, label=choice.label)])
+    back = f"flow:g:{flow.id}:{path[:-1]}" if path else "flow:m"
+    rows.append([
+        _button(context, "scripts.buttons.flow_back", back),
+        _button(context, "scripts.buttons.flow_restart", "flow:m"),
+    ])
+    text = render(context, "scripts/flow_node.html", flow=flow, node=node, trail=trail, scripts=scripts)
+    await edit_or_send(update, context, text, reply_markup=keyboard(rows))
+
+
+# --- inline mode ----------------------------------------------------------------------------------
+async def _popular(context: KefuContext, kb: KnowledgeBase) -> list[Script]:
+    """Most used scripts lately, then the rest in menu order: what an empty inline query offers."""
+    since = _now(context) - INLINE_POPULAR_DAYS * 86400
+    used = await stats.top_scripts(context.svc.db, since, limit=INLINE_MAX)
+    chosen = [s for s in (kb.get(u.script_id) for u in used) if s is not None]
+    seen = {s.id for s in chosen}
+    for category, _ in kb.category_menu():
+        for script in kb.scripts_in(category.code):
+            if script.id not in seen:
+                chosen.append(script)
+                seen.add(script.id)
+    return chosen[:INLINE_MAX]
+
+
+async def inline_query(update: Update, context: KefuContext) -> None:
+    """`@bot <text>`: matching scripts, filled, ready to send in any chat (registered users only:
+    the guard has already answered strangers)."""
+    query = update.inline_query
+    try:
+        kb = _kb(context)
+    except KbUnavailable:
+        await query.answer([], cache_time=0, is_personal=True)
+        return
+    order_no, text = await _order_in_query(context, query.query or "")
+    if text.strip():
+        scripts = [h.script for h in kb.search(text, top=INLINE_MAX)]
+    else:
+        scripts = await _popular(context, kb)
+    values: dict[str, Any] = {"agent_name": context.person.name}
+    if order_no:
+        values.update(await order_values(context, order_no) or {})
+    results = []
+    for script in scripts[:INLINE_MAX]:
+        body = kb.render(script, values)
+        category = kb.category(script.category)
+        preview = " ".join(body.split())[:60]
+        results.append(
+            InlineQueryResultArticle(
+                id=script.id,
+                title=script.title,
+                description=_caption(context, "scripts.inline_description",
+                                     category=category.label if category else script.category, preview=preview),
+                input_message_content=InputTextMessageContent(body, parse_mode=None),
+            )
+        )
+    await query.answer(results, cache_time=INLINE_CACHE_SECONDS, is_personal=True)
+
+
+async def inline_chosen(update: Update, context: KefuContext) -> None:
+    """An inline result was sent (reported only when inline feedback is on in BotFather): a copy."""
+    chosen = update.chosen_inline_result
+    if chosen is None or context.person is None:
+        return
+    try:
+        known = _kb(context).get(chosen.result_id) is not None
+    except KbUnavailable:
+        return
+    if known:
+        await stats.record_copy(context.svc.db, context.person.tg_id, chosen.result_id, source="inline", at=_now(context))
+
+
+# --- supervisors: /kb_reload, /kb_stats -----------------------------------------------------------
+def _short_problem(problem, base) -> str:
+    try:
+        shown = str(Path(problem.file).resolve().relative_to(Path(base).resolve()))
+    except (ValueError, OSError):
+        shown = problem.file
+    return f"{shown}:{problem.line}: {problem.message}"
+
+
+async def kb_reload(update: Update, context: KefuContext) -> None:
+    """Load scripts_kb/ again; only a clean load replaces the knowledge base in service.
+
+    Parsing the YAML takes a few hundred ms, so it runs in a thread as a background task: the
+    supervisor gets a "checking" message at once, which the result then replaces, and other
+    agents' updates are not held up meanwhile."""
+    svc = context.svc
+    old = svc.features.get("kb")
+    forced = arg_text(update).lower() == "force"
+    if old is not None and not forced and svc.features.get(FINGERPRINT_KEY) == kb_fingerprint(svc.settings.kefu_kb_dir):
+        await reply(update, context, render(context, "scripts/reload_unchanged.html", scripts=len(old)))
+        return
+    progress = await reply(update, context, label(context, "scripts.reload_checking"))
+    context.application.create_task(_reload(update, context, progress), update=update)
+
+
+def kb_fingerprint(path: Any) -> tuple | None:
+    """Name, size and modification time of every YAML file in the knowledge base directory:
+    when nothing changed, a reload would only repeat the validation that already passed."""
+    root = Path(path)
+    try:
+        files = sorted(root.rglob("*.yaml"))
+        return (str(root.resolve()), tuple((str(f.relative_to(root)), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    except OSError:
+        return None
+
+
+async def _load_in_thread(path: Any) -> tuple[KnowledgeBase, tuple | None]:
+    """load_kb off the event loop, remembering what the files looked like before reading them."""
+    fingerprint = kb_fingerprint(path)
+    kb = await asyncio.to_thread(load_kb, path)
+    return kb, fingerprint
+
+
+async def _reload(update: Update, context: KefuContext, progress) -> None:
+    svc = context.svc
+    path = svc.settings.kefu_kb_dir
+    old = svc.features.get("kb")
+    try:
+        new, fingerprint = await _load_in_thread(path)
+    except KbError as exc:
+        problems = [_short_problem(p, path) for p in exc.problems]
+        text = render(
+            context,
+            "scripts/reload_failed.html",
+            total=len(problems),
+            problems=problems[:RELOAD_PROBLEMS_SHOWN],
+            more=max(len(problems) - RELOAD_PROBLEMS_SHOWN, 0),
+            old_scripts=len(old) if old is not None else 0,
+        )
+    else:
+        svc.features["kb"] = new
+        svc.features[FINGERPRINT_KEY] = fingerprint
+        old_ids = {s.id for s in old.scripts} if old is not None else set()
+        new_ids = {s.id for s in new.scripts}
+        text = render(
+            context,
+            "scripts/reload_ok.html",
+            scripts=len(new),
+            categories=len(new.categories),
+            flows=len(new.flows),
+            added=len(new_ids - old_ids) if old is not None else 0,
+            removed=len(old_ids - new_ids),
+        )
+    await _replace(update, context, progress, text)
+
+
+async def _replace(update: Update, context: KefuContext, message, text: str) -> None:
+    """Put `text` in place of `message` (its first part; any further parts follow as new messages)."""
+    parts = list(split_text(text))
+    if message is not None:
+        try:
+            await message.edit_text(parts[0])
+            parts = parts[1:]
+        except BadRequest as exc:
+            log.info("could not edit the progress message: %s", exc)
+    for part in parts:
+        await reply(update, context, part)
+
+
+async def kb_stats(update: Update, context: KefuContext) -> None:
+    text = arg_text(update)
+    days = STATS_DEFAULT_DAYS
+    if text:
+        try:
+            days = int(text.split()[0])
+        except ValueError:
+            days = 0
+        if not 1 <= days <= STATS_MAX_DAYS:
+            await reply(update, context, label(context, "scripts.errors.stats_usage"))
+            return
+    now = context.svc.clock.now()
+    since = now - timedelta(days=days)
+    usage = await stats.top_scripts(context.svc.db, to_ts(since), limit=STATS_ROWS)
+    misses = await stats.top_misses(context.svc.db, to_ts(since), limit=STATS_ROWS)
+    try:
+        kb = _kb(context)
+    except KbUnavailable:
+        kb = None
+    rows = [
+        {"title": (kb.get(u.script_id).title if kb and kb.get(u.script_id) else u.script_id), "views": u.views, "copies": u.copies}
+        for u in usage
+    ]
+    await reply(update, context, render(context, "scripts/stats.html", days=days, since=since, usage=rows, misses=misses))
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler(["s", "script"], script_command))
+    app.add_handler(CommandHandler("aftersale", aftersale))
+    app.add_handler(CommandHandler("kb_reload", kb_reload))
+    app.add_handler(CommandHandler("kb_stats", kb_stats))
+    app.add_handler(CallbackQueryHandler(kb_button, pattern=r"^kb:"))
+    app.add_handler(CallbackQueryHandler(flow_button, pattern=r"^flow:"))
+    app.add_handler(InlineQueryHandler(inline_query))
+    app.add_handler(ChosenInlineResultHandler(inline_chosen))
+    private_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    app.add_handler(MessageHandler(private_text, pasted_text), group=TEXT_GROUP)
+
+
+async def on_startup(app: Application) -> None:
+    """Load the knowledge base before the first agent needs it; a broken one is logged, not fatal
+    (the commands then say so, and /kb_reload can bring in a fixed one)."""
+    svc = app.bot_data["services"]
+    if svc.features.get("kb") is not None:
+        return
+    try:
+        svc.features["kb"], svc.features[FINGERPRINT_KEY] = await _load_in_thread(svc.settings.kefu_kb_dir)
+    except KbError as exc:
+        log.error("scripts knowledge base not loaded at start-up:\n%s", exc)
