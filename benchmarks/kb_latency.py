@@ -75,7 +75,7 @@ def synthetic_kb(real: KnowledgeBase, size: int, seed: int = 7) -> KnowledgeBase
         )
     return KnowledgeBase(
         path=None, categories=real.categories, scripts=scripts, policy=real.policy,
-        flows=[], texts=real.texts, platforms=real.platforms,
+        flows=[], texts=real.texts, platforms=real.platforms, rewrites=real.rewrites,
     )
 
 

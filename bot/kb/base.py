@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from .model import Category, Flow, Hit, Script
 from .render import render_script
-from .search import ScriptSearch
+from .search import NO_REWRITES, QueryRewrites, ScriptSearch
 
 #: Below this the best hit is too weak to present as "the" answer: the bot then says so, shows
 #: the category menu and records the query as a miss (it may still offer the weak hits as
@@ -34,6 +34,7 @@ class KnowledgeBase:
         texts: Mapping[str, str] | None = None,
         platforms: Mapping[str, str] | None = None,
         forbidden: Sequence[str] = (),
+        rewrites: QueryRewrites | None = None,
     ) -> None:
         self.path = path
         self._categories = sorted(categories, key=lambda c: (c.order, c.code))
@@ -50,7 +51,9 @@ class KnowledgeBase:
             c.code: {"label": f"{c.label}\n{c.description}", "keywords": "\n".join(c.keywords)}
             for c in self._categories
         }
-        self._search = ScriptSearch(self._scripts, category_texts)
+        #: Buyer wording → knowledge-base wording for search (scripts_kb/synonyms.yaml).
+        self.rewrites: QueryRewrites = rewrites or NO_REWRITES
+        self._search = ScriptSearch(self._scripts, category_texts, self.rewrites)
 
     # -- lookups -------------------------------------------------------------------------
     def __len__(self) -> int:

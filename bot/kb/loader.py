@@ -26,6 +26,7 @@ from .model import (
 )
 from .paths import default_kb_dir
 from .render import ENV, render_script, render_strict
+from .search import SYNONYM_WEIGHT, TYPO_WEIGHT, QueryRewrites
 from .yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml, text_start_line
 
 #: Telegram's limit for one message, after entity parsing.
@@ -162,6 +163,72 @@ def _load_forbidden(path: Path, out: _Collector) -> list[str]:
         out.add(path, getattr(data, "line", 1), "expected a mapping with a 'phrases' list of text")
         return []
     return [p.strip() for p in phrases]
+
+
+SYNONYMS_FILE = "synonyms.yaml"
+SYNONYMS_KEYS = ("filler", "typos", "synonyms", "traditional")
+
+
+def _load_rewrites(path: Path, out: _Collector, scripts: list[Script], categories: list[Category]) -> QueryRewrites:
+    """The optional synonyms.yaml: chat filler, typos, buyer synonyms, traditional characters."""
+    if not path.is_file():
+        return QueryRewrites()
+    data = _read(path, out)
+    if data is None:
+        return QueryRewrites()
+    if not isinstance(data, MarkedDict):
+        out.add(path, 1, "synonyms: expected a mapping with " + ", ".join(SYNONYMS_KEYS))
+        return QueryRewrites()
+    for key in data:
+        if key not in SYNONYMS_KEYS:
+            out.add(path, data.line_of(key), f"synonyms: unknown section {key!r} (known: {', '.join(SYNONYMS_KEYS)})")
+    filler = _text_list(data.get("filler", []))
+    if not _is_str_list(filler):
+        out.add(path, data.line_of("filler"), "synonyms: 'filler' must be a list of text")
+        filler = []
+    expansions: list[tuple[str, str, float]] = []
+    typos = data.get("typos", {})
+    if not isinstance(typos, MarkedDict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip() for k, v in typos.items()
+    ):
+        out.add(path, data.line_of("typos"), "synonyms: 'typos' must map a misspelling to the right word")
+        typos = {}
+    for wrong, right in typos.items():
+        expansions.append((_normal(wrong), right.strip(), TYPO_WEIGHT))
+    synonyms = data.get("synonyms", {})
+    if not isinstance(synonyms, MarkedDict):
+        out.add(path, data.line_of("synonyms"), "synonyms: 'synonyms' must map a word to a list of buyer words")
+        synonyms = MarkedDict()
+    for word, variants in synonyms.items():
+        variants = _text_list(variants)
+        if not isinstance(word, str) or not word.strip() or not _is_str_list(variants):
+            out.add(path, synonyms.line_of(word), f"synonyms: {word!r} needs a list of buyer words")
+            continue
+        for variant in variants:
+            if _normal(variant) == _normal(word):
+                out.add(path, synonyms.line_of(word), f"synonyms: {variant!r} is the word itself")
+            expansions.append((_normal(variant), word.strip(), SYNONYM_WEIGHT))
+    chars: dict[int, str] = {}
+    pairs = data.get("traditional", "")
+    if not isinstance(pairs, str):
+        out.add(path, data.line_of("traditional"), "synonyms: 'traditional' must be text: pairs of 繁简 characters")
+        pairs = ""
+    pairs = "".join(pairs.split())
+    if len(pairs) % 2:
+        out.add(path, data.line_of("traditional"), "synonyms: 'traditional' must be pairs of characters (繁简繁简…)")
+        pairs = pairs[:-1]
+    # A character the knowledge base itself uses is simplified Chinese there: never rewrite it.
+    own = set("".join(f"{s.title}{''.join(s.keywords)}{''.join(s.phrasings)}{s.body}" for s in scripts))
+    own |= set("".join(f"{c.label}{c.description}{''.join(c.keywords)}" for c in categories))
+    for old, new in zip(pairs[0::2], pairs[1::2]):
+        if old != new and old not in own:
+            chars.setdefault(ord(old), new)
+    ordered_filler = tuple(sorted({_normal(f) for f in filler}, key=len, reverse=True))
+    return QueryRewrites(chars=chars, filler=ordered_filler, expansions=tuple(expansions))
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower().strip()
 
 
 def _policy_names_used(tree: nodes.Template) -> Iterable[tuple[str, int]]:
@@ -498,11 +565,12 @@ def collect(kb_dir: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
             continue
         seen_flows[flow.id] = path
         flows.append(flow)
+    rewrites = _load_rewrites(kb_dir / SYNONYMS_FILE, out, scripts, categories)
     if out.problems:
         return None, out.problems
     kb = KnowledgeBase(
         path=kb_dir, categories=categories, scripts=scripts, policy=policy, flows=flows,
-        texts={k: str(v) for k, v in texts.items()}, platforms=platforms, forbidden=forbidden,
+        texts={k: str(v) for k, v in texts.items()}, platforms=platforms, forbidden=forbidden, rewrites=rewrites,
     )
     return kb, []
 

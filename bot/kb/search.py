@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from .model import Hit, Script
@@ -88,6 +88,13 @@ POSTINGS_BUDGET = 6000
 CANDIDATES = 100
 #: How much the category evidence adds to a script's own score.
 CATEGORY_WEIGHT = 0.5
+#: Categories (best evidence first) whose scripts are candidates even without a matching word
+#: of their own, and how many scripts of each at most.
+CATEGORY_FILL = 2
+CATEGORY_FILL_SCRIPTS = 50
+#: Query weight of the knowledge-base word a buyer's misspelling / colloquial word stands for.
+TYPO_WEIGHT = 1.0
+SYNONYM_WEIGHT = 0.8
 
 
 class Bm25fIndex:
@@ -164,17 +171,71 @@ class Bm25fIndex:
         return acc
 
 
-def query_terms(text: str) -> dict[str, float]:
-    """Distinct query tokens with their weights (repeats in a long message add little)."""
+@dataclass(frozen=True)
+class QueryRewrites:
+    """How buyers write → how the knowledge base is written (scripts_kb/synonyms.yaml).
+
+    Applied to queries only, before tokenising:
+    - `chars`: traditional (and variant) characters → simplified, character by character;
+    - `filler`: greetings and chat filler (你好, 在吗, 请问, 谢谢…) removed, so a rare filler word
+      in some phrasing cannot decide the ranking and a bare greeting matches nothing;
+    - `expansions`: (buyer word, knowledge-base word, weight): when the buyer word occurs, the
+      knowledge-base word's tokens are added to the query at that weight (typos at full weight,
+      synonyms and colloquial variants a little lower). The buyer's own words stay in the query.
+    """
+
+    chars: dict[int, str] = field(default_factory=dict)
+    filler: tuple[str, ...] = ()
+    expansions: tuple[tuple[str, str, float], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.chars or self.filler or self.expansions)
+
+    def normalise(self, text: str) -> str:
+        text = unicodedata.normalize("NFKC", text).lower()
+        if self.chars:
+            text = text.translate(self.chars)
+        for word in self.filler:
+            if word in text:
+                text = text.replace(word, " ")
+        return text
+
+    def extra_terms(self, text: str) -> dict[str, float]:
+        """Tokens of the knowledge-base words that the (normalised) text's buyer words stand for."""
+        extra: dict[str, float] = {}
+        for variant, canonical, weight in self.expansions:
+            if variant in text:
+                for token in tokenize(canonical):
+                    value = weight * token_weight(token)
+                    if value > extra.get(token, 0.0):
+                        extra[token] = value
+        return extra
+
+
+NO_REWRITES = QueryRewrites()
+
+
+def query_terms(text: str, rewrites: QueryRewrites = NO_REWRITES) -> dict[str, float]:
+    """Distinct query tokens with their weights (repeats in a long message add little), plus the
+    knowledge base's words for the buyer's colloquial ones (see QueryRewrites)."""
+    if rewrites:
+        text = rewrites.normalise(text)
     counts = Counter(tokenize(text))
-    return {term: token_weight(term) * (1.0 + 0.2 * min(count - 1, 2)) for term, count in counts.items()}
+    terms = {term: token_weight(term) * (1.0 + 0.2 * min(count - 1, 2)) for term, count in counts.items()}
+    if rewrites.expansions:
+        for term, weight in rewrites.extra_terms(text).items():
+            if weight > terms.get(term, 0.0):
+                terms[term] = weight
+    return terms
 
 
 class ScriptSearch:
     """Search over a fixed set of scripts; build a new one when the knowledge base changes."""
 
-    def __init__(self, scripts: Sequence[Script], category_texts: dict[str, dict[str, str]]):
+    def __init__(self, scripts: Sequence[Script], category_texts: dict[str, dict[str, str]],
+                 rewrites: QueryRewrites = NO_REWRITES):
         self.scripts = list(scripts)
+        self.rewrites = rewrites
         self.by_id = {s.id: i for i, s in enumerate(self.scripts)}
         self.script_index = Bm25fIndex([self._script_doc(s) for s in self.scripts], SCRIPT_FIELDS)
         gathered: dict[str, list[str]] = defaultdict(list)
@@ -188,6 +249,9 @@ class ScriptSearch:
             category_docs.append(doc)
         self.category_index = Bm25fIndex(category_docs, CATEGORY_FIELDS)
         self._category_of = [self.category_codes.index(s.category) for s in self.scripts]
+        self._members: list[list[int]] = [[] for _ in self.category_codes]
+        for i, code_index in enumerate(self._category_of):
+            self._members[code_index].append(i)
 
     @staticmethod
     def _script_doc(script: Script) -> dict[str, str]:
@@ -199,11 +263,11 @@ class ScriptSearch:
         }
 
     def category_scores(self, text: str) -> dict[str, float]:
-        raw = self.category_index.scores(query_terms(text))
+        raw = self.category_index.scores(query_terms(text, self.rewrites))
         return {self.category_codes[i]: s for i, s in raw.items()}
 
     def search(self, text: str, top: int = 5) -> list[Hit]:
-        terms = query_terms(text)
+        terms = query_terms(text, self.rewrites)
         exact = self.by_id.get(text.strip())
         if not terms and exact is None:
             return []
@@ -214,6 +278,14 @@ class ScriptSearch:
             i: s + CATEGORY_WEIGHT * category_scores.get(category_of[i], 0.0)
             for i, s in script_scores.items()
         }
+        # A word only the category knows (its keywords: 磕碰, 划痕) still leads to that category's
+        # scripts: those of the best-evidenced categories get the category share even without
+        # a word of their own. Bounded, so it costs little on a large knowledge base.
+        for code_index, score in heapq.nlargest(CATEGORY_FILL, category_scores.items(), key=lambda item: item[1]):
+            share = CATEGORY_WEIGHT * score
+            for i in self._members[code_index][:CATEGORY_FILL_SCRIPTS]:
+                if i not in combined:
+                    combined[i] = share
         if exact is not None:  # an agent typing a script id gets that script first
             combined[exact] = max(combined.values(), default=0.0) + 1.0
         best = heapq.nlargest(top, combined.items(), key=lambda item: (item[1], -item[0]))
