@@ -99,7 +99,7 @@ class HandoverService:
 
     async def edit_text(self, item_id: int, actor_id: int, text: str) -> Item:
         """The author replaces the text (within the edit window); urgency and order are re-read."""
-        item = await self._editable(item_id, actor_id)
+        item = await self.check_editable(item_id, actor_id)
         urgent, body = split_urgent(text)
         self._check_text(body)
         order_no = await self._order_no(body)
@@ -108,17 +108,17 @@ class HandoverService:
     async def set_kind(self, item_id: int, actor_id: int, kind: str) -> Item:
         if kind not in KINDS:
             raise HandoverError("bad_kind", value=kind)
-        item = await self._editable(item_id, actor_id)
+        item = await self.check_editable(item_id, actor_id)
         return await self._change(item, actor_id, "kind", kind=kind)
 
     async def withdraw(self, item_id: int, actor_id: int) -> Item:
-        item = await self._editable(item_id, actor_id)
+        item = await self.check_editable(item_id, actor_id)
         return await self._change(item, actor_id, "withdraw", status="withdrawn", withdrawn_at=self._now())
 
     async def take_over(self, item_id: int, actor_id: int) -> Item:
         """Confirm, for the shift the item was last handed to, that someone has it now."""
         item = await self.require(item_id)
-        self._check_open(item)
+        self.check_open(item)
         now = self._now()
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
@@ -144,7 +144,7 @@ class HandoverService:
         if len(note) > NOTE_LIMIT:
             raise HandoverError("note_too_long", limit=NOTE_LIMIT, length=len(note))
         item = await self.require(item_id)
-        self._check_open(item)
+        self.check_open(item)
         occurrence = occurrence_key(self.occurrence_for(actor_shift))
         return await self._change(
             item, actor_id, "resolve",
@@ -167,22 +167,23 @@ class HandoverService:
             )
             if cursor.rowcount == 0:  # closed meanwhile by someone else
                 fresh = await self.require(item.id)
-                self._check_open(fresh)
+                self.check_open(fresh)
             before = {name: current[name] for name in changed}
             await self._history(conn, item.id, actor_id, action, before, changed)
         return await self.require(item.id)
 
-    async def _editable(self, item_id: int, actor_id: int) -> Item:
+    async def check_editable(self, item_id: int, actor_id: int) -> Item:
+        """The item, if this person may still edit or withdraw it; else the refusal."""
         item = await self.require(item_id)
         if item.author_id != actor_id:
             raise HandoverError("not_author", id=item_id)
-        self._check_open(item)
+        self.check_open(item)
         if not item.editable_at(self._now()):
             raise HandoverError("edit_window_over", id=item_id, until=item.editable_until)
         return item
 
     @staticmethod
-    def _check_open(item: Item) -> None:
+    def check_open(item: Item) -> None:
         if item.status == "resolved":
             raise HandoverError("already_resolved", id=item.id, by=item.resolved_by, at=item.resolved_at)
         if item.status == "withdrawn":

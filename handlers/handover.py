@@ -1,0 +1,730 @@
+"""The handover book (交接本) in Telegram: /handover (/jj), /handovers, /handover_stats, /cancel,
+the `ho:` buttons, and the shift-change tick (pre-end prompts, start-of-shift digests, alerts
+to supervisors for items nobody took over).
+
+Domain rules live in bot/handover/; this module parses, calls the service, renders, sends.
+Every copy of an item card is remembered (handover_cards), so a take-over, a resolution or an
+edit updates all of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.app import KefuContext
+from bot.clock import to_ts
+from bot.handover import (
+    KINDS,
+    Attachment,
+    HandoverError,
+    HandoverService,
+    Item,
+    OrderRef,
+    age_minutes,
+    claimed_reminders,
+    occurrence_key,
+    prompts_due,
+    running_windows,
+    window_for_key,
+)
+from bot.handover.text import guess_kind, parse_date
+from bot.people import Person, Role, UserError
+from bot.services import Services
+from handlers.common import answer_callback, arg_text, button, deliver, keyboard, label, reply
+from handlers.ticker import add_tick_hook
+
+log = logging.getLogger(__name__)
+
+FEATURE = "handover"
+#: Shared with the other features (see handlers/scripts.py): "waiting for this user's next
+#: message" lives in user_data under this key, as {"feature": ..., ...}.
+PENDING_KEY = "pending"
+PENDING_TTL = timedelta(minutes=15)
+#: Pending-input handlers run after the commands (group 0) and before the script search (45).
+PENDING_GROUP = 40
+CAPTION_COMMAND = re.compile(r"^/(handover|jj)(@\w+)?(\s|$)", re.IGNORECASE)
+LIST_LIMIT = 30
+LIST_BUTTONS = 10
+ALERT_LIMIT = 20
+STATS_DEFAULT_DAYS = 7
+STATS_MAX_DAYS = 31
+ORDER_CALLBACK = "ord:card:{}"  # handled by the orders feature (issue 4)
+CALLBACK_LIMIT = 64
+
+
+# --- plumbing --------------------------------------------------------------------------------
+def _services(target: Any) -> Services:
+    return target.bot_data["services"]
+
+
+def service(target: Any) -> HandoverService:
+    """The handover service of this bot (`target` is a handler context or the Application)."""
+    return _services(target).features[FEATURE]
+
+
+def _labels(target: Any) -> dict:
+    return _services(target).renderer.labels[FEATURE]
+
+
+def _now(target: Any) -> int:
+    return to_ts(_services(target).clock.now())
+
+
+def _render(target: Any, template: str, **values: Any) -> str:
+    return _services(target).renderer.render(f"handover/{template}", **values)
+
+
+async def _names(target: Any) -> dict[int, str]:
+    return {p.tg_id: p.name for p in await _services(target).people.all()}
+
+
+async def _error_text(context: KefuContext, exc: UserError) -> str:
+    if not isinstance(exc, HandoverError):
+        return label(context, f"errors.{exc.code}", **exc.params)
+    params = dict(exc.params)
+    if "by" in params:
+        person = await context.svc.people.get(params["by"]) if params["by"] else None
+        params["by_name"] = person.name if person else str(params["by"])
+    return label(context, f"handover.errors.{exc.code}", **params)
+
+
+def handover_errors(handler):
+    """A refusal from the service becomes its Chinese message (an alert under a button)."""
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: KefuContext) -> Any:
+        try:
+            return await handler(update, context)
+        except UserError as exc:
+            text = await _error_text(context, exc)
+            if update.callback_query is not None:
+                await answer_callback(update, text, alert=True)
+            else:
+                await reply(update, context, text)
+            if isinstance(exc, HandoverError) and exc.code not in ("empty_text", "text_too_long", "note_too_long"):
+                _clear_pending(context)  # the thing waited for cannot happen any more
+            return None
+
+    return wrapper
+
+
+# --- waiting for the user's next message -----------------------------------------------------
+def _live_state(state: Any, now: int) -> dict | None:
+    if not isinstance(state, dict) or state.get("feature") != FEATURE:
+        return None
+    if now - int(state.get("since", 0)) > PENDING_TTL.total_seconds():
+        return None
+    return state
+
+
+def _pending(context: KefuContext) -> dict | None:
+    return _live_state(context.user_data.get(PENDING_KEY), _now(context))
+
+
+def _set_pending(context: KefuContext, action: str, **values: Any) -> None:
+    context.user_data[PENDING_KEY] = {"feature": FEATURE, "action": action, "since": _now(context), **values}
+
+
+def _clear_pending(context: KefuContext) -> None:
+    state = context.user_data.get(PENDING_KEY) if context.user_data is not None else None
+    if isinstance(state, dict) and state.get("feature") == FEATURE:
+        context.user_data.pop(PENDING_KEY, None)
+
+
+class HandoverPending(filters.MessageFilter):
+    """Matches messages from users the handover book is waiting for (text, note, attachment)."""
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(name="HandoverPending")
+        self.app = app
+
+    def filter(self, message: Message) -> bool:
+        user = message.from_user
+        if user is None:
+            return False
+        state = self.app.user_data.get(user.id, {}).get(PENDING_KEY)
+        return _live_state(state, _now(self.app)) is not None
+
+
+# --- cards -----------------------------------------------------------------------------------
+@dataclass
+class CardContext:
+    """What rendering a batch of cards needs besides the items: names, stored orders, now."""
+
+    names: dict[int, str]
+    orders: dict[str, OrderRef]
+    now: int
+    order_button: bool
+
+
+async def card_context(target: Any, items: list[Item]) -> CardContext:
+    return CardContext(
+        names=await _names(target),
+        orders=await service(target).orders(i.order_no for i in items if i.order_no),
+        now=_now(target),
+        order_button="order" in target.bot_data.get("registered_commands", set()),
+    )
+
+
+def _is_late(target: Any, item: Item, occurrence: str) -> bool:
+    """Written after the shift it is shown to had started (a later addition to its digest)."""
+    if not occurrence:
+        return False
+    window = window_for_key(_services(target).settings.shifts, occurrence, _services(target).tz)
+    return window is not None and item.created_at >= to_ts(window.start)
+
+
+def render_card(target: Any, item: Item, cc: CardContext, *, author_view: bool = False,
+                late: bool = False) -> tuple[str, InlineKeyboardMarkup | None]:
+    values = dict(
+        item=item, names=cc.names, order=cc.orders.get(item.order_no or ""), now=cc.now, late=late,
+        age=age_minutes(item, cc.now), editable=item.editable_at(cc.now),
+    )
+    text = _render(target, "logged.html" if author_view else "card.html", **values)
+    return text, card_keyboard(target, item, cc, author_view=author_view)
+
+
+def card_keyboard(target: Any, item: Item, cc: CardContext, *, author_view: bool = False) -> InlineKeyboardMarkup | None:
+    names = _labels(target)["kinds"]
+    rows: list[list] = []
+    if item.is_open:
+        if author_view and item.editable_at(cc.now):
+            kinds = [
+                button(target, "handover.buttons.kind", f"ho:kind:{item.id}:{code}", name=names[code],
+                       current=code == item.kind)
+                for code in KINDS
+            ]
+            rows += [kinds[:3], kinds[3:]]
+            rows.append([button(target, "handover.buttons.edit", f"ho:edit:{item.id}"),
+                         button(target, "handover.buttons.withdraw", f"ho:wd:{item.id}")])
+        actions = []
+        if not author_view and item.awaiting_takeover:
+            actions.append(button(target, "handover.buttons.take", f"ho:take:{item.id}"))
+        actions.append(button(target, "handover.buttons.resolve", f"ho:res:{item.id}"))
+        rows.append(actions)
+    extras = []
+    if item.attachment:
+        extras.append(button(target, "handover.buttons.attachment", f"ho:att:{item.id}"))
+    order_data = ORDER_CALLBACK.format(item.order_no or "")
+    if item.order_no in cc.orders and cc.order_button and len(order_data.encode()) <= CALLBACK_LIMIT:
+        extras.append(button(target, "handover.buttons.order", order_data, order_no=item.order_no))
+    extras.append(button(target, "handover.buttons.history", f"ho:view:{item.id}"))
+    rows.append(extras)
+    return keyboard(rows)
+
+
+async def refresh_cards(target: Any, item_id: int) -> None:
+    """Re-render every message showing this item (the author's copy and each shift's copies)."""
+    ho = service(target)
+    item = await ho.require(item_id)
+    cards = await ho.cards(item_id)
+    if not cards:
+        return
+    cc = await card_context(target, [item])
+    for card in cards:
+        text, markup = render_card(target, item, cc, author_view=card.occurrence == "",
+                                   late=_is_late(target, item, card.occurrence))
+        try:
+            await target.bot.edit_message_text(text, chat_id=card.chat_id, message_id=card.message_id,
+                                               reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.info("handover card %s in chat %s not updated: %s", item_id, card.chat_id, exc)
+        except TelegramError as exc:
+            log.info("handover card %s in chat %s not updated: %s", item_id, card.chat_id, exc)
+
+
+async def _send_author_card(update: Update, context: KefuContext, item: Item) -> None:
+    cc = await card_context(context, [item])
+    text, markup = render_card(context, item, cc, author_view=True)
+    message = await reply(update, context, text, reply_markup=markup)
+    if message is not None:
+        await service(context).record_card(item.id, "", message.chat_id, message.message_id)
+
+
+# --- writing ---------------------------------------------------------------------------------
+def _attachment_of(message: Message) -> Attachment | None:
+    if message.photo:
+        return Attachment(message.photo[-1].file_id, "photo")
+    if message.document:
+        return Attachment(message.document.file_id, "document", message.document.file_name)
+    return None
+
+
+async def _log(update: Update, context: KefuContext, text: str, *, kind: str | None,
+               attachment: Attachment | None) -> None:
+    person = context.person
+    kind = kind or guess_kind(text, _labels(context)["kind_keywords"])
+    item = await service(context).log_item(person.tg_id, person.shift, text, kind=kind, attachment=attachment)
+    _clear_pending(context)
+    await _send_author_card(update, context, item)
+
+
+async def _ask_for_text(update: Update, context: KefuContext, *, attachment: Attachment | None = None,
+                        kind: str | None = None) -> None:
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        raise HandoverError("group_needs_text")
+    _set_pending(context, "new", kind=kind, attachment=attachment.__dict__ if attachment else None)
+    await reply(update, context, _render(context, "ask.html", kind=kind, attachment=attachment),
+                reply_markup=_pending_kind_keyboard(context, kind))
+
+
+def _pending_kind_keyboard(context: KefuContext, chosen: str | None) -> InlineKeyboardMarkup | None:
+    names = _labels(context)["kinds"]
+    kinds = [
+        button(context, "handover.buttons.pending_kind", f"ho:pk:{code}", name=names[code], current=code == chosen)
+        for code in KINDS
+    ]
+    return keyboard([kinds[:3], kinds[3:]])
+
+
+@handover_errors
+async def handover_command(update: Update, context: KefuContext) -> None:
+    """/handover <text> logs an item; /handover alone asks for it (with the kind buttons)."""
+    text = arg_text(update)
+    if text:
+        await _log(update, context, text, kind=None, attachment=None)
+    else:
+        await _ask_for_text(update, context)
+
+
+@handover_errors
+async def attachment_message(update: Update, context: KefuContext) -> None:
+    """A photo or file captioned `/handover ...`, or sent while the book waits for an item."""
+    message = update.effective_message
+    attachment = _attachment_of(message)
+    caption = message.caption or ""
+    state = _pending(context)
+    if CAPTION_COMMAND.match(caption):
+        text, kind = arg_text(update), None
+    elif state is not None and state["action"] == "new":
+        text, kind = caption.strip(), state.get("kind")
+    else:
+        raise HandoverError("media_needs_text")
+    if text:
+        await _log(update, context, text, kind=kind, attachment=attachment)
+    else:
+        await _ask_for_text(update, context, attachment=attachment, kind=kind)
+
+
+async def pending_text(update: Update, context: KefuContext) -> None:
+    """The next private text after /handover, 修改 or 已解决: the item, its new text, the note."""
+    await _consume_pending_text(update, context)
+    raise ApplicationHandlerStop  # consumed: not a script search, not "没看懂"
+
+
+@handover_errors
+async def _consume_pending_text(update: Update, context: KefuContext) -> None:
+    state = _pending(context)
+    if state is None:
+        raise HandoverError("pending_expired")
+    text = update.effective_message.text or ""
+    person = context.person
+    ho = service(context)
+    if state["action"] == "new":
+        stored = state.get("attachment")
+        await _log(update, context, text, kind=state.get("kind"), attachment=Attachment(**stored) if stored else None)
+    elif state["action"] == "edit":
+        item = await ho.edit_text(int(state["item_id"]), person.tg_id, text)
+        _clear_pending(context)
+        await reply(update, context, label(context, "handover.answers.edited", id=item.id))
+        await refresh_cards(context, item.id)
+    elif state["action"] == "resolve":
+        item = await ho.resolve(int(state["item_id"]), person.tg_id, person.shift, note=text)
+        _clear_pending(context)
+        await reply(update, context, label(context, "handover.answers.resolved", id=item.id))
+        await refresh_cards(context, item.id)
+    else:
+        _clear_pending(context)
+
+
+async def cancel_command(update: Update, context: KefuContext) -> None:
+    """/cancel: stop waiting for input, whichever feature was waiting."""
+    context.user_data.pop(PENDING_KEY, None)
+    await reply(update, context, label(context, "handover.cancelled"))
+
+
+# --- buttons ---------------------------------------------------------------------------------
+async def _button_new(update: Update, context: KefuContext) -> None:
+    await answer_callback(update)
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        raise HandoverError("group_needs_text")
+    await _ask_for_text(update, context)
+
+
+async def _button_pending_kind(update: Update, context: KefuContext, kind: str) -> None:
+    state = _pending(context)
+    if kind not in KINDS:
+        raise ValueError(kind)
+    if state is None or state["action"] != "new":
+        raise HandoverError("pending_expired")
+    state["kind"] = kind
+    name = _labels(context)["kinds"][kind]
+    await answer_callback(update, label(context, "handover.answers.pending_kind", name=name))
+    stored = state.get("attachment")
+    try:
+        await update.callback_query.edit_message_text(
+            _render(context, "ask.html", kind=kind, attachment=Attachment(**stored) if stored else None),
+            reply_markup=_pending_kind_keyboard(context, kind),
+        )
+    except BadRequest as exc:
+        log.info("ask message not edited: %s", exc)
+
+
+async def _button_kind(update: Update, context: KefuContext, item_id: str, kind: str) -> None:
+    item = await service(context).set_kind(int(item_id), context.person.tg_id, kind)
+    await answer_callback(update, label(context, "handover.answers.kind_set", name=_labels(context)["kinds"][item.kind]))
+    await refresh_cards(context, item.id)
+
+
+async def _button_edit(update: Update, context: KefuContext, item_id: str) -> None:
+    ho = service(context)
+    item = await ho.require(int(item_id))
+    await ho.check_editable(item.id, context.person.tg_id)
+    _set_pending(context, "edit", item_id=item.id)
+    await answer_callback(update, label(context, "handover.answers.ask_sent"))
+    await deliver(context, context.person.tg_id, _render(context, "ask_edit.html", item=item))
+
+
+async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -> None:
+    item = await service(context).withdraw(int(item_id), context.person.tg_id)
+    _clear_pending(context)
+    await answer_callback(update, label(context, "handover.answers.withdrawn", id=item.id))
+    await refresh_cards(context, item.id)
+
+
+async def _button_take(update: Update, context: KefuContext, item_id: str, source: str = "") -> None:
+    item = await service(context).take_over(int(item_id), context.person.tg_id)
+    await answer_callback(update, label(context, "handover.answers.taken", id=item.id))
+    await refresh_cards(context, item.id)
+    if source == "l":
+        await _show_open_list(update, context, edit=True)
+
+
+async def _button_resolve(update: Update, context: KefuContext, item_id: str) -> None:
+    item = await service(context).require(int(item_id))
+    service(context).check_open(item)
+    _set_pending(context, "resolve", item_id=item.id)
+    await answer_callback(update, label(context, "handover.answers.ask_sent"))
+    markup = keyboard([[button(context, "handover.buttons.resolve_no_note", f"ho:rsn:{item.id}")]])
+    await deliver(context, context.person.tg_id, _render(context, "ask_note.html", item=item), reply_markup=markup)
+
+
+async def _button_resolve_without_note(update: Update, context: KefuContext, item_id: str) -> None:
+    person = context.person
+    item = await service(context).resolve(int(item_id), person.tg_id, person.shift)
+    state = _pending(context)
+    if state is not None and state.get("item_id") == item.id:
+        _clear_pending(context)
+    await answer_callback(update, label(context, "handover.answers.resolved", id=item.id))
+    try:
+        await update.callback_query.edit_message_reply_markup(None)
+    except BadRequest:
+        pass
+    await refresh_cards(context, item.id)
+
+
+async def _button_view(update: Update, context: KefuContext, item_id: str) -> None:
+    ho = service(context)
+    item = await ho.require(int(item_id))
+    cc = await card_context(context, [item])
+    await answer_callback(update)
+    text = _render(context, "detail.html", item=item, names=cc.names, order=cc.orders.get(item.order_no or ""),
+                   now=cc.now, late=False, age=age_minutes(item, cc.now), history=await ho.history(item.id))
+    await reply(update, context, text, reply_markup=card_keyboard(context, item, cc))
+
+
+async def _button_attachment(update: Update, context: KefuContext, item_id: str) -> None:
+    item = await service(context).require(int(item_id))
+    if item.attachment is None:
+        raise ValueError("no attachment")
+    chat_id = update.effective_chat.id
+    caption = label(context, "handover.attachment_caption", id=item.id)
+    try:
+        if item.attachment.type == "photo":
+            await context.bot.send_photo(chat_id, item.attachment.file_id, caption=caption)
+        else:
+            await context.bot.send_document(chat_id, item.attachment.file_id, caption=caption)
+    except BadRequest as exc:
+        log.info("attachment of handover %s not sent: %s", item.id, exc)
+        await answer_callback(update, label(context, "handover.answers.attachment_gone"), alert=True)
+        return
+    await answer_callback(update)
+
+
+BUTTONS = {
+    "new": (_button_new, 0),
+    "pk": (_button_pending_kind, 1),
+    "kind": (_button_kind, 2),
+    "edit": (_button_edit, 1),
+    "wd": (_button_withdraw, 1),
+    "take": (_button_take, 1),
+    "res": (_button_resolve, 1),
+    "rsn": (_button_resolve_without_note, 1),
+    "view": (_button_view, 1),
+    "att": (_button_attachment, 1),
+}
+
+
+@handover_errors
+async def button_pressed(update: Update, context: KefuContext) -> None:
+    """`ho:<action>:<args>`; anything malformed or outdated gets a short "button expired"."""
+    parts = (update.callback_query.data or "").split(":")
+    action, args = (parts[1] if len(parts) > 1 else ""), parts[2:]
+    entry = BUTTONS.get(action)
+    if entry is None or len(args) < entry[1]:
+        await answer_callback(update, label(context, "handover.answers.stale"), alert=True)
+        return
+    try:
+        await entry[0](update, context, *args)
+    except (ValueError, KeyError, TypeError):
+        await answer_callback(update, label(context, "handover.answers.stale"), alert=True)
+
+
+# --- looking back ----------------------------------------------------------------------------
+async def _show_open_list(update: Update, context: KefuContext, *, edit: bool = False) -> None:
+    items = await service(context).open_items()
+    shown = items[:LIST_LIMIT]
+    names = await _names(context)
+    text = _render(context, "list.html", mode="open", items=shown, total=len(items), names=names, now=_now(context))
+    rows = []
+    for item in shown[:LIST_BUTTONS]:
+        row = []
+        if item.awaiting_takeover:
+            row.append(button(context, "handover.buttons.take_n", f"ho:take:{item.id}:l", id=item.id))
+        row.append(button(context, "handover.buttons.resolve_n", f"ho:res:{item.id}", id=item.id))
+        row.append(button(context, "handover.buttons.history_n", f"ho:view:{item.id}", id=item.id))
+        rows.append(row)
+    if edit and update.callback_query is not None:
+        try:
+            await update.callback_query.edit_message_text(text, reply_markup=keyboard(rows))
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+    await reply(update, context, text, reply_markup=keyboard(rows))
+
+
+@handover_errors
+async def handovers_command(update: Update, context: KefuContext) -> None:
+    """/handovers: the open items; /handovers <order no | keyword | date | kind>: search all."""
+    query = arg_text(update)
+    if not query:
+        await _show_open_list(update, context)
+        return
+    labels = _labels(context)
+    result = await service(context).search(query, relative_days=labels["relative_days"], kind_names=labels["kinds"])
+    names = await _names(context)
+    await reply(update, context, _render(context, "list.html", mode=result.mode, value=result.value,
+                                         items=result.items, total=result.total, names=names, now=_now(context)))
+
+
+@handover_errors
+async def stats_command(update: Update, context: KefuContext) -> None:
+    """/handover_stats [days | date]: per shift, written, handed, taken over (how fast), resolved."""
+    arg = arg_text(update)
+    now = context.svc.clock.now()
+    tz = context.svc.tz
+    if not arg:
+        since, until = now - timedelta(days=STATS_DEFAULT_DAYS), now
+    elif arg.isdigit():
+        days = int(arg)
+        if not 1 <= days <= STATS_MAX_DAYS:
+            raise HandoverError("stats_usage")
+        since, until = now - timedelta(days=days), now
+    else:
+        day = parse_date(arg, now.astimezone(tz).date(), _labels(context)["relative_days"])
+        if day is None:
+            raise HandoverError("stats_usage")
+        since = datetime.combine(day, datetime.min.time(), tz)
+        until = min(now, since + timedelta(days=1) - timedelta(seconds=1))
+    ho = service(context)
+    stats = await ho.stats(since, until)
+    rows = [s for s in stats if s.written or s.received or s.resolved]
+    await reply(update, context, _render(context, "stats.html", stats=stats, rows=rows, quiet=len(stats) - len(rows),
+                                         since=since, until=until, open_count=len(await ho.open_items())))
+
+
+# --- the shift-change tick -------------------------------------------------------------------
+async def _shift_people(svc: Services, shift_name: str) -> list[Person]:
+    return [p for p in await svc.people.all(active_only=True) if p.shift == shift_name and p.blocked_at is None]
+
+
+async def send_prompts(app: Application, epoch: int) -> None:
+    """KEFU_HANDOVER_PROMPT_MINUTES before a shift ends: write your handover; here is what you own.
+
+    Sent once per person and shift occurrence; a prompt missed while the bot was down is sent
+    late if the shift is still running, and dropped once it has ended (nobody is left to act)."""
+    svc, ho = _services(app), service(app)
+    minutes = svc.settings.kefu_handover_prompt_minutes
+    now = svc.clock.now()
+    for window in prompts_due(svc.settings.shifts, now, svc.tz, minutes):
+        if to_ts(window.end) - minutes * 60 < epoch:
+            continue
+        key = occurrence_key(window)
+        names = None
+        for person in await _shift_people(svc, window.shift.name):
+            if await ho.notice_status(key, "prompt", person.tg_id) is not None:
+                continue
+            names = names or await _names(app)
+            text = _render(
+                app, "prompt.html", end=window.end, minutes_left=max(1, math.ceil((window.end - now).total_seconds() / 60)),
+                claims=await claimed_reminders(svc.db, person.tg_id), owned=await ho.owned_by(person.tg_id),
+                names=names, now=to_ts(now),
+            )
+            markup = keyboard([[button(app, "handover.buttons.new", "ho:new")]])
+            delivery = await deliver(app, person.tg_id, text, reply_markup=markup)
+            if delivery.status != "failed":  # a transient failure is retried on the next tick
+                await ho.record_notice(key, "prompt", person.tg_id, delivery.status)
+
+
+async def send_digests(app: Application, epoch: int) -> None:
+    """At the start of each shift (or the first tick after it, if the bot was down): hand it
+    every open item written before it began, and send its people the digest, one card per item.
+
+    Runs on every tick while the shift lasts: items written later for the previous shift reach
+    it as additions; people who did not get their copy (a network error) get it now."""
+    svc, ho = _services(app), service(app)
+    now = to_ts(svc.clock.now())
+    for window in running_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
+        start = to_ts(window.start)
+        if start < epoch:
+            continue
+        key = occurrence_key(window)
+        await ho.hand_over_to(window)
+        people = await _shift_people(svc, window.shift.name)
+        if not people:
+            continue  # nobody on this shift: the items wait, and supervisors hear about them
+        items = await ho.handed_items(key)
+        orders = None
+        cc = None
+        for person in people:
+            status = await ho.notice_status(key, "digest", person.tg_id)
+            if status is None:
+                if orders is None:
+                    orders = await ho.due_orders(window)
+                if not items and not orders:
+                    await ho.record_notice(key, "digest", person.tg_id, "skipped")
+                    continue
+                text = _render(
+                    app, "digest.html", key=key, start=start, now=now, total=len(items),
+                    fresh=sum(1 for i in items if i.handed_count <= 1),
+                    carried=sum(1 for i in items if i.handed_count > 1),
+                    urgent=sum(1 for i in items if i.urgent), orders=orders[:LIST_LIMIT],
+                    more=max(0, len(orders) - LIST_LIMIT), ack_minutes=svc.settings.kefu_handover_ack_minutes,
+                )
+                delivery = await deliver(app, person.tg_id, text)
+                if delivery.status == "failed":
+                    continue
+                await ho.record_notice(key, "digest", person.tg_id, delivery.status)
+                status = delivery.status
+            if status == "blocked":
+                continue
+            for item in items:
+                if await ho.has_card(item.id, key, person.tg_id):
+                    continue
+                cc = cc or await card_context(app, items)
+                text, markup = render_card(app, item, cc, late=item.created_at >= start)
+                delivery = await deliver(app, person.tg_id, text, reply_markup=markup)
+                if delivery.status == "failed":
+                    break
+                await ho.record_card(item.id, key, person.tg_id, delivery.message.message_id if delivery.ok else 0)
+                if delivery.status == "blocked":
+                    break
+
+
+async def send_alerts(app: Application) -> None:
+    """Items handed to a shift and not taken over KEFU_HANDOVER_ACK_MINUTES later: tell the
+    supervisors (and admins), once per item and shift."""
+    svc, ho = _services(app), service(app)
+    due = await ho.due_alerts()
+    if not due:
+        return
+    supervisors = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    names = await _names(app)
+    for key, items in due.items():
+        text = _render(app, "alert.html", key=key, items=items, names=names, now=to_ts(svc.clock.now()),
+                       minutes=svc.settings.kefu_handover_ack_minutes, limit=ALERT_LIMIT)
+        rows = [
+            [button(app, "handover.buttons.take_n", f"ho:take:{i.id}", id=i.id),
+             button(app, "handover.buttons.resolve_n", f"ho:res:{i.id}", id=i.id)]
+            for i in items[:LIST_BUTTONS]
+        ]
+        for person in supervisors:
+            await deliver(app, person.tg_id, text, reply_markup=keyboard(rows))
+        await ho.mark_alerted(key, [i.id for i in items])
+
+
+async def on_tick(app: Application) -> None:
+    """Idempotent: what was sent for which shift occurrence is in SQLite, so a tick after a
+    restart catches up without repeating anything."""
+    epoch = await service(app).epoch()
+    await send_digests(app, epoch)  # a late digest (after downtime) before the end-of-shift prompt
+    await send_prompts(app, epoch)
+    await send_alerts(app)
+
+
+# --- wiring ----------------------------------------------------------------------------------
+def _add_first(app: Application, handler: BaseHandler, group: int = 0) -> None:
+    """Register ahead of the group's other handlers. Only for narrow filters: a photo captioned
+    /handover must not be taken for an order export by a broader document handler."""
+    app.add_handler(handler, group)
+    handlers = app.handlers[group]
+    handlers.insert(0, handlers.pop(handlers.index(handler)))
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler(["handover", "jj"], handover_command))
+    app.add_handler(CommandHandler("handovers", handovers_command))
+    app.add_handler(CommandHandler("handover_stats", stats_command))
+    app.add_handler(CommandHandler("cancel", cancel_command))
+    app.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^ho:"))
+    pending = HandoverPending(app)
+    new_message = filters.UpdateType.MESSAGE
+    media = filters.PHOTO | filters.Document.ALL
+    _add_first(app, MessageHandler(
+        new_message & media & (filters.CaptionRegex(CAPTION_COMMAND) | (filters.ChatType.PRIVATE & pending)),
+        attachment_message,
+    ))
+    app.add_handler(
+        MessageHandler(new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & pending, pending_text),
+        group=PENDING_GROUP,
+    )
+
+
+async def on_startup(app: Application) -> None:
+    svc = _services(app)
+    if FEATURE not in svc.features:
+        svc.features[FEATURE] = HandoverService(svc.db, svc.clock, svc.settings)
+    await service(app).ensure_epoch()
+    add_tick_hook(app, on_tick)
+
+
+async def seed_demo(services: Services) -> None:
+    """`kefu sandbox`: a couple of open items from the demo agents (texts in the labels)."""
+    ho = HandoverService(services.db, services.clock, services.settings)
+    for demo in services.renderer.labels[FEATURE].get("demo", []):
+        author = await services.people.find(str(demo["author"]))
+        if author is not None:
+            await ho.log_item(author.tg_id, author.shift, demo["text"], kind=demo.get("kind", "other"))
