@@ -5,7 +5,8 @@
 
 Prints top-1 / top-3 category accuracy (a query counts for top-3 when any of the first three
 scripts has the right category), a per-category table and the misses, for the `dev` part and
-separately for the `heldout` part (written after the ranker was frozen).
+separately for the `heldout` part (written after the ranker was frozen), and for each held-out
+batch (`batch: 2` items were written after the synonyms work of issue 3 was frozen).
 """
 
 from __future__ import annotations
@@ -112,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: no messages")
             continue
         report(name, score(items, run([i["text"] for i in items], args.path)), show_table=True)
+    # held-out messages come in batches, each written after the ranking work before it was frozen
+    batches = sorted({int(i.get("batch", 1)) for i in parts["heldout"]})
+    if len(batches) > 1:
+        for batch in batches:
+            items = [i for i in parts["heldout"] if int(i.get("batch", 1)) == batch]
+            result = score(items, run([i["text"] for i in items], args.path))
+            print(f"== heldout batch {batch}: {result['n']} messages  top-1 {result['top1']:.1%}  top-3 {result['top3']:.1%}")
     everything = parts["dev"] + parts["heldout"]
     total = score(everything, run([i["text"] for i in everything], args.path))
     print(f"== all: {total['n']} messages  top-1 {total['top1']:.1%}  top-3 {total['top3']:.1%}")
