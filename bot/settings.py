@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot import PROJECT_ROOT
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # Reminders (issue 5)
     kefu_unpaid_remind_hours: float = Field(12, gt=0)
     kefu_unshipped_warn_hours: float = Field(36, gt=0)
-    kefu_unshipped_remind_hours: float = Field(48, gt=0)
+    kefu_unshipped_remind_hours: float = Field(48, gt=0, validate_default=True)
     kefu_shop_overrides: str = ""
     kefu_scan_interval_seconds: int = Field(60, ge=1)
     kefu_escalate_minutes: int = Field(30, ge=1)
@@ -83,6 +83,32 @@ class Settings(BaseSettings):
             parse_shifts(value)
         except ShiftSpecError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("kefu_unshipped_remind_hours")
+    @classmethod
+    def _warn_before_breach(cls, value: float, info: ValidationInfo) -> float:
+        warn = info.data.get("kefu_unshipped_warn_hours")
+        if warn is not None and warn >= value:
+            from bot.reminders.rules import ShopOverrideError
+
+            raise ValueError(ShopOverrideError("default_warn_not_before_breach", warn=warn, unshipped=value).message())
+        return value
+
+    @field_validator("kefu_shop_overrides")
+    @classmethod
+    def _valid_shop_overrides(cls, value: str, info: ValidationInfo) -> str:
+        from bot.reminders.rules import ShopOverrideError, Thresholds, parse_shop_overrides
+
+        defaults = Thresholds(
+            unpaid=info.data.get("kefu_unpaid_remind_hours", 12),
+            warn=info.data.get("kefu_unshipped_warn_hours", 36),
+            unshipped=info.data.get("kefu_unshipped_remind_hours", 48),
+        )
+        try:
+            parse_shop_overrides(value, defaults)
+        except ShopOverrideError as exc:
+            raise ValueError(exc.message()) from None
         return value
 
     @cached_property

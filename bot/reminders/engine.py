@@ -1,0 +1,663 @@
+"""Reminder state in SQLite: the scan that finds what is due, delivery bookkeeping, button actions.
+
+No Telegram here. The Telegram layer (handlers/reminders.py) calls, on every tick:
+`scan()` → edit the messages of what changed → `pending()` → send → `record_message()` after each
+accepted message → `complete_round()`; then `due_escalations()` the same way. Buttons call
+`claim()`, `done()`, `snooze()`.
+
+Delivery bookkeeping — why "mark right after each message" and not "record intent first":
+every message Telegram accepts is recorded (one transaction: the message row, one item per
+reminder it carries, keyed by (reminder, purpose, round, chat)) immediately after the send
+returns, before the next send. A reminder stays `pending` until every recipient of its round has
+such an item; a restart recomputes who still lacks it and sends only to them. So a crash at any
+point loses nothing (an unrecorded send is simply sent again), and the one window that can
+duplicate a message is between Telegram accepting it and that transaction committing. Writing an
+intent row before sending would not shrink that window: after a crash an intent without a
+message id is ambiguous (sent or not?), and since losing a reminder is worse than repeating one
+it would have to be re-sent anyway — the same duplicate, with one more write per message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from bot.clock import Clock, from_ts, to_ts
+from bot.db import Database
+from bot.reminders.rules import (
+    ALL_OUTCOMES,
+    CLOSED_STATES,
+    ESCALATION_REPEAT,
+    NO_LONGER_DUE_SQL,
+    OPEN_STATES,
+    RuleBook,
+    due_queries,
+    outcomes_for,
+    resolution_reason,
+)
+
+_OPEN_SQL = ", ".join(f"'{s}'" for s in OPEN_STATES)
+
+VIEW_COLUMNS = (
+    "r.*, o.platform, o.order_no, o.shop, o.amount_cents, o.buyer, o.item_title, o.status AS order_status,"
+    " o.refunding AS order_refunding, o.presale AS order_presale,"
+    " o.created_at AS order_created_at, o.paid_at AS order_paid_at"
+)
+VIEW_FROM = "reminders r JOIN orders o ON o.id = r.order_id"
+
+
+@dataclass(frozen=True)
+class ReminderView:
+    """A reminder with the order fields its messages show."""
+
+    id: int
+    order_id: int
+    rule: str
+    stage: str
+    due_at: int
+    deadline_at: int | None
+    state: str
+    round: int
+    first_sent_at: int | None
+    sent_at: int | None
+    claimed_by: int | None
+    claimed_at: int | None
+    snoozed_by: int | None
+    snoozed_until: int | None
+    done_by: int | None
+    done_at: int | None
+    outcome: str | None
+    resolved_at: int | None
+    resolved_reason: str | None
+    escalations: int
+    escalated_at: int | None
+    created_at: int
+    platform: str
+    order_no: str
+    shop: str
+    amount_cents: int | None
+    buyer: str
+    item_title: str
+    order_status: str
+    order_created_at: int | None
+    order_paid_at: int | None
+    position: int | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "ReminderView":
+        keys = row.keys()
+        return cls(
+            **{name: row[name] for name in cls.__dataclass_fields__ if name in keys and name != "position"},
+            position=row["position"] if "position" in keys else None,
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def claimable(self) -> bool:
+        return self.is_open and self.claimed_by is None
+
+    @property
+    def tail(self) -> str:
+        """The last digits of the order number, enough to tell orders apart on a button."""
+        return self.order_no[-6:]
+
+    def overdue_seconds(self, now: int) -> int:
+        return max(0, now - self.due_at)
+
+    def seconds_to_deadline(self, now: int) -> int | None:
+        return None if self.deadline_at is None else self.deadline_at - now
+
+
+@dataclass
+class ScanResult:
+    created: int = 0
+    resolved: list[int] = field(default_factory=list)
+    superseded: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
+    woken: list[int] = field(default_factory=list)
+    carried: int = 0
+
+    @property
+    def changed(self) -> list[int]:
+        """Reminders whose existing messages no longer tell the truth and must be edited."""
+        return [*self.resolved, *self.superseded, *self.reopened, *self.woken]
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    chat_id: int
+    message_id: int
+    kind: str
+    rule: str | None
+    part: int
+    parts: int
+    total: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "MessageRow":
+        return cls(row["id"], row["chat_id"], row["message_id"], row["kind"], row["rule"], row["part"], row["parts"],
+                   row["total"])
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What a button press did: ok, or the label code of the refusal (with its parameters)."""
+
+    ok: bool
+    reminder: ReminderView | None
+    code: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _ts(moment: datetime | int | None) -> int:
+    if isinstance(moment, int):
+        return moment
+    return to_ts(moment)
+
+
+class ReminderEngine:
+    def __init__(self, db: Database, clock: Clock, book: RuleBook, *, escalate_minutes: int = 30) -> None:
+        self.db = db
+        self.clock = clock
+        self.book = book
+        self.escalate_after = timedelta(minutes=escalate_minutes)
+
+    @classmethod
+    def from_settings(cls, db: Database, clock: Clock, settings: Any) -> "ReminderEngine":
+        return cls(db, clock, RuleBook.from_settings(settings), escalate_minutes=settings.kefu_escalate_minutes)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # --- the scan --------------------------------------------------------------------------------
+
+    async def scan(self, now: datetime | None = None) -> ScanResult:
+        """Record every stage that fell due (catching up after downtime), close what no longer
+        applies, reopen what applies again, wake snoozed reminders. One transaction."""
+        now = now or self.now()
+        ts = to_ts(now)
+        result = ScanResult()
+        async with self.db.transaction() as conn:
+            for query in due_queries(self.book, now):
+                stage = query.stage
+                cursor = await conn.execute(
+                    "INSERT INTO reminders (order_id, rule, stage, due_at, deadline_at, state, round, created_at, updated_at)"
+                    f" SELECT o.id, ?, ?, {query.due_at}, {query.deadline_at}, 'pending', 1, ?, ? FROM orders o"
+                    f" WHERE {query.where} AND NOT EXISTS (SELECT 1 FROM reminders x"
+                    "  WHERE x.order_id = o.id AND x.rule = ? AND x.stage = ?)",
+                    (stage.rule, stage.stage, *query.due_params, *query.deadline_params, ts, ts,
+                     *query.where_params, stage.rule, stage.stage),
+                )
+                result.created += max(cursor.rowcount, 0)
+            if result.created:
+                result.carried = await self._carry_claims(conn, ts)
+            result.resolved = await self._resolve(conn, ts)
+            result.reopened = await self._reopen(conn, ts)
+            result.superseded = await self._supersede(conn, ts)
+            result.woken = await self._wake(conn, ts)
+        return result
+
+    async def _carry_claims(self, conn, ts: int) -> int:
+        """A breach whose warning someone claimed starts out claimed by them: they are on it."""
+        cursor = await conn.execute(
+            "UPDATE reminders SET claimed_by = (SELECT w.claimed_by FROM reminders w WHERE w.order_id = reminders.order_id"
+            "   AND w.rule = 'unshipped' AND w.stage = 'warn'), claimed_at = ?, updated_at = ?"
+            " WHERE state = 'pending' AND rule = 'unshipped' AND stage = 'breach' AND created_at = ? AND claimed_by IS NULL"
+            " AND EXISTS (SELECT 1 FROM reminders w WHERE w.order_id = reminders.order_id AND w.rule = 'unshipped'"
+            "   AND w.stage = 'warn' AND w.claimed_by IS NOT NULL)",
+            (ts, ts, ts),
+        )
+        return max(cursor.rowcount, 0)
+
+    async def _resolve(self, conn, ts: int) -> list[int]:
+        cursor = await conn.execute(
+            "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminders r JOIN orders o ON o.id = r.order_id"
+            f" WHERE r.state IN ({_OPEN_SQL}) AND {NO_LONGER_DUE_SQL}"
+        )
+        rows = await cursor.fetchall()
+        changes = []
+        for row in rows:
+            reason = resolution_reason(row["rule"], row["status"], bool(row["refunding"]), bool(row["presale"]))
+            if reason is not None:
+                changes.append((reason, row["id"]))
+        await self._close_as_resolved(conn, changes, ts)
+        return [rid for _, rid in changes]
+
+    async def _close_as_resolved(self, conn, changes: Sequence[tuple[str, int]], ts: int) -> None:
+        if not changes:
+            return
+        await conn.executemany(
+            "UPDATE reminders SET state = 'resolved', resolved_reason = ?, resolved_at = ?, updated_at = ? WHERE id = ?",
+            [(reason, ts, ts, rid) for reason, rid in changes],
+        )
+        await conn.executemany(
+            "INSERT INTO reminder_events (reminder_id, at, actor, action, detail) VALUES (?, ?, NULL, 'resolved', ?)",
+            [(rid, ts, reason) for reason, rid in changes],
+        )
+
+    async def _reopen(self, conn, ts: int) -> list[int]:
+        """A refund that ended (the only way an order qualifies again) reopens its reminder."""
+        cursor = await conn.execute(
+            "SELECT r.id FROM reminders r JOIN orders o ON o.id = r.order_id"
+            f" WHERE r.state = 'resolved' AND r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+        )
+        ids = [row[0] for row in await cursor.fetchall()]
+        if ids:
+            await conn.executemany(
+                "UPDATE reminders SET state = 'pending', round = round + 1, first_sent_at = NULL, sent_at = NULL,"
+                " resolved_reason = NULL, resolved_at = NULL, updated_at = ? WHERE id = ?",
+                [(ts, rid) for rid in ids],
+            )
+            await self._events(conn, ids, ts, None, "reopened")
+        return ids
+
+    async def _supersede(self, conn, ts: int) -> list[int]:
+        """An open warning whose breach has arrived is closed: the breach reminder takes over."""
+        cursor = await conn.execute(
+            f"SELECT w.id FROM reminders w WHERE w.state IN ({_OPEN_SQL}) AND w.rule = 'unshipped' AND w.stage = 'warn'"
+            " AND EXISTS (SELECT 1 FROM reminders b WHERE b.order_id = w.order_id AND b.rule = 'unshipped'"
+            " AND b.stage = 'breach')"
+        )
+        ids = [row[0] for row in await cursor.fetchall()]
+        await self._close_as_resolved(conn, [("superseded", rid) for rid in ids], ts)
+        return ids
+
+    async def _wake(self, conn, ts: int) -> list[int]:
+        cursor = await conn.execute(
+            "SELECT id FROM reminders WHERE state = 'snoozed' AND snoozed_until <= ?", (ts,)
+        )
+        ids = [row[0] for row in await cursor.fetchall()]
+        if ids:
+            await conn.executemany(
+                "UPDATE reminders SET state = 'pending', round = round + 1, first_sent_at = NULL, sent_at = NULL,"
+                " updated_at = ? WHERE id = ?",
+                [(ts, rid) for rid in ids],
+            )
+            await self._events(conn, ids, ts, None, "woken")
+        return ids
+
+    async def _events(self, conn, ids: Iterable[int], ts: int, actor: int | None, action: str, detail: str = "") -> None:
+        await conn.executemany(
+            "INSERT INTO reminder_events (reminder_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+            [(rid, ts, actor, action, detail) for rid in ids],
+        )
+
+    # --- delivery bookkeeping --------------------------------------------------------------------
+
+    async def pending(self) -> list[ReminderView]:
+        """Reminders whose current round some recipient has not received yet, oldest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state = 'pending' ORDER BY r.due_at, r.id"
+        )
+        return [ReminderView.from_row(r) for r in rows]
+
+    async def delivered(self, reminders: Sequence[ReminderView], purpose: str) -> set[tuple[int, int]]:
+        """(reminder id, chat id) pairs that already hold the current round (notify) or the next
+        escalation (escalate) of these reminders."""
+        if not reminders:
+            return set()
+        round_expr = "r.round" if purpose == "notify" else "r.escalations + 1"
+        state_cond = "r.state = 'pending'" if purpose == "notify" else f"r.state IN ({_OPEN_SQL})"
+        rows = await self.db.fetchall(
+            "SELECT i.reminder_id, i.chat_id FROM reminder_message_items i JOIN reminders r ON r.id = i.reminder_id"
+            f" WHERE {state_cond} AND i.purpose = ? AND i.round = {round_expr}",
+            (purpose,),
+        )
+        wanted = {r.id for r in reminders}
+        return {(row[0], row[1]) for row in rows if row[0] in wanted}
+
+    async def record_message(
+        self,
+        *,
+        chat_id: int,
+        message_id: int,
+        kind: str,
+        purpose: str,
+        items: Sequence[tuple[ReminderView, int | None]],
+        rule: str | None = None,
+        part: int = 1,
+        parts: int = 1,
+        total: int = 1,
+        now: datetime | int | None = None,
+    ) -> int:
+        """Record one message Telegram accepted and the reminders it carries (call right after sending)."""
+        ts = _ts(now or self.now())
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO reminder_messages (chat_id, message_id, kind, rule, part, parts, total, sent_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (chat_id, message_id, kind, rule, part, parts, total, ts),
+            )
+            row_id = cursor.lastrowid
+            rows = []
+            for view, position in items:
+                if purpose == "notify":
+                    round_no = view.round
+                elif purpose == "escalate":
+                    round_no = view.escalations + 1
+                else:
+                    round_no = 0
+                rows.append((row_id, view.id, chat_id, purpose, round_no, position))
+            await conn.executemany(
+                "INSERT OR IGNORE INTO reminder_message_items (message_row, reminder_id, chat_id, purpose, round, position)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            if purpose == "notify":
+                await conn.executemany(
+                    "UPDATE reminders SET first_sent_at = COALESCE(first_sent_at, ?) WHERE id = ? AND state = 'pending'",
+                    [(ts, view.id) for view, _ in items],
+                )
+        return int(row_id)
+
+    async def complete_round(self, chats: Sequence[int], now: datetime | int | None = None) -> list[int]:
+        """Pending reminders that every one of `chats` now holds become sent (or claimed)."""
+        if not chats:
+            return []
+        ts = _ts(now or self.now())
+        marks = ", ".join("?" * len(chats))
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT i.reminder_id FROM reminder_message_items i JOIN reminders r ON r.id = i.reminder_id"
+                f" WHERE r.state = 'pending' AND i.purpose = 'notify' AND i.round = r.round AND i.chat_id IN ({marks})"
+                " GROUP BY i.reminder_id HAVING count(DISTINCT i.chat_id) >= ?",
+                (*chats, len(set(chats))),
+            )
+            ids = [row[0] for row in await cursor.fetchall()]
+            await conn.executemany(
+                "UPDATE reminders SET state = CASE WHEN claimed_by IS NULL THEN 'sent' ELSE 'claimed' END,"
+                " sent_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+                [(ts, ts, rid) for rid in ids],
+            )
+        return ids
+
+    async def due_escalations(self, now: datetime | None = None) -> list[ReminderView]:
+        """Delivered, unclaimed, open reminders past KEFU_ESCALATE_MINUTES and not escalated in the last hour."""
+        now = now or self.now()
+        ts = to_ts(now)
+        rows = await self.db.fetchall(
+            f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM}"
+            " WHERE r.state IN ('pending', 'sent', 'escalated') AND r.claimed_by IS NULL"
+            " AND r.first_sent_at IS NOT NULL AND r.first_sent_at <= ?"
+            " AND (r.escalated_at IS NULL OR r.escalated_at <= ?)"
+            " ORDER BY r.due_at, r.id",
+            (ts - int(self.escalate_after.total_seconds()), ts - int(ESCALATION_REPEAT.total_seconds())),
+        )
+        return [ReminderView.from_row(r) for r in rows]
+
+    async def complete_escalation(
+        self, reminders: Sequence[ReminderView], chats: Sequence[int], now: datetime | int | None = None
+    ) -> list[int]:
+        """Count an escalation as done for the reminders every one of `chats` was told about
+        (all of them when there is no supervisor to tell)."""
+        ts = _ts(now or self.now())
+        wanted = [r.id for r in reminders]
+        async with self.db.transaction() as conn:
+            if chats:
+                marks = ", ".join("?" * len(chats))
+                cursor = await conn.execute(
+                    "SELECT i.reminder_id FROM reminder_message_items i JOIN reminders r ON r.id = i.reminder_id"
+                    f" WHERE r.state IN ({_OPEN_SQL}) AND i.purpose = 'escalate' AND i.round = r.escalations + 1"
+                    f" AND i.chat_id IN ({marks}) GROUP BY i.reminder_id HAVING count(DISTINCT i.chat_id) >= ?",
+                    (*chats, len(set(chats))),
+                )
+                done = {row[0] for row in await cursor.fetchall()}
+                ids = [rid for rid in wanted if rid in done]
+            else:
+                ids = wanted
+            await conn.executemany(
+                "UPDATE reminders SET state = CASE WHEN state IN ('sent', 'escalated') THEN 'escalated' ELSE state END,"
+                " escalations = escalations + 1, escalated_at = ?, updated_at = ? WHERE id = ?",
+                [(ts, ts, rid) for rid in ids],
+            )
+            await self._events(conn, ids, ts, None, "escalated", ",".join(map(str, chats)))
+        return ids
+
+    # --- messages to edit ------------------------------------------------------------------------
+
+    async def messages_showing(self, reminder_ids: Sequence[int]) -> list[MessageRow]:
+        found: dict[int, MessageRow] = {}
+        ids = list(dict.fromkeys(reminder_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self.db.fetchall(
+                "SELECT DISTINCT m.* FROM reminder_message_items i JOIN reminder_messages m ON m.id = i.message_row"
+                f" WHERE i.reminder_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                found[row["id"]] = MessageRow.from_row(row)
+        return sorted(found.values(), key=lambda m: m.id)
+
+    async def message_items(self, message_row: int) -> list[ReminderView]:
+        rows = await self.db.fetchall(
+            f"SELECT {VIEW_COLUMNS}, i.position AS position FROM reminder_message_items i"
+            " JOIN reminders r ON r.id = i.reminder_id JOIN orders o ON o.id = r.order_id"
+            " WHERE i.message_row = ? ORDER BY i.position IS NULL, i.position, r.id",
+            (message_row,),
+        )
+        return [ReminderView.from_row(r) for r in rows]
+
+    async def message_by_telegram_id(self, chat_id: int, message_id: int) -> MessageRow | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM reminder_messages WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        )
+        return None if row is None else MessageRow.from_row(row)
+
+    # --- lookups for /reminders and the buttons --------------------------------------------------
+
+    async def get(self, reminder_id: int) -> ReminderView | None:
+        row = await self.db.fetchone(f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.id = ?", (reminder_id,))
+        return ReminderView.from_row(row) if row else None
+
+    async def open_overview(self, person_id: int, limit: int = 15) -> tuple[list[ReminderView], int, list[ReminderView], int]:
+        """(mine, how many mine, the team's, how many the team's): open reminders, oldest first.
+
+        Mine: claimed by the person. The team's: every other open reminder, claimed or not."""
+        mine = await self.db.fetchall(
+            f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state IN ({_OPEN_SQL}) AND r.claimed_by = ?"
+            " ORDER BY r.due_at, r.id LIMIT ?",
+            (person_id, limit),
+        )
+        team = await self.db.fetchall(
+            f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state IN ({_OPEN_SQL}) AND r.claimed_by IS NOT ?"
+            " ORDER BY r.due_at, r.id LIMIT ?",
+            (person_id, limit),
+        )
+        counts = await self.db.fetchone(
+            "SELECT count(*) FILTER (WHERE claimed_by = ?), count(*) FILTER (WHERE claimed_by IS NOT ?)"
+            f" FROM reminders WHERE state IN ({_OPEN_SQL})",
+            (person_id, person_id),
+        )
+        return (
+            [ReminderView.from_row(r) for r in mine],
+            int(counts[0]),
+            [ReminderView.from_row(r) for r in team],
+            int(counts[1]),
+        )
+
+    # --- button actions (checked, then recorded) -------------------------------------------------
+
+    async def claim(self, reminder_id: int, actor: int, now: datetime | None = None) -> ActionResult:
+        ts = to_ts(now or self.now())
+        async with self.db.transaction() as conn:
+            view = await self._load(conn, reminder_id)
+            refusal = self._refusal(view, actor, supervisor=True)  # anyone may take an unclaimed one
+            if refusal is None and view.claimed_by == actor:
+                refusal = ("already_yours", {})
+            elif refusal is None and view.claimed_by is not None:
+                refusal = ("claimed_by_other", {"who": view.claimed_by})
+            if refusal is not None:
+                await self._refused(conn, view, actor, "claim", refusal[0], ts)
+                return ActionResult(False, view, refusal[0], refusal[1])
+            cursor = await conn.execute(
+                "UPDATE reminders SET claimed_by = ?, claimed_at = ?, updated_at = ?,"
+                " state = CASE WHEN state IN ('pending', 'sent', 'escalated') THEN 'claimed' ELSE state END"
+                f" WHERE id = ? AND claimed_by IS NULL AND state IN ({_OPEN_SQL})",
+                (actor, ts, ts, reminder_id),
+            )
+            assert cursor.rowcount == 1  # checked above inside the same transaction
+            await self._events(conn, [reminder_id], ts, actor, "claim")
+            return ActionResult(True, await self._load(conn, reminder_id))
+
+    async def done(self, reminder_id: int, actor: int, outcome: str, *, supervisor: bool = False,
+                   now: datetime | None = None) -> ActionResult:
+        ts = to_ts(now or self.now())
+        async with self.db.transaction() as conn:
+            view = await self._load(conn, reminder_id)
+            refusal = self._refusal(view, actor, supervisor)
+            if refusal is None and (outcome not in ALL_OUTCOMES or outcome not in outcomes_for(view.rule)):
+                refusal = ("bad_outcome", {"outcome": outcome})
+            if refusal is not None:
+                await self._refused(conn, view, actor, "done", refusal[0], ts)
+                return ActionResult(False, view, refusal[0], refusal[1])
+            await conn.execute(
+                "UPDATE reminders SET state = 'done', outcome = ?, done_by = ?, done_at = ?,"
+                " claimed_by = COALESCE(claimed_by, ?), claimed_at = COALESCE(claimed_at, ?), updated_at = ? WHERE id = ?",
+                (outcome, actor, ts, actor, ts, ts, reminder_id),
+            )
+            await self._events(conn, [reminder_id], ts, actor, "done", outcome)
+            return ActionResult(True, await self._load(conn, reminder_id))
+
+    async def snooze(self, reminder_id: int, actor: int, until: datetime, *, supervisor: bool = False,
+                     now: datetime | None = None) -> ActionResult:
+        ts = to_ts(now or self.now())
+        until_ts = to_ts(until)
+        async with self.db.transaction() as conn:
+            view = await self._load(conn, reminder_id)
+            refusal = self._refusal(view, actor, supervisor)
+            if refusal is None and until_ts <= ts:
+                refusal = ("snooze_in_past", {})
+            if refusal is not None:
+                await self._refused(conn, view, actor, "snooze", refusal[0], ts)
+                return ActionResult(False, view, refusal[0], refusal[1])
+            await conn.execute(
+                "UPDATE reminders SET state = 'snoozed', snoozed_by = ?, snoozed_until = ?, updated_at = ? WHERE id = ?",
+                (actor, until_ts, ts, reminder_id),
+            )
+            await self._events(conn, [reminder_id], ts, actor, "snooze", str(until_ts))
+            return ActionResult(True, await self._load(conn, reminder_id))
+
+    async def record(self, reminder_id: int, actor: int | None, action: str, detail: str = "",
+                     now: datetime | None = None) -> None:
+        """Record a press that changes nothing (查看话术, opening a card, a refused button)."""
+        ts = to_ts(now or self.now())
+        async with self.db.transaction() as conn:
+            await self._events(conn, [reminder_id], ts, actor, action, detail)
+
+    async def events(self, reminder_id: int) -> list[sqlite3.Row]:
+        return await self.db.fetchall(
+            "SELECT * FROM reminder_events WHERE reminder_id = ? ORDER BY id", (reminder_id,)
+        )
+
+    async def _load(self, conn, reminder_id: int) -> ReminderView | None:
+        cursor = await conn.execute(f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.id = ?", (reminder_id,))
+        row = await cursor.fetchone()
+        return ReminderView.from_row(row) if row else None
+
+    @staticmethod
+    def _refusal(view: ReminderView | None, actor: int, supervisor: bool) -> tuple[str, dict] | None:
+        """Shared checks: the reminder exists and is open; someone else's claim binds agents."""
+        if view is None:
+            return ("not_found", {})
+        if view.state in CLOSED_STATES:
+            return (f"already_{view.state}", {"who": view.done_by, "reason": view.resolved_reason or ""})
+        if view.claimed_by is not None and view.claimed_by != actor and not supervisor:
+            return ("claimed_by_other", {"who": view.claimed_by})
+        return None
+
+    async def _refused(self, conn, view: ReminderView | None, actor: int, action: str, code: str, ts: int) -> None:
+        if view is not None:
+            await self._events(conn, [view.id], ts, actor, "refused", f"{action}:{code}")
+
+
+# --- what is due, without sending: the CLI and the import summary --------------------------------
+
+
+@dataclass(frozen=True)
+class DueItem:
+    order_id: int
+    platform: str
+    order_no: str
+    shop: str
+    status: str
+    amount_cents: int | None
+    created_at: int | None
+    paid_at: int | None
+    rule: str
+    stage: str
+    due_at: int
+    deadline_at: int | None
+    reminder_id: int | None
+    reminder_state: str | None
+
+    def to_json(self, tz) -> dict[str, Any]:
+        def iso(ts: int | None) -> str | None:
+            return None if ts is None else from_ts(ts).astimezone(tz).isoformat()
+
+        return {
+            "order_no": self.order_no,
+            "platform": self.platform,
+            "shop": self.shop,
+            "rule": self.rule,
+            "stage": self.stage,
+            "due_at": iso(self.due_at),
+            "deadline_at": iso(self.deadline_at),
+            "status": self.status,
+            "amount": None if self.amount_cents is None else f"{self.amount_cents / 100:.2f}",
+            "created_at": iso(self.created_at),
+            "paid_at": iso(self.paid_at),
+            "reminder_id": self.reminder_id,
+            "reminder_state": self.reminder_state,
+        }
+
+
+async def list_due(db: Database, book: RuleBook, now: datetime) -> list[DueItem]:
+    """Every (order, rule, stage) due at `now` that is not done, oldest due first.
+
+    The same conditions the scan uses; includes those the scan has not recorded yet
+    (reminder_state None), so it answers "what is due at that moment" for any moment."""
+    items: list[DueItem] = []
+    for query in due_queries(book, now):
+        stage = query.stage
+        rows = await db.fetchall(
+            "SELECT o.id, o.platform, o.order_no, o.shop, o.status, o.amount_cents, o.created_at, o.paid_at,"
+            f" {query.due_at} AS due_at, {query.deadline_at} AS deadline_at, r.id AS rid, r.state AS rstate"
+            " FROM orders o LEFT JOIN reminders r ON r.order_id = o.id AND r.rule = ? AND r.stage = ?"
+            f" WHERE {query.where} AND (r.state IS NULL OR r.state <> 'done')",
+            (*query.due_params, *query.deadline_params, stage.rule, stage.stage, *query.where_params),
+        )
+        items.extend(
+            DueItem(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], stage.rule, stage.stage,
+                    row[8], row[9], row[10], row[11])
+            for row in rows
+        )
+    items.sort(key=lambda i: (i.due_at, i.order_no))
+    return items
+
+
+async def count_due(db: Database, book: RuleBook, now: datetime) -> int:
+    total = 0
+    for query in due_queries(book, now):
+        stage = query.stage
+        row = await db.fetchone(
+            "SELECT count(*) FROM orders o LEFT JOIN reminders r ON r.order_id = o.id AND r.rule = ? AND r.stage = ?"
+            f" WHERE {query.where} AND (r.state IS NULL OR r.state <> 'done')",
+            (stage.rule, stage.stage, *query.where_params),
+        )
+        total += int(row[0])
+    return total
+
+
+async def due_count(db: Database, now: datetime | int, settings: Any) -> int:
+    """How many orders are due for a reminder at `now` and not done (for the import summary).
+
+    An order counts once: unshipped orders are due for their latest stage only."""
+    moment = from_ts(now) if isinstance(now, int) else now
+    return await count_due(db, RuleBook.from_settings(settings), moment)

@@ -1,0 +1,330 @@
+"""The reminder rules: which order is due for what, when, and why an open reminder is over.
+
+Rules (issue 5), all thresholds in hours and overridable per shop:
+- `unpaid` / `remind`: status unpaid and created_at + KEFU_UNPAID_REMIND_HOURS <= now (催付).
+- `unshipped` / `warn`: paid (or partially shipped), not presale, no open refund, and
+  paid_at + KEFU_UNSHIPPED_WARN_HOURS <= now ("12 小时内将超时").
+- `unshipped` / `breach`: the same with KEFU_UNSHIPPED_REMIND_HOURS (48 h, the platform deadline).
+
+Night gap: a shipping deadline that falls while no shift is working would be met by nobody, so
+its warning is brought forward to EARLY_WARNING_LEAD before the last shift ends.
+
+The due conditions are SQL over the `orders` indexes (status, created_at) and (status, paid_at),
+built here once so the engine (which records reminders), `kefu reminders due` and `due_count`
+can never disagree. No Telegram and no clock here: callers pass `now`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Mapping, Sequence
+
+from bot.shifts import Shift, windows_around
+
+RULES = ("unpaid", "unshipped")
+UNSHIPPED_STATUSES = ("paid_unshipped", "partially_shipped")
+PAID_STATUSES = ("paid_unshipped", "partially_shipped", "shipped", "completed")
+OPEN_STATES = ("pending", "sent", "claimed", "snoozed", "escalated")
+CLOSED_STATES = ("done", "resolved")
+OUTCOMES = {"unpaid": ("reminded", "no_action"), "unshipped": ("warehouse", "shipped", "no_action")}
+ALL_OUTCOMES = ("reminded", "warehouse", "shipped", "no_action")
+
+#: A warning brought forward by the night gap arrives this long before the last shift ends, so the
+#: shift still has time to act (and an unclaimed one is escalated before the shift is gone).
+EARLY_WARNING_LEAD = timedelta(hours=1)
+#: Escalations repeat at most this often while a reminder stays unclaimed.
+ESCALATION_REPEAT = timedelta(hours=1)
+#: Longest threshold accepted in settings (30 days).
+MAX_HOURS = 720.0
+
+#: Buyer-facing script for 查看话术, by (rule, stage): first id found in the knowledge base wins,
+#: else the first script of the category.
+SCRIPT_CHOICES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("unpaid", "remind"): ("payment_reminder", ("pay_remind_once",)),
+    ("unshipped", "warn"): ("ship_urge", ("ship_when",)),
+    ("unshipped", "breach"): ("ship_urge", ("ship_overdue_apology",)),
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Hours after creation (unpaid) or payment (warn, unshipped) at which each stage falls due."""
+
+    unpaid: float = 12.0
+    warn: float = 36.0
+    unshipped: float = 48.0
+
+    def seconds(self, key: str) -> int:
+        return int(round(getattr(self, key) * 3600))
+
+
+@dataclass(frozen=True)
+class Stage:
+    rule: str
+    stage: str
+    statuses: tuple[str, ...]
+    time_column: str  # the order's clock for this rule: created_at or paid_at
+    hours_key: str  # Thresholds attribute
+
+
+UNPAID_REMIND = Stage("unpaid", "remind", ("unpaid",), "created_at", "unpaid")
+UNSHIPPED_WARN = Stage("unshipped", "warn", UNSHIPPED_STATUSES, "paid_at", "warn")
+UNSHIPPED_BREACH = Stage("unshipped", "breach", UNSHIPPED_STATUSES, "paid_at", "unshipped")
+STAGES = (UNPAID_REMIND, UNSHIPPED_WARN, UNSHIPPED_BREACH)
+
+
+# --- KEFU_SHOP_OVERRIDES -----------------------------------------------------------------------
+
+OVERRIDE_KEYS = ("unpaid", "warn", "unshipped")
+
+
+class ShopOverrideError(ValueError):
+    """A bad KEFU_SHOP_OVERRIDES (or threshold) value; `code` names the label that explains it."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(f"{code}: {params}")
+        self.code = code
+        self.params = params
+
+    def message(self) -> str:
+        """The Chinese explanation from templates/reminders/settings_error.txt (the code if unavailable)."""
+        try:
+            from datetime import timezone
+
+            from bot.render import Renderer
+
+            return Renderer(timezone.utc).render("reminders/settings_error.txt", code=self.code, **self.params)
+        except Exception:  # a broken template must not hide the setting's own problem
+            return str(self)
+
+
+_FULL_WIDTH = str.maketrans({"：": ":", "，": ",", "；": ";", "＝": "=", "　": " "})
+
+
+def parse_shop_overrides(text: str, defaults: Thresholds = Thresholds()) -> dict[str, Thresholds]:
+    """`店铺A:unpaid=6,warn=18,unshipped=24;店铺B:unpaid=8` → full thresholds per shop.
+
+    Keys not given keep the defaults. Refused, with the part that is wrong: a part without `:`,
+    an empty shop name, a shop named twice, an unknown key, a value that is not a number of hours
+    in (0, 720], and a warning that is not earlier than the breach.
+    """
+    result: dict[str, Thresholds] = {}
+    parts = [p.strip() for p in (text or "").translate(_FULL_WIDTH).split(";")]
+    for index, part in enumerate(parts, 1):
+        if not part:
+            continue
+        shop, sep, spec = part.rpartition(":")
+        shop = shop.strip()
+        if not sep:
+            raise ShopOverrideError("no_colon", part=part, index=index)
+        if not shop:
+            raise ShopOverrideError("no_shop", part=part, index=index)
+        if shop in result:
+            raise ShopOverrideError("duplicate_shop", shop=shop)
+        values: dict[str, float] = {}
+        for item in (i.strip() for i in spec.split(",")):
+            if not item:
+                continue
+            key, eq, raw = (s.strip() for s in item.partition("="))
+            if not eq or key.lower() not in OVERRIDE_KEYS:
+                raise ShopOverrideError("bad_key", shop=shop, item=item, keys=", ".join(OVERRIDE_KEYS))
+            values[key.lower()] = _hours(raw, shop=shop, key=key.lower())
+        if not values:
+            raise ShopOverrideError("no_values", shop=shop, keys=", ".join(OVERRIDE_KEYS))
+        merged = Thresholds(**{k: values.get(k, getattr(defaults, k)) for k in OVERRIDE_KEYS})
+        if merged.warn >= merged.unshipped:
+            raise ShopOverrideError("warn_not_before_breach", shop=shop, warn=merged.warn, unshipped=merged.unshipped)
+        result[shop] = merged
+    return result
+
+
+def _hours(raw: str, **where: Any) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ShopOverrideError("bad_hours", value=raw, **where) from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_HOURS:
+        raise ShopOverrideError("bad_hours", value=raw, **where)
+    return value
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Default thresholds, per-shop overrides and the shift table: everything a due check needs."""
+
+    defaults: Thresholds
+    overrides: Mapping[str, Thresholds] = field(default_factory=dict)
+    shifts: tuple[Shift, ...] = ()
+    tz: tzinfo | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "RuleBook":
+        defaults = Thresholds(
+            unpaid=settings.kefu_unpaid_remind_hours,
+            warn=settings.kefu_unshipped_warn_hours,
+            unshipped=settings.kefu_unshipped_remind_hours,
+        )
+        return cls(
+            defaults=defaults,
+            overrides=parse_shop_overrides(settings.kefu_shop_overrides, defaults),
+            shifts=tuple(settings.shifts),
+            tz=settings.tz,
+        )
+
+    def thresholds_for(self, shop: str) -> Thresholds:
+        return self.overrides.get(shop, self.defaults)
+
+    def groups(self) -> list[tuple[Thresholds, str, tuple]]:
+        """(thresholds, SQL condition on o.shop, params): the default group, then each override shop."""
+        shops = tuple(self.overrides)
+        default_cond = f"o.shop NOT IN ({', '.join('?' * len(shops))})" if shops else "1"
+        groups = [(self.defaults, default_cond, shops)]
+        groups += [(t, "o.shop = ?", (shop,)) for shop, t in self.overrides.items()]
+        return groups
+
+
+# --- Night gap ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch with no shift working: [start, end)."""
+
+    start: datetime
+    end: datetime
+
+
+def coverage_blocks(shifts: Sequence[Shift], moment: datetime, tz: tzinfo) -> list[tuple[datetime, datetime]]:
+    """Shift windows around the moment merged into continuous blocks of coverage, in order."""
+    windows = windows_around(shifts, moment, tz, days=2)
+    blocks: list[list[datetime]] = []
+    for window in sorted(windows, key=lambda w: w.start):
+        if blocks and window.start <= blocks[-1][1]:
+            blocks[-1][1] = max(blocks[-1][1], window.end)
+        else:
+            blocks.append([window.start, window.end])
+    return [(b[0], b[1]) for b in blocks]
+
+
+def next_gap(shifts: Sequence[Shift], moment: datetime, tz: tzinfo) -> Gap | None:
+    """The gap the moment is in, else the next one after the current coverage; None if shifts cover all day."""
+    if not shifts:
+        return None
+    blocks = coverage_blocks(shifts, moment, tz)
+    for (start, end), (next_start, _) in zip(blocks, blocks[1:]):
+        if start <= moment < next_start:  # in this block or in the gap after it
+            return Gap(end, next_start)
+    return None
+
+
+def early_warning_window(book: RuleBook, now: datetime) -> Gap | None:
+    """The gap whose deadlines must be warned about now (we are within the lead of its start, or in it)."""
+    if not book.shifts or book.tz is None:
+        return None
+    gap = next_gap(book.shifts, now, book.tz)
+    if gap is None or now < gap.start - EARLY_WARNING_LEAD:
+        return None
+    return gap
+
+
+# --- Due conditions as SQL ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueQuery:
+    """One stage for one shop group: `where` selects due orders (alias o); `due_at` / `deadline_at`
+    are SQL expressions for the row; params go with where, due_at and deadline_at in that order."""
+
+    stage: Stage
+    thresholds: Thresholds
+    where: str
+    where_params: tuple
+    due_at: str
+    due_params: tuple
+    deadline_at: str
+    deadline_params: tuple
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
+    """Every (stage, shop group) condition that is due at `now`.
+
+    For unshipped orders only the latest stage is due: an order past its breach is not also listed
+    as a warning (the engine supersedes an open warning when the breach row appears).
+    """
+    now_ts = _ts(now)
+    gap = early_warning_window(book, now)
+    queries = []
+    for thresholds, shop_cond, shop_params in book.groups():
+        for stage in STAGES:
+            status_list = ", ".join(f"'{s}'" for s in stage.statuses)
+            column = f"o.{stage.time_column}"
+            seconds = thresholds.seconds(stage.hours_key)
+            cutoff = now_ts - seconds
+            conds = [f"o.status IN ({status_list})", f"{column} <= ?", shop_cond]
+            where_params: list = [cutoff, *shop_params]
+            due_at, due_params = f"{column} + ?", (seconds,)
+            deadline_at, deadline_params = "NULL", ()
+            if stage.rule == "unshipped":
+                conds += ["o.presale = 0", "o.refunding = 0"]
+                breach = thresholds.seconds("unshipped")
+                deadline_at, deadline_params = f"{column} + ?", (breach,)
+            if stage is UNSHIPPED_WARN:
+                breach_cutoff = now_ts - breach
+                if gap is not None:
+                    # deadlines before the next shift starts: warn now, before the last shift ends
+                    gap_end, early_at = _ts(gap.end), _ts(gap.start - EARLY_WARNING_LEAD)
+                    where_params[0] = max(cutoff, gap_end - breach - 1)
+                    due_at = f"CASE WHEN {column} + ? < ? THEN MIN({column} + ?, MAX({column}, ?)) ELSE {column} + ? END"
+                    due_params = (breach, gap_end, seconds, early_at, seconds)
+                conds.append(f"{column} > ?")
+                where_params.append(breach_cutoff)
+            queries.append(
+                DueQuery(stage, thresholds, " AND ".join(conds), tuple(where_params), due_at, due_params,
+                         deadline_at, deadline_params)
+            )
+    return queries
+
+
+# --- Why an open reminder is over ---------------------------------------------------------------
+
+#: SQL (alias r for reminders, o for orders): the order no longer qualifies for the reminder's rule.
+NO_LONGER_DUE_SQL = (
+    "((r.rule = 'unpaid' AND o.status <> 'unpaid')"
+    " OR (r.rule = 'unshipped' AND (o.status NOT IN ('paid_unshipped', 'partially_shipped')"
+    " OR o.refunding = 1 OR o.presale = 1)))"
+)
+
+
+def resolution_reason(rule: str, status: str, refunding: bool, presale: bool) -> str | None:
+    """Why a reminder of `rule` is no longer needed for an order in this state; None if it still is."""
+    if rule == "unpaid":
+        if status in PAID_STATUSES:
+            return "paid"
+        if status == "closed":
+            return "closed"
+        return None
+    if status in ("shipped", "completed"):
+        return "shipped"
+    if status == "closed":
+        return "closed"
+    if status == "unpaid":
+        return "closed"
+    if refunding:
+        return "refunding"
+    if presale:
+        return "presale"
+    return None
+
+
+def outcomes_for(rule: str) -> tuple[str, ...]:
+    return OUTCOMES[rule]
+
+
+def script_choice(rule: str, stage: str) -> tuple[str, tuple[str, ...]]:
+    return SCRIPT_CHOICES[(rule, stage)]
