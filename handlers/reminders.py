@@ -1,0 +1,540 @@
+"""Reminders on Telegram: the tick that scans and delivers, the buttons, /reminders.
+
+Every tick (handlers/ticker.py): scan (record what fell due, close what no longer applies) → edit
+the messages of what changed → if somebody is on duty, deliver pending reminders to the agents
+on duty and the team chat (one card, or one digest per rule when several are due) → escalate
+unclaimed ones to supervisors. Nobody on duty (the night gap): everything waits and goes out as
+one digest per rule at the next shift start. Delivery bookkeeping is in bot/reminders/engine.py.
+
+Buttons (`rem:<action>:<id>[:<arg>]`): any registered agent may press (the guard has checked the
+role); each press is checked here against the reminder's state and recorded by the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Sequence
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+
+from bot.app import KefuContext
+from bot.clock import to_ts
+from bot.people import Role
+from bot.reminders import ReminderEngine, ReminderView
+from bot.reminders.digest import group_by_rule, split_digest
+from bot.reminders.engine import ActionResult, MessageRow
+from bot.reminders.rules import RULES, outcomes_for, script_choice
+from bot.shifts import next_shift_start
+from handlers.common import Delivery, answer_callback, button, deliver, keyboard
+from handlers.ticker import add_tick_hook
+
+log = logging.getLogger(__name__)
+
+FEATURE = "reminders"
+LIST_LIMIT = 15
+
+
+@dataclass
+class ReminderFeature:
+    engine: ReminderEngine
+    #: One tick at a time: the JobQueue tick and a manual run_tick must not deliver the same round twice.
+    lock: asyncio.Lock
+
+
+def _services(target: Any):
+    return target.bot_data["services"]
+
+
+def _feature(target: Any) -> ReminderFeature:
+    return _services(target).features[FEATURE]
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+class View:
+    """Renders reminder messages (text and keyboard) at one moment with the team's names."""
+
+    def __init__(self, target: Any, names: dict[int, str], now: int) -> None:
+        self.target = target
+        self.svc = _services(target)
+        self.names = names
+        self.now = now
+
+    @classmethod
+    async def build(cls, target: Any) -> "View":
+        svc = _services(target)
+        names = {p.tg_id: p.name for p in await svc.people.all()}
+        return cls(target, names, to_ts(svc.clock.now()))
+
+    def _render(self, template: str, **values: Any) -> str:
+        return self.svc.renderer.render(f"reminders/{template}", now=self.now, names=self.names, **values)
+
+    def _button(self, key: str, data: str, **values: Any):
+        return button(self.target, f"reminders.buttons.{key}", data, **values)
+
+    def card(self, r: ReminderView) -> tuple[str, InlineKeyboardMarkup | None]:
+        from bot.orders.text import platform_name
+
+        text = self._render("card.html", r=r, platform=platform_name(r.platform))
+        return text, self.card_keyboard(r)
+
+    def card_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
+        if not r.is_open:
+            return None
+        first = [self._button("claim", f"rem:claim:{r.id}")] if r.claimable else []
+        first.append(self._button("done", f"rem:done:{r.id}"))
+        return keyboard([first, [self._button("snooze", f"rem:snooze:{r.id}"), self._button("script", f"rem:script:{r.id}")]])
+
+    def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
+        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule)]
+        rows.append([self._button("back", f"rem:back:{r.id}")])
+        return keyboard(rows)
+
+    def snooze_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
+        shift = next_shift_start(self.svc.settings.shifts, self.svc.clock.now(), self.svc.tz)
+        return keyboard([
+            [self._button("later_1h", f"rem:later:{r.id}:1h"), self._button("later_3h", f"rem:later:{r.id}:3h")],
+            [self._button("later_shift", f"rem:later:{r.id}:shift", time=self.svc.renderer.localtime(shift.start))],
+            [self._button("back", f"rem:back:{r.id}")],
+        ])
+
+    def digest_text(self, items: Sequence[ReminderView], *, start: int, part: int, parts: int, unlisted: int,
+                    total: int, rule: str | None, escalation: bool) -> str:
+        return self._render(
+            "digest.html", items=items, start=start, part=part, parts=parts, unlisted=unlisted, total=total,
+            rule=rule, escalation=escalation, escalate_minutes=self.svc.settings.kefu_escalate_minutes,
+            claimable=any(r.claimable for r in items),
+        )
+
+    def take_keyboard(self, items: Sequence[ReminderView], start: int, action: str = "take") -> InlineKeyboardMarkup | None:
+        buttons = [
+            self._button(action, f"rem:{action}:{r.id}", n=start + index, tail=r.tail)
+            for index, r in enumerate(items)
+            if action == "open" or r.claimable
+        ]
+        return keyboard([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+    def message(self, row: MessageRow, items: list[ReminderView]) -> tuple[str, InlineKeyboardMarkup | None]:
+        """A recorded message re-rendered from the reminders' current state (for edits)."""
+        if row.kind == "card":
+            return self.card(items[0])
+        listed = [r for r in items if r.position is not None]
+        start = min((r.position for r in listed), default=1)
+        text = self.digest_text(
+            listed, start=start, part=row.part, parts=row.parts, unlisted=len(items) - len(listed),
+            total=row_total(row, items), rule=row.rule, escalation=row.kind == "escalation",
+        )
+        return text, self.take_keyboard(listed, start)
+
+
+def row_total(row: MessageRow, items: Sequence[ReminderView]) -> int:
+    return row.total or len(items)
+
+
+# --- sending and recording -----------------------------------------------------------------------
+
+
+async def _send_recorded(app: Application, chat_id: int, text: str, markup, *, kind: str, purpose: str,
+                         items: Sequence[tuple[ReminderView, int | None]], rule: str | None = None,
+                         part: int = 1, parts: int = 1, total: int = 1) -> Delivery:
+    """Send one message and, the moment Telegram has accepted it, record what it carries."""
+    delivery = await deliver(app, chat_id, text, reply_markup=markup)
+    if delivery.ok:
+        await _feature(app).engine.record_message(
+            chat_id=chat_id, message_id=delivery.message.message_id, kind=kind, purpose=purpose, items=items,
+            rule=rule, part=part, parts=parts, total=total, now=_services(app).clock.now(),
+        )
+    return delivery
+
+
+async def _send_batch(app: Application, view: View, chat_id: int, reminders: Sequence[ReminderView], *,
+                      purpose: str) -> str:
+    """Deliver reminders to one chat: a card for a lone one, else one digest per rule (escalations:
+    always one list). Returns the worst outcome: sent, blocked (stop: unreachable) or failed."""
+    if not reminders:
+        return "sent"
+    escalation = purpose == "escalate"
+    if escalation:
+        groups = {None: list(reminders)}
+    else:  # 催付 first, then 发货, whatever fell due first
+        by_rule = group_by_rule(reminders, lambda r: r.rule)
+        groups = {rule: by_rule[rule] for rule in RULES if rule in by_rule}
+    for rule, group in groups.items():
+        if len(group) == 1 and not escalation:
+            text, markup = view.card(group[0])
+            delivery = await _send_recorded(app, chat_id, text, markup, kind="card", purpose=purpose,
+                                            items=[(group[0], 1)], rule=rule)
+            if not delivery.ok:
+                return delivery.status
+            continue
+        total = len(group)
+        parts = split_digest(
+            group,
+            lambda chunk, start, part, count, extra: view.digest_text(
+                chunk, start=start, part=part, parts=count, unlisted=extra, total=total, rule=rule, escalation=escalation
+            ),
+        )
+        for digest in parts:
+            items = [(r, digest.start + i) for i, r in enumerate(digest.items)] + [(r, None) for r in digest.unlisted]
+            delivery = await _send_recorded(
+                app, chat_id, digest.text, view.take_keyboard(digest.items, digest.start),
+                kind="escalation" if escalation else "digest", purpose=purpose, items=items, rule=rule,
+                part=digest.part, parts=digest.parts, total=total,
+            )
+            if not delivery.ok:
+                return delivery.status
+    return "sent"
+
+
+async def notify_chats(app: Application) -> list[int]:
+    """Private chats of the people on duty who can be reached, then the team chat if set.
+    Empty when nobody is on duty: reminders are then held."""
+    svc = _services(app)
+    people = [p.tg_id for p in await svc.people.on_duty() if p.blocked_at is None]
+    if not people:
+        return []
+    team = svc.settings.kefu_team_chat_id
+    return people + ([team] if team is not None and team not in people else [])
+
+
+async def escalation_chats(app: Application) -> list[int]:
+    """Supervisors (and admins) on duty; if none is, every supervisor."""
+    svc = _services(app)
+    reachable = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    on_duty = {p.tg_id for p in await svc.people.on_duty()}
+    working = [p.tg_id for p in reachable if p.tg_id in on_duty]
+    return working or [p.tg_id for p in reachable]
+
+
+async def deliver_pending(app: Application, chats: Sequence[int], view: View) -> None:
+    engine = _feature(app).engine
+    pending = await engine.pending()
+    if not pending:
+        return
+    have = await engine.delivered(pending, "notify")
+    served = []
+    for chat_id in chats:
+        todo = [r for r in pending if (r.id, chat_id) not in have]
+        status = await _send_batch(app, view, chat_id, todo, purpose="notify")
+        if status != "blocked":
+            served.append(chat_id)
+    await engine.complete_round(served, _services(app).clock.now())
+
+
+async def escalate(app: Application, view: View) -> list[int]:
+    """Tell supervisors about unclaimed reminders; returns the ids counted as escalated."""
+    engine = _feature(app).engine
+    due = await engine.due_escalations(_services(app).clock.now())
+    if not due:
+        return []
+    chats = await escalation_chats(app)
+    have = await engine.delivered(due, "escalate")
+    served = []
+    for chat_id in chats:
+        todo = [r for r in due if (r.id, chat_id) not in have]
+        status = await _send_batch(app, view, chat_id, todo, purpose="escalate")
+        if status != "blocked":
+            served.append(chat_id)
+    return await engine.complete_escalation(due, served, _services(app).clock.now())
+
+
+async def refresh_messages(target: Any, reminder_ids: Sequence[int], view: View | None = None) -> None:
+    """Edit every message that shows these reminders so it tells their current state."""
+    if not reminder_ids:
+        return
+    engine = _feature(target).engine
+    view = view or await View.build(target)
+    for row in await engine.messages_showing(reminder_ids):
+        items = await engine.message_items(row.id)
+        if not items:
+            continue
+        text, markup = view.message(row, items)
+        try:
+            await target.bot.edit_message_text(text, chat_id=row.chat_id, message_id=row.message_id, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.info("reminder message %s/%s not edited: %s", row.chat_id, row.message_id, exc)
+        except TelegramError as exc:  # blocked, gone, flood: the state is in the database anyway
+            log.info("reminder message %s/%s not edited: %s", row.chat_id, row.message_id, exc)
+
+
+async def tick(app: Application) -> None:
+    feature = _feature(app)
+    async with feature.lock:
+        svc = _services(app)
+        result = await feature.engine.scan(svc.clock.now())
+        view = await View.build(app)
+        await refresh_messages(app, result.changed, view)
+        chats = await notify_chats(app)
+        if not chats:
+            return  # nobody on duty: hold everything for the next shift start
+        await deliver_pending(app, chats, view)
+        escalated = await escalate(app, await View.build(app))
+        await refresh_messages(app, escalated)  # the agents' copies now say "已上报主管"
+
+
+# --- buttons -------------------------------------------------------------------------------------
+
+
+def _label(context: KefuContext, key: str, **values: Any) -> str:
+    return context.svc.renderer.label(f"reminders.{key}", **values)
+
+
+async def _refuse(update: Update, context: KefuContext, result: ActionResult) -> None:
+    params = dict(result.params)
+    names = {p.tg_id: p.name for p in await context.svc.people.all()}
+    if "who" in params:
+        params["who"] = names.get(params["who"], params["who"] or "")
+    if params.get("reason"):
+        params["reason"] = _label(context, f"reasons.{params['reason']}")
+    await answer_callback(update, _label(context, f"errors.{result.code}", **params), alert=True)
+    if result.code.startswith("already_") and result.reminder is not None:
+        await refresh_messages(context, [result.reminder.id])
+
+
+async def _send_card(update: Update, context: KefuContext, r: ReminderView) -> bool:
+    """The full card with all buttons, in the presser's private chat (recorded, so it is kept up to date)."""
+    view = await View.build(context)
+    text, markup = view.card(r)
+    delivery = await deliver(context, context.person.tg_id, text, reply_markup=markup)
+    if not delivery.ok:
+        await answer_callback(update, _label(context, "errors.private_failed"), alert=True)
+        return False
+    await _feature(context).engine.record_message(
+        chat_id=context.person.tg_id, message_id=delivery.message.message_id, kind="card", purpose="detail",
+        items=[(r, 1)], rule=r.rule, now=context.svc.clock.now(),
+    )
+    return True
+
+
+async def _claim(update: Update, context: KefuContext, rid: int, arg: str, *, send_card: bool = False) -> None:
+    engine = _feature(context).engine
+    result = await engine.claim(rid, context.person.tg_id, context.svc.clock.now())
+    if not result.ok and not (send_card and result.code == "already_yours"):
+        await _refuse(update, context, result)
+        return
+    if result.ok:
+        await refresh_messages(context, [rid])
+    private = update.effective_chat is not None and update.effective_chat.id == context.person.tg_id
+    if send_card and not await _send_card(update, context, result.reminder):
+        return
+    sent_elsewhere = send_card and not private
+    await answer_callback(update, _label(context, "answers.sent_private" if sent_elsewhere else "answers.claimed"))
+
+
+async def _take(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    await _claim(update, context, rid, arg, send_card=True)
+
+
+async def _open(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    r = await _feature(context).engine.get(rid)
+    if r is None:
+        await _refuse(update, context, ActionResult(False, None, "not_found"))
+        return
+    await _feature(context).engine.record(rid, context.person.tg_id, "open", now=context.svc.clock.now())
+    if await _send_card(update, context, r):
+        await answer_callback(update)
+
+
+def _may_act(context: KefuContext, r: ReminderView | None) -> ActionResult | None:
+    """The engine's own checks, made early so a refused press does not open a sub-menu."""
+    if r is None:
+        return ActionResult(False, None, "not_found")
+    if not r.is_open:
+        return ActionResult(False, r, f"already_{r.state}", {"who": r.done_by, "reason": r.resolved_reason or ""})
+    if r.claimed_by not in (None, context.person.tg_id) and context.person.role < Role.SUPERVISOR:
+        return ActionResult(False, r, "claimed_by_other", {"who": r.claimed_by})
+    return None
+
+
+async def _sub_menu(update: Update, context: KefuContext, rid: int, which: str) -> None:
+    engine = _feature(context).engine
+    r = await engine.get(rid)
+    refusal = _may_act(context, r)
+    if refusal is not None:
+        if r is not None:
+            await engine.record(r.id, context.person.tg_id, "refused", f"{which}:{refusal.code}", now=context.svc.clock.now())
+        await _refuse(update, context, refusal)
+        return
+    view = await View.build(context)
+    markup = view.outcome_keyboard(r) if which == "done" else view.snooze_keyboard(r)
+    try:
+        await update.callback_query.edit_message_reply_markup(markup)
+    except BadRequest as exc:
+        log.info("reminder keyboard not changed: %s", exc)
+    await answer_callback(update, _label(context, "answers.choose_outcome" if which == "done" else "answers.choose_snooze"))
+
+
+async def _done(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    await _sub_menu(update, context, rid, "done")
+
+
+async def _snooze(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    await _sub_menu(update, context, rid, "snooze")
+
+
+async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    result = await _feature(context).engine.done(
+        rid, context.person.tg_id, arg, supervisor=context.person.role >= Role.SUPERVISOR, now=context.svc.clock.now()
+    )
+    if not result.ok:
+        await _refuse(update, context, result)
+        return
+    await refresh_messages(context, [rid])
+    await answer_callback(update, _label(context, "answers.done", outcome=_label(context, f"outcomes.{arg}")))
+
+
+async def _later(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    svc = context.svc
+    now = svc.clock.now()
+    if arg == "1h":
+        until = now + timedelta(hours=1)
+    elif arg == "3h":
+        until = now + timedelta(hours=3)
+    elif arg == "shift":
+        until = next_shift_start(svc.settings.shifts, now, svc.tz).start
+    else:
+        await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
+        return
+    result = await _feature(context).engine.snooze(
+        rid, context.person.tg_id, until, supervisor=context.person.role >= Role.SUPERVISOR, now=now
+    )
+    if not result.ok:
+        await _refuse(update, context, result)
+        return
+    await refresh_messages(context, [rid])
+    await answer_callback(update, _label(context, "answers.snoozed", time=svc.renderer.localtime(until)))
+
+
+async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    r = await _feature(context).engine.get(rid)
+    if r is None:
+        await _refuse(update, context, ActionResult(False, None, "not_found"))
+        return
+    await refresh_messages(context, [rid])
+    await answer_callback(update)
+
+
+async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    """查看话术: the 催付 / 发货延迟 script filled with this order, in the presser's private chat."""
+    from bot.kb.stats import record_view
+    from bot.orders import get_order, order_variables
+
+    svc = context.svc
+    engine = _feature(context).engine
+    r = await engine.get(rid)
+    if r is None:
+        await _refuse(update, context, ActionResult(False, None, "not_found"))
+        return
+    kb = svc.kb()
+    category, preferred = script_choice(r.rule, r.stage)
+    script = next((kb.get(i) for i in preferred if kb.get(i) is not None), None)
+    if script is None:
+        script = next(iter(kb.scripts_in(category)), None)
+    if script is None:
+        await answer_callback(update, _label(context, "errors.no_script"), alert=True)
+        return
+    order = await get_order(svc.db, r.order_no, r.platform)
+    if order is None:
+        await answer_callback(update, _label(context, "errors.no_order"), alert=True)
+        return
+    values = {**order_variables(order, svc.tz), "agent_name": context.person.name}
+    text = svc.renderer.render(
+        "reminders/script.html", title=script.title, order_no=r.order_no, text=kb.render(script, values), note=script.note.strip()
+    )
+    delivery = await deliver(context, context.person.tg_id, text)
+    if not delivery.ok:
+        await answer_callback(update, _label(context, "errors.private_failed"), alert=True)
+        return
+    now = svc.clock.now()
+    await engine.record(rid, context.person.tg_id, "script", script.id, now=now)
+    await record_view(svc.db, context.person.tg_id, script.id, source="reminder", at=to_ts(now))
+    private = update.effective_chat is not None and update.effective_chat.id == context.person.tg_id
+    await answer_callback(update, None if private else _label(context, "answers.sent_private"))
+
+
+ACTIONS = {
+    "claim": _claim,
+    "take": _take,
+    "open": _open,
+    "done": _done,
+    "out": _outcome,
+    "snooze": _snooze,
+    "later": _later,
+    "script": _script,
+    "back": _back,
+}
+
+
+async def on_button(update: Update, context: KefuContext) -> None:
+    parts = (update.callback_query.data or "").split(":")
+    action = ACTIONS.get(parts[1]) if len(parts) >= 3 else None
+    try:
+        rid = int(parts[2]) if action is not None else None
+    except ValueError:
+        rid = None
+    if action is None or rid is None:
+        await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
+        return
+    await action(update, context, rid, parts[3] if len(parts) > 3 else "")
+
+
+# --- /reminders ----------------------------------------------------------------------------------
+
+
+async def list_command(update: Update, context: KefuContext) -> None:
+    engine = _feature(context).engine
+    mine, mine_count, team, team_count = await engine.open_overview(context.person.tg_id, LIST_LIMIT)
+    view = await View.build(context)
+    text = view._render("list.html", mine=mine, mine_count=mine_count, team=team, team_count=team_count)
+    from handlers.common import reply
+
+    await reply(update, context, text, reply_markup=view.take_keyboard([*mine, *team], 1, action="open"))
+
+
+# --- wiring --------------------------------------------------------------------------------------
+
+
+async def on_startup(app: Application) -> None:
+    svc = _services(app)
+    svc.features[FEATURE] = ReminderFeature(ReminderEngine.from_settings(svc.db, svc.clock, svc.settings), asyncio.Lock())
+    add_tick_hook(app, tick)
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler("reminders", list_command))
+    app.add_handler(CallbackQueryHandler(on_button, pattern=r"^rem:"))
+
+
+async def seed_demo(services: Any) -> None:
+    """A few demo orders for `kefu sandbox`: one 催付, one warning, one breach, and two that must
+    stay quiet (presale, refunding). The first tick turns them into reminders."""
+    from decimal import Decimal
+
+    import yaml
+
+    from bot.orders import NormalizedOrder, upsert_orders
+    from bot.render import TEMPLATES_DIR
+
+    with open(TEMPLATES_DIR / "reminders" / "demo_orders.yaml", encoding="utf-8") as handle:
+        demo = yaml.safe_load(handle)
+    now = services.clock.now()
+    orders = []
+    for item in demo["orders"]:
+        def ago(hours: float | None):
+            return None if hours is None else now - timedelta(hours=hours)
+
+        orders.append(NormalizedOrder(
+            platform=item["platform"], order_no=str(item["order_no"]), shop=item["shop"], status=item["status"],
+            status_raw=item["status_raw"], refunding=bool(item.get("refunding")), presale=bool(item.get("presale")),
+            created_at=ago(item["created_hours_ago"]), paid_at=ago(item.get("paid_hours_ago")), shipped_at=None,
+            amount=Decimal(str(item["amount"])), buyer=item["buyer"], item_title=item["item_title"],
+            tracking_no="", carrier="",
+        ))
+    await upsert_orders(services.db, orders, clock=services.clock, source="demo", record=False)
