@@ -19,6 +19,7 @@ from bot.render import Renderer
 SUBCOMMAND_MODULES = [
     "bot.kb.cli",
     "bot.orders.cli",
+    "bot.reminders.cli",
 ]
 
 
