@@ -5,7 +5,10 @@ defaults: day 08:30–17:30, night 17:30–01:00, then the night gap until 08:30
 """
 
 import struct
+import sys
+import types
 import zlib
+from types import SimpleNamespace
 
 import pytest
 
@@ -196,8 +199,13 @@ async def test_edit_window_of_ten_minutes_author_only_with_history(team):
 
 # --- shift change ----------------------------------------------------------------------------
 
-async def test_pre_end_prompt_lists_what_you_still_own(team):
+async def test_pre_end_prompt_lists_what_you_still_own(team, monkeypatch):
     kefu = team
+
+    async def open_claims(db, tg_id):  # the reminders feature's integration point (bot.reminders)
+        return [SimpleNamespace(order_no="A100200300400", rule="unpaid", stage="remind")] if tg_id == DAY else []
+
+    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace(open_claims=open_claims))
     kefu.clock.set(local("2026-11-23 16:00"))
     await kefu.say(DAY, "/handover 买家等仓库回复补发")
     before = len(kefu.emu.messages(DAY))
@@ -207,6 +215,7 @@ async def test_pre_end_prompt_lists_what_you_still_own(team):
     prompt = kefu.emu.last_message(DAY)
     assert "还有 15 分钟交班" in prompt["plain"] and "17:30" in prompt["plain"]
     assert "你名下还没解决的交接（1）" in prompt["plain"] and "买家等仓库回复补发" in prompt["plain"]
+    assert "你认领了还没处理完的提醒（1）" in prompt["plain"] and "催付 订单 A100200300400" in prompt["plain"]
     assert "你名下没有未完成的提醒或交接" in kefu.emu.last_message(DAY2)["plain"]
     assert kefu.emu.messages(NIGHT) == []
     await at(kefu, "2026-11-23 17:20")  # once per shift

@@ -1,12 +1,15 @@
 """The handover book's domain: parsing, items, the edit window, handing to shifts, take-over,
 carry-over, alerts, search, per-shift stats, due orders. No Telegram; a fake clock."""
 
+import sys
+import types
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from bot.clock import to_ts
-from bot.handover import Attachment, HandoverError, HandoverService, occurrence_key, window_for_key
+from bot.handover import Attachment, ClaimRef, HandoverError, HandoverService, claimed_reminders, occurrence_key, window_for_key
 from bot.handover.occurrences import occurrence_for, previous_end, prompts_due, running_windows
 from bot.handover.orders import parse_shop_overrides
 from bot.handover.text import choose_order_no, guess_kind, order_candidates, order_query, parse_date, split_urgent
@@ -323,3 +326,19 @@ async def test_epoch_is_kept(ho, clock):
     first = await ho.ensure_epoch()
     clock.advance(timedelta(days=1))
     assert await ho.ensure_epoch() == first == to_ts(local("2026-11-23 10:00"))
+
+
+async def test_claims_come_from_the_reminders_feature_when_it_provides_them(db, monkeypatch):
+    async def open_claims(db_, tg_id):
+        return [SimpleNamespace(order_no="A1", rule="unpaid", stage="remind"), {"order_no": "B2", "rule": "unshipped"}]
+
+    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace(open_claims=open_claims))
+    assert await claimed_reminders(db, DAY_AGENT) == [ClaimRef("A1", "remind"), ClaimRef("B2", "unshipped")]
+
+    async def broken(db_, tg_id):
+        raise RuntimeError("their bug")
+
+    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace(open_claims=broken))
+    assert await claimed_reminders(db, DAY_AGENT) == []  # the prompt still goes out
+    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace())
+    assert await claimed_reminders(db, DAY_AGENT) == []  # not provided (yet)

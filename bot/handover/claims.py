@@ -1,7 +1,9 @@
 """Integration point with the reminders feature (issue 5): the reminders someone claimed and
 has not finished, listed in their pre-end handover prompt.
 
-The reminders feature provides `async def open_claims(db, tg_id) -> list` in `bot.reminders`.
+The reminders feature provides `async def open_claims(db, tg_id) -> list` in `bot.reminders`:
+the open reminders claimed by that person, as objects, dicts or rows with `order_no` and
+`stage` / `rule` (their ReminderView has both).
 Until it exists (or if it fails) the prompt simply lists no claims; nothing here reads the
 reminders tables directly, so their schema stays theirs.
 """
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ClaimRef:
     order_no: str
-    kind: str  # the reminder's kind code as the reminders feature names it ('' if unknown)
+    kind: str  # the reminder's stage or rule code (remind / warn / breach, unpaid / unshipped), '' if unknown
 
 
 def _field(claim: Any, *names: str) -> str:
@@ -46,4 +48,4 @@ async def claimed_reminders(db: Database, tg_id: int) -> list[ClaimRef]:
     except Exception:  # their bug must not stop the shift-change prompt
         log.exception("reminders.open_claims failed for %s", tg_id)
         return []
-    return [ClaimRef(_field(c, "order_no"), _field(c, "kind", "type")) for c in claims or ()]
+    return [ClaimRef(_field(c, "order_no"), _field(c, "kind", "stage", "rule")) for c in claims or ()]
