@@ -35,7 +35,7 @@ EXIT_NOT_AN_EXPORT = 3
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "import",
-        help="import an order export (Taobao/千牛, Douyin, Pinduoduo, JD or generic CSV/XLSX)",
+        help="import an order export (Taobao/Qianniu, Douyin, Pinduoduo, JD or generic CSV/XLSX)",
         description="Import one order export file into the database (one transaction).",
     )
     parser.add_argument("path", help="the exported CSV or XLSX file")
