@@ -49,7 +49,15 @@ from bot.handover import (
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
 from bot.services import Services
-from handlers.common import answer_callback, arg_text, button, deliver, keyboard, label, reply
+from handlers.common import (
+    answer_callback,
+    arg_text,
+    button,
+    deliver,
+    keyboard,
+    label,
+    reply,
+)
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -195,10 +203,10 @@ def _is_late(target: Any, item: Item, occurrence: str) -> bool:
 
 def render_card(target: Any, item: Item, cc: CardContext, *, author_view: bool = False,
                 late: bool = False) -> tuple[str, InlineKeyboardMarkup | None]:
-    values = dict(
-        item=item, names=cc.names, order=cc.orders.get(item.order_no or ""), now=cc.now, late=late,
-        age=age_minutes(item, cc.now), editable=item.editable_at(cc.now),
-    )
+    values = {
+        "item": item, "names": cc.names, "order": cc.orders.get(item.order_no or ""), "now": cc.now,
+        "late": late, "age": age_minutes(item, cc.now), "editable": item.editable_at(cc.now),
+    }
     text = _render(target, "logged.html" if author_view else "card.html", **values)
     return text, card_keyboard(target, item, cc, author_view=author_view)
 

@@ -9,10 +9,30 @@ from types import SimpleNamespace
 import pytest
 
 from bot.clock import to_ts
-from bot.handover import Attachment, ClaimRef, HandoverError, HandoverService, claimed_reminders, occurrence_key, window_for_key
-from bot.handover.occurrences import occurrence_for, previous_end, prompts_due, running_windows
+from bot.handover import (
+    Attachment,
+    ClaimRef,
+    HandoverError,
+    HandoverService,
+    claimed_reminders,
+    occurrence_key,
+    window_for_key,
+)
+from bot.handover.occurrences import (
+    occurrence_for,
+    previous_end,
+    prompts_due,
+    running_windows,
+)
 from bot.handover.orders import parse_shop_overrides
-from bot.handover.text import choose_order_no, guess_kind, order_candidates, order_query, parse_date, split_urgent
+from bot.handover.text import (
+    choose_order_no,
+    guess_kind,
+    order_candidates,
+    order_query,
+    parse_date,
+    split_urgent,
+)
 from tests.conftest import SHANGHAI, local
 
 DAY_AGENT, NIGHT_AGENT, SUPERVISOR = 2001, 2003, 2002

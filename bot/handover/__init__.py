@@ -18,7 +18,13 @@ from bot.handover.model import (
     SearchResult,
     ShiftStats,
 )
-from bot.handover.occurrences import occurrence_key, prompts_due, running_windows, split_key, window_for_key
+from bot.handover.occurrences import (
+    occurrence_key,
+    prompts_due,
+    running_windows,
+    split_key,
+    window_for_key,
+)
 from bot.handover.orders import DueOrder, OrderRef
 from bot.handover.service import HandoverService, age_minutes
 

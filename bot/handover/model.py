@@ -72,7 +72,7 @@ class Item:
         return self.is_open and self.handed_to is not None and self.taken_by is None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Item":
+    def from_row(cls, row: sqlite3.Row) -> Item:
         keys = row.keys()
         attachment = (
             Attachment(row["attachment_file_id"], row["attachment_type"], row["attachment_name"])

@@ -3,8 +3,8 @@ prompt or a digest. Pure functions over the shift table, built on bot/shifts.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Sequence
 
 from bot.shifts import Shift, ShiftWindow, current_windows, windows_around
 

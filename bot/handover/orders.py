@@ -7,8 +7,8 @@ does not exist (a database without migration 0002) every answer is empty.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from bot.db import Database
 

@@ -8,8 +8,9 @@ Every change to an item is kept in handover_history.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from bot.clock import Clock, to_ts
 from bot.db import Database
@@ -25,9 +26,27 @@ from bot.handover.model import (
     SearchResult,
     ShiftStats,
 )
-from bot.handover.occurrences import occurrence_for, occurrence_key, previous_end, windows_between
-from bot.handover.orders import DueOrder, OrderRef, Thresholds, known_orders, orders_due, parse_shop_overrides
-from bot.handover.text import choose_order_no, order_candidates, order_query, parse_date, split_urgent
+from bot.handover.occurrences import (
+    occurrence_for,
+    occurrence_key,
+    previous_end,
+    windows_between,
+)
+from bot.handover.orders import (
+    DueOrder,
+    OrderRef,
+    Thresholds,
+    known_orders,
+    orders_due,
+    parse_shop_overrides,
+)
+from bot.handover.text import (
+    choose_order_no,
+    order_candidates,
+    order_query,
+    parse_date,
+    split_urgent,
+)
 from bot.settings import Settings
 from bot.shifts import ShiftWindow
 

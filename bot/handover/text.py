@@ -7,9 +7,9 @@ wording lives here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterable, Mapping
 
 URGENT_MARKS = "!！"
 
