@@ -409,7 +409,7 @@ async def pasted_text(update: Update, context: KefuContext) -> None:
     """Plain text in private chat is what a buyer wrote: search it, unless another feature is
     waiting for this message, or the message is a script the agent just sent via inline mode."""
     message = update.effective_message
-    if message is None or context.person is None or context.user_data.get(PENDING_KEY):
+    if message is None or context.person is None or (context.user_data or {}).get(PENDING_KEY):
         return
     if message.via_bot is not None:
         raise ApplicationHandlerStop
@@ -740,6 +740,21 @@ async def kb_stats(update: Update, context: KefuContext) -> None:
 
 
 # --- wiring ---------------------------------------------------------------------------------------
+class NotAwaited(filters.MessageFilter):
+    """Passes unless another feature is waiting for this user's next message
+    (`user_data["pending"]`): then the text is theirs, and this handler does not even match, so
+    the update counts as unhandled here and the fallback still answers if nobody took it."""
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(name="NotAwaited")
+        self._app = app
+
+    def filter(self, message) -> bool:
+        user = message.from_user
+        data = self._app.user_data.get(user.id) if user is not None else None
+        return not (data or {}).get(PENDING_KEY)
+
+
 def register(app: Application) -> None:
     app.add_handler(CommandHandler(["s", "script"], script_command))
     app.add_handler(CommandHandler("aftersale", aftersale))
@@ -750,7 +765,7 @@ def register(app: Application) -> None:
     app.add_handler(InlineQueryHandler(inline_query))
     app.add_handler(ChosenInlineResultHandler(inline_chosen))
     private_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
-    app.add_handler(MessageHandler(private_text, pasted_text), group=TEXT_GROUP)
+    app.add_handler(MessageHandler(private_text & NotAwaited(app), pasted_text), group=TEXT_GROUP)
 
 
 async def on_startup(app: Application) -> None:
