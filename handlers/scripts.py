@@ -7,6 +7,7 @@ Callback data (prefix `kb`, agent+; all ≤ 64 bytes, stateless so old buttons k
   kb:o:<src>:<script>[:<order>]  open a script as a new message, filled with the order if given;
                                  src says where it was opened from, for the usage stats
   kb:u:<script>                  "用了这条": counts one copy and removes that button
+  kb:open:<script>[:<order>]     accepted too, for other features that build the data by hand
 Flows (prefix `flow`): `flow:m` stage menu; `flow:g:<flow>:<path>` where path is the chosen
 choice indices from the start node, one character each, so "back" is the path minus one.
 
