@@ -16,8 +16,9 @@ from typing import Callable
 
 #: Sends a second for broadcasts: under Telegram's 30, leaving room for the bot's other replies.
 BROADCAST_RATE = 28.0
-#: Never more than this many sends completed in the last second plus in flight.
-WINDOW_LIMIT = 29
+#: Never more than this many sends completed in the last second plus in flight: Telegram's limit.
+#: (A completion comes after its arrival at Telegram, so counting completions is on the safe side.)
+WINDOW_LIMIT = 30
 
 
 class Pacer:
@@ -52,7 +53,11 @@ class Pacer:
             while (wait := self._wait_needed()) > 0:
                 await asyncio.sleep(wait)
             self._in_flight += 1
-            self._next_start = self._now() + self.interval
+            now = self._now()
+            # Keep to the grid when only a little late (sleep overshoot), so the pace does not
+            # drift; after a real stall start afresh rather than catching up in a burst.
+            base = self._next_start if now - self._next_start < self.interval else now
+            self._next_start = base + self.interval
 
     def release(self, *, counted: bool = True) -> None:
         """The request completed (`counted`), or the slot went unused (nothing was sent)."""
