@@ -329,3 +329,25 @@ def test_split_digest_fits_the_limit_and_caps_the_listing():
 
     small = split_digest(items[:10], lambda c, s, p, n, e: "x" * 50 * len(c), per_message=20, limit=200)
     assert all(len(p.text) <= 200 for p in small) and sum(len(p.items) for p in small) == 10
+
+
+async def test_any_update_of_an_order_is_noticed_by_the_next_scan(db, clock, engine):
+    await save(db, clock, unpaid(clock.now() - 13 * H, order_no="N1"), unpaid(clock.now() - 13 * H, order_no="N2"))
+    await engine.scan()
+    await db.execute("UPDATE orders SET status = 'closed' WHERE order_no = 'N1'")  # not through the importer
+    await db.execute("UPDATE orders SET buyer = 'someone else' WHERE order_no = 'N2'")  # not a status change
+    assert [r[0] for r in await db.fetchall("SELECT order_id FROM reminder_order_changes")] == [
+        (await db.fetchone("SELECT id FROM orders WHERE order_no = 'N1'"))[0]]
+    result = await engine.scan()
+    assert len(result.resolved) == 1 and await db.fetchall("SELECT * FROM reminder_order_changes") == []
+    assert (await states(db))[("N1", "unpaid", "remind")] == "resolved"
+
+
+async def test_the_first_scan_after_a_start_rechecks_every_open_reminder(db, clock, engine, make_engine):
+    await save(db, clock, unpaid(clock.now() - 13 * H, order_no="O1"))
+    await engine.scan()
+    await db.execute("UPDATE orders SET status = 'closed' WHERE order_no = 'O1'")
+    await db.execute("DELETE FROM reminder_order_changes")  # as if the change had been missed
+    assert (await engine.scan()).resolved == []  # the running engine relies on the change list
+    restarted = make_engine()
+    assert len((await restarted.scan()).resolved) == 1

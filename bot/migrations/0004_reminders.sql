@@ -13,7 +13,8 @@
 --             was superseded by its breach; `resolved_reason` says which
 CREATE TABLE reminders (
     id              INTEGER PRIMARY KEY,
-    order_id        INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    order_id        INTEGER NOT NULL,   -- orders.id; no foreign key: orders are never deleted, and the
+                                        -- check would cost a lookup in a big table per recorded reminder
     rule            TEXT    NOT NULL CHECK (rule IN ('unpaid', 'unshipped')),
     stage           TEXT    NOT NULL CHECK (stage IN ('remind', 'warn', 'breach')),
     due_at          INTEGER NOT NULL,   -- when the stage fell due (an early night-gap warning: when it was brought forward to)
@@ -40,6 +41,28 @@ CREATE TABLE reminders (
 );
 -- Open reminders are few, closed ones pile up: every scan reads by state.
 CREATE INDEX reminders_state ON reminders (state, resolved_reason);
+
+-- The shipping scan's candidates: paid, not shipped, not presale, no refund. A partial index holds
+-- only those few rows (not the shipped and completed bulk) and covers the scan, so neither the
+-- warning nor the breach query reads the orders table itself. The scan's WHERE repeats the index's
+-- terms literally (bot/reminders/rules.py), which is what lets SQLite use it; the filtered columns
+-- are listed too because SQLite only calls an index covering when every referenced column is in it.
+CREATE INDEX orders_unshipped_due ON orders (status, paid_at, shop, presale, refunding)
+    WHERE status IN ('paid_unshipped', 'partially_shipped') AND presale = 0 AND refunding = 0;
+
+-- Orders with reminders whose status, refund or presale flag changed since the last scan: the
+-- scan re-checks only these (and every open reminder once after each start), so auto-resolving
+-- costs nothing while nothing changes, however many reminders are open. Filled by the trigger
+-- below whatever changed the order (file import, API push, manual SQL); emptied by each scan.
+CREATE TABLE reminder_order_changes (
+    order_id INTEGER PRIMARY KEY
+);
+CREATE TRIGGER orders_changed_for_reminders AFTER UPDATE OF status, refunding, presale ON orders
+    WHEN (NEW.status IS NOT OLD.status OR NEW.refunding IS NOT OLD.refunding OR NEW.presale IS NOT OLD.presale)
+     AND EXISTS (SELECT 1 FROM reminders WHERE order_id = NEW.id)
+BEGIN
+    INSERT OR IGNORE INTO reminder_order_changes (order_id) VALUES (NEW.id);
+END;
 
 -- Telegram messages that show reminders (single cards, digests, escalations), so a change of
 -- state edits every copy, and a restart knows who already received what.

@@ -30,6 +30,7 @@ from bot.reminders.rules import (
     ALL_OUTCOMES,
     CLOSED_STATES,
     ESCALATION_REPEAT,
+    DueQuery,
     NO_LONGER_DUE_SQL,
     OPEN_STATES,
     RuleBook,
@@ -40,12 +41,72 @@ from bot.reminders.rules import (
 
 _OPEN_SQL = ", ".join(f"'{s}'" for s in OPEN_STATES)
 
-VIEW_COLUMNS = (
-    "r.*, o.platform, o.order_no, o.shop, o.amount_cents, o.buyer, o.item_title, o.status AS order_status,"
-    " o.refunding AS order_refunding, o.presale AS order_presale,"
-    " o.created_at AS order_created_at, o.paid_at AS order_paid_at"
+_REMINDER_FIELDS = (
+    "id", "order_id", "rule", "stage", "due_at", "deadline_at", "state", "round", "first_sent_at", "sent_at",
+    "claimed_by", "claimed_at", "snoozed_by", "snoozed_until", "done_by", "done_at", "outcome", "resolved_at",
+    "resolved_reason", "escalations", "escalated_at", "created_at",
+)
+#: The columns of a ReminderView, in its field order (position, when wanted, is selected last).
+VIEW_COLUMNS = ", ".join(
+    [f"r.{name}" for name in _REMINDER_FIELDS]
+    + ["o.platform", "o.order_no", "o.shop", "o.amount_cents", "o.buyer", "o.item_title", "o.status",
+       "o.created_at", "o.paid_at"]
 )
 VIEW_FROM = "reminders r JOIN orders o ON o.id = r.order_id"
+
+# The statements every scan and tick runs (benchmarks/reminders_scan.py prints their query plans).
+#: Auto-resolve, every scan: open reminders of orders that changed since the last scan (the trigger
+#: in migration 0004 lists them) and no longer qualify. Rows above the id bound were recorded by
+#: this very scan from the orders as they are now.
+RESOLVE_SQL = (  # CROSS JOIN keeps the short change list as the outer loop
+    "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminder_order_changes c"
+    " CROSS JOIN reminders r ON r.order_id = c.order_id JOIN orders o ON o.id = c.order_id"
+    f" WHERE r.state IN ({_OPEN_SQL}) AND r.id <= ? AND {NO_LONGER_DUE_SQL}"
+)
+#: The same over every open reminder: the first scan after a start (a safety net, not a need).
+RESOLVE_ALL_SQL = (
+    "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminders r JOIN orders o ON o.id = r.order_id"
+    f" WHERE r.state IN ({_OPEN_SQL}) AND r.id <= ? AND {NO_LONGER_DUE_SQL}"
+)
+#: A refund that ended (the only way an order qualifies again) reopens its reminder.
+REOPEN_SQL = (  # unary + keeps SQLite on the order_id index (not every resolved-by-refund row)
+    "SELECT r.id FROM reminder_order_changes c CROSS JOIN reminders r ON r.order_id = c.order_id"
+    " JOIN orders o ON o.id = c.order_id"
+    f" WHERE +r.state = 'resolved' AND +r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+)
+REOPEN_ALL_SQL = (
+    "SELECT r.id FROM reminders r JOIN orders o ON o.id = r.order_id"
+    f" WHERE r.state = 'resolved' AND r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+)
+#: Open warnings whose breach row has id > ? (recorded by this scan; 0 after a reopen: all).
+SUPERSEDE_SQL = (
+    "SELECT w.id FROM reminders b CROSS JOIN reminders w ON w.order_id = b.order_id"
+    " AND w.rule = 'unshipped' AND w.stage = 'warn'"
+    f" WHERE b.id > ? AND b.rule = 'unshipped' AND b.stage = 'breach' AND w.state IN ({_OPEN_SQL})"
+)
+WAKE_SQL = "SELECT id FROM reminders WHERE state = 'snoozed' AND snoozed_until <= ?"
+PENDING_SQL = f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state = 'pending' ORDER BY r.due_at, r.id"
+ESCALATIONS_SQL = (
+    f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM}"
+    " WHERE r.state IN ('pending', 'sent', 'escalated') AND r.claimed_by IS NULL"
+    " AND r.first_sent_at IS NOT NULL AND r.first_sent_at <= ?"
+    " AND (r.escalated_at IS NULL OR r.escalated_at <= ?)"
+    " ORDER BY r.due_at, r.id"
+)
+
+
+def record_due_sql(query: DueQuery, ts: int) -> tuple[str, tuple]:
+    """INSERT … SELECT recording every order due for one stage and shop group that has no row yet."""
+    stage = query.stage
+    sql = (
+        "INSERT INTO reminders (order_id, rule, stage, due_at, deadline_at, state, round, created_at, updated_at)"
+        f" SELECT o.id, ?, ?, {query.due_at}, {query.deadline_at}, 'pending', 1, ?, ? FROM orders o"
+        f" WHERE {query.where} AND NOT EXISTS (SELECT 1 FROM reminders x"
+        "  WHERE x.order_id = o.id AND x.rule = ? AND x.stage = ?)"
+    )
+    params = (stage.rule, stage.stage, *query.due_params, *query.deadline_params, ts, ts,
+              *query.where_params, stage.rule, stage.stage)
+    return sql, params
 
 
 @dataclass(frozen=True)
@@ -86,12 +147,9 @@ class ReminderView:
     position: int | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "ReminderView":
-        keys = row.keys()
-        return cls(
-            **{name: row[name] for name in cls.__dataclass_fields__ if name in keys and name != "position"},
-            position=row["position"] if "position" in keys else None,
-        )
+    def from_row(cls, row: Sequence[Any]) -> "ReminderView":
+        """From a row selected as VIEW_COLUMNS (optionally followed by the item's position)."""
+        return cls(*row)
 
     @property
     def is_open(self) -> bool:
@@ -167,6 +225,7 @@ class ReminderEngine:
         self.clock = clock
         self.book = book
         self.escalate_after = timedelta(minutes=escalate_minutes)
+        self._checked_all = False  # the first scan re-checks every open reminder
 
     @classmethod
     def from_settings(cls, db: Database, clock: Clock, settings: Any) -> "ReminderEngine":
@@ -184,42 +243,37 @@ class ReminderEngine:
         ts = to_ts(now)
         result = ScanResult()
         async with self.db.transaction() as conn:
+            cursor = await conn.execute("SELECT coalesce(max(id), 0) FROM reminders")
+            existing = (await cursor.fetchone())[0]  # rows above this id are recorded by this scan
             for query in due_queries(self.book, now):
-                stage = query.stage
-                cursor = await conn.execute(
-                    "INSERT INTO reminders (order_id, rule, stage, due_at, deadline_at, state, round, created_at, updated_at)"
-                    f" SELECT o.id, ?, ?, {query.due_at}, {query.deadline_at}, 'pending', 1, ?, ? FROM orders o"
-                    f" WHERE {query.where} AND NOT EXISTS (SELECT 1 FROM reminders x"
-                    "  WHERE x.order_id = o.id AND x.rule = ? AND x.stage = ?)",
-                    (stage.rule, stage.stage, *query.due_params, *query.deadline_params, ts, ts,
-                     *query.where_params, stage.rule, stage.stage),
-                )
+                cursor = await conn.execute(*record_due_sql(query, ts))
                 result.created += max(cursor.rowcount, 0)
             if result.created:
-                result.carried = await self._carry_claims(conn, ts)
-            result.resolved = await self._resolve(conn, ts)
-            result.reopened = await self._reopen(conn, ts)
-            result.superseded = await self._supersede(conn, ts)
+                result.carried = await self._carry_claims(conn, ts, existing)
+            everything = not self._checked_all
+            result.resolved = await self._resolve(conn, ts, existing, everything)
+            result.reopened = await self._reopen(conn, ts, everything)
+            await conn.execute("DELETE FROM reminder_order_changes")
+            if result.created or result.reopened:
+                result.superseded = await self._supersede(conn, ts, 0 if result.reopened else existing)
             result.woken = await self._wake(conn, ts)
+        self._checked_all = True
         return result
 
-    async def _carry_claims(self, conn, ts: int) -> int:
+    async def _carry_claims(self, conn, ts: int, existing: int) -> int:
         """A breach whose warning someone claimed starts out claimed by them: they are on it."""
         cursor = await conn.execute(
             "UPDATE reminders SET claimed_by = (SELECT w.claimed_by FROM reminders w WHERE w.order_id = reminders.order_id"
             "   AND w.rule = 'unshipped' AND w.stage = 'warn'), claimed_at = ?, updated_at = ?"
-            " WHERE state = 'pending' AND rule = 'unshipped' AND stage = 'breach' AND created_at = ? AND claimed_by IS NULL"
+            " WHERE state = 'pending' AND rule = 'unshipped' AND stage = 'breach' AND id > ? AND claimed_by IS NULL"
             " AND EXISTS (SELECT 1 FROM reminders w WHERE w.order_id = reminders.order_id AND w.rule = 'unshipped'"
             "   AND w.stage = 'warn' AND w.claimed_by IS NOT NULL)",
-            (ts, ts, ts),
+            (ts, ts, existing),
         )
         return max(cursor.rowcount, 0)
 
-    async def _resolve(self, conn, ts: int) -> list[int]:
-        cursor = await conn.execute(
-            "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminders r JOIN orders o ON o.id = r.order_id"
-            f" WHERE r.state IN ({_OPEN_SQL}) AND {NO_LONGER_DUE_SQL}"
-        )
+    async def _resolve(self, conn, ts: int, existing: int, everything: bool) -> list[int]:
+        cursor = await conn.execute(RESOLVE_ALL_SQL if everything else RESOLVE_SQL, (existing,))
         rows = await cursor.fetchall()
         changes = []
         for row in rows:
@@ -241,12 +295,9 @@ class ReminderEngine:
             [(rid, ts, reason) for reason, rid in changes],
         )
 
-    async def _reopen(self, conn, ts: int) -> list[int]:
+    async def _reopen(self, conn, ts: int, everything: bool) -> list[int]:
         """A refund that ended (the only way an order qualifies again) reopens its reminder."""
-        cursor = await conn.execute(
-            "SELECT r.id FROM reminders r JOIN orders o ON o.id = r.order_id"
-            f" WHERE r.state = 'resolved' AND r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
-        )
+        cursor = await conn.execute(REOPEN_ALL_SQL if everything else REOPEN_SQL)
         ids = [row[0] for row in await cursor.fetchall()]
         if ids:
             await conn.executemany(
@@ -257,21 +308,15 @@ class ReminderEngine:
             await self._events(conn, ids, ts, None, "reopened")
         return ids
 
-    async def _supersede(self, conn, ts: int) -> list[int]:
+    async def _supersede(self, conn, ts: int, after_id: int) -> list[int]:
         """An open warning whose breach has arrived is closed: the breach reminder takes over."""
-        cursor = await conn.execute(
-            f"SELECT w.id FROM reminders w WHERE w.state IN ({_OPEN_SQL}) AND w.rule = 'unshipped' AND w.stage = 'warn'"
-            " AND EXISTS (SELECT 1 FROM reminders b WHERE b.order_id = w.order_id AND b.rule = 'unshipped'"
-            " AND b.stage = 'breach')"
-        )
+        cursor = await conn.execute(SUPERSEDE_SQL, (after_id,))
         ids = [row[0] for row in await cursor.fetchall()]
         await self._close_as_resolved(conn, [("superseded", rid) for rid in ids], ts)
         return ids
 
     async def _wake(self, conn, ts: int) -> list[int]:
-        cursor = await conn.execute(
-            "SELECT id FROM reminders WHERE state = 'snoozed' AND snoozed_until <= ?", (ts,)
-        )
+        cursor = await conn.execute(WAKE_SQL, (ts,))
         ids = [row[0] for row in await cursor.fetchall()]
         if ids:
             await conn.executemany(
@@ -292,10 +337,7 @@ class ReminderEngine:
 
     async def pending(self) -> list[ReminderView]:
         """Reminders whose current round some recipient has not received yet, oldest first."""
-        rows = await self.db.fetchall(
-            f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state = 'pending' ORDER BY r.due_at, r.id"
-        )
-        return [ReminderView.from_row(r) for r in rows]
+        return [ReminderView.from_row(r) for r in await self.db.fetchall(PENDING_SQL)]
 
     async def delivered(self, reminders: Sequence[ReminderView], purpose: str) -> set[tuple[int, int]]:
         """(reminder id, chat id) pairs that already hold the current round (notify) or the next
@@ -382,11 +424,7 @@ class ReminderEngine:
         now = now or self.now()
         ts = to_ts(now)
         rows = await self.db.fetchall(
-            f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM}"
-            " WHERE r.state IN ('pending', 'sent', 'escalated') AND r.claimed_by IS NULL"
-            " AND r.first_sent_at IS NOT NULL AND r.first_sent_at <= ?"
-            " AND (r.escalated_at IS NULL OR r.escalated_at <= ?)"
-            " ORDER BY r.due_at, r.id",
+            ESCALATIONS_SQL,
             (ts - int(self.escalate_after.total_seconds()), ts - int(ESCALATION_REPEAT.total_seconds())),
         )
         return [ReminderView.from_row(r) for r in rows]

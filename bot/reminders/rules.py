@@ -270,7 +270,7 @@ def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
             where_params: list = [cutoff, *shop_params]
             due_at, due_params = f"{column} + ?", (seconds,)
             deadline_at, deadline_params = "NULL", ()
-            if stage.rule == "unshipped":
+            if stage.rule == "unshipped":  # with the status term: the partial index orders_unshipped_due
                 conds += ["o.presale = 0", "o.refunding = 0"]
                 breach = thresholds.seconds("unshipped")
                 deadline_at, deadline_params = f"{column} + ?", (breach,)
