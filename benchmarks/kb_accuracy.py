@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
+import yaml
 
 DEVSET = ROOT / "tests" / "data" / "kb_devset.yaml"
 TOP = 3

@@ -20,8 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.kb import KnowledgeBase, Script, load_kb  # noqa: E402
-from kb_accuracy import load_devset  # noqa: E402
+from kb_accuracy import load_devset
+
+from bot.kb import KnowledgeBase, Script, load_kb
 
 # Common CJK characters for made-up product words (a varied vocabulary, not a real catalogue).
 CHAR_POOL = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]

@@ -52,8 +52,7 @@ from telegram.ext import (
 
 from bot.app import KefuContext
 from bot.clock import to_ts
-from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, load_kb
-from bot.kb import stats
+from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, load_kb, stats
 from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
@@ -179,7 +178,7 @@ async def order_values(target: Any, order_no: str) -> dict[str, str] | None:
 
         order = await get_order(svc.db, order_no)
         return None if order is None else order_variables(order, svc.tz)
-    except Exception:  # noqa: BLE001 - an orders problem must not stop an agent getting a script
+    except Exception:
         log.exception("order lookup for script variables failed")
         return None
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.kb import load_kb
-from bot.kb import stats
+from bot.kb import load_kb, stats
 from bot.people import Role
 from tests.conftest import local
-from tests.harness import ADMIN, start_kefu, stop_kefu
+from tests.harness import start_kefu, stop_kefu
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT, SUPERVISOR, STRANGER = 3001, 3002, 3999
@@ -384,7 +383,7 @@ async def test_failed_reload_keeps_the_old_kb_and_a_good_reload_swaps_it(bot, kb
 
 
 async def test_reload_error_report_is_escaped_and_split(bot, kb_copy):
-    lines = ["- id: bad_<x>_%d\n  title: t\n" % i for i in range(200)]
+    lines = [f"- id: bad_<x>_{i}\n  title: t\n" for i in range(200)]
     (kb_copy / "scripts" / "zz_many.yaml").write_text("".join(lines), encoding="utf-8")
     await reload(bot)
     await bot.emu.wait_for_message(SUPERVISOR, lambda m: "kefu kb check" in m["plain"])

@@ -6,8 +6,9 @@ caller swaps the reference only when it loaded cleanly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .model import Category, Flow, Hit, Script
 from .render import render_script

@@ -7,7 +7,6 @@ build and pass them around without caring where they came from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 #: The category codes are a stable interface (other tools rely on them): the loader refuses a

@@ -7,8 +7,9 @@ can never crash a handler. Templates run in Jinja2's sandbox because shop staff 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, Mapping
+from typing import Any
 
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment

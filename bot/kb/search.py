@@ -15,14 +15,14 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from .model import Hit, Script
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNIT_RE = re.compile(rf"[{_CJK}]|[a-z]+|[0-9]+")
-_JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 #: Digit groups longer than this are order/tracking/phone numbers: noise for ranking.
 MAX_NUMBER_LEN = 3

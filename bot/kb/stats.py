@@ -41,22 +41,22 @@ def normalise_query(query: str) -> str:
     return re.sub(r"\s+", " ", query or "").strip()[:MAX_QUERY_CHARS]
 
 
-async def _record_event(db: "Database", tg_id: int, script_id: str, kind: str, source: str, at: int | None) -> None:
+async def _record_event(db: Database, tg_id: int, script_id: str, kind: str, source: str, at: int | None) -> None:
     await db.execute(
         "INSERT INTO kb_script_events (tg_id, script_id, kind, source, at) VALUES (?, ?, ?, ?, ?)",
         (int(tg_id), script_id, kind, source, _now(at)),
     )
 
 
-async def record_view(db: "Database", tg_id: int, script_id: str, *, source: str = "", at: int | None = None) -> None:
+async def record_view(db: Database, tg_id: int, script_id: str, *, source: str = "", at: int | None = None) -> None:
     await _record_event(db, tg_id, script_id, "view", source, at)
 
 
-async def record_copy(db: "Database", tg_id: int, script_id: str, *, source: str = "", at: int | None = None) -> None:
+async def record_copy(db: Database, tg_id: int, script_id: str, *, source: str = "", at: int | None = None) -> None:
     await _record_event(db, tg_id, script_id, "copy", source, at)
 
 
-async def record_miss(db: "Database", tg_id: int, query: str, *, at: int | None = None) -> None:
+async def record_miss(db: Database, tg_id: int, query: str, *, at: int | None = None) -> None:
     text = normalise_query(query)
     if text:
         await db.execute(
@@ -64,7 +64,7 @@ async def record_miss(db: "Database", tg_id: int, query: str, *, at: int | None 
         )
 
 
-async def top_scripts(db: "Database", since_ts: int, limit: int = 10, until_ts: int | None = None) -> list[ScriptUsage]:
+async def top_scripts(db: Database, since_ts: int, limit: int = 10, until_ts: int | None = None) -> list[ScriptUsage]:
     """Most used scripts since `since_ts` (views, then copies), most used first."""
     rows = await db.fetchall(
         """
@@ -82,7 +82,7 @@ async def top_scripts(db: "Database", since_ts: int, limit: int = 10, until_ts: 
     return [ScriptUsage(row["script_id"], int(row["views"]), int(row["copies"])) for row in rows]
 
 
-async def top_misses(db: "Database", since_ts: int, limit: int = 20, until_ts: int | None = None) -> list[MissCount]:
+async def top_misses(db: Database, since_ts: int, limit: int = 20, until_ts: int | None = None) -> list[MissCount]:
     """Queries that found nothing since `since_ts`, most frequent first."""
     rows = await db.fetchall(
         """

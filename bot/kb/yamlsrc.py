@@ -87,7 +87,7 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise YamlProblem(1, f"not UTF-8 text: {exc}") from None
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.context_mark is not None and "end of stream" in str(exc.problem or ""):
