@@ -513,8 +513,9 @@ def register(app: Application) -> None:
 
 
 async def seed_demo(services: Any) -> None:
-    """A few demo orders for `kefu sandbox`: one 催付, one warning, one breach, and two that must
-    stay quiet (presale, refunding). The first tick turns them into reminders."""
+    """A few demo orders for `kefu sandbox`: two 催付, one warning, one breach, and two that must
+    stay quiet (presale, refunding), recorded as reminders at once; the first tick delivers them
+    to whoever is on duty."""
     from decimal import Decimal
 
     import yaml
@@ -538,3 +539,4 @@ async def seed_demo(services: Any) -> None:
             tracking_no="", carrier="",
         ))
     await upsert_orders(services.db, orders, clock=services.clock, source="demo", record=False)
+    await ReminderEngine.from_settings(services.db, services.clock, services.settings).scan()  # /reminders at once
