@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
@@ -67,7 +68,7 @@ class View:
         self.now = now
 
     @classmethod
-    async def build(cls, target: Any) -> "View":
+    async def build(cls, target: Any) -> View:
         svc = _services(target)
         names = {p.tg_id: p.name for p in await svc.people.all()}
         return cls(target, names, to_ts(svc.clock.now()))
@@ -174,12 +175,11 @@ async def _send_batch(app: Application, view: View, chat_id: int, reminders: Seq
                 return delivery.status
             continue
         total = len(group)
-        parts = split_digest(
-            group,
-            lambda chunk, start, part, count, extra: view.digest_text(
-                chunk, start=start, part=part, parts=count, unlisted=extra, total=total, rule=rule, escalation=escalation
-            ),
-        )
+        def render(chunk, start, part, count, extra, total=total, rule=rule):
+            return view.digest_text(chunk, start=start, part=part, parts=count, unlisted=extra, total=total,
+                                    rule=rule, escalation=escalation)
+
+        parts = split_digest(group, render)
         for digest in parts:
             items = [(r, digest.start + i) for i, r in enumerate(digest.items)] + [(r, None) for r in digest.unlisted]
             delivery = await _send_recorded(
@@ -523,8 +523,8 @@ async def seed_demo(services: Any) -> None:
     from bot.orders import NormalizedOrder, upsert_orders
     from bot.render import TEMPLATES_DIR
 
-    with open(TEMPLATES_DIR / "reminders" / "demo_orders.yaml", encoding="utf-8") as handle:
-        demo = yaml.safe_load(handle)
+    path = TEMPLATES_DIR / "reminders" / "demo_orders.yaml"
+    demo = yaml.safe_load(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     now = services.clock.now()
     orders = []
     for item in demo["orders"]:

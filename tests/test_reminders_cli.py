@@ -97,7 +97,7 @@ def test_bad_time_and_missing_database_are_explained(tmp_path, monkeypatch, caps
 def test_due_json_as_a_whole_process(orders_db):
     done = subprocess.run(
         [sys.executable, "-m", "bot", "reminders", "due", "--json", "--at", "2026-11-23T10:00:00+08:00"],
-        capture_output=True, text=True, encoding="utf-8", timeout=60,
+        capture_output=True, text=True, encoding="utf-8", timeout=60, check=False,
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["order_no"] for line in done.stdout.splitlines()] == ["500003", "500001"]

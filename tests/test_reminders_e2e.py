@@ -262,7 +262,7 @@ async def test_snooze_hides_the_reminder_for_an_hour_then_delivers_it_again(kefu
     kefu.clock.advance(minutes=1)
     await kefu.tick()
     for chat in (AGENT, AGENT2, SUP):
-        first, again = reminder_messages(kefu, chat)
+        _first, again = reminder_messages(kefu, chat)
         assert "380021" in again["plain"] and "rem:claim:1" in data_of(again)
 
 
@@ -294,7 +294,7 @@ async def test_reminders_command_lists_mine_and_the_teams_oldest_first(kefu):
     reply = await kefu.say(AGENT, "/reminders")
     text = reply["plain"]
     assert "我认领的 · 1" in text and "团队 · 2" in text
-    mine, team = text.split("团队")
+    mine, _team = text.split("团队")
     assert "390001" in mine and text.index("390003") < text.index("390002")  # paid 40 h ago: due 4 h ago
     await kefu.press(AGENT, reply, data=f"rem:open:{await rid_of(kefu, '390002')}")
     assert "390002" in kefu.emu.last_message(AGENT)["plain"] and "rem:claim" in " ".join(data_of(kefu.emu.last_message(AGENT)))
@@ -450,7 +450,7 @@ async def test_reminders_go_to_the_team_chat_too(start):
     await due_everywhere(kefu)
     await kefu.tick()
     assert received(kefu, TEAM_CHAT) == ["430001", "430002", "430003"]
-    [digest, card] = reminder_messages(kefu, TEAM_CHAT)
+    [digest, _card] = reminder_messages(kefu, TEAM_CHAT)
     await kefu.press(AGENT2, digest, data=f"rem:take:{await rid_of(kefu, '430002')}", chat_id=TEAM_CHAT)
     assert "🙋 阿强" in reminder_messages(kefu, TEAM_CHAT)[0]["plain"]
     assert "430002" in kefu.emu.last_message(AGENT2)["plain"]  # the card went to 阿强's private chat

@@ -5,8 +5,9 @@ Pure functions (no Telegram, no database), so the splitting rules are tested wit
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from bot.render import TELEGRAM_TEXT_LIMIT
 

@@ -20,9 +20,10 @@ it would have to be re-sent anyway — the same duplicate, with one more write p
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from bot.clock import Clock, from_ts, to_ts
 from bot.db import Database
@@ -30,9 +31,9 @@ from bot.reminders.rules import (
     ALL_OUTCOMES,
     CLOSED_STATES,
     ESCALATION_REPEAT,
-    DueQuery,
     NO_LONGER_DUE_SQL,
     OPEN_STATES,
+    DueQuery,
     RuleBook,
     due_queries,
     outcomes_for,
@@ -147,7 +148,7 @@ class ReminderView:
     position: int | None = None
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "ReminderView":
+    def from_row(cls, row: Sequence[Any]) -> ReminderView:
         """From a row selected as VIEW_COLUMNS (optionally followed by the item's position)."""
         return cls(*row)
 
@@ -198,7 +199,7 @@ class MessageRow:
     total: int
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "MessageRow":
+    def from_row(cls, row: sqlite3.Row) -> MessageRow:
         return cls(row["id"], row["chat_id"], row["message_id"], row["kind"], row["rule"], row["part"], row["parts"],
                    row["total"])
 
@@ -228,7 +229,7 @@ class ReminderEngine:
         self._checked_all = False  # the first scan re-checks every open reminder
 
     @classmethod
-    def from_settings(cls, db: Database, clock: Clock, settings: Any) -> "ReminderEngine":
+    def from_settings(cls, db: Database, clock: Clock, settings: Any) -> ReminderEngine:
         return cls(db, clock, RuleBook.from_settings(settings), escalate_minutes=settings.kefu_escalate_minutes)
 
     def now(self) -> datetime:

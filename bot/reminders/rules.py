@@ -17,9 +17,11 @@ can never disagree. No Telegram and no clock here: callers pass `now`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import pairwise
+from typing import Any
 
 from bot.shifts import Shift, windows_around
 
@@ -57,7 +59,7 @@ class Thresholds:
     unshipped: float = 48.0
 
     def seconds(self, key: str) -> int:
-        return int(round(getattr(self, key) * 3600))
+        return round(getattr(self, key) * 3600)
 
 
 @dataclass(frozen=True)
@@ -91,12 +93,11 @@ class ShopOverrideError(ValueError):
     def message(self) -> str:
         """The Chinese explanation from templates/reminders/settings_error.txt (the code if unavailable)."""
         try:
-            from datetime import timezone
 
             from bot.render import Renderer
 
-            return Renderer(timezone.utc).render("reminders/settings_error.txt", code=self.code, **self.params)
-        except Exception:  # a broken template must not hide the setting's own problem
+            return Renderer(UTC).render("reminders/settings_error.txt", code=self.code, **self.params)
+        except Exception:  # noqa: BLE001 — a broken template must not hide the setting's own problem
             return str(self)
 
 
@@ -160,7 +161,7 @@ class RuleBook:
     tz: tzinfo | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "RuleBook":
+    def from_settings(cls, settings: Any) -> RuleBook:
         defaults = Thresholds(
             unpaid=settings.kefu_unpaid_remind_hours,
             warn=settings.kefu_unshipped_warn_hours,
@@ -213,7 +214,7 @@ def next_gap(shifts: Sequence[Shift], moment: datetime, tz: tzinfo) -> Gap | Non
     if not shifts:
         return None
     blocks = coverage_blocks(shifts, moment, tz)
-    for (start, end), (next_start, _) in zip(blocks, blocks[1:]):
+    for (start, end), (next_start, _) in pairwise(blocks):
         if start <= moment < next_start:  # in this block or in the gap after it
             return Gap(end, next_start)
     return None
