@@ -104,7 +104,8 @@ async def send_copy(app: Application, chat_id: int, broadcast: Broadcast, text: 
 
 
 # --- one broadcast, in the background ----------------------------------------------------------
-def running(app: Application) -> dict[int, asyncio.Task]:
+def running(app: Application) -> dict[object, asyncio.Task]:
+    """Background tasks of this process: deliveries by broadcast id, reminders by "remind-<id>"."""
     return app.bot_data.setdefault("broadcast_tasks", {})
 
 

@@ -24,6 +24,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.app import KefuContext
 from bot.broadcasts import Audience, Broadcast, BroadcastService, Content, Rule, WhenWords, next_run, parse_when
+from bot.broadcasts.model import CHOICES
 from bot.broadcasts.service import CAPTION_LIMIT, TEXT_LIMIT
 from bot.clock import from_ts, to_ts
 from bot.people import Person, Role, UserError
@@ -214,8 +215,10 @@ async def panel(target: Any, draft: Broadcast, *, view: str | None = None, page:
              button(target, f"broadcast.buttons.{name}_no", f"bc:{b}:{code}:0")],
             cancel,
         ]
+    asked = [c for c in CHOICES if c != "pin" or _team_chat(target) is not None]  # no group: no pin question
+    number = asked.index("audience" if step in ("roles", "pick") else step) + 1
     text = svc.renderer.render(
-        "broadcasts/compose.html", b=draft, step=step, rule=_rule(draft), excerpt=excerpt(draft),
+        "broadcasts/compose.html", b=draft, step=step, number=number, rule=_rule(draft), excerpt=excerpt(draft),
         renotify_minutes=svc.settings.kefu_urgent_renotify_minutes, **values,
     )
     return text, keyboard(rows)

@@ -8,12 +8,13 @@ import pytest
 
 from bot.broadcasts import Audience, BroadcastService, Content, Pacer, Rule, select_recipients
 from bot.clock import FakeClock, to_ts
-from bot.people import PeopleService, Role, UserError
+from bot.people import PeopleService, UserError
 from bot.shifts import parse_shifts
 from tests.conftest import SHANGHAI, local
 
 SHIFTS = parse_shifts("day=08:30-17:30;night=17:30-01:00")
 SUP, SUP2, A1, A2, N1, GONE = 1, 2, 11, 12, 21, 99
+EVERYONE = Audience("all")
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ async def person(svc, tg_id):
     return await svc.people.get(tg_id)
 
 
-async def ready_draft(svc, text="通知", audience=Audience("all"), *, ack=True, urgent=False, author=SUP, schedule=None):
+async def ready_draft(svc, text="通知", audience=EVERYONE, *, ack=True, urgent=False, author=SUP, schedule=None):
     actor = await person(svc, author)
     draft = await svc.create_draft(actor, Content("text", text), pin_available=False, schedule=schedule)
     for name, value in (("audience", audience), ("ack_required", ack), ("urgent", urgent), ("silent", False)):
