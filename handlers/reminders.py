@@ -294,8 +294,8 @@ async def _refuse(update: Update, context: KefuContext, result: ActionResult) ->
     if params.get("reason"):
         params["reason"] = _label(context, f"reasons.{params['reason']}")
     await answer_callback(update, _label(context, f"errors.{result.code}", **params), alert=True)
-    if result.code.startswith("already_") and result.reminder is not None:
-        await refresh_messages(context, [result.reminder.id])
+    if result.reminder is not None and (result.code.startswith("already_") or result.code == "claimed_by_other"):
+        await refresh_messages(context, [result.reminder.id])  # the pressed copy was out of date
 
 
 async def _send_card(update: Update, context: KefuContext, r: ReminderView) -> bool:
