@@ -20,7 +20,14 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.app import KefuContext
 from bot.broadcasts import Audience, Broadcast, BroadcastService, Content, Rule, WhenWords, next_run, parse_when
@@ -89,14 +96,16 @@ def _args_html(message: Message) -> str:
     return _COMMAND_WORD.sub("", text_html, count=1).strip()
 
 
-def content_from(source: Message, extra_html: str = "") -> Content:
-    """The announcement a replied-to message makes. Text after the command becomes the caption
-    of a photo or document, or goes in front of a replied text."""
+def content_from(source: Message, extra_html: str = "", *, own_caption: bool = True) -> Content:
+    """The announcement a message makes: the replied-to one, or a photo/document captioned with
+    the command itself (`own_caption=False`: its caption is the command, `extra_html` the rest).
+    Text after the command becomes the caption of a photo or document, or goes in front of a
+    replied text."""
+    caption = (source.caption_html or "") if own_caption else ""
     if source.photo:
-        return Content("photo", extra_html or source.caption_html or "", source.photo[-1].file_id)
+        return Content("photo", extra_html or caption, source.photo[-1].file_id)
     if source.document:
-        return Content("document", extra_html or source.caption_html or "", source.document.file_id,
-                       source.document.file_name)
+        return Content("document", extra_html or caption, source.document.file_id, source.document.file_name)
     if source.text:
         body = source.text_html
         return Content("text", f"{extra_html}\n\n{body}" if extra_html else body)
@@ -146,6 +155,8 @@ async def broadcast_command(update: Update, context: KefuContext) -> None:
     extra = _args_html(message)
     if message.reply_to_message is not None:
         content = content_from(message.reply_to_message, extra)
+    elif message.photo or message.document:
+        content = content_from(message, extra, own_caption=False)
     elif extra:
         content = Content("text", extra)
     else:
@@ -170,6 +181,8 @@ async def schedule_command(update: Update, context: KefuContext) -> None:
         rest_html = html.escape(rest, quote=False)
     if message.reply_to_message is not None:
         content = content_from(message.reply_to_message, rest_html)
+    elif message.photo or message.document:
+        content = content_from(message, rest_html, own_caption=False)
     elif rest_html:
         content = Content("text", rest_html)
     else:
@@ -567,6 +580,18 @@ async def renotify_urgent(app: Application) -> None:
 
 
 # --- wiring ----------------------------------------------------------------------------------
+CAPTION_COMMAND = re.compile(r"^/(broadcast|schedule)(@\w+)?(\s|$)", re.IGNORECASE)
+
+
+async def captioned_media(update: Update, context: KefuContext) -> None:
+    """A photo or document captioned `/broadcast …` or `/schedule <when> …`: that file is the
+    announcement. Consumed here, so no other handler takes it for an order export."""
+    caption = update.effective_message.caption or ""
+    command = CAPTION_COMMAND.match(caption).group(1).lower()
+    await (broadcast_command if command == "broadcast" else schedule_command)(update, context)
+    raise ApplicationHandlerStop
+
+
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("broadcast", broadcast_command))
     app.add_handler(CommandHandler("broadcasts", broadcasts_command))
@@ -575,6 +600,11 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(broadcast_button, pattern=r"^bc:"))
     app.add_handler(CallbackQueryHandler(ack_button, pattern=r"^ack:"))
     app.add_handler(CallbackQueryHandler(schedule_button, pattern=r"^sch:"))
+    media = filters.UpdateType.MESSAGE & (filters.PHOTO | filters.Document.ALL) & filters.CaptionRegex(CAPTION_COMMAND)
+    captioned = MessageHandler(media, captioned_media)
+    app.add_handler(captioned)
+    group = app.handlers[0]  # ahead of broader document handlers (order exports)
+    group.insert(0, group.pop(group.index(captioned)))
 
 
 async def on_startup(app: Application) -> None:

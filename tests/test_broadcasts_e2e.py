@@ -119,6 +119,24 @@ async def test_reply_to_a_document_with_new_caption(team):
     assert [m for m in kefu.emu.messages(N1) if m["document"]] == []
 
 
+async def test_a_photo_captioned_with_the_command_is_broadcast(team):
+    kefu = team
+    before = len(kefu.emu.messages(SUP))
+    kefu.emu.send_photo(SUP, tiny_png(), caption="/broadcast 今天的爆款主图")
+    panel = await kefu.emu.wait_for_message(SUP, count=before + 1)
+    assert "[图片]" in panel["plain"] and "今天的爆款主图" in panel["plain"]
+    for suffix in ("a:s1", "ack:0", "urg:0", "sil:0"):
+        panel = await press(kefu, SUP, panel, suffix)
+    await send(kefu, SUP, panel)
+    for chat in (SUP2, N1):
+        [copy] = [m for m in kefu.emu.messages(chat) if m["photo"]]
+        assert "今天的爆款主图" in copy["plain"] and "/broadcast" not in copy["plain"]
+    assert not any("不知道要做什么" in m["plain"] for m in kefu.emu.messages(SUP))
+    refused = kefu.emu.send_photo(A1, tiny_png(), caption="/broadcast 客服也想发")
+    await kefu.emu.wait_for_message(A1, lambda m: "权限" in m["plain"])
+    assert refused and [m for m in kefu.emu.messages(N1) if "客服也想发" in m["plain"]] == []
+
+
 async def test_progress_message_counts_up_while_sending(team, monkeypatch):
     kefu = team
     monkeypatch.setattr(broadcast_delivery, "PROGRESS_EVERY_SECONDS", 0.05)
