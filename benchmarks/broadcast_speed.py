@@ -7,6 +7,10 @@ A supervisor composes the broadcast through the emulator like in the chat (/broa
 buttons, 发送). The clock runs from the 发送 press until every recipient row is settled. The
 limit allows N / 30 s (33.3 s for 1,000); the goal is at most 1.15 times that. It also checks
 that everyone got the copy and nobody got it twice, and counts the 429 answers.
+
+Measured on the development machine (`benchmarks/broadcast_speed.py`, 1,000 recipients):
+35.7 s, 1.07 x the 33.3 s the limit allows, 28.0 messages/s, all delivered once, no 429.
+Without the pacer (AIORateLimiter alone) a 300-recipient run took 1.25 x with ten 429 pauses.
 """
 
 from __future__ import annotations

@@ -183,6 +183,19 @@ async def test_a_429_in_the_middle_waits_and_delivers_everyone_once(team):
         assert len(copies(kefu, chat, "限流测试")) == 1, chat
 
 
+async def test_delivery_stays_under_the_flood_limit(team):
+    """With the emulator enforcing 30 messages/s, the paced delivery never draws a 429."""
+    kefu = team
+    kefu.emu.set_rate_limit(30)
+    many = list(range(6000, 6045))
+    for tg_id in many:
+        await kefu.add_person(tg_id, Role.AGENT, shift="night")
+    panel = await compose(kefu, SUP, "/broadcast 限速测试", "a:s1", ack=False)
+    await send(kefu, SUP, panel)
+    assert kefu.emu.stats["429"] == 0
+    assert all(len(copies(kefu, chat, "限速测试")) == 1 for chat in (*many, SUP2, N1))
+
+
 async def test_acknowledgement_and_roster(team):
     kefu = team
     kefu.clock.set(local("2026-11-23 10:00"))
