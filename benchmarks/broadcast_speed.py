@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_application, start_application, stop_application  # noqa: E402
-from bot.clock import FakeClock, to_ts  # noqa: E402
-from bot.emulator import BotApiEmulator  # noqa: E402
-from bot.services import build_services  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.app import build_application, start_application, stop_application
+from bot.clock import FakeClock, to_ts
+from bot.emulator import BotApiEmulator
+from bot.services import build_services
+from bot.settings import Settings
 
 TELEGRAM_RATE = 30  # messages a second the emulator allows, as Telegram does
 GOAL = 1.15

@@ -154,7 +154,7 @@ class Progress:
             try:
                 await asyncio.wait_for(stop.wait(), PROGRESS_EVERY_SECONDS)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.show("sending")
 
 

@@ -30,7 +30,16 @@ from telegram.ext import (
 )
 
 from bot.app import KefuContext
-from bot.broadcasts import Audience, Broadcast, BroadcastService, Content, Rule, WhenWords, next_run, parse_when
+from bot.broadcasts import (
+    Audience,
+    Broadcast,
+    BroadcastService,
+    Content,
+    Rule,
+    WhenWords,
+    next_run,
+    parse_when,
+)
 from bot.broadcasts.model import CHOICES
 from bot.broadcasts.service import CAPTION_LIMIT, TEXT_LIMIT
 from bot.clock import from_ts, to_ts

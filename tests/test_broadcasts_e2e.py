@@ -7,8 +7,23 @@ import pytest
 from bot.people import Role
 from handlers import broadcast_delivery
 from tests.broadcast_helpers import (
-    A1, A2, N1, SUP, SUP2, add_team, callback_data, compose, copies, draft_id, message, press, press_forged, say, send,
-    tap, tiny_png,
+    A1,
+    A2,
+    N1,
+    SUP,
+    SUP2,
+    add_team,
+    callback_data,
+    compose,
+    copies,
+    draft_id,
+    message,
+    press,
+    press_forged,
+    say,
+    send,
+    tap,
+    tiny_png,
 )
 from tests.conftest import local
 from tests.harness import ADMIN
@@ -97,7 +112,7 @@ async def test_reply_to_a_photo_broadcasts_the_photo_with_its_caption(team):
         assert "新品 <图> 主图，请熟悉卖点" in copy["plain"] and "李主管" in copy["plain"]
         assert callback_data(copy) == [f"ack:{draft_id(panel)}"]
     # 收到 on a photo edits its caption
-    copy = [m for m in kefu.emu.messages(A1) if m["photo"]][0]
+    copy = next(m for m in kefu.emu.messages(A1) if m["photo"])
     await tap(kefu, A1, copy, callback_data(copy)[0])
     edited = message(kefu, A1, copy["message_id"])
     assert "已确认收到" in edited["plain"] and callback_data(edited) == []

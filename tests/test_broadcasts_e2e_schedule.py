@@ -7,7 +7,20 @@ import pytest
 from bot.clock import to_ts
 from bot.people import Role
 from tests.broadcast_helpers import (
-    A1, A2, N1, SUP, SUP2, add_team, callback_data, copies, draft_id, message, press, say, tap, tiny_png,
+    A1,
+    A2,
+    N1,
+    SUP,
+    SUP2,
+    add_team,
+    callback_data,
+    copies,
+    draft_id,
+    message,
+    press,
+    say,
+    tap,
+    tiny_png,
 )
 from tests.conftest import local
 from tests.harness import ADMIN

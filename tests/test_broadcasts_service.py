@@ -6,7 +6,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from bot.broadcasts import Audience, BroadcastService, Content, Pacer, Rule, select_recipients
+from bot.broadcasts import (
+    Audience,
+    BroadcastService,
+    Content,
+    Pacer,
+    Rule,
+    select_recipients,
+)
 from bot.clock import FakeClock, to_ts
 from bot.people import PeopleService, UserError
 from bot.shifts import parse_shifts

@@ -5,7 +5,14 @@ from bot.broadcasts.audience import Audience, select_recipients
 from bot.broadcasts.model import Broadcast, Content, Counts, Recipient, Schedule
 from bot.broadcasts.pacing import Pacer
 from bot.broadcasts.service import BroadcastService, Fired
-from bot.broadcasts.when import Due, Rule, WhenWords, due_occurrences, next_run, parse_when
+from bot.broadcasts.when import (
+    Due,
+    Rule,
+    WhenWords,
+    due_occurrences,
+    next_run,
+    parse_when,
+)
 
 __all__ = [
     "Audience",

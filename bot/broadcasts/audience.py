@@ -3,9 +3,9 @@ against the team at the moment of sending (a shift or "on duty now" means who is
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Iterable, Sequence
 
 from bot.people import Person, Role, UserError
 from bot.shifts import Shift, shifts_on
@@ -29,7 +29,7 @@ class Audience:
         return self.kind
 
     @classmethod
-    def decode(cls, text: str) -> "Audience":
+    def decode(cls, text: str) -> Audience:
         kind, _, value = text.partition(":")
         if kind not in KINDS:
             raise ValueError(f"unknown audience {text!r}")
@@ -42,7 +42,7 @@ class Audience:
         """A chosen-people audience needs at least one person before the dialogue moves on."""
         return self.kind != "people" or bool(self.people)
 
-    def toggled(self, tg_id: int) -> "Audience":
+    def toggled(self, tg_id: int) -> Audience:
         ids = [i for i in self.people if i != tg_id]
         if len(ids) == len(self.people):
             ids.append(tg_id)

@@ -58,7 +58,7 @@ class Broadcast:
     finished_at: int | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Broadcast":
+    def from_row(cls, row: sqlite3.Row) -> Broadcast:
         return cls(
             id=row["id"],
             author_id=row["author_id"],
@@ -123,7 +123,7 @@ class Recipient:
     name: str = ""
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Recipient":
+    def from_row(cls, row: sqlite3.Row) -> Recipient:
         keys = row.keys()
         return cls(
             broadcast_id=row["broadcast_id"],
@@ -184,7 +184,7 @@ class Schedule:
     created_at: int
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Schedule":
+    def from_row(cls, row: sqlite3.Row) -> Schedule:
         return cls(
             id=row["id"],
             template_id=row["template_id"],

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Callable
+from collections.abc import Callable
+from typing import Self
 
 #: Sends a second for broadcasts: under Telegram's 30, leaving room for the bot's other replies.
 BROADCAST_RATE = 28.0
@@ -65,7 +66,7 @@ class Pacer:
         if counted:
             self._completed.append(self._now())
 
-    async def __aenter__(self) -> "Pacer":
+    async def __aenter__(self) -> Self:
         await self.acquire()
         return self
 

@@ -9,12 +9,19 @@ sends) and shows as failed, so "remind the rest" can still reach that person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Sequence
 
 from bot.broadcasts.audience import Audience, select_recipients, validate
-from bot.broadcasts.model import CHOICES, Broadcast, Content, Counts, Recipient, Schedule
+from bot.broadcasts.model import (
+    CHOICES,
+    Broadcast,
+    Content,
+    Counts,
+    Recipient,
+    Schedule,
+)
 from bot.broadcasts.when import DEFAULT_GRACE, Due, Rule, due_occurrences, next_run
 from bot.clock import Clock, from_ts, to_ts
 from bot.db import Database
@@ -55,7 +62,7 @@ class BroadcastService:
         self.grace = grace
 
     @classmethod
-    def from_services(cls, services) -> "BroadcastService":
+    def from_services(cls, services) -> BroadcastService:
         return cls(services.db, services.clock, services.people, services.settings.shifts, services.tz)
 
     def _now(self) -> int:

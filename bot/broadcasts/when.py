@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from bot.people import UserError
 
@@ -48,7 +49,7 @@ class Rule:
         return f"daily@{self.clock}"
 
     @classmethod
-    def decode(cls, text: str) -> "Rule":
+    def decode(cls, text: str) -> Rule:
         head, _, when = text.partition("@")
         if head == "once":
             moment = datetime.fromisoformat(when)
@@ -86,7 +87,7 @@ class WhenWords:
     day: tuple[str, ...]
 
     @classmethod
-    def from_labels(cls, words: Mapping[str, Any]) -> "WhenWords":
+    def from_labels(cls, words: Mapping[str, Any]) -> WhenWords:
         values = {}
         for name in cls.__dataclass_fields__:
             value = words[name]
@@ -119,17 +120,17 @@ class _Grammar:
         day_tokens = _alt([*w.weekday_numbers, *w.weekday_prefix, *w.day_range, *w.day_separators, ",", "-", "~"])
         en_day = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
         self.patterns: list[tuple[str, re.Pattern[str]]] = [
-            ("daily", re.compile(rf"(?:{_alt(w.every_day)}|daily|every\s*day){at}{clock}", re.I)),
-            ("workdays", re.compile(rf"(?:{_alt(w.workdays)}|weekdays|every\s+weekday){at}{clock}", re.I)),
-            ("weekly_cn", re.compile(rf"{_alt(w.every_week)}(?P<days>{day_tokens}+)\s*{clock}", re.I)),
+            ("daily", re.compile(rf"(?:{_alt(w.every_day)}|daily|every\s*day){at}{clock}", re.IGNORECASE)),
+            ("workdays", re.compile(rf"(?:{_alt(w.workdays)}|weekdays|every\s+weekday){at}{clock}", re.IGNORECASE)),
+            ("weekly_cn", re.compile(rf"{_alt(w.every_week)}(?P<days>{day_tokens}+)\s*{clock}", re.IGNORECASE)),
             ("weekly_en", re.compile(
-                rf"(?:every|each|weekly(?:\s+on)?)\s+(?P<days>{en_day}(?:\s*(?:,|/|&|and)\s*{en_day})*){at}{clock}", re.I)),
-            ("iso", re.compile(rf"(?P<y>\d{{4}})[-/.](?P<mo>\d{{1,2}})[-/.](?P<d>\d{{1,2}})(?:\s+|T){at}{clock}", re.I)),
+                rf"(?:every|each|weekly(?:\s+on)?)\s+(?P<days>{en_day}(?:\s*(?:,|/|&|and)\s*{en_day})*){at}{clock}", re.IGNORECASE)),
+            ("iso", re.compile(rf"(?P<y>\d{{4}})[-/.](?P<mo>\d{{1,2}})[-/.](?P<d>\d{{1,2}})(?:\s+|T){at}{clock}", re.IGNORECASE)),
             ("cn_date", re.compile(
-                rf"(?:(?P<y>\d{{4}}){_alt(w.year)})?(?P<mo>\d{{1,2}}){_alt(w.month)}(?P<d>\d{{1,2}}){_alt(w.day)}\s*{clock}", re.I)),
-            ("month_day", re.compile(rf"(?P<mo>\d{{1,2}})[-/](?P<d>\d{{1,2}})\s+{at}{clock}", re.I)),
+                rf"(?:(?P<y>\d{{4}}){_alt(w.year)})?(?P<mo>\d{{1,2}}){_alt(w.month)}(?P<d>\d{{1,2}}){_alt(w.day)}\s*{clock}", re.IGNORECASE)),
+            ("month_day", re.compile(rf"(?P<mo>\d{{1,2}})[-/](?P<d>\d{{1,2}})\s+{at}{clock}", re.IGNORECASE)),
             ("relative", re.compile(
-                rf"(?P<rel>{_alt(w.today + w.tomorrow + w.day_after_tomorrow)}|today|tomorrow){at}{clock}", re.I)),
+                rf"(?P<rel>{_alt(w.today + w.tomorrow + w.day_after_tomorrow)}|today|tomorrow){at}{clock}", re.IGNORECASE)),
         ]
 
 
@@ -195,7 +196,7 @@ def _weekdays_cn(text: str, words: WhenWords) -> tuple[int, ...]:
 
 
 def _weekdays_en(text: str) -> tuple[int, ...]:
-    found = [_EN_DAYS[m[:3].lower()] for m in re.findall(r"[a-z]+", text, re.I) if m[:3].lower() in _EN_DAYS]
+    found = [_EN_DAYS[m[:3].lower()] for m in re.findall(r"[a-z]+", text, re.IGNORECASE) if m[:3].lower() in _EN_DAYS]
     return tuple(sorted(set(found)))
 
 
@@ -253,7 +254,7 @@ def next_run(rule: Rule, after: datetime, tz: tzinfo) -> datetime | None:
         moment = datetime.combine(rule.on, at, tz)
         return moment if moment > after else None
     local_day = after.astimezone(tz).date()
-    for offset in range(0, 8):
+    for offset in range(8):
         day = local_day + timedelta(days=offset)
         if rule.kind == "weekly" and day.weekday() not in rule.weekdays:
             continue
