@@ -125,10 +125,16 @@ class Database:
                 await self.conn.execute("COMMIT")
 
     async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
-        """Run one write statement in its own transaction; return lastrowid (or rowcount for updates)."""
+        """Run one write statement in its own transaction; return how many rows it changed."""
         async with self.transaction() as conn:
             cursor = await conn.execute(sql, params)
-            return cursor.lastrowid if cursor.lastrowid else cursor.rowcount
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
+        """Run one INSERT in its own transaction; return the new row's id."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return int(cursor.lastrowid)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:

@@ -103,7 +103,7 @@ class TerminalChat:
                 if choice in (str(index), str(user.tg_id), user.first_name):
                     self.user = user
                     self.say("switched", user=user)
-                    self.print_new(quiet=True)
+                    self.print_new()
                     return
             self.say("no_such_user", users=DEMO_USERS)
             return
@@ -125,23 +125,28 @@ class TerminalChat:
         await self.emu.wait_until_idle(timeout=15)
         self.print_new()
 
-    def print_new(self, quiet: bool = False) -> None:
-        """Print bot messages (and edits) not shown yet; remember the newest keyboard."""
+    def unseen(self, chat: int) -> list[dict]:
+        seen = self.seen.get(chat, {})
+        return [m for m in self.emu.messages(chat) if seen.get(m["message_id"]) != len(m.get("edits", []))]
+
+    def print_new(self) -> None:
+        """Print bot messages (and edits) not shown yet; remember the newest keyboard; say who
+        else has new messages (reminders and broadcasts reach other demo users too)."""
         chat = self.user.tg_id
         seen = self.seen.setdefault(chat, {})
-        for message in self.emu.messages(chat):
-            edits = len(message.get("edits", []))
-            if seen.get(message["message_id"]) == edits:
-                continue
+        for message in self.unseen(chat):
             edited = message["message_id"] in seen
-            seen[message["message_id"]] = edits
-            if quiet:
-                continue
+            seen[message["message_id"]] = len(message.get("edits", []))
             rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
             buttons = [b for row in rows for b in row]
             if buttons:
                 self.buttons = [(message["message_id"], b) for b in buttons]
             self.say("bot_message", message=message, edited=edited, buttons=list(enumerate(buttons, 1)))
+        waiting = [(index, user, len(self.unseen(user.tg_id)))
+                   for index, user in enumerate(DEMO_USERS, 1) if user != self.user]
+        waiting = [w for w in waiting if w[2]]
+        if waiting:
+            self.say("others_waiting", waiting=waiting)
         answers = self.emu.requests("answerCallbackQuery")
         for answer in answers[self.answers_seen:]:
             if answer["params"].get("text"):

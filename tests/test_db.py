@@ -57,3 +57,11 @@ async def test_backup_is_a_consistent_copy_while_open(db, tmp_path):
     copy = sqlite3.connect(target)
     assert copy.execute("SELECT key FROM notices").fetchall() == [("a",)]
     copy.close()
+
+
+async def test_execute_counts_changed_rows_and_insert_returns_the_id(db):
+    first = await db.insert("INSERT INTO notices (key, sent_at) VALUES ('a', 1)")
+    second = await db.insert("INSERT INTO notices (key, sent_at) VALUES ('b', 1)")
+    assert second == first + 1
+    assert await db.execute("UPDATE notices SET sent_at = 2 WHERE key = 'zzz'") == 0
+    assert await db.execute("UPDATE notices SET sent_at = 2") == 2

@@ -77,7 +77,7 @@ class BroadcastService:
         if content.kind != "text" and not content.file_id:
             raise UserError("unsupported_content")
         rule, rule_text = schedule if schedule else (None, None)
-        broadcast_id = await self.db.execute(
+        broadcast_id = await self.db.insert(
             "INSERT INTO broadcasts (author_id, status, kind, body_html, file_id, file_name, pin, schedule_rule,"
             " schedule_text, created_at) VALUES (?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?)",
             (author.tg_id, content.kind, content.body_html, content.file_id, content.file_name,
