@@ -43,9 +43,9 @@ from bot.orders.model import (
 )
 from bot.orders.readers import ExportReader, NotAnExport, Source, open_export
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 10_000  # measured best of 2k/5k/10k/20k on the 1M-row benchmark
 REJECTED_KEPT = 20_000
-PROGRESS_EVERY = 10_000
+PROGRESS_EVERY = 20_000
 
 Progress = Callable[[int], Awaitable[Any]]
 
