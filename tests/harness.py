@@ -3,7 +3,8 @@ emulator over HTTP on 127.0.0.1, with a fake clock and a fresh database."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app import build_application, start_application, stop_application
@@ -16,6 +17,34 @@ from bot.settings import Settings
 ADMIN = 1000
 
 
+class UpdateTracker:
+    """Knows which updates the Application has finished handling (updates are handled in order).
+
+    Registered with the emulator, it makes `wait_until_idle` mean "the bot handled everything
+    sent so far", not merely "fetched it", which under load are far apart."""
+
+    def __init__(self) -> None:
+        self.done_upto = 0
+        self.changed = asyncio.Condition()
+
+    def track(self, app: Any) -> None:
+        original = app.process_update
+
+        async def tracked(update: object) -> None:
+            try:
+                await original(update)
+            finally:
+                async with self.changed:
+                    self.done_upto = max(self.done_upto, getattr(update, "update_id", 0))
+                    self.changed.notify_all()
+
+        app.process_update = tracked
+
+    async def wait_handled(self, last_update_id: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.done_upto >= last_update_id)
+
+
 @dataclass
 class Kefu:
     emu: BotApiEmulator
@@ -23,6 +52,7 @@ class Kefu:
     svc: Services
     clock: FakeClock
     max_retries: int = 3
+    tracker: UpdateTracker = field(default_factory=UpdateTracker)
 
     async def say(self, user_id: int, text: str, *, chat_id: int | None = None) -> dict | None:
         """Send as a user, wait until the bot is idle, return the bot's last message in that chat."""
@@ -50,6 +80,7 @@ class Kefu:
         settings = self.svc.settings
         self.svc = await build_services(settings, self.clock)
         self.app = build_application(settings, clock=self.clock, services=self.svc, max_retries=self.max_retries)
+        self.tracker.track(self.app)
         await start_application(self.app)
         await self.emu.wait_until_idle()
 
@@ -83,9 +114,12 @@ async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, **over
     )
     services = await build_services(settings, clock)
     app = build_application(settings, clock=clock, services=services, max_retries=max_retries)
+    tracker = UpdateTracker()
+    tracker.track(app)
+    emu.add_idle_condition(tracker.wait_handled)
     await start_application(app)
     await emu.wait_until_idle()
-    return Kefu(emu=emu, app=app, svc=services, clock=clock, max_retries=max_retries)
+    return Kefu(emu=emu, app=app, svc=services, clock=clock, max_retries=max_retries, tracker=tracker)
 
 
 async def stop_kefu(kefu: Kefu) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import METHOD_NOT_FOUND, UNAUTHORIZED, ApiError, too_many_requests
@@ -95,6 +95,7 @@ class BotApiEmulator:
         self._in_flight = 0
         self._last_activity = 0.0
         self._retry_expected_until = 0.0  # after a 429 the client (AIORateLimiter) may retry
+        self._idle_conditions: list[Callable[[int], Awaitable[None]]] = []
         self._http: HttpServer | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -413,6 +414,15 @@ class BotApiEmulator:
             raise AssertionError(f"timed out after {timeout}s waiting for a {method} request; "
                                  f"last requests: {seen}") from None
 
+    def add_idle_condition(self, condition: Callable[[int], Awaitable[None]]) -> None:
+        """Also wait for `condition(last_update_id)` in `wait_until_idle`.
+
+        The emulator only sees HTTP: it knows an update was fetched, not that the bot finished
+        handling it. A harness that can see the bot's side (e.g. wrapping the Application's
+        update processing) registers a condition so idle means "handled", not "fetched".
+        """
+        self._idle_conditions.append(condition)
+
     async def wait_until_idle(self, timeout: float = 5.0, *, quiet: float = 0.05) -> None:
         """Return once every update was consumed, nothing is in flight and `quiet` s passed calmly.
 
@@ -421,6 +431,12 @@ class BotApiEmulator:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        last_update_id = self.state.next_update_id - 1
+        for condition in self._idle_conditions:
+            try:
+                await asyncio.wait_for(condition(last_update_id), max(deadline - loop.time(), 0.01))
+            except asyncio.TimeoutError:
+                raise AssertionError(f"bot did not finish handling update {last_update_id} within {timeout}s") from None
         async with self._changed:
             while True:
                 now = loop.time()
