@@ -11,10 +11,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bot.db import Database
+from bot.orders.model import PLATFORMS
 
 UNPAID = "unpaid"
 UNSHIPPED = "unshipped"
 SHIPPING_STATUSES = ("paid_unshipped", "partially_shipped")
+#: Every platform the orders table accepts: `platform IN (…)` puts lookups on its unique index.
+ALL_PLATFORMS_SQL = ", ".join(f"'{p}'" for p in PLATFORMS)
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,11 @@ async def known_orders(db: Database, numbers: Iterable[str]) -> dict[str, OrderR
     if not numbers or not await _orders_table_exists(db):
         return {}
     marks = ", ".join("?" for _ in numbers)
+    # Naming every platform lets SQLite use the UNIQUE (platform, order_no) index; on the order
+    # number alone it would scan the whole orders table.
     rows = await db.fetchall(
-        f"SELECT order_no, platform, shop, status FROM orders WHERE order_no IN ({marks})"
-        " ORDER BY updated_at ASC, id ASC",
+        f"SELECT order_no, platform, shop, status FROM orders WHERE platform IN ({ALL_PLATFORMS_SQL})"
+        f" AND order_no IN ({marks}) ORDER BY updated_at ASC, id ASC",
         numbers,
     )
     return {r["order_no"]: OrderRef(r["order_no"], r["platform"], r["shop"], r["status"]) for r in rows}

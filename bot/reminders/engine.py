@@ -616,6 +616,19 @@ class ReminderEngine:
             await self._events(conn, [view.id], ts, actor, "refused", f"{action}:{code}")
 
 
+# --- one order's reminders: the /order card --------------------------------------------------------
+
+
+async def order_reminders(db: Database, order_id: int, limit: int = 20) -> list[ReminderView]:
+    """The reminders raised for one order, oldest first (the latest `limit`): read-only, for the
+    order card's history. The (order_id, rule, stage) unique index finds them."""
+    rows = await db.fetchall(
+        f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.order_id = ? ORDER BY r.id DESC LIMIT ?",
+        (order_id, limit),
+    )
+    return [ReminderView.from_row(r) for r in reversed(rows)]
+
+
 # --- what is due, without sending: the CLI and the import summary --------------------------------
 
 

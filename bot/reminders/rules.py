@@ -292,6 +292,36 @@ def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
     return queries
 
 
+# --- One order's next deadline (the /order card) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderDeadline:
+    """The reminder clock of one order: `due_at` is the 催付 moment (rule unpaid) or the shipping
+    deadline (rule unshipped, the breach); `warn_at` the shipping warning."""
+
+    rule: str
+    due_at: datetime
+    warn_at: datetime | None = None
+
+
+def order_deadline(book: RuleBook, *, status: str, shop: str, created_at: datetime | None,
+                   paid_at: datetime | None, presale: bool, refunding: bool) -> OrderDeadline | None:
+    """Which reminder an order is heading for and when, by the same rules the scan applies;
+    None when none applies (paid and shipped, closed, presale, an open refund, or no time known).
+    The night-gap early warning is left out: the card shows the deadline itself."""
+    thresholds = book.thresholds_for(shop)
+    if status in UNPAID_REMIND.statuses and created_at is not None:
+        return OrderDeadline("unpaid", created_at + timedelta(seconds=thresholds.seconds("unpaid")))
+    if status in UNSHIPPED_STATUSES and paid_at is not None and not presale and not refunding:
+        return OrderDeadline(
+            "unshipped",
+            paid_at + timedelta(seconds=thresholds.seconds("unshipped")),
+            paid_at + timedelta(seconds=thresholds.seconds("warn")),
+        )
+    return None
+
+
 # --- Why an open reminder is over ---------------------------------------------------------------
 
 #: SQL (alias r for reminders, o for orders): the order no longer qualifies for the reminder's rule.
