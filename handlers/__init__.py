@@ -8,10 +8,25 @@ from types import ModuleType
 
 from telegram.ext import Application, CommandHandler
 
-from handlers import broadcasts, errors, fallback, guard, handover, menu, people, reminders, scripts, start, ticker
+from handlers import (
+    broadcasts,
+    errors,
+    fallback,
+    guard,
+    handover,
+    menu,
+    orders,
+    people,
+    reminders,
+    scripts,
+    start,
+    ticker,
+)
 
 #: Feature modules in registration order. The guard comes first (group -1), the fallback last.
-FEATURES: list[ModuleType] = [guard, ticker, start, people, scripts, reminders, broadcasts, handover, errors, fallback]
+FEATURES: list[ModuleType] = [
+    guard, ticker, start, people, scripts, reminders, broadcasts, handover, orders, errors, fallback,
+]
 
 
 def register_all(app: Application) -> None:

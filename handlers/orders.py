@@ -1,0 +1,521 @@
+"""Orders on Telegram (issue 4): export files sent to the bot are imported, `/order <number>`
+shows the order card, and the ERP endpoint (`POST /api/orders`) runs in the bot's event loop.
+
+Upload (a document in the private chat, any registered role; strangers are stopped by the guard):
+- refused before downloading when over KEFU_IMPORT_MAX_MB or Telegram's 20 MB bot download limit;
+- otherwise answered at once with a progress message, and the import runs as a background task
+  (`application.create_task`), so the handler returns and other updates carry on. The import is
+  one database transaction; other writers wait for its commit, which for a file Telegram lets a
+  bot download (≤ 20 MB, ~55,000 Taobao rows) is about two seconds;
+- the progress message is edited at most every PROGRESS_EDIT_SECONDS while rows are read, then
+  once more at the end; a summary follows (with how many orders are now due for reminders), and
+  a CSV of the rejected rows when there are any;
+- one import per person at a time: a second file meanwhile gets a polite "please wait";
+- an optional caption `platform=other shop=微店小铺` (or 平台= / 店铺=) names the platform of a
+  generic CSV and the shop for files without a shop column. A caption without `=` is a note.
+Files with a caption starting with `/` belong to other features (handover, broadcasts), which are
+registered ahead of this handler; files in groups are left alone (the fallback ignores them too).
+
+Buttons (prefix `ord`, agent+): `ord:card:<platform>:<order_no>` and, from the handover book,
+`ord:card:<order_no>` send the order card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from telegram import Document, InputFile, Message, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.app import KefuContext
+from bot.clock import to_ts
+from bot.kb import KbError
+from bot.orders import (
+    PLATFORMS,
+    ImportSummary,
+    NotAnExport,
+    StoredOrder,
+    find_orders,
+    get_order,
+    import_file,
+)
+from bot.orders import text as order_text
+from bot.orders.importer import BATCH_SIZE, clean_order_no
+from bot.people import Role
+from bot.reminders import due_count
+from bot.reminders.engine import order_reminders
+from bot.reminders.rules import RuleBook, order_deadline
+from handlers.common import (
+    CALLBACK_DATA_LIMIT,
+    answer_callback,
+    arg_text,
+    button,
+    deliver,
+    keyboard,
+    label,
+    reply,
+    send,
+)
+
+log = logging.getLogger(__name__)
+
+FEATURE = "orders"
+MB = 2**20
+#: The public Bot API does not let bots download bigger files.
+TELEGRAM_DOWNLOAD_LIMIT = 20 * MB
+#: Rows between two progress callbacks of the importer (tests make it small).
+PROGRESS_ROWS = 20_000
+#: At most one progress edit this often (wall-clock seconds: it is about Telegram's limits).
+PROGRESS_EDIT_SECONDS = 2.0
+#: Rejected rows quoted in the summary; all of them are in the CSV.
+SUMMARY_REJECTED = 5
+HISTORY_LIMIT = 10
+MAX_SCRIPT_BUTTONS = 4
+CARD_PREFIX = "ord:card:"
+
+#: Scripts offered on the card, by the order's situation: (category, preferred script ids). The
+#: first preferred id found in the knowledge base is used, else the category's first script.
+SCRIPT_CHOICES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "unpaid": (("payment_reminder", ("pay_remind_once", "pay_remind_problem")),),
+    "unshipped": (("ship_urge", ("ship_when",)), ("address_change", ("addr_before_ship",))),
+    "unshipped_overdue": (("ship_urge", ("ship_overdue_apology", "ship_when")), ("address_change", ("addr_before_ship",))),
+    "presale": (("ship_urge", ("ship_presale",)), ("address_change", ("addr_before_ship",))),
+    "shipped": (("logistics", ("log_slow", "log_not_updated")), ("address_change", ("addr_after_ship",))),
+    "completed": (("return_exchange", ("ret_7day_rules",)), ("refund_progress", ("rf_when",))),
+    "refunding_unshipped": (("refund_progress", ("rf_refund_unshipped", "rf_when")),),
+    "refunding": (("refund_progress", ("rf_when", "rf_return_received")),),
+    "closed": (),
+}
+
+
+@dataclass
+class OrdersFeature:
+    #: People whose import is running (one at a time each).
+    importing: set[int] = field(default_factory=set)
+    #: The HTTP endpoint, when it runs.
+    api: Any = None
+
+
+def _services(target: Any):
+    return target.bot_data["services"]
+
+
+def _feature(target: Any) -> OrdersFeature:
+    return _services(target).features.setdefault(FEATURE, OrdersFeature())
+
+
+def _label(target: Any, key: str, **values: Any) -> str:
+    return _services(target).renderer.label(f"orders.{key}", **values)
+
+
+def _render(target: Any, template: str, **values: Any) -> str:
+    return _services(target).renderer.render(f"orders/{template}", **values)
+
+
+# --- the caption ---------------------------------------------------------------------------------
+
+CAPTION_KEYS = {"platform": "platform", "平台": "platform", "shop": "shop", "店铺": "shop"}
+
+
+class CaptionError(Exception):
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+def parse_caption(caption: str | None) -> dict[str, str]:
+    """`platform=other shop=微店 小铺` → {"platform": "other", "shop": "微店 小铺"}.
+
+    A caption without `=` is a note and means nothing; words after `key=` belong to that value
+    (shop names may have spaces). Unknown keys and platforms raise CaptionError."""
+    words = (caption or "").replace("＝", "=").split()
+    if not any("=" in w for w in words):
+        return {}
+    options: dict[str, str] = {}
+    current = None
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep:
+            if current is None:
+                raise CaptionError("bad_caption", word=word)
+            options[current] = f"{options[current]} {word}".strip()
+            continue
+        current = CAPTION_KEYS.get(key.strip().lower())
+        if current is None:
+            raise CaptionError("bad_caption", word=word)
+        options[current] = value.strip()
+    if not all(options.values()):
+        raise CaptionError("bad_caption", word=caption or "")
+    if "platform" in options:
+        options["platform"] = options["platform"].lower()
+        if options["platform"] not in PLATFORMS:
+            raise CaptionError("bad_platform", value=options["platform"])
+    return options
+
+
+# --- upload --------------------------------------------------------------------------------------
+
+
+def import_limit(settings: Any) -> int:
+    """The biggest file accepted, in bytes: KEFU_IMPORT_MAX_MB, and never over what a bot may download."""
+    return min(settings.kefu_import_max_mb * MB, TELEGRAM_DOWNLOAD_LIMIT)
+
+
+def too_large_text(target: Any, filename: str) -> str:
+    settings = _services(target).settings
+    if settings.kefu_import_max_mb * MB > TELEGRAM_DOWNLOAD_LIMIT:
+        return _label(target, "errors.telegram_limit", filename=filename, limit_mb=TELEGRAM_DOWNLOAD_LIMIT // MB)
+    reason = NotAnExport("too_large", filename=filename, max_mb=settings.kefu_import_max_mb)
+    return _render(target, "not_an_export.html", message=reason.message_zh)
+
+
+class ProgressMessage:
+    """The message that says how far an import got.
+
+    Edits are throttled by wall-clock time and run as their own task, so the import (which holds
+    the database transaction while it calls back) never waits for Telegram; at most one edit is in
+    flight, and the final edit waits for it. An edit that fails is only logged: progress is a
+    courtesy, the summary is the answer."""
+
+    def __init__(self, message: Message, render_rows) -> None:
+        self.message = message
+        self.render_rows = render_rows
+        self.edits = 0
+        self._last = time.monotonic()
+        self._pending: asyncio.Task | None = None
+
+    async def update(self, rows_read: int) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_EDIT_SECONDS or (self._pending is not None and not self._pending.done()):
+            return
+        self._last = now
+        self._pending = asyncio.create_task(self._edit(self.render_rows(rows_read)), name="kefu-import-progress")
+
+    async def finish(self, text: str) -> None:
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+        await self._edit(text)
+
+    async def _edit(self, text: str) -> None:
+        try:
+            await self.message.edit_text(text)
+            self.edits += 1
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.info("import progress not edited: %s", exc)
+        except TelegramError as exc:
+            log.info("import progress not edited: %s", exc)
+
+
+async def document_received(update: Update, context: KefuContext) -> None:
+    """Check the file without downloading it, answer at once, import in the background."""
+    message = update.effective_message
+    document = message.document
+    user_id = context.person.tg_id
+    filename = document.file_name or _label(context, "unnamed_file")
+    feature = _feature(context)
+    if user_id in feature.importing:
+        await reply(update, context, _label(context, "busy"))
+        return
+    try:
+        options = parse_caption(message.caption)
+    except CaptionError as exc:
+        await reply(update, context, _label(context, f"errors.{exc.code}", **exc.params))
+        return
+    if document.file_size is not None and document.file_size > import_limit(context.svc.settings):
+        await reply(update, context, too_large_text(context, filename))
+        return
+    feature.importing.add(user_id)
+    try:
+        progress = await reply(update, context, _render(context, "progress.html", filename=filename, rows=0))
+        if progress is None:  # the chat cannot be reached: nothing to report to
+            feature.importing.discard(user_id)
+            return
+        context.application.create_task(
+            run_import(context, message.chat_id, user_id, document, filename, options, progress),
+            update=update,
+            name=f"kefu-import-{user_id}",
+        )
+    except BaseException:
+        feature.importing.discard(user_id)
+        raise
+
+
+async def _download(context: KefuContext, document: Document) -> bytes:
+    file = await context.bot.get_file(document.file_id)
+    return bytes(await file.download_as_bytearray())
+
+
+async def run_import(context: KefuContext, chat_id: int, user_id: int, document: Document, filename: str,
+                     options: dict[str, str], progress_message: Message) -> ImportSummary | None:
+    """Download, import, report. The person may send the next file as soon as the import itself
+    is over (success or not), before the reports go out."""
+    progress = ProgressMessage(
+        progress_message, lambda rows: _render(context, "progress.html", filename=filename, rows=rows)
+    )
+    failed = _render(context, "progress.html", filename=filename, failed=True)
+    try:
+        summary, problem = await _download_and_import(context, user_id, document, filename, options, progress)
+    except Exception:
+        await progress.finish(failed)
+        raise  # the error handler tells the person and the admins
+    if summary is None:
+        await progress.finish(failed)
+        await send(context, chat_id, problem)
+        return None
+    await progress.finish(_render(context, "progress.html", filename=filename, rows=summary.rows_read, done=True))
+    await send(context, chat_id, _render(context, "summary.html", s=summary, text=summary.text_zh(limit=SUMMARY_REJECTED)))
+    if summary.rejected_count:
+        await _send_rejected(context, chat_id, summary)
+    return summary
+
+
+async def _download_and_import(context: KefuContext, user_id: int, document: Document, filename: str,
+                               options: dict[str, str], progress: ProgressMessage) -> tuple[ImportSummary | None, str]:
+    """(summary, "") or (None, the message saying why nothing was imported). Frees the person's slot."""
+    svc = context.svc
+    try:
+        try:
+            data = await _download(context, document)
+        except BadRequest as exc:
+            if "too big" not in str(exc).lower():
+                raise
+            return None, too_large_text(context, filename)
+        except TelegramError as exc:
+            log.warning("could not download %s: %s", filename, exc)
+            return None, _label(context, "errors.download_failed", filename=filename)
+        try:
+            summary = await import_file(
+                svc.db,
+                data,
+                filename=filename,
+                platform=options.get("platform"),
+                shop=options.get("shop"),
+                clock=svc.clock,
+                tz=svc.tz,
+                actor=user_id,
+                progress=progress.update,
+                progress_every=PROGRESS_ROWS,
+                batch_size=max(1, min(BATCH_SIZE, PROGRESS_ROWS)),
+                max_bytes=import_limit(svc.settings),
+            )
+        except NotAnExport as exc:
+            return None, _render(context, "not_an_export.html", message=exc.message_zh)
+        summary.due_count = await due_count(svc.db, svc.clock.now(), svc.settings)
+        return summary, ""
+    finally:
+        _feature(context).importing.discard(user_id)
+
+
+async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSummary) -> None:
+    name = _label(context, "rejected_filename", stem=PurePath(summary.filename).stem or "export")
+    caption = _label(context, "rejected_caption", count=summary.rejected_count, listed=len(summary.rejected))
+    try:
+        await context.bot.send_document(chat_id, InputFile(summary.rejected_csv(), filename=name), caption=caption)
+    except TelegramError as exc:  # the summary already lists the first reasons
+        log.warning("rejected rows CSV not sent to %s: %s", chat_id, exc)
+
+
+# --- the order card ------------------------------------------------------------------------------
+
+
+def situation(order: StoredOrder, overdue: bool) -> str:
+    """Which scripts fit the order now (a key of SCRIPT_CHOICES)."""
+    shipping = order.status in ("paid_unshipped", "partially_shipped")
+    if order.refunding:
+        return "refunding_unshipped" if shipping or order.status == "unpaid" else "refunding"
+    if shipping:
+        if order.presale:
+            return "presale"
+        return "unshipped_overdue" if overdue else "unshipped"
+    return order.status if order.status in SCRIPT_CHOICES else "closed"
+
+
+def script_ids(kb: Any, key: str) -> list[str]:
+    chosen: list[str] = []
+    for category, preferred in SCRIPT_CHOICES.get(key, ()):
+        found = [i for i in preferred if kb.get(i) is not None]
+        if not found:
+            first = next(iter(kb.scripts_in(category)), None)
+            found = [first.id] if first is not None else []
+        chosen += [i for i in found if i not in chosen]
+    return chosen[:MAX_SCRIPT_BUTTONS]
+
+
+def card_data(platform: str, order_no: str) -> str | None:
+    data = f"{CARD_PREFIX}{platform}:{order_no}"
+    return data if len(data.encode()) <= CALLBACK_DATA_LIMIT else None
+
+
+def parse_card_data(data: str | None) -> tuple[str | None, str]:
+    """(platform or None, order number) from `ord:card:<platform>:<no>` or `ord:card:<no>`."""
+    if not data or not data.startswith(CARD_PREFIX):
+        return None, ""
+    rest = data[len(CARD_PREFIX):]
+    platform, sep, number = rest.partition(":")
+    if sep and platform in PLATFORMS:
+        return platform, number
+    return None, rest
+
+
+async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
+    """The card's text and its script buttons."""
+    svc = _services(target)
+    now = svc.clock.now()
+    deadline = order_deadline(
+        RuleBook.from_settings(svc.settings), status=order.status, shop=order.shop, created_at=order.created_at,
+        paid_at=order.paid_at, presale=order.presale, refunding=order.refunding,
+    )
+    left = None if deadline is None else int((deadline.due_at - now).total_seconds())
+    warn_left = None if deadline is None or deadline.warn_at is None else int((deadline.warn_at - now).total_seconds())
+    history = await order_reminders(svc.db, order.id, HISTORY_LIMIT)
+    names = {p.tg_id: p.name for p in await svc.people.all(active_only=False)} if history else {}
+    text = _render(
+        target, "card.html", o=order, platform=order_text.platform_name(order.platform),
+        status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
+        history=history, names=names, now=to_ts(now),
+    )
+    return text, script_keyboard(target, order, overdue=left is not None and left <= 0)
+
+
+def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool):
+    from handlers.scripts import open_button
+
+    try:
+        kb = _services(target).kb()
+    except KbError as exc:  # a broken knowledge base must not hide the order
+        log.warning("no script buttons on the order card: %s", exc)
+        return None
+    ids = script_ids(kb, situation(order, overdue))
+    return keyboard([[open_button(target, script_id, order.order_no)] for script_id in ids])
+
+
+async def show_order(update: Update, context: KefuContext, order_no: str, platform: str | None = None) -> bool:
+    """Answer with the card, or the list of platforms when the number is on several; False if unknown."""
+    db = context.svc.db
+    if platform is not None:
+        found = await get_order(db, order_no, platform)
+        orders = [found] if found is not None else []
+    else:
+        orders = await find_orders(db, order_no)
+    if not orders:
+        return False
+    if len(orders) == 1:
+        text, markup = await card(context, orders[0])
+        await reply(update, context, text, reply_markup=markup)
+        return True
+    rows = []
+    for o in orders:
+        data = card_data(o.platform, o.order_no)
+        if data is not None:
+            rows.append([button(context, "orders.buttons.platform", data,
+                                platform=order_text.platform_name(o.platform), shop=o.shop)])
+    text = _render(context, "choose.html", orders=orders, names=order_text.template_module("names.j2"))
+    await reply(update, context, text, reply_markup=keyboard(rows))
+    return True
+
+
+def order_candidates(text: str) -> list[str]:
+    """The number as typed (spaces, quotes, `#` removed), then order numbers found in the text."""
+    from handlers.scripts import order_numbers
+
+    first = clean_order_no(text.lstrip("#＃"))
+    candidates = [first] if first and len(first) <= 64 else []
+    return candidates + [n for n in order_numbers(text) if n not in candidates]
+
+
+async def order_command(update: Update, context: KefuContext) -> None:
+    text = arg_text(update)
+    if not text:
+        await reply(update, context, _render(context, "usage.html"))
+        return
+    candidates = order_candidates(text)
+    for number in candidates:
+        if await show_order(update, context, number):
+            return
+    shown = candidates[0] if candidates else text[:64]
+    await reply(update, context, _render(context, "not_found.html", order_no=shown))
+
+
+async def card_button(update: Update, context: KefuContext) -> None:
+    platform, order_no = parse_card_data(update.callback_query.data)
+    if not order_no:
+        await answer_callback(update, label(context, "errors.stale_button"), alert=True)
+        return
+    await answer_callback(update)
+    if not await show_order(update, context, order_no, platform):
+        await reply(update, context, _render(context, "not_found.html", order_no=order_no))
+
+
+# --- the HTTP endpoint ---------------------------------------------------------------------------
+
+
+async def start_api(app: Application) -> None:
+    """Serve POST /api/orders when KEFU_API_TOKEN and KEFU_API_PORT are set. A port that cannot be
+    bound is logged and reported to the admins; the bot runs on without the endpoint."""
+    svc = _services(app)
+    settings = svc.settings
+    token, port, host = settings.kefu_api_token, settings.kefu_api_port, settings.kefu_api_host
+    if not token or port is None:
+        if token or port is not None:
+            log.warning("orders API not started: it needs both KEFU_API_TOKEN and KEFU_API_PORT")
+        return
+    from bot.orders.api import create_api_app, serve_api
+
+    try:
+        server = await serve_api(create_api_app(svc.db, settings, svc.clock), host, port)
+    except OSError as exc:
+        log.error("orders API could not listen on %s:%s (%s); the bot runs without it", host, port, exc)
+        await tell_admins(app, _render(app, "api_failed.html", host=host, port=port, error=str(exc)))
+        return
+    _feature(app).api = server
+    log.info("orders API listening on http://%s:%s/api/orders", host, server.port)
+
+
+async def tell_admins(app: Application, text: str) -> None:
+    """Registered admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
+    svc = _services(app)
+    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
+    for admin in sorted(admins):
+        try:
+            await deliver(app, admin, text)
+        except TelegramError as exc:
+            log.warning("could not tell admin %s: %s", admin, exc)
+
+
+# --- wiring --------------------------------------------------------------------------------------
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler("order", order_command))
+    app.add_handler(CallbackQueryHandler(card_button, pattern=r"^ord:card:"))
+    # Group 0, after the handover and broadcast handlers that take captioned files first.
+    exports = (
+        filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.Document.ALL & ~filters.CaptionRegex(r"^\s*/")
+    )
+    app.add_handler(MessageHandler(exports, document_received))
+
+
+async def on_startup(app: Application) -> None:
+    _feature(app)
+    await start_api(app)
+
+
+async def on_shutdown(app: Application) -> None:
+    feature = _services(app).features.get(FEATURE)
+    if feature is not None and feature.api is not None:
+        server, feature.api = feature.api, None
+        await server.stop()
