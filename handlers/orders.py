@@ -204,20 +204,24 @@ class ProgressMessage:
         self._last = now
         self._pending = asyncio.create_task(self._edit(self.render_rows(rows_read)), name="kefu-import-progress")
 
-    async def finish(self, text: str) -> None:
+    async def finish(self, text: str) -> bool:
+        """The last edit; False when the message could not be edited (the caller sends instead)."""
         if self._pending is not None:
             await asyncio.gather(self._pending, return_exceptions=True)
-        await self._edit(text)
+        return await self._edit(text)
 
-    async def _edit(self, text: str) -> None:
+    async def _edit(self, text: str) -> bool:
         try:
             await self.message.edit_text(text)
             self.edits += 1
+            return True
         except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("import progress not edited: %s", exc)
+            if "not modified" in str(exc).lower():
+                return True
+            log.info("import progress not edited: %s", exc)
         except TelegramError as exc:
             log.info("import progress not edited: %s", exc)
+        return False
 
 
 async def document_received(update: Update, context: KefuContext) -> None:
@@ -266,15 +270,14 @@ async def run_import(context: KefuContext, chat_id: int, user_id: int, document:
     progress = ProgressMessage(
         progress_message, lambda rows: _render(context, "progress.html", filename=filename, rows=rows)
     )
-    failed = _render(context, "progress.html", filename=filename, failed=True)
     try:
         summary, problem = await _download_and_import(context, user_id, document, filename, options, progress)
     except Exception:
-        await progress.finish(failed)
+        await progress.finish(_render(context, "progress.html", filename=filename, failed=True))
         raise  # the error handler tells the person and the admins
-    if summary is None:
-        await progress.finish(failed)
-        await send(context, chat_id, problem)
+    if summary is None:  # the progress message becomes the explanation: one answer per file
+        if not await progress.finish(problem):
+            await send(context, chat_id, problem)
         return None
     await progress.finish(_render(context, "progress.html", filename=filename, rows=summary.rows_read, done=True))
     await send(context, chat_id, _render(context, "summary.html", s=summary, text=summary.text_zh(limit=SUMMARY_REJECTED)))
