@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from markupsafe import Markup
 from telegram import Document, InputFile, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -318,13 +319,15 @@ async def _download_and_import(context: KefuContext, user_id: int, document: Doc
         except NotAnExport as exc:
             return None, _render(context, "not_an_export.html", message=exc.message_zh)
         summary.due_count = await due_count(svc.db, svc.clock.now(), svc.settings)
+        log.info("import of %s by %s: %s", filename, user_id, summary.to_json(rejected_limit=0))
         return summary, ""
     finally:
         _feature(context).importing.discard(user_id)
 
 
 async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSummary) -> None:
-    name = _label(context, "rejected_filename", stem=PurePath(summary.filename).stem or "export")
+    # A file name is plain text, not HTML: the stem must not be escaped.
+    name = _label(context, "rejected_filename", stem=Markup(PurePath(summary.filename).stem or "export"))
     caption = _label(context, "rejected_caption", count=summary.rejected_count, listed=len(summary.rejected))
     try:
         await context.bot.send_document(chat_id, InputFile(summary.rejected_csv(), filename=name), caption=caption)
@@ -424,8 +427,9 @@ async def show_order(update: Update, context: KefuContext, order_no: str, platfo
     for o in orders:
         data = card_data(o.platform, o.order_no)
         if data is not None:
+            # Button captions are plain text: Markup keeps a shop name like "A&B" unescaped.
             rows.append([button(context, "orders.buttons.platform", data,
-                                platform=order_text.platform_name(o.platform), shop=o.shop)])
+                                platform=Markup(order_text.platform_name(o.platform)), shop=Markup(o.shop))])
     text = _render(context, "choose.html", orders=orders, names=order_text.template_module("names.j2"))
     await reply(update, context, text, reply_markup=keyboard(rows))
     return True

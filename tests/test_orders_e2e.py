@@ -272,15 +272,17 @@ async def test_order_number_on_several_platforms_lists_them(kefu):
     number = "2026112200001"
     await save(kefu.svc.db, kefu.clock,
                order(number, platform="taobao", created=kefu.clock.now() - H),
-               order(number, platform="jd", shop="京东自营店", status="shipped", created=kefu.clock.now() - 50 * H,
+               order(number, platform="jd", shop="京东&自营店", status="shipped", created=kefu.clock.now() - 50 * H,
                      paid=kefu.clock.now() - 49 * H, shipped=kefu.clock.now() - 24 * H))
     listing = await kefu.say(AGENT, f"/order {number}")
     assert "2 个平台" in listing["plain"]
     assert set(data_of(listing)) == {f"ord:card:taobao:{number}", f"ord:card:jd:{number}"}
+    captions = [b["text"] for row in listing["reply_markup"]["inline_keyboard"] for b in row]
+    assert "📦 京东 · 京东&自营店" in captions  # plain text, not HTML-escaped
     seen = last_id(kefu, AGENT)
     await kefu.press(AGENT, listing, data=f"ord:card:jd:{number}")
     card = await kefu.emu.wait_for_message(AGENT, lambda m: m["message_id"] > seen and "📦" in m["plain"])
-    assert "京东" in card["plain"] and "京东自营店" in card["plain"] and "已发货" in card["plain"]
+    assert "京东" in card["plain"] and "京东&自营店" in card["plain"] and "已发货" in card["plain"]
     assert "kb:o:x:log_slow:" + number in data_of(card)
 
 
