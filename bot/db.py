@@ -17,6 +17,9 @@ from typing import Any, AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
+#: How long a write waits for another process's transaction (e.g. `kefu import` of a big file).
+BUSY_TIMEOUT_MS = 15000
+
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -74,7 +77,7 @@ class Database:
         conn.row_factory = sqlite3.Row
         for pragma in (
             "PRAGMA journal_mode=WAL",
-            "PRAGMA busy_timeout=5000",
+            f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
             "PRAGMA foreign_keys=ON",
             "PRAGMA synchronous=NORMAL",
         ):

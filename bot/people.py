@@ -133,12 +133,16 @@ class PeopleService:
             await self._audit(conn, tg_id, "admin_bootstrap", "")
         return await self.get(tg_id)
 
-    async def touch(self, tg_id: int, username: str | None, full_name: str) -> None:
-        """Keep Telegram names fresh and clear a 'blocked' mark once the user writes again."""
+    async def touch(self, person: Person, username: str | None, full_name: str) -> None:
+        """Keep Telegram names fresh and clear a 'blocked' mark once the user writes again.
+
+        Writes only when something changed: this runs for every update, and a write would wait
+        behind any long transaction (a big import) while a read does not."""
+        if person.username == username and person.full_name == full_name and person.blocked_at is None:
+            return
         await self.db.execute(
-            "UPDATE users SET username = ?, full_name = ?, blocked_at = NULL"
-            " WHERE tg_id = ? AND (username IS NOT ? OR full_name IS NOT ? OR blocked_at IS NOT NULL)",
-            (username, full_name, tg_id, username, full_name),
+            "UPDATE users SET username = ?, full_name = ?, blocked_at = NULL WHERE tg_id = ?",
+            (username, full_name, person.tg_id),
         )
 
     async def create_invite(self, actor: Person, role: Role) -> Invite:

@@ -44,7 +44,7 @@ async def guard(update: Update, context: KefuContext) -> None:
     people = context.svc.people
     person = await people.get(user.id)
     if person is not None:
-        await people.touch(user.id, user.username, user.full_name)
+        await people.touch(person, user.username, user.full_name)
     context.person = person if person is not None and person.active else None
 
     name = command_name(update, context.bot.username)

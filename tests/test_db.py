@@ -48,7 +48,7 @@ async def test_transaction_rolls_back_on_error(db):
 async def test_pragmas(db):
     assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
     assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
-    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
+    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 15000
 
 
 async def test_backup_is_a_consistent_copy_while_open(db, tmp_path):

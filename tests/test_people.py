@@ -106,3 +106,12 @@ async def test_employee_numbers_are_unique(people):
     await people.update_profile(admin, employee_no="KF001")
     with pytest.raises(UserError, match="employee_no_taken"):
         await people.update_profile(agent, employee_no="KF001")
+
+
+async def test_touch_writes_only_when_something_changed(people, db):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    changes_before = db.conn.total_changes
+    await people.touch(admin, "boss", "Boss")
+    assert db.conn.total_changes == changes_before
+    await people.touch(admin, "boss2", "Boss")
+    assert (await people.get(1)).username == "boss2"
