@@ -131,5 +131,7 @@ def load_settings(**overrides: object) -> Settings:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error.get("loc") else "SETTINGS"
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        print(f"配置错误 / bad setting {name}: {message}", file=sys.stderr)
+        from bot.cli import cli_text
+
+        print(cli_text("bad_setting", setting=name, message=message), file=sys.stderr)
         raise SystemExit(2) from None

@@ -76,16 +76,20 @@ def _on_duty(context: KefuContext, person: Person) -> bool:
     return person.active and person.shift in working
 
 
-def _two_args(update: Update, usage: str) -> tuple[str, str]:
+def _usage(context: KefuContext, command: str) -> UserError:
+    return UserError("usage", usage=context.svc.renderer.label(f"usages.{command}"))
+
+
+def _two_args(update: Update, context: KefuContext, command: str) -> tuple[str, str]:
     parts = arg_text(update).split()
     if len(parts) != 2:
-        raise UserError("usage", usage=usage)
+        raise _usage(context, command)
     return parts[0], parts[1]
 
 
 @user_errors
 async def setrole(update: Update, context: KefuContext) -> None:
-    who, role_text = _two_args(update, "/setrole <ID|@用户名|工号> <agent|supervisor|admin>")
+    who, role_text = _two_args(update, context, "setrole")
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_role(context.person, target, parse_role(context, role_text))
     await publish_personal_menu(context.application, updated)
@@ -94,7 +98,7 @@ async def setrole(update: Update, context: KefuContext) -> None:
 
 @user_errors
 async def setshift(update: Update, context: KefuContext) -> None:
-    who, shift_text = _two_args(update, "/setshift <ID|@用户名|工号> <day|night|none>")
+    who, shift_text = _two_args(update, context, "setshift")
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_shift(context.person, target, parse_shift(context, shift_text))
     await reply_template(update, context, "people/changed.html", person=updated, change="shift")
@@ -103,7 +107,7 @@ async def setshift(update: Update, context: KefuContext) -> None:
 async def _set_active(update: Update, context: KefuContext, active: bool) -> None:
     who = arg_text(update)
     if not who:
-        raise UserError("usage", usage=f"/{'activate' if active else 'deactivate'} <ID|@用户名|工号>")
+        raise _usage(context, "activate" if active else "deactivate")
     target = await context.svc.people.require(who)
     if target.tg_id == context.person.tg_id and not active:
         raise UserError("not_yourself")
