@@ -431,24 +431,11 @@ async def upsert_orders(
 # --- Lookups for the /order card and script variables ---------------------------------------------
 
 
-@dataclass(frozen=True)
-class StoredOrder:
+@dataclass(slots=True)
+class StoredOrder(NormalizedOrder):
+    """A row of the orders table: the normalised order plus what storing it added."""
+
     id: int
-    platform: str
-    order_no: str
-    shop: str
-    status: str
-    status_raw: str
-    refunding: bool
-    presale: bool
-    created_at: datetime | None
-    paid_at: datetime | None
-    shipped_at: datetime | None
-    amount: Decimal | None
-    buyer: str
-    item_title: str
-    tracking_no: str
-    carrier: str
     source: str
     first_seen_at: datetime
     updated_at: datetime
