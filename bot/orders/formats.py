@@ -156,6 +156,35 @@ def _with_order_no(order_no: str, build: Callable[[], NormalizedOrder]) -> Norma
         raise
 
 
+def _order_from_cells(
+    c: list, f: Fields, time: TimeParser, platform: str, order_no: str, default_shop: str, status_raw: str,
+    refunding: bool,
+) -> NormalizedOrder:
+    """The order of a Douyin or JD row: same fields, presale read from 订单类型; only how a refund
+    shows differs (the caller's `refunding`). Failures are tagged with the order number."""
+
+    def build() -> NormalizedOrder:
+        return NormalizedOrder(
+            platform=platform,
+            order_no=order_no,
+            shop=clean_text(c[f.shop]) or default_shop,
+            status=parse_status(status_raw, f.status_name),
+            status_raw=status_raw,
+            refunding=refunding,
+            presale="预售" in clean_text(c[f.order_type]),
+            created_at=time(c[f.created_at], f.created_at_name),
+            paid_at=time(c[f.paid_at], f.paid_at_name),
+            shipped_at=time(c[f.shipped_at], f.shipped_at_name),
+            amount=parse_amount(c[f.amount], f.amount_name),
+            buyer=_buyer(c[f.buyer], c[f.phone]),
+            item_title=clean_text(c[f.item_title]),
+            tracking_no=tracking_number(c[f.tracking_no]),
+            carrier=clean_text(c[f.carrier]),
+        )
+
+    return _with_order_no(order_no, build)
+
+
 # --- Taobao / Tmall: legacy 订单报表 CSV and the 千牛 order sheet ---------------------------------
 
 TAOBAO_ALIASES = {
@@ -239,28 +268,9 @@ def douyin_rows(cols: Columns, ctx: ReadContext) -> RowReader:
 
     def read(c: list) -> NormalizedOrder:
         order_no = parse_order_no(c[f.order_no], f.order_no_name)
-
-        def build() -> NormalizedOrder:
-            status_raw = clean_text(c[f.status])
-            return NormalizedOrder(
-                platform="douyin",
-                order_no=order_no,
-                shop=clean_text(c[f.shop]) or shop,
-                status=parse_status(status_raw, f.status_name),
-                status_raw=status_raw,
-                refunding=after_sale_open(c[f.after_sale]),
-                presale="预售" in clean_text(c[f.order_type]),
-                created_at=time(c[f.created_at], f.created_at_name),
-                paid_at=time(c[f.paid_at], f.paid_at_name),
-                shipped_at=time(c[f.shipped_at], f.shipped_at_name),
-                amount=parse_amount(c[f.amount], f.amount_name),
-                buyer=_buyer(c[f.buyer], c[f.phone]),
-                item_title=clean_text(c[f.item_title]),
-                tracking_no=tracking_number(c[f.tracking_no]),
-                carrier=clean_text(c[f.carrier]),
-            )
-
-        return _with_order_no(order_no, build)
+        return _order_from_cells(
+            c, f, time, "douyin", order_no, shop, clean_text(c[f.status]), after_sale_open(c[f.after_sale])
+        )
 
     return read
 
@@ -349,27 +359,7 @@ def jd_rows(cols: Columns, ctx: ReadContext) -> RowReader:
         if "删除" in status_raw:  # "(删除)等待出库": a row the seller deleted
             return None
         order_no = parse_order_no(c[f.order_no], f.order_no_name)
-
-        def build() -> NormalizedOrder:
-            return NormalizedOrder(
-                platform="jd",
-                order_no=order_no,
-                shop=clean_text(c[f.shop]) or shop,
-                status=parse_status(status_raw, f.status_name),
-                status_raw=status_raw,
-                refunding=False,
-                presale="预售" in clean_text(c[f.order_type]),
-                created_at=time(c[f.created_at], f.created_at_name),
-                paid_at=time(c[f.paid_at], f.paid_at_name),
-                shipped_at=time(c[f.shipped_at], f.shipped_at_name),
-                amount=parse_amount(c[f.amount], f.amount_name),
-                buyer=_buyer(c[f.buyer], c[f.phone]),
-                item_title=clean_text(c[f.item_title]),
-                tracking_no=tracking_number(c[f.tracking_no]),
-                carrier=clean_text(c[f.carrier]),
-            )
-
-        return _with_order_no(order_no, build)
+        return _order_from_cells(c, f, time, "jd", order_no, shop, status_raw, refunding=False)
 
     return read
 
