@@ -40,11 +40,37 @@ async def db(tmp_path):
 
 
 @pytest.fixture
-async def kefu(tmp_path, clock, monkeypatch):
-    """The bot running end to end against the emulator (see tests/harness.py)."""
+def staff() -> list[tuple]:
+    """Who `start` registers, as (tg_id, role, shift, name): none unless a test module overrides it."""
+    return []
+
+
+@pytest.fixture
+async def start(tmp_path, clock, monkeypatch, staff):
+    """`await start(**overrides)`: the bot running end to end against the emulator (see
+    tests/harness.py) with extra settings and `staff` registered; with kefu_team_chat_id the team
+    chat is a group of the day shift. Every bot started is stopped at the end."""
     from tests.harness import start_kefu, stop_kefu
 
     monkeypatch.chdir(tmp_path)
-    running = await start_kefu(tmp_path, clock)
-    yield running
-    await stop_kefu(running)
+    running = []
+
+    async def starter(**overrides):
+        kefu = await start_kefu(tmp_path, clock, **overrides)
+        running.append(kefu)
+        if team_chat := overrides.get("kefu_team_chat_id"):
+            day_shift = [tg_id for tg_id, _role, shift, _name in staff if shift == "day"]
+            kefu.emu.add_group(team_chat, "客服群", member_ids=day_shift)
+        for tg_id, role, shift, name in staff:
+            await kefu.add_person(tg_id, role, shift=shift, name=name)
+        return kefu
+
+    yield starter
+    for kefu in running:
+        await stop_kefu(kefu)
+
+
+@pytest.fixture
+async def kefu(start):
+    """The bot running end to end against the emulator, with the test module's `staff`."""
+    return await start()

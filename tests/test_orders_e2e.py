@@ -15,7 +15,7 @@ import pytest
 
 import handlers.orders as orders_layer
 from bot.people import Role
-from tests.harness import ADMIN, start_kefu, stop_kefu
+from tests.harness import ADMIN
 from tests.reminder_orders import order, paid, save, unpaid
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orders"
@@ -26,26 +26,9 @@ H = timedelta(hours=1)
 
 
 @pytest.fixture
-async def start(tmp_path, clock, monkeypatch):
-    """Start the bot with extra settings and a day-shift agent and supervisor."""
-    monkeypatch.chdir(tmp_path)
-    running = []
-
-    async def starter(**overrides):
-        kefu = await start_kefu(tmp_path, clock, **overrides)
-        running.append(kefu)
-        await kefu.add_person(AGENT, Role.AGENT, shift="day", name="小美")
-        await kefu.add_person(SUP, Role.SUPERVISOR, shift="day", name="李主管")
-        return kefu
-
-    yield starter
-    for kefu in running:
-        await stop_kefu(kefu)
-
-
-@pytest.fixture
-async def kefu(start):
-    return await start()
+def staff():
+    """`start` and `kefu` (tests/conftest.py) register a day-shift agent and supervisor."""
+    return [(AGENT, Role.AGENT, "day", "小美"), (SUP, Role.SUPERVISOR, "day", "李主管")]
 
 
 def data_of(message: dict) -> list[str]:

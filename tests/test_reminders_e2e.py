@@ -12,7 +12,6 @@ import pytest
 import handlers.reminders as reminders_layer
 from bot.people import Role
 from tests.conftest import local
-from tests.harness import start_kefu, stop_kefu
 from tests.reminder_orders import changed, paid, save, unpaid
 
 AGENT, SUP, AGENT2, NIGHT, STRANGER = 2001, 2002, 2003, 2004, 2999
@@ -21,30 +20,15 @@ H = timedelta(hours=1)
 
 
 @pytest.fixture
-async def start(tmp_path, clock, monkeypatch):
-    """Start the bot with extra settings (team chat, shop overrides) and the usual team."""
-    monkeypatch.chdir(tmp_path)
-    running = []
-
-    async def starter(**overrides):
-        kefu = await start_kefu(tmp_path, clock, **overrides)
-        running.append(kefu)
-        if overrides.get("kefu_team_chat_id"):
-            kefu.emu.add_group(TEAM_CHAT, "客服群", member_ids=[AGENT, SUP, AGENT2])
-        await kefu.add_person(AGENT, Role.AGENT, shift="day", name="小美")
-        await kefu.add_person(SUP, Role.SUPERVISOR, shift="day", name="李主管")
-        await kefu.add_person(AGENT2, Role.AGENT, shift="day", name="阿强")
-        await kefu.add_person(NIGHT, Role.AGENT, shift="night", name="小王")
-        return kefu
-
-    yield starter
-    for kefu in running:
-        await stop_kefu(kefu)
-
-
-@pytest.fixture
-async def kefu(start):
-    return await start()
+def staff():
+    """The usual team, registered by `start` and `kefu` (tests/conftest.py); the team chat
+    (`start(kefu_team_chat_id=TEAM_CHAT)`) is a group of the day shift: AGENT, SUP, AGENT2."""
+    return [
+        (AGENT, Role.AGENT, "day", "小美"),
+        (SUP, Role.SUPERVISOR, "day", "李主管"),
+        (AGENT2, Role.AGENT, "day", "阿强"),
+        (NIGHT, Role.AGENT, "night", "小王"),
+    ]
 
 
 def data_of(message) -> list[str]:
