@@ -35,7 +35,7 @@ def load_devset(path: Path = DEVSET) -> dict[str, list[dict]]:
 
 def results_in_process(queries: list[str], kb_path: str | None) -> list[list[dict]]:
     """Exactly what `kb search - --json --top 3` prints, without starting a process."""
-    from bot.kb.cli import main
+    from bot.cli import main
 
     out = io.StringIO()
     old_stdin, old_stdout = sys.stdin, sys.stdout
@@ -53,7 +53,7 @@ def results_in_process(queries: list[str], kb_path: str | None) -> list[list[dic
 
 
 def results_via_cli(queries: list[str], kb_path: str | None) -> list[list[dict]]:
-    command = [sys.executable, "-m", "bot.kb.cli", "kb", "search", "-", "--json", "--top", str(TOP)]
+    command = [sys.executable, "-m", "bot", "kb", "search", "-", "--json", "--top", str(TOP)]
     if kb_path:
         command += ["--path", kb_path]
     done = subprocess.run(

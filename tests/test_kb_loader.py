@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main as kb_cli
 from bot.kb import CATEGORY_CODES, KbError, collect, default_kb_dir, load_kb
-from bot.kb.cli import main as kb_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "kb_broken"
@@ -111,7 +111,7 @@ def test_kb_check_function_exit_codes(capsys):
 
 def run_cli(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bot.kb.cli", *args],
+        [sys.executable, "-m", "bot", *args],
         cwd=ROOT, capture_output=True, text=True, encoding="utf-8", input=stdin,
         env={**os.environ, **(env or {})}, timeout=120,
     )

@@ -112,7 +112,7 @@ def test_category_menu_flows_and_lookups(kb):
 def test_cli_search_json_single_and_stdin():
     env = {**os.environ, "KEFU_KB_DIR": str(ROOT / "scripts_kb")}
     one = subprocess.run(
-        [sys.executable, "-m", "bot.kb.cli", "kb", "search", "发票怎么开", "--json", "--top", "2"],
+        [sys.executable, "-m", "bot", "kb", "search", "发票怎么开", "--json", "--top", "2"],
         cwd=ROOT, capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
     )
     assert one.returncode == 0, one.stderr
@@ -120,7 +120,7 @@ def test_cli_search_json_single_and_stdin():
     assert len(hits) == 2 and {"id", "title", "category", "score"} <= set(hits[0])
     assert hits[0]["category"] == "invoice"
     many = subprocess.run(
-        [sys.executable, "-m", "bot.kb.cli", "kb", "search", "-", "--json", "--top", "3"],
+        [sys.executable, "-m", "bot", "kb", "search", "-", "--json", "--top", "3"],
         cwd=ROOT, capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
         input="退货\n\n漏发了一个\n",
     )

@@ -13,11 +13,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "orders"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def kefu_import(tmp_path: Path, *args: str, module: str = "bot.orders.cli") -> subprocess.CompletedProcess:
+def kefu_import(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "TELEGRAM_"))}
     env.update(KEFU_DB_PATH=str(tmp_path / "kefu.db"), KEFU_TIMEZONE="Asia/Shanghai", PYTHONPATH=str(ROOT))
     return subprocess.run(
-        [sys.executable, "-m", module, "import", *args],
+        [sys.executable, "-m", "bot", "import", *args],
         cwd=tmp_path, env=env, capture_output=True, check=False, text=True, encoding="utf-8", timeout=120,
     )
 
@@ -81,6 +81,6 @@ def test_a_file_that_is_not_an_export_exits_non_zero_with_the_chinese_reason(tmp
 
 
 def test_registered_in_the_main_kefu_command(tmp_path):
-    result = kefu_import(tmp_path, str(FIXTURES / "jd_orders.csv"), "--dry-run", "--json", module="bot")
+    result = kefu_import(tmp_path, str(FIXTURES / "jd_orders.csv"), "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     assert json_lines(result.stdout)[-1]["summary"]["format"] == "jd"

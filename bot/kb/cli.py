@@ -1,7 +1,7 @@
 """`kefu kb check` and `kefu kb search` (a stable interface: scripts and benchmarks parse it).
 
-The main CLI calls `register(subparsers)` and then `args.func(args)`; `python -m bot.kb.cli kb
-check` works on its own too.
+The main CLI (bot/cli.py: `kefu`, `python -m bot`) calls `register(subparsers)` and then
+`args.func(args)`.
 """
 
 from __future__ import annotations
@@ -88,16 +88,3 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     search.add_argument("--path", help="knowledge base directory (default: KEFU_KB_DIR or scripts_kb/)")
     search.set_defaults(func=run_search)
     return kb_parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.kb.cli")
-    subparsers = parser.add_subparsers(dest="command", metavar="kb")
-    subparsers.required = True
-    register(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,8 +8,8 @@ Chinese summary is printed. --dry-run reads and counts against the database but 
 Exit codes: 0 imported (rejected rows are listed, not fatal), 2 no such file, 3 not an order
 export (the Chinese reason goes to stderr).
 
-The main CLI (bot/cli.py) calls `register(subparsers)` and then `args.func(args)`;
-`python -m bot.orders.cli import …` works on its own.
+The main CLI (bot/cli.py: `kefu`, `python -m bot`) calls `register(subparsers)` and then
+`args.func(args)`.
 """
 
 from __future__ import annotations
@@ -135,15 +135,3 @@ def _utf8_stdio() -> None:
                 stream.reconfigure(encoding="utf-8")
             except (AttributeError, ValueError):
                 pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.orders.cli")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    register(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

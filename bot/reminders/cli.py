@@ -99,16 +99,3 @@ def _utf8_stdio() -> None:
             stream.reconfigure(encoding="utf-8")
         except (AttributeError, ValueError):
             pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.reminders.cli")
-    subparsers = parser.add_subparsers(dest="command", metavar="reminders")
-    subparsers.required = True
-    register(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
