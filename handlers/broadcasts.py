@@ -121,6 +121,18 @@ def content_from(source: Message, extra_html: str = "", *, own_caption: bool = T
     raise UserError("unsupported_content")
 
 
+def _command_content(message: Message, text_html: str, missing: str) -> Content:
+    """What /broadcast or /schedule sends: the replied-to message, else the photo or document the
+    command captions, else the text after the command; `missing` is the error when there is none."""
+    if message.reply_to_message is not None:
+        return content_from(message.reply_to_message, text_html)
+    if message.photo or message.document:
+        return content_from(message, text_html, own_caption=False)
+    if text_html:
+        return Content("text", text_html)
+    raise UserError(missing)
+
+
 def _check_length(context: KefuContext, content: Content) -> None:
     """Refuse now what Telegram would refuse at sending: the copy with the longest header."""
     worst = SimpleNamespace(urgent=True, schedule_id=None, body_html=content.body_html, ack_required=True)
@@ -161,15 +173,7 @@ async def broadcast_command(update: Update, context: KefuContext) -> None:
     """/broadcast <text>, or /broadcast as a reply to the message to send."""
     _require_private(update)
     message = update.effective_message
-    extra = _args_html(message)
-    if message.reply_to_message is not None:
-        content = content_from(message.reply_to_message, extra)
-    elif message.photo or message.document:
-        content = content_from(message, extra, own_caption=False)
-    elif extra:
-        content = Content("text", extra)
-    else:
-        raise UserError("usage_broadcast")
+    content = _command_content(message, _args_html(message), "usage_broadcast")
     await _new_draft(update, context, content)
 
 
@@ -188,14 +192,7 @@ async def schedule_command(update: Update, context: KefuContext) -> None:
         rest_html = args_html[len(prefix):].strip()
     else:  # the time itself was formatted (bold…): keep the words, drop their formatting
         rest_html = html.escape(rest, quote=False)
-    if message.reply_to_message is not None:
-        content = content_from(message.reply_to_message, rest_html)
-    elif message.photo or message.document:
-        content = content_from(message, rest_html, own_caption=False)
-    elif rest_html:
-        content = Content("text", rest_html)
-    else:
-        raise UserError("schedule_no_text")
+    content = _command_content(message, rest_html, "schedule_no_text")
     await _new_draft(update, context, content, schedule=(rule, " ".join(prefix.split())))
 
 
