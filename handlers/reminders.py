@@ -212,18 +212,25 @@ async def escalation_chats(app: Application) -> list[int]:
     return working or [p.tg_id for p in reachable]
 
 
+async def _send_to_chats(app: Application, view: View, chats: Sequence[int], reminders: Sequence[ReminderView],
+                         purpose: str) -> list[int]:
+    """Send each chat the reminders it has not had yet for `purpose`; the chats that are not blocked."""
+    have = await _feature(app).engine.delivered(reminders, purpose)
+    served = []
+    for chat_id in chats:
+        todo = [r for r in reminders if (r.id, chat_id) not in have]
+        status = await _send_batch(app, view, chat_id, todo, purpose=purpose)
+        if status != "blocked":
+            served.append(chat_id)
+    return served
+
+
 async def deliver_pending(app: Application, chats: Sequence[int], view: View) -> None:
     engine = _feature(app).engine
     pending = await engine.pending()
     if not pending:
         return
-    have = await engine.delivered(pending, "notify")
-    served = []
-    for chat_id in chats:
-        todo = [r for r in pending if (r.id, chat_id) not in have]
-        status = await _send_batch(app, view, chat_id, todo, purpose="notify")
-        if status != "blocked":
-            served.append(chat_id)
+    served = await _send_to_chats(app, view, chats, pending, "notify")
     await engine.complete_round(served, _services(app).clock.now())
 
 
@@ -234,13 +241,7 @@ async def escalate(app: Application, view: View) -> list[int]:
     if not due:
         return []
     chats = await escalation_chats(app)
-    have = await engine.delivered(due, "escalate")
-    served = []
-    for chat_id in chats:
-        todo = [r for r in due if (r.id, chat_id) not in have]
-        status = await _send_batch(app, view, chat_id, todo, purpose="escalate")
-        if status != "blocked":
-            served.append(chat_id)
+    served = await _send_to_chats(app, view, chats, due, "escalate")
     return await engine.complete_escalation(due, served, _services(app).clock.now())
 
 
