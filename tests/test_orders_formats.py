@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -29,13 +28,9 @@ from bot.orders.values import (
     parse_order_no,
     parse_status,
 )
+from tests.conftest import SHANGHAI, local
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orders"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def local(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
 def read_all(name: str, **kwargs) -> tuple[str, dict[str, NormalizedOrder], list[RejectedRow], int, int]:

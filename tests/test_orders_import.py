@@ -6,10 +6,8 @@ import asyncio
 import csv
 import io
 from dataclasses import replace
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,15 +20,11 @@ from bot.orders import (
     order_variables,
     upsert_orders,
 )
+from tests.conftest import SHANGHAI, local
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orders"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEWER = FIXTURES / "ExportOrderList202611221500.csv"
 OLDER = FIXTURES / "ExportOrderList202611201200.csv"
-
-
-def local(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
 async def run_import(db, clock, source, **kwargs):
