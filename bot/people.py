@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import IntEnum
-from typing import Sequence
 
 from bot.clock import Clock, to_ts
 from bot.db import Database

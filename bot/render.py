@@ -8,10 +8,11 @@ Jinja2 snippets, looked up with `label("buttons.claim")` or `message("errors.adm
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo, UTC
+from collections.abc import Iterator
+from datetime import UTC, datetime, tzinfo
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape

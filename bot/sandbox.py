@@ -11,9 +11,9 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from bot.clock import SystemClock

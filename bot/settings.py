@@ -98,7 +98,11 @@ class Settings(BaseSettings):
     @field_validator("kefu_shop_overrides")
     @classmethod
     def _valid_shop_overrides(cls, value: str, info: ValidationInfo) -> str:
-        from bot.reminders.rules import ShopOverrideError, Thresholds, parse_shop_overrides
+        from bot.reminders.rules import (
+            ShopOverrideError,
+            Thresholds,
+            parse_shop_overrides,
+        )
 
         defaults = Thresholds(
             unpaid=info.data.get("kefu_unpaid_remind_hours", 12),

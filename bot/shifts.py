@@ -7,9 +7,9 @@ its occurrence that started yesterday is still running in the small hours of tod
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,11 @@ from telegram.ext import Application, ChatMemberHandler, CommandHandler
 from bot.app import KefuContext
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
-from handlers.common import answer_callback, arg_text, edit_or_send, reply_template, user_errors
+from handlers.common import (
+    arg_text,
+    reply_template,
+    user_errors,
+)
 from handlers.menu import publish_personal_menu
 
 

@@ -9,7 +9,7 @@ after downtime catches up. Features add a hook with `add_tick_hook(app, hook)`; 
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from telegram.ext import Application, ContextTypes
 

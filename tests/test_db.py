@@ -4,7 +4,13 @@ import sqlite3
 
 import pytest
 
-from bot.db import Database, Migration, MigrationError, available_migrations, split_statements
+from bot.db import (
+    Database,
+    Migration,
+    MigrationError,
+    available_migrations,
+    split_statements,
+)
 
 
 async def test_migrations_apply_once(tmp_path):

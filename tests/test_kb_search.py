@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bot.kb import load_kb
 from bot.kb.search import tokenize

@@ -5,7 +5,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.shifts import ShiftSpecError, next_shift_start, on_duty, parse_shifts, previous_shift_end, shifts_on
+from bot.shifts import (
+    ShiftSpecError,
+    next_shift_start,
+    on_duty,
+    parse_shifts,
+    previous_shift_end,
+    shifts_on,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 SHIFTS = parse_shifts("day=08:30-17:30;night=17:30-01:00")

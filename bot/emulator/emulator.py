@@ -117,7 +117,7 @@ class BotApiEmulator:
     async def __aenter__(self) -> BotApiEmulator:
         return await self.start()
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     @property
@@ -201,7 +201,7 @@ class BotApiEmulator:
             await self._notify()
         try:
             await asyncio.wait_for(self._closing.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             if hung:
@@ -435,7 +435,7 @@ class BotApiEmulator:
         for condition in self._idle_conditions:
             try:
                 await asyncio.wait_for(condition(last_update_id), max(deadline - loop.time(), 0.01))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(f"bot did not finish handling update {last_update_id} within {timeout}s") from None
         async with self._changed:
             while True:
@@ -452,7 +452,7 @@ class BotApiEmulator:
                 wait = deadline - now if busy else min(calm_in, deadline - now)
                 try:
                     await asyncio.wait_for(self._changed.wait(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     # --- faults ----------------------------------------------------------------------------

@@ -16,7 +16,14 @@ from .errors import ApiError, bad_request, forbidden
 from .formatting import FormattedText, format_text
 from .markup import decode_json_field, parse_reply_markup
 from .media import image_size
-from .state import MAX_DOWNLOAD_SIZE, ChatState, EmulatorState, StoredFile, StoredMessage, unix_now
+from .state import (
+    MAX_DOWNLOAD_SIZE,
+    ChatState,
+    EmulatorState,
+    StoredFile,
+    StoredMessage,
+    unix_now,
+)
 
 Method = Callable[["BotApiMethods", dict[str, Any]], Awaitable[Any]]
 _REGISTRY: dict[str, tuple[str, Method]] = {}

@@ -349,7 +349,7 @@ class EmulatorState:
         signal = self._update_signal
         try:
             await asyncio.wait_for(signal.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def confirm(self, offset: int) -> None:
