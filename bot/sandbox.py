@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from bot.clock import SystemClock
 from bot.emulator import BotApiEmulator
-from bot.render import Renderer
+from bot.render import TEMPLATES_DIR, Renderer
 from bot.settings import Settings
 
 
@@ -32,13 +34,16 @@ class DemoUser:
     employee_no: str | None
 
 
-DEMO_USERS = (
-    DemoUser(1001, "老王", "laowang_admin", "admin", "day", "A001"),
-    DemoUser(1002, "小美", "xiaomei", "agent", "day", "KF001"),
-    DemoUser(1003, "阿强", "aqiang", "agent", "night", "KF002"),
-    DemoUser(1004, "李主管", "li_sup", "supervisor", "day", "S001"),
-    DemoUser(1005, "路人甲", "stranger", None, None, None),
-)
+DEMO_FILE = TEMPLATES_DIR / "sandbox" / "demo.yaml"
+
+
+def _load_demo() -> tuple[tuple[DemoUser, ...], frozenset[str]]:
+    """The demo team and quit words live beside the sandbox's templates, words out of code."""
+    data = yaml.safe_load(DEMO_FILE.read_text(encoding="utf-8"))
+    return tuple(DemoUser(**user) for user in data["team"]), frozenset(data["quit_words"])
+
+
+DEMO_USERS, QUIT_WORDS = _load_demo()
 
 async def seed_demo(services) -> None:
     now = services.clock.now().timestamp()
@@ -86,7 +91,7 @@ class TerminalChat:
             line = line.strip()
             if not line:
                 continue
-            if line in (":q", ":quit", "退出"):
+            if line in QUIT_WORDS:
                 return 0
             try:
                 await self.handle(line)

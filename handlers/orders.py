@@ -23,9 +23,11 @@ Buttons (prefix `ord`, agent+): `ord:card:<platform>:<order_no>` and, from the h
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import PurePath
 from typing import Any
 
@@ -55,6 +57,7 @@ from bot.orders import (
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
 from bot.people import Role
+from bot.render import Renderer
 from bot.reminders import due_count
 from bot.reminders.engine import order_reminders
 from bot.reminders.rules import RuleBook, order_deadline
@@ -127,7 +130,11 @@ def _render(target: Any, template: str, **values: Any) -> str:
 
 # --- the caption ---------------------------------------------------------------------------------
 
-CAPTION_KEYS = {"platform": "platform", "平台": "platform", "shop": "shop", "店铺": "shop"}
+@functools.cache
+def caption_keys() -> dict[str, str]:
+    """Caption word → option, from labels `orders.caption_keys` (translators add their own words)."""
+    words = Renderer(timezone.utc).labels["orders"]["caption_keys"]
+    return {word.lower(): option for option, spellings in words.items() for word in spellings}
 
 
 class CaptionError(Exception):
@@ -154,7 +161,7 @@ def parse_caption(caption: str | None) -> dict[str, str]:
                 raise CaptionError("bad_caption", word=word)
             options[current] = f"{options[current]} {word}".strip()
             continue
-        current = CAPTION_KEYS.get(key.strip().lower())
+        current = caption_keys().get(key.strip().lower())
         if current is None:
             raise CaptionError("bad_caption", word=word)
         options[current] = value.strip()
