@@ -265,3 +265,23 @@ async def test_a_handled_update_gets_no_fallback_answer(kefu, team):
     before = len(kefu.emu.messages(AGENT))
     await kefu.say(AGENT, "/help")
     assert len(kefu.emu.messages(AGENT)) == before + 1
+
+
+async def test_a_server_error_from_telegram_is_retried_and_delivered_once(kefu, team):
+    kefu.emu.inject_fault(method="sendMessage", kind="502", count=1, chat_id=AGENT)
+    reply = await kefu.say(AGENT, "/help")
+    assert reply is not None and "/me" in reply["plain"]
+    assert len([m for m in kefu.emu.messages(AGENT) if "/me" in m["plain"]]) == 1
+    failed = [r for r in kefu.emu.requests("sendMessage") if r["status"] == 502]
+    assert len(failed) == 1
+
+
+async def test_telegram_down_for_a_user_does_not_crash_the_bot(kefu, team):
+    kefu.emu.inject_fault(method="sendMessage", kind="500", count=None, chat_id=AGENT)
+    kefu.emu.send_text(AGENT, "/help")
+    await kefu.emu.wait_until_idle(timeout=10)
+    assert kefu.emu.messages(AGENT) == []
+    assert len([r for r in kefu.emu.requests("sendMessage") if r["params"]["chat_id"] == AGENT]) == 3  # 3 tries
+    kefu.emu.clear_faults()
+    assert "/me" in (await kefu.say(AGENT, "/help"))["plain"]
+    assert "/invite" in (await kefu.say(SUPERVISOR, "/help"))["plain"]  # others never noticed
