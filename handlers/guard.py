@@ -136,7 +136,7 @@ async def guard(update: Update, context: KefuContext) -> None:
         if where == "team" and not (own_post and access.may_press_in_team_chat(data)):
             await answer_callback(update, label(context, "errors.button_private_only"), alert=True)
             raise ApplicationHandlerStop
-        if where == "private" and (not own_post or chat.id != user.id):
+        if not own_post:
             await answer_callback(update, label(context, "errors.button_no_permission"), alert=True)
             raise ApplicationHandlerStop
         if not access.may_press(role, data):
