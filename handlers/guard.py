@@ -180,13 +180,14 @@ async def refuse(update: Update, context: KefuContext, person: Person | None) ->
 
 
 async def team_chat_message(update: Update, context: KefuContext, user: User) -> None:
-    """In the team chat commands do not run (they would answer with data in front of the group):
-    a registered member gets a pointer to the private chat, anyone else silence."""
+    """In the team chat commands do not run (they would answer with data in front of the group).
+    A registered member gets a pointer in their private chat (the group hears nothing, so a burst
+    of commands there cannot flood it); anyone else gets silence."""
     if command_name(update, context.bot.username) in (None, ""):
         return
     person = await context.svc.people.get(user.id)
     if person is not None and person.active:
-        await reply(update, context, label(context, "errors.commands_private_only"))
+        await deliver(context, person.tg_id, label(context, "errors.commands_private_only"))
 
 
 async def not_here(update: Update, context: KefuContext, kind: str, chat: Chat) -> None:

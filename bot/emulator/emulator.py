@@ -31,8 +31,8 @@ _COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 _FLOOD_LIMITED = {"copyMessage", "forwardMessage"}
 RETRY_GRACE = 0.5  # AIORateLimiter sleeps retry_after + 0.1 s before retrying
 #: The accounts Telegram shows as `from` when nobody in person wrote the message.
-GROUP_ANONYMOUS_BOT = {"id": 1087968824, "first_name": "Group", "username": "GroupAnonymousBot"}
-CHANNEL_BOT = {"id": 136817688, "first_name": "Channel", "username": "Channel_Bot"}
+GROUP_ANONYMOUS_BOT = {"user_id": 1087968824, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"user_id": 136817688, "first_name": "Channel", "username": "Channel_Bot"}
 
 
 def _check_loopback(host: str) -> None:
