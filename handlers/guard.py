@@ -194,8 +194,6 @@ async def not_here(update: Update, context: KefuContext, kind: str, chat: Chat) 
     """An update from a group or channel that is not the team chat: no data, and the bot leaves."""
     if kind == "callback_query":
         await answer_callback(update, label(context, "errors.not_team_chat"), alert=True)
-    if kind in ("chat_member", "chat_join_request"):
-        return  # membership traffic of a chat the bot is leaving anyway (or a stale one)
     await leave(context, chat, added_by=None)
 
 

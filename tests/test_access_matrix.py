@@ -348,3 +348,20 @@ async def test_added_to_the_team_chat_it_stays_quietly(world):
     kefu.emu.add_bot_to_chat(SUP, TEAM_CHAT, "客服群", status="administrator")
     await kefu.emu.wait_until_idle()
     assert kefu.emu.left_chats() == [] and sent_since(kefu, before) == []
+
+
+async def test_anything_from_a_foreign_group_makes_the_bot_leave_once_told(world):
+    """The bot may be in a group from before (or the leave failed): whatever arrives from there,
+    it says nothing in the group and leaves; the admins hear of each chat once."""
+    kefu = world
+    fresh_group(kefu, -100321)
+    before = snapshot(kefu)
+    kefu.emu.user_joins(STRANGER, -100321)
+    await kefu.emu.wait_until_idle()
+    assert kefu.emu.left_chats() == [-100321] and kefu.emu.messages(-100321) == []
+    fresh_group(kefu, -100321)  # re-added (say the leave had failed): a member's message
+    kefu.emu.send_text(AGENT, "大家好", chat_id=-100321)
+    await kefu.emu.wait_until_idle()
+    assert kefu.emu.left_chats() == [-100321, -100321] and kefu.emu.messages(-100321) == []
+    [notice] = admin_notices(sent_since(kefu, before))
+    assert "拉入者不明" in notice and "-100321" in notice
