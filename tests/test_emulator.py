@@ -567,3 +567,18 @@ async def test_leave_chat_stops_updates_and_sends_from_that_chat(bot: Bot, emu: 
         await bot.leave_chat(ALICE)
     assert emu.send_text(BOB, "有人吗", chat_id=GROUP)["update_id"] is None  # Telegram tells a non-member nothing
     assert await bot.get_updates(timeout=0) == ()
+
+
+async def test_http_control_api_for_the_new_senders(bot: Bot, emu: BotApiEmulator) -> None:
+    control = f"{emu.root_url}/control"
+    async with httpx.AsyncClient() as client:
+        anon = (await client.post(f"{control}/send_as_anonymous_admin", json={"chat_id": GROUP, "text": "/x"})).json()
+        assert anon["ok"] and anon["result"]["update_id"]
+        added = await client.post(f"{control}/add_bot_to_chat", json={"by_user_id": BOB, "chat_id": -100556, "title": "群"})
+        assert added.json()["result"]["update_id"]
+        await bot.leave_chat(-100556)
+        assert (await client.get(f"{control}/left_chats")).json()["result"] == [-100556]
+        wrong = await client.post(f"{control}/send_as_channel", json={"chat_id": GROUP, "channel_id": -1, "text": "x"})
+        assert wrong.status_code == 400
+    first, second = await bot.get_updates(timeout=0)
+    assert first.message.sender_chat.id == GROUP and second.my_chat_member.chat.id == -100556
