@@ -156,9 +156,12 @@ async def guard(update: Update, context: KefuContext) -> None:
 
 
 def _from_this_bot(update: Update, context: KefuContext) -> bool:
+    """The pressed button sits on this bot's message. An inaccessible (old or deleted) message
+    carries no sender: Telegram only routes a callback to the bot that sent the button, so it is
+    ours, and the button's role rule still applies."""
     message = update.callback_query.message
     sender = getattr(message, "from_user", None)
-    return sender is not None and sender.id == context.bot.id
+    return message is not None and (sender is None or sender.id == context.bot.id)
 
 
 async def refuse(update: Update, context: KefuContext, person: Person | None) -> None:
