@@ -67,6 +67,37 @@ BUTTONS: dict[str, Role] = {
     "sch": Role.SUPERVISOR,  # scheduled announcements
 }
 
+#: Buttons that work in the team chat (KEFU_TEAM_CHAT_ID), on the bot's own posts there, pressed by
+#: registered people: "<prefix>" or "<prefix>:<action>". Everything else is for private chats only:
+#: it would show or change someone's own work, or answer with data in front of the group.
+TEAM_CHAT_BUTTONS: frozenset[str] = frozenset({
+    "rem:take",  # 接手 on a reminder digest posted in the team chat (the card follows in private)
+    "rem:claim",  # 我来处理
+    "ack",  # 收到 on an announcement
+})
+
+#: What the guard decides on. Update kinds (the field of the Update that is set) ...
+UPDATE_KINDS = (
+    "message", "edited_message", "channel_post", "edited_channel_post", "business_connection",
+    "business_message", "edited_business_message", "deleted_business_messages", "callback_query",
+    "inline_query", "chosen_inline_result", "my_chat_member", "chat_member", "chat_join_request", "other",
+)
+#: ... and chat kinds: the bot's private chat with the sender, the configured team chat, any other
+#: group or supergroup, a channel, or no chat at all (inline queries).
+CHAT_KINDS = ("private", "team", "group", "channel", "none")
+
+#: The only (update kind, chat kind) pairs served, and then only for a human sender (no bot
+#: account, no `sender_chat`, no `via_bot`) who is a registered, active person (except /start).
+#: Every other pair is refused without data or ignored.
+SERVED: frozenset[tuple[str, str]] = frozenset({
+    ("message", "private"),  # commands, conversation replies, order exports, attachments
+    ("callback_query", "private"),  # buttons under the bot's messages in the private chat
+    ("callback_query", "team"),  # only TEAM_CHAT_BUTTONS
+    ("inline_query", "none"),  # @bot <text>: script search, for registered people
+    ("chosen_inline_result", "none"),  # statistics of the script chosen inline
+    ("my_chat_member", "private"),  # the person blocked / unblocked the bot
+})
+
 #: Non-command input.
 DOCUMENT_MIN_ROLE = Role.AGENT  # order exports, handover attachments
 TEXT_MIN_ROLE = Role.AGENT  # replies inside a conversation
@@ -91,6 +122,15 @@ def button_prefix(data: str | None) -> str:
 def may_press(role: Role | None, data: str | None) -> bool:
     needed = BUTTONS.get(button_prefix(data))
     return needed is not None and role is not None and role >= needed
+
+
+def served(update_kind: str, chat_kind: str) -> bool:
+    return (update_kind, chat_kind) in SERVED
+
+
+def may_press_in_team_chat(data: str | None) -> bool:
+    parts = (data or "").split(":")
+    return parts[0] in TEAM_CHAT_BUTTONS or ":".join(parts[:2]) in TEAM_CHAT_BUTTONS
 
 
 def menu_for(role: Role, available: set[str]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +17,9 @@ from bot.shifts import Shift, shifts_on
 INVITE_TTL = timedelta(hours=24)
 JOIN_FAILURE_WINDOW = timedelta(minutes=10)
 JOIN_FAILURE_LIMIT = 5
+DISPLAY_NAME_LIMIT = 20
+#: Characters that draw nothing although Unicode does not class them as format or space.
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
 
 
 class Role(IntEnum):
@@ -35,6 +39,35 @@ class Role(IntEnum):
             return cls[text.strip().upper()]
         except KeyError:
             raise UserError("bad_role", value=text) from None
+
+
+def clean_display_name(text: str) -> str:
+    """The name as it will be shown: control and format characters (zero-width, bidi overrides,
+    BOM) removed, runs of whitespace made one space. Empty when nothing visible is left."""
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn") or ch in _BLANKS:
+            if category == "Cc" and ch.isspace():
+                kept.append(" ")  # a tab or line break separates words like a space
+            continue
+        kept.append(" " if category in ("Zs", "Zl", "Zp") else ch)
+    name = " ".join("".join(kept).split())
+    if not any(not unicodedata.category(ch).startswith(("Z", "M")) for ch in name):
+        return ""  # only spaces and combining marks
+    return name
+
+
+def name_key(name: str) -> str:
+    """What makes two names the same to a reader: NFKC (full-width, ligatures) and case folding."""
+    return unicodedata.normalize("NFKC", clean_display_name(name)).casefold()
+
+
+def may_invite(inviter_role: Role, role: Role) -> bool:
+    """Supervisors invite agents; admins invite agents and supervisors; nobody invites admins."""
+    if role == Role.ADMIN:
+        return False
+    return inviter_role >= (Role.ADMIN if role == Role.SUPERVISOR else Role.SUPERVISOR)
 
 
 class UserError(Exception):
@@ -148,7 +181,7 @@ class PeopleService:
     async def create_invite(self, actor: Person, role: Role) -> Invite:
         if role == Role.ADMIN:
             raise UserError("invite_admin")
-        if role == Role.SUPERVISOR and actor.role < Role.ADMIN:
+        if not actor.active or not may_invite(actor.role, role):
             raise UserError("invite_forbidden", role=role.code)
         code = secrets.token_urlsafe(12)
         now = self._now()
@@ -175,6 +208,8 @@ class PeopleService:
             existing = await cursor.fetchone()
             if existing is not None and existing["active"]:
                 raise UserError("already_member")
+            if existing is not None:
+                raise UserError("deactivated_rejoin")  # only an admin's /activate brings someone back
             cursor = await conn.execute("SELECT * FROM invites WHERE code = ?", (code,))
             invite = await cursor.fetchone()
             problem = None
@@ -182,8 +217,15 @@ class PeopleService:
                 problem = "invite_unknown"
             elif invite["used_by"] is not None:
                 problem = "invite_used"
-            elif invite["expires_at"] <= now:
-                problem = "invite_expired"
+            else:
+                cursor = await conn.execute("SELECT role, active FROM users WHERE tg_id = ?", (invite["created_by"],))
+                creator = await cursor.fetchone()
+                if creator is None or not creator["active"] or not may_invite(
+                    Role[creator["role"].upper()], Role[invite["role"].upper()]
+                ):
+                    problem = "invite_revoked"  # the inviter was deactivated or lost the right since
+                elif invite["expires_at"] <= now:
+                    problem = "invite_expired"
             if problem:
                 await conn.execute("INSERT INTO join_failures (tg_id, at) VALUES (?, ?)", (tg_id, now))
                 # The failure must be stored although the join is refused: commit, then raise.
@@ -242,18 +284,47 @@ class PeopleService:
         return await self._update(actor, target, "set_shift", shift=shift)
 
     async def set_active(self, actor: Person, target: Person, active: bool) -> Person:
+        """(De)activate; deactivating also revokes the person's unused invitation codes at once."""
         if actor.role < Role.ADMIN:
             raise UserError("admin_only")
         if not active and target.role == Role.ADMIN:
             await self._keep_one_admin(target)
-        return await self._update(actor, target, "activate" if active else "deactivate", active=int(active))
+        updated = await self._update(actor, target, "activate" if active else "deactivate", active=int(active))
+        if not active:
+            await self.revoke_invites(actor, target)
+        return updated
+
+    async def revoke_invites(self, actor: Person, creator: Person) -> int:
+        """End the creator's unused, unexpired codes now (they stay refused if the creator returns)."""
+        now = self._now()
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE invites SET expires_at = ? WHERE created_by = ? AND used_by IS NULL AND expires_at > ?",
+                (now, creator.tg_id, now),
+            )
+            revoked = cursor.rowcount
+            if revoked:
+                await self._audit(conn, actor.tg_id, "revoke_invites", f"creator={creator.tg_id} count={revoked}")
+        return revoked
+
+    async def open_invites(self, creator_id: int) -> int:
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM invites WHERE created_by = ? AND used_by IS NULL AND expires_at > ?",
+            (creator_id, self._now()),
+        )
+        return row[0]
 
     async def update_profile(self, person: Person, *, display_name: str | None = None, employee_no: str | None = None) -> Person:
         changes: dict[str, object] = {}
         if display_name is not None:
-            display_name = display_name.strip()
-            if not 1 <= len(display_name) <= 32:
-                raise UserError("bad_display_name")
+            display_name = clean_display_name(display_name)
+            if not display_name:
+                raise UserError("display_name_empty")
+            if len(display_name) > DISPLAY_NAME_LIMIT:
+                raise UserError("display_name_too_long", limit=DISPLAY_NAME_LIMIT, length=len(display_name))
+            key = name_key(display_name)
+            if any(name_key(p.name) == key for p in await self.all(active_only=True) if p.tg_id != person.tg_id):
+                raise UserError("display_name_taken", value=display_name)
             changes["display_name"] = display_name
         if employee_no is not None:
             employee_no = employee_no.strip()

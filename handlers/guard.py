@@ -1,22 +1,71 @@
-"""The gate every update passes first (handler group -1).
+"""The gate every update passes first (handler group -1). Default deny.
 
-It resolves the sender to a registered, active person and checks the access table in
-bot/access.py. Strangers and deactivated users get a refusal and nothing else; the update
-then stops here, so no feature handler ever sees it.
+It decides from the update itself, before any feature sees it:
+1. the update kind (which field of the Update is set) and the chat kind (private, the team chat,
+   another group, a channel, none) — only the pairs in `access.SERVED` go on;
+2. the human sender: a message from a bot account (GroupAnonymousBot, Channel_Bot, any bot), posted
+   on behalf of a chat (`sender_chat`) or relayed through a bot (`via_bot`) has no person behind it
+   and goes no further;
+3. the person: registered and active (only /start in private reaches strangers);
+4. the access table (bot/access.py) for the command or button, and in the team chat only the
+   buttons meant for the group.
+Everything else is stopped here, with a refusal that carries no data or with silence. When the bot
+finds itself in a group or channel that is not the team chat, it tells the admins and leaves.
 """
 
 from __future__ import annotations
 
-from telegram import InlineQueryResultsButton, Update
-from telegram.constants import ChatType
+import logging
+
+from telegram import Chat, InlineQueryResultsButton, Update, User
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
 from bot.app import KefuContext
-from bot.people import Person
-from handlers.common import answer_callback, label, reply
+from bot.people import Person, Role
+from handlers.common import answer_callback, deliver, label, reply
 
 GROUP = -1
+log = logging.getLogger(__name__)
+
+_MESSAGE_KINDS = ("message", "edited_message", "channel_post", "edited_channel_post", "business_message",
+                  "edited_business_message")
+
+
+def update_kind(update: Update) -> str:
+    for kind in access.UPDATE_KINDS[:-1]:
+        if getattr(update, kind, None) is not None:
+            return kind
+    return "other"
+
+
+def chat_kind(chat: Chat | None, team_chat_id: int | None) -> str:
+    if chat is None:
+        return "none"
+    if chat.type == ChatType.PRIVATE:
+        return "private"
+    if team_chat_id is not None and chat.id == team_chat_id:
+        return "team"
+    if chat.type == ChatType.CHANNEL:
+        return "channel"
+    return "group"
+
+
+def human_sender(update: Update, kind: str) -> User | None:
+    """The person who did this, or None when no person stands behind it (a bot account, a post
+    made on behalf of a group or channel, a message relayed through another bot)."""
+    if kind in _MESSAGE_KINDS:
+        message = getattr(update, kind)
+        if message.sender_chat is not None or message.via_bot is not None:
+            return None
+        user = message.from_user
+    elif kind in ("callback_query", "inline_query", "chosen_inline_result", "my_chat_member"):
+        user = getattr(update, kind).from_user
+    else:
+        return None
+    return user if user is not None and not user.is_bot else None
 
 
 def command_name(update: Update, bot_username: str) -> str | None:
@@ -36,22 +85,36 @@ def command_name(update: Update, bot_username: str) -> str | None:
 
 
 async def guard(update: Update, context: KefuContext) -> None:
-    user = update.effective_user
-    if update.edited_message is not None or update.edited_channel_post is not None:
-        raise ApplicationHandlerStop  # an edit must never run a command a second time
-    if user is None or user.is_bot:
-        return
+    kind = update_kind(update)
+    chat = update.effective_chat
+    where = chat_kind(chat, context.svc.settings.kefu_team_chat_id)
+    if kind == "my_chat_member" and where != "private":
+        await bot_membership(update, context, where)
+        raise ApplicationHandlerStop
+    if where in ("group", "channel"):
+        await not_here(update, context, kind, chat)
+        raise ApplicationHandlerStop
+    user = human_sender(update, kind)
+    if not access.served(kind, where) or user is None:
+        if where == "team" and user is not None and kind == "message":
+            await team_chat_message(update, context, user)
+        raise ApplicationHandlerStop
+    if kind == "my_chat_member":
+        return  # the user blocked or unblocked the bot in private: handlers/people.py notes it
+
     people = context.svc.people
     person = await people.get(user.id)
     if person is not None:
         await people.touch(person, user.username, user.full_name)
     context.person = person if person is not None and person.active else None
 
+    if kind == "message" and chat.id != user.id:
+        raise ApplicationHandlerStop  # a private chat is the bot's chat with this very user
     name = command_name(update, context.bot.username)
     if name == "":
         raise ApplicationHandlerStop
     if name == "start":
-        return  # /start handles strangers, invitations and admin bootstrap itself
+        return  # /start (private only) handles strangers, invitations and admin bootstrap itself
 
     if context.person is None:
         await refuse(update, context, person)
@@ -67,19 +130,38 @@ async def guard(update: Update, context: KefuContext) -> None:
             await reply(update, context, label(context, "errors.no_permission", command=name, role=rule.min_role))
             raise ApplicationHandlerStop
         return
-    if update.callback_query is not None:
-        if not access.may_press(role, update.callback_query.data):
+    if kind == "callback_query":
+        data = update.callback_query.data
+        own_post = _from_this_bot(update, context)
+        if where == "team" and not (own_post and access.may_press_in_team_chat(data)):
+            await answer_callback(update, label(context, "errors.button_private_only"), alert=True)
+            raise ApplicationHandlerStop
+        if not own_post:
+            await answer_callback(update, label(context, "errors.button_no_permission"), alert=True)
+            raise ApplicationHandlerStop
+        if not access.may_press(role, data):
             await answer_callback(update, label(context, "errors.button_no_permission"), alert=True)
             raise ApplicationHandlerStop
         return
-    if update.inline_query is not None:
+    if kind == "inline_query":
         if role < access.INLINE_MIN_ROLE:
             await refuse(update, context, person)
             raise ApplicationHandlerStop
         return
+    if kind == "chosen_inline_result":
+        return
     message = update.message
     if message is not None and (message.document or message.photo) and role < access.DOCUMENT_MIN_ROLE:
         raise ApplicationHandlerStop
+
+
+def _from_this_bot(update: Update, context: KefuContext) -> bool:
+    """The pressed button sits on this bot's message. An inaccessible (old or deleted) message
+    carries no sender: Telegram only routes a callback to the bot that sent the button, so it is
+    ours, and the button's role rule still applies."""
+    message = update.callback_query.message
+    sender = getattr(message, "from_user", None)
+    return message is not None and (sender is None or sender.id == context.bot.id)
 
 
 async def refuse(update: Update, context: KefuContext, person: Person | None) -> None:
@@ -96,11 +178,67 @@ async def refuse(update: Update, context: KefuContext, person: Person | None) ->
             is_personal=True,
             button=InlineQueryResultsButton(text=label(context, "errors.inline_refused"), start_parameter="join"),
         )
-    elif update.message is not None:
-        private = update.message.chat.type == ChatType.PRIVATE
-        is_command = command_name(update, context.bot.username) is not None
-        if private or is_command:
-            await reply(update, context, text)
+    elif update.message is not None and update.message.chat.type == ChatType.PRIVATE:
+        await reply(update, context, text)
+
+
+async def team_chat_message(update: Update, context: KefuContext, user: User) -> None:
+    """In the team chat commands do not run (they would answer with data in front of the group).
+    A registered member gets a pointer in their private chat (the group hears nothing, so a burst
+    of commands there cannot flood it); anyone else gets silence."""
+    if command_name(update, context.bot.username) in (None, ""):
+        return
+    person = await context.svc.people.get(user.id)
+    if person is not None and person.active:
+        await deliver(context, person.tg_id, label(context, "errors.commands_private_only"))
+
+
+async def not_here(update: Update, context: KefuContext, kind: str, chat: Chat) -> None:
+    """An update from a group or channel that is not the team chat: no data, and the bot leaves."""
+    if kind == "callback_query":
+        await answer_callback(update, label(context, "errors.not_team_chat"), alert=True)
+    await leave(context, chat, added_by=None)
+
+
+async def bot_membership(update: Update, context: KefuContext, where: str) -> None:
+    """The bot's own membership changed in a group or channel: stay only in the team chat."""
+    change = update.my_chat_member
+    status = change.new_chat_member.status
+    joined = status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.RESTRICTED)
+    if not joined:
+        log.info("bot is no longer in chat %s (%s)", change.chat.id, status)
+        return
+    if where == "team":
+        log.info("bot added to the team chat %s by %s", change.chat.id, change.from_user.id)
+        return
+    await leave(context, change.chat, added_by=change.from_user)
+
+
+async def leave(context: KefuContext, chat: Chat, *, added_by: User | None) -> None:
+    """Leave a chat that is not the team chat, saying nothing there; tell the admins (once per chat)."""
+    left: set[int] = context.bot_data.setdefault("left_chats", set())
+    first_time = chat.id not in left
+    left.add(chat.id)
+    try:
+        await context.bot.leave_chat(chat.id)
+    except TelegramError as exc:
+        log.warning("could not leave chat %s: %s", chat.id, exc)
+    if first_time:
+        await tell_admins(context, chat, added_by)
+
+
+async def tell_admins(context: KefuContext, chat: Chat, added_by: User | None) -> None:
+    svc = context.svc
+    admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
+    if not admins:
+        admins = list(svc.settings.kefu_admin_ids)
+    who = None
+    if added_by is not None:
+        who = {"name": added_by.full_name, "username": added_by.username, "id": added_by.id}
+    text = svc.renderer.render("foreign_chat.html", chat=chat, who=who,
+                               kind=label(context, f"chat_kinds.{chat.type}"))
+    for admin in admins:
+        await deliver(context, admin, text)
 
 
 def register(app: Application) -> None:

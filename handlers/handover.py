@@ -423,7 +423,9 @@ async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -
 
 
 async def _button_take(update: Update, context: KefuContext, item_id: str, source: str = "") -> None:
-    item = await service(context).take_over(int(item_id), context.person.tg_id)
+    person = context.person
+    item = await service(context).take_over(int(item_id), person.tg_id, person.shift,
+                                            supervisor=person.role >= Role.SUPERVISOR)
     await answer_callback(update, label(context, "handover.answers.taken", id=item.id))
     await refresh_cards(context, item.id)
     if source == "l":

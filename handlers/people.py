@@ -5,15 +5,19 @@ from __future__ import annotations
 from telegram import ChatMember, Update
 from telegram.ext import Application, ChatMemberHandler, CommandHandler
 
+from bot import offboarding
 from bot.app import KefuContext
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
 from handlers.common import (
     arg_text,
+    deliver,
+    render,
     reply_template,
     user_errors,
 )
 from handlers.menu import publish_personal_menu
+from handlers.reminders import refresh_messages
 
 
 def parse_role(context: KefuContext, text: str) -> Role:
@@ -115,8 +119,18 @@ async def _set_active(update: Update, context: KefuContext, active: bool) -> Non
     target = await context.svc.people.require(who)
     if target.tg_id == context.person.tg_id and not active:
         raise UserError("not_yourself")
-    updated = await context.svc.people.set_active(context.person, target, active)
-    await reply_template(update, context, "people/changed.html", person=updated, change="active")
+    if active:
+        updated = await context.svc.people.set_active(context.person, target, active)
+        await reply_template(update, context, "people/changed.html", person=updated, change="active")
+        return
+    done = await offboarding.deactivate(context.svc, context.person, target)
+    await refresh_messages(context, list(done.released_reminders))  # the copies now offer 接手 again
+    if done.paused_schedules:
+        text = render(context, "people/schedules_paused.html", person=done.person, schedules=done.paused_schedules)
+        for supervisor in await context.svc.people.with_role(Role.SUPERVISOR):
+            if supervisor.tg_id != context.person.tg_id and supervisor.blocked_at is None:
+                await deliver(context, supervisor.tg_id, text)
+    await reply_template(update, context, "people/deactivated.html", person=done.person, change="active", d=done)
 
 
 @user_errors

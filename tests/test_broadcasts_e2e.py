@@ -347,7 +347,9 @@ async def test_bad_input_gets_a_clear_message(team):
     assert "用法" in (await say(kefu, SUP, "/broadcast"))["plain"]
     assert "太长" in (await say(kefu, SUP, "/broadcast " + "长" * 4100))["plain"]
     kefu.emu.add_group(-100900, "群", member_ids=[SUP])
-    assert "私聊" in (await say(kefu, SUP, "/broadcast 群里发", chat_id=-100900))["plain"]
+    kefu.emu.send_text(SUP, "/broadcast 群里发", chat_id=-100900)  # not the team chat: nothing, and it leaves
+    await kefu.emu.wait_until_idle()
+    assert kefu.emu.messages(-100900) == [] and kefu.emu.left_chats() == [-100900]
     panel = await say(kefu, SUP, "/broadcast 没有人在岗")
     kefu.clock.set(local("2026-11-23 03:00"))  # nobody is on duty at 03:00
     panel = await press(kefu, SUP, panel, "a:duty")

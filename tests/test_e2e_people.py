@@ -91,6 +91,7 @@ async def test_group_chatter_from_strangers_is_ignored(kefu):
     kefu.emu.send_text(STRANGER, "大家好", chat_id=-100500)
     await kefu.emu.wait_until_idle()
     assert kefu.emu.messages(-100500) == []
+    assert kefu.emu.left_chats() == [-100500]  # no team chat is configured: this group is not it
 
 
 ROLES = {"stranger": None, "agent": Role.AGENT, "supervisor": Role.SUPERVISOR, "admin": Role.ADMIN}

@@ -524,3 +524,61 @@ async def test_http_control_api(bot: Bot, emu: BotApiEmulator) -> None:
     assert updates[0].message.text == "/start"
     assert updates[1].callback_query.data == "go" and updates[2].message.document.file_name == "a.txt"
     assert 2001 in emu.state.blocked
+
+
+# --- senders that are not a person, membership, leaving ---------------------------------------
+async def test_updates_without_a_person_parse_as_telegram_sends_them(bot: Bot, emu: BotApiEmulator) -> None:
+    channel = -1009876543210
+    emu.add_group(channel, "店铺频道", chat_type="channel")
+    emu.send_as_anonymous_admin(GROUP, "/order 123")
+    emu.send_as_channel(GROUP, channel, "/agents")
+    emu.channel_post(channel, "新品上架")
+    emu.send_text(ALICE, "话术", via_bot={"id": 777, "first_name": "Other", "username": "other_bot"})
+    emu.business_message(BOB, "在吗")
+    sent = emu.send_text(ALICE, "/echo a")
+    emu.edit_user_message(ALICE, sent["message_id"], "/echo b")
+    emu.add_bot_to_chat(BOB, -100555, "陌生群", status="administrator")
+    emu.user_joins(ALICE, GROUP)
+    updates = await bot.get_updates(timeout=0)
+    anon, as_channel, post, via, business, _plain, edited, added, joined = updates
+    assert anon.message.from_user.is_bot and anon.message.from_user.id == 1087968824
+    assert anon.message.from_user.username == "GroupAnonymousBot" and anon.message.sender_chat.id == GROUP
+    assert anon.message.entities[0].type == "bot_command"
+    assert as_channel.message.from_user.id == 136817688 and as_channel.message.sender_chat.id == channel
+    assert post.channel_post.from_user is None and post.channel_post.sender_chat.id == channel
+    assert post.effective_chat.type == "channel"
+    assert via.message.via_bot.username == "other_bot" and via.message.from_user.id == ALICE
+    assert business.business_message.business_connection_id == "biz-1" and business.message is None
+    assert edited.edited_message.text == "/echo b" and edited.edited_message.edit_date is not None
+    assert added.my_chat_member.from_user.id == BOB and added.my_chat_member.chat.title == "陌生群"
+    assert added.my_chat_member.old_chat_member.status == "left"
+    assert added.my_chat_member.new_chat_member.status == "administrator"
+    assert joined.chat_member.new_chat_member.user.id == ALICE
+
+
+async def test_leave_chat_stops_updates_and_sends_from_that_chat(bot: Bot, emu: BotApiEmulator) -> None:
+    assert await bot.leave_chat(GROUP) is True
+    assert emu.left_chats() == [GROUP]
+    with pytest.raises(Forbidden):
+        await bot.send_message(GROUP, "还在吗")
+    with pytest.raises(Forbidden):
+        await bot.leave_chat(GROUP)
+    with pytest.raises(BadRequest):
+        await bot.leave_chat(ALICE)
+    assert emu.send_text(BOB, "有人吗", chat_id=GROUP)["update_id"] is None  # Telegram tells a non-member nothing
+    assert await bot.get_updates(timeout=0) == ()
+
+
+async def test_http_control_api_for_the_new_senders(bot: Bot, emu: BotApiEmulator) -> None:
+    control = f"{emu.root_url}/control"
+    async with httpx.AsyncClient() as client:
+        anon = (await client.post(f"{control}/send_as_anonymous_admin", json={"chat_id": GROUP, "text": "/x"})).json()
+        assert anon["ok"] and anon["result"]["update_id"]
+        added = await client.post(f"{control}/add_bot_to_chat", json={"by_user_id": BOB, "chat_id": -100556, "title": "群"})
+        assert added.json()["result"]["update_id"]
+        await bot.leave_chat(-100556)
+        assert (await client.get(f"{control}/left_chats")).json()["result"] == [-100556]
+        wrong = await client.post(f"{control}/send_as_channel", json={"chat_id": GROUP, "channel_id": -1, "text": "x"})
+        assert wrong.status_code == 400
+    first, second = await bot.get_updates(timeout=0)
+    assert first.message.sender_chat.id == GROUP and second.my_chat_member.chat.id == -100556

@@ -156,7 +156,7 @@ async def test_bad_input_is_refused_with_a_code(ho):
     with pytest.raises(HandoverError, match="bad_kind"):
         await ho.log_item(DAY_AGENT, "day", "x", kind="weird")
     with pytest.raises(HandoverError, match="no_such_item"):
-        await ho.take_over(999, DAY_AGENT)
+        await ho.take_over(999, DAY_AGENT, "day")
 
 
 async def test_edit_window_is_ten_minutes_author_only_and_kept_in_history(ho, clock):
@@ -194,7 +194,7 @@ async def test_withdrawn_items_are_never_handed_over(ho, clock, settings):
 async def test_handed_taken_over_and_carried_until_resolved(ho, clock, settings):
     item = await ho.log_item(DAY_AGENT, "day", "仓库还没回复补发")
     with pytest.raises(HandoverError, match="not_handed_over"):
-        await ho.take_over(item.id, NIGHT_AGENT)
+        await ho.take_over(item.id, NIGHT_AGENT, "night")
     own = await ho.log_item(NIGHT_AGENT, "night", "晚班自己的事", )  # written at 10:00 by a night agent
     assert own.occurrence == "night:2026-11-22"
 
@@ -205,10 +205,14 @@ async def test_handed_taken_over_and_carried_until_resolved(ho, clock, settings)
     handed = await ho.handed_items("night:2026-11-23")
     assert [i.id for i in handed] == [item.id, own.id]
     clock.set(local("2026-11-23 17:42"))
-    taken = await ho.take_over(item.id, NIGHT_AGENT)
+    with pytest.raises(HandoverError, match="own_item"):
+        await ho.take_over(item.id, DAY_AGENT, "night", supervisor=True)  # never the author
+    with pytest.raises(HandoverError, match="not_your_shift"):
+        await ho.take_over(item.id, 2999, "day")  # the outgoing shift cannot confirm for the incoming one
+    taken = await ho.take_over(item.id, NIGHT_AGENT, "night")
     assert taken.taken_by == NIGHT_AGENT and taken.handed_to == "night:2026-11-23" and taken.handed_count == 1
     with pytest.raises(HandoverError, match="already_taken") as exc:
-        await ho.take_over(item.id, SUPERVISOR)
+        await ho.take_over(item.id, SUPERVISOR, None, supervisor=True)
     assert exc.value.params["by"] == NIGHT_AGENT
 
     # Not resolved: it goes to the next day shift too, which must take it over again.
@@ -219,12 +223,14 @@ async def test_handed_taken_over_and_carried_until_resolved(ho, clock, settings)
     carried = await ho.require(item.id)
     assert carried.handed_count == 2 and carried.taken_by is None and carried.handed_to == "day:2026-11-24"
     assert carried.awaiting_takeover
-    await ho.take_over(item.id, DAY_AGENT)
+    with pytest.raises(HandoverError, match="own_item"):
+        await ho.take_over(item.id, DAY_AGENT, "day")  # back on the author's shift: still not theirs to confirm
+    await ho.take_over(item.id, SUPERVISOR, None, supervisor=True)
     resolved = await ho.resolve(item.id, DAY_AGENT, "day", note="  已补发，单号   SF123 ")
     assert resolved.status == "resolved" and resolved.resolution_note == "已补发，单号 SF123"
     assert resolved.resolved_occurrence == "day:2026-11-24"
     with pytest.raises(HandoverError, match="already_resolved"):
-        await ho.take_over(item.id, DAY_AGENT)
+        await ho.take_over(item.id, NIGHT_AGENT, "night")
     clock.set(local("2026-11-24 17:30"))
     assert await ho.hand_over_to(window(settings, "night:2026-11-24")) == 2  # later and own, not the resolved one
     assert {i.id for i in await ho.open_items()} == {own.id, later.id}
@@ -248,7 +254,7 @@ async def test_alerts_for_items_not_taken_over(ho, clock, settings):
     await ho.hand_over_to(window(settings, "night:2026-11-23"))
     clock.set(local("2026-11-23 17:59"))
     assert await ho.due_alerts() == {}
-    await ho.take_over(first.id, NIGHT_AGENT)
+    await ho.take_over(first.id, NIGHT_AGENT, "night")
     clock.set(local("2026-11-23 18:00"))
     due = await ho.due_alerts()
     assert list(due) == ["night:2026-11-23"] and [i.id for i in due["night:2026-11-23"]] == [second.id]
@@ -304,9 +310,9 @@ async def test_per_shift_stats(ho, clock, settings):
     clock.set(local("2026-11-23 17:30"))
     await ho.hand_over_to(window(settings, "night:2026-11-23"))
     clock.set(local("2026-11-23 17:40"))
-    await ho.take_over(a.id, NIGHT_AGENT)
+    await ho.take_over(a.id, NIGHT_AGENT, "night")
     clock.set(local("2026-11-23 18:00"))
-    await ho.take_over(b.id, NIGHT_AGENT)
+    await ho.take_over(b.id, NIGHT_AGENT, "night")
     await ho.resolve(a.id, NIGHT_AGENT, "night")
     stats = await ho.stats(local("2026-11-23 00:00"), local("2026-11-23 23:59"))
     by_key = {s.occurrence: s for s in stats}

@@ -115,3 +115,58 @@ async def test_touch_writes_only_when_something_changed(people, db):
     assert db.conn.total_changes == changes_before
     await people.touch(admin, "boss2", "Boss")
     assert (await people.get(1)).username == "boss2"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("  小美  ", "小美"),
+        ("小\u200b美", "小美"),  # zero-width space
+        ("\u202eAdmin\u202c", "Admin"),  # bidi override
+        ("小\t\n美", "小 美"),  # control whitespace separates like a space
+        ("小\u3000\u3000美", "小 美"),  # ideographic spaces collapse
+        ("\u200b\u200d\ufeff", ""),
+        ("\u3164", ""),  # Hangul filler
+        ("\u0301\u0301", ""),  # combining marks alone draw nothing useful
+        (" \u00a0 ", ""),
+    ],
+)
+def test_display_names_are_cleaned(raw, clean):
+    from bot.people import clean_display_name
+
+    assert clean_display_name(raw) == clean
+
+
+def test_names_compare_after_nfkc_and_case_folding():
+    from bot.people import name_key
+
+    assert name_key("ＭＥＩ") == name_key("mei") == name_key("Mei\u200b")
+    assert name_key("Straße") == name_key("STRASSE")
+    assert name_key("小美") != name_key("小丽")
+
+
+async def test_invites_follow_the_creators_current_rights(people):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    sup_invite = await people.create_invite(admin, Role.SUPERVISOR)
+    sup = await people.redeem(5, None, "主管", sup_invite.code)
+    agent_code = (await people.create_invite(sup, Role.AGENT)).code
+    spare_code = (await people.create_invite(sup, Role.AGENT)).code
+    with pytest.raises(UserError) as err:
+        await people.create_invite(sup, Role.SUPERVISOR)
+    assert err.value.code == "invite_forbidden"
+    await people.set_role(admin, sup, Role.AGENT)  # lost the right to invite anyone
+    with pytest.raises(UserError) as err:
+        await people.redeem(6, None, "A", agent_code)
+    assert err.value.code == "invite_revoked"
+    await people.set_role(admin, await people.get(5), Role.SUPERVISOR)  # the right is back: so is the code
+    assert (await people.redeem(6, None, "A", agent_code)).role == Role.AGENT
+    assert await people.set_active(admin, await people.get(5), False)
+    assert await people.open_invites(5) == 0  # revoked at once
+    await people.set_active(admin, await people.get(5), True)
+    with pytest.raises(UserError) as err:
+        await people.redeem(7, None, "B", spare_code)
+    assert err.value.code == "invite_expired"  # revoked for good, even after reactivation
+    await people.set_active(admin, await people.get(6), False)
+    with pytest.raises(UserError) as err:
+        await people.redeem(6, None, "A", (await people.create_invite(admin, Role.AGENT)).code)
+    assert err.value.code == "deactivated_rejoin"

@@ -40,6 +40,10 @@ _RECIPIENT_COLUMNS = (
     " r.last_notified_at, u.display_name, u.full_name, u.username"
 )
 
+#: A deactivated person no longer counts: not as missing, not as waiting (an acknowledgement
+#: they gave while still on the team stays on the record).
+_STILL_COUNTED = "(r.acked_at IS NOT NULL OR COALESCE(u.active, 1) = 1)"
+
 
 @dataclass(frozen=True)
 class Fired:
@@ -240,8 +244,8 @@ class BroadcastService:
 
     async def counts(self, broadcast_id: int) -> Counts:
         rows = await self.db.fetchall(
-            "SELECT status, COUNT(*) AS n, COUNT(acked_at) AS acked FROM broadcast_recipients"
-            " WHERE broadcast_id = ? GROUP BY status",
+            "SELECT r.status, COUNT(*) AS n, COUNT(r.acked_at) AS acked FROM broadcast_recipients r"
+            f" LEFT JOIN users u ON u.tg_id = r.tg_id WHERE r.broadcast_id = ? AND {_STILL_COUNTED} GROUP BY r.status",
             (broadcast_id,),
         )
         by_status = {r["status"]: r["n"] for r in rows}
@@ -294,7 +298,7 @@ class BroadcastService:
     async def roster(self, broadcast_id: int) -> list[Recipient]:
         rows = await self.db.fetchall(
             f"SELECT {_RECIPIENT_COLUMNS} FROM broadcast_recipients r LEFT JOIN users u ON u.tg_id = r.tg_id"
-            " WHERE r.broadcast_id = ? ORDER BY r.acked_at IS NULL, r.acked_at, r.rowid",
+            f" WHERE r.broadcast_id = ? AND {_STILL_COUNTED} ORDER BY r.acked_at IS NULL, r.acked_at, r.rowid",
             (broadcast_id,),
         )
         return [Recipient.from_row(r) for r in rows]
@@ -406,6 +410,23 @@ class BroadcastService:
             await self.db.execute("UPDATE broadcast_schedules SET paused = 0, next_run = ? WHERE id = ?",
                                   (to_ts(upcoming), schedule.id))
         return await self.get_schedule(schedule.id)
+
+    async def pause_schedules_of(self, author_id: int) -> list[Schedule]:
+        """The author left the team: their running schedules stop firing until someone resumes them."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE broadcast_schedules SET paused = 1 WHERE author_id = ? AND status = 'active' AND paused = 0"
+                " RETURNING id",
+                (author_id,),
+            )
+            ids = [row[0] for row in await cursor.fetchall()]
+        return [await self.get_schedule(i) for i in ids]
+
+    async def drop_undelivered(self, tg_id: int) -> int:
+        """Copies not sent yet to someone who left the team are not sent at all."""
+        return await self.db.execute(
+            "DELETE FROM broadcast_recipients WHERE tg_id = ? AND status = 'pending'", (tg_id,)
+        )
 
     async def delete_schedule(self, schedule_id: int) -> Schedule:
         schedule = await self._live_schedule(schedule_id)

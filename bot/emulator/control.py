@@ -67,7 +67,32 @@ def control_routes(emu: BotApiEmulator) -> list[Route]:
         return emu.add_group(**body)
 
     async def send_text(request: Request) -> Any:
-        return emu.send_text(**await _body(request, ("user_id", "text", "chat_id", "reply_to_message_id")))
+        return emu.send_text(**await _body(request, ("user_id", "text", "chat_id", "reply_to_message_id", "via_bot")))
+
+    async def send_as_anonymous_admin(request: Request) -> Any:
+        return emu.send_as_anonymous_admin(**await _body(request, ("chat_id", "text")))
+
+    async def send_as_channel(request: Request) -> Any:
+        return emu.send_as_channel(**await _body(request, ("chat_id", "channel_id", "text")))
+
+    async def channel_post(request: Request) -> Any:
+        return emu.channel_post(**await _body(request, ("channel_id", "text")))
+
+    async def business_message(request: Request) -> Any:
+        return emu.business_message(**await _body(request, ("user_id", "text", "connection_id")))
+
+    async def edit_message(request: Request) -> Any:
+        return emu.edit_user_message(**await _body(request, ("chat_id", "message_id", "text")))
+
+    async def add_bot_to_chat(request: Request) -> Any:
+        body = await _body(request, ("by_user_id", "chat_id", "title", "chat_type", "status"))
+        return {"update_id": emu.add_bot_to_chat(body.pop("by_user_id"), body.pop("chat_id"), body.pop("title"), **body)}
+
+    async def user_joins(request: Request) -> Any:
+        return {"update_id": emu.user_joins(**await _body(request, ("user_id", "chat_id")))}
+
+    async def left_chats(request: Request) -> Any:
+        return emu.left_chats()
 
     async def send_document(request: Request) -> Any:
         body = await _body(request, ("user_id", "filename", "content", "caption", "mime_type", "chat_id",
@@ -130,6 +155,14 @@ def control_routes(emu: BotApiEmulator) -> list[Route]:
         Route("/groups", _endpoint(groups), methods=post),
         Route("/send_text", _endpoint(send_text), methods=post),
         Route("/send_document", _endpoint(send_document), methods=post),
+        Route("/send_as_anonymous_admin", _endpoint(send_as_anonymous_admin), methods=post),
+        Route("/send_as_channel", _endpoint(send_as_channel), methods=post),
+        Route("/channel_post", _endpoint(channel_post), methods=post),
+        Route("/business_message", _endpoint(business_message), methods=post),
+        Route("/edit_message", _endpoint(edit_message), methods=post),
+        Route("/add_bot_to_chat", _endpoint(add_bot_to_chat), methods=post),
+        Route("/user_joins", _endpoint(user_joins), methods=post),
+        Route("/left_chats", _endpoint(left_chats), methods=get),
         Route("/send_photo", _endpoint(send_photo), methods=post),
         Route("/press_button", _endpoint(press_button), methods=post),
         Route("/inline_query", _endpoint(inline_query), methods=post),

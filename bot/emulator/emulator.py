@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 _COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 _FLOOD_LIMITED = {"copyMessage", "forwardMessage"}
 RETRY_GRACE = 0.5  # AIORateLimiter sleeps retry_after + 0.1 s before retrying
+#: The accounts Telegram shows as `from` when nobody in person wrote the message.
+GROUP_ANONYMOUS_BOT = {"user_id": 1087968824, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"user_id": 136817688, "first_name": "Channel", "username": "Channel_Bot"}
 
 
 def _check_loopback(host: str) -> None:
@@ -253,19 +256,124 @@ class BotApiEmulator:
             raise LookupError(f"no message {reply_to_message_id} in chat {chat.id} to reply to")
         return chat.id, reply_to_message_id
 
-    def _post_user_message(self, message: StoredMessage) -> dict[str, Any]:
-        update_id = self.state.enqueue("message", self.state.render(message))
+    def _post_user_message(self, message: StoredMessage, kind: str = "message") -> dict[str, Any]:
+        """Queue the update, unless the bot is not in that chat (then Telegram tells it nothing)."""
+        chat = self.state.chat(message.chat_id)
+        update_id = self.state.enqueue(kind, self.state.render(message)) if self.state.bot_is_member(chat) else None
         return {**message.record(), "update_id": update_id}
 
     def send_text(self, user_id: int, text: str, chat_id: int | None = None,
-                  reply_to_message_id: int | None = None) -> dict[str, Any]:
-        """The user writes text; a leading /command[@bot] gets a bot_command entity."""
+                  reply_to_message_id: int | None = None, *, via_bot: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The user writes text; a leading /command[@bot] gets a bot_command entity. `via_bot`
+        (a User dict) marks the message as sent through that bot's inline mode."""
         chat = self._user_chat(user_id, chat_id)
         message = self.state.store_message(
             chat, sender_id=user_id, text=text, plain=text, entities=_command_entities(text),
             reply_to=self._user_reply(chat, reply_to_message_id),
+            via_bot={"is_bot": True, **via_bot} if via_bot else None,
         )
         return self._post_user_message(message)
+
+    # --- senders that are not a person ------------------------------------------------------
+    def _group(self, chat_id: int) -> ChatState:
+        chat = self.state.chat(chat_id)
+        if chat.type == "private":
+            raise ValueError(f"chat {chat_id} is a private chat, not a group or channel")
+        return chat
+
+    def send_as_anonymous_admin(self, chat_id: int, text: str) -> dict[str, Any]:
+        """An anonymous admin of the group writes: `from` is GroupAnonymousBot, `sender_chat` the group."""
+        chat = self._group(chat_id)
+        bot = self.state.add_bot_account(**GROUP_ANONYMOUS_BOT)
+        message = self.state.store_message(
+            chat, sender_id=bot["id"], text=text, plain=text, entities=_command_entities(text), sender_chat_id=chat.id,
+        )
+        return self._post_user_message(message)
+
+    def send_as_channel(self, chat_id: int, channel_id: int, text: str) -> dict[str, Any]:
+        """Someone writes in the group "as" a channel they own: `from` is Channel_Bot, `sender_chat` the channel."""
+        chat = self._group(chat_id)
+        self._group(channel_id)
+        bot = self.state.add_bot_account(**CHANNEL_BOT)
+        message = self.state.store_message(
+            chat, sender_id=bot["id"], text=text, plain=text, entities=_command_entities(text),
+            sender_chat_id=channel_id,
+        )
+        return self._post_user_message(message)
+
+    def channel_post(self, channel_id: int, text: str) -> dict[str, Any]:
+        """A post in a channel the bot is in (a `channel_post` update: no `from`, `sender_chat` the channel)."""
+        chat = self._group(channel_id)
+        message = self.state.store_message(
+            chat, sender_id=0, text=text, plain=text, entities=_command_entities(text), sender_chat_id=chat.id,
+            has_from=False,
+        )
+        return self._post_user_message(message, "channel_post")
+
+    def business_message(self, user_id: int, text: str, connection_id: str = "biz-1") -> dict[str, Any]:
+        """A customer writes to a business account connected to the bot (a `business_message` update)."""
+        chat = self._user_chat(user_id, None)
+        message = self.state.store_message(
+            chat, sender_id=user_id, text=text, plain=text, entities=_command_entities(text),
+            business_connection_id=connection_id,
+        )
+        return self._post_user_message(message, "business_message")
+
+    def edit_user_message(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The user edits a message they sent (an `edited_message` update)."""
+        message = self.state.find_message(chat_id, message_id)
+        if message is None or message.from_bot:
+            raise LookupError(f"no user message {message_id} in chat {chat_id}")
+        message.remember_edit()
+        message.text = message.plain = text
+        message.entities = _command_entities(text)
+        message.edit_date = int(time.time())
+        kind = "edited_channel_post" if not message.has_from else "edited_message"
+        return self._post_user_message(message, kind)
+
+    def _member(self, user: dict[str, Any], status: str) -> dict[str, Any]:
+        member: dict[str, Any] = {"status": status, "user": dict(user)}
+        if status == "administrator":
+            member.update({
+                "can_be_edited": False, "is_anonymous": False, "can_manage_chat": True, "can_delete_messages": True,
+                "can_manage_video_chats": True, "can_restrict_members": True, "can_promote_members": False,
+                "can_change_info": True, "can_invite_users": True, "can_post_stories": False,
+                "can_edit_stories": False, "can_delete_stories": False,
+            })
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
+
+    def add_bot_to_chat(self, by_user_id: int, chat_id: int, title: str, *, chat_type: str | None = None,
+                        status: str = "member") -> int:
+        """`by_user_id` adds the bot to a (new) group or channel: a `my_chat_member` update."""
+        user = self.state.user(by_user_id)
+        chat = self.state.chats.get(chat_id)
+        if chat is None:
+            self.add_group(chat_id, title, member_ids=[by_user_id], admin_ids=[by_user_id], chat_type=chat_type)
+            chat = self.state.chat(chat_id)
+        chat.member_ids.add(self.state.bot_user["id"])
+        bot = {k: self.state.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
+        payload = {
+            "chat": chat.api(), "from": dict(user), "date": int(time.time()),
+            "old_chat_member": self._member(bot, "left"), "new_chat_member": self._member(bot, status),
+        }
+        return self.state.enqueue("my_chat_member", payload)
+
+    def user_joins(self, user_id: int, chat_id: int) -> int:
+        """A user joins a group the bot administers: a `chat_member` update."""
+        user = self.state.user(user_id)
+        chat = self._group(chat_id)
+        chat.member_ids.add(user_id)
+        payload = {
+            "chat": chat.api(), "from": dict(user), "date": int(time.time()),
+            "old_chat_member": self._member(user, "left"), "new_chat_member": self._member(user, "member"),
+        }
+        return self.state.enqueue("chat_member", payload)
+
+    def left_chats(self) -> list[int]:
+        """Groups and channels the bot left through leaveChat, in order."""
+        return list(self.state.left_chats)
 
     def send_document(self, user_id: int, filename: str, content: bytes, caption: str | None = None,
                       mime_type: str | None = None, chat_id: int | None = None,

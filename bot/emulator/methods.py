@@ -99,6 +99,8 @@ class BotApiMethods:
             raise bad_request("chat not found")
         if write and chat.type == "private" and chat.id in self.state.blocked:
             raise forbidden()
+        if write and chat.type != "private" and not self.state.bot_is_member(chat):
+            raise forbidden(f"bot is not a member of the {chat.type} chat")
         return chat
 
     def _message(self, chat: ChatState, params: dict[str, Any], missing: str) -> StoredMessage:
@@ -520,6 +522,18 @@ class BotApiMethods:
         if pinned:
             info["pinned_message"] = self.state.render(pinned[-1], with_reply=False)
         return info
+
+    @api_method("leaveChat")
+    async def leave_chat(self, params: dict[str, Any]) -> bool:
+        chat = self._chat(params, write=False)
+        if chat.type == "private":
+            raise bad_request("chat member status can't be changed in private chats")
+        if not self.state.bot_is_member(chat):
+            raise forbidden(f"bot is not a member of the {chat.type} chat")
+        chat.member_ids.discard(self.state.bot_user["id"])
+        chat.admin_ids.discard(self.state.bot_user["id"])
+        self.state.left_chats.append(chat.id)
+        return True
 
     @api_method("getChatMember")
     async def get_chat_member(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,10 @@ class StoredMessage:
     deleted: bool = False
     edit_date: int | None = None
     edits: list[dict[str, Any]] = field(default_factory=list)
+    sender_chat_id: int | None = None  # posted on behalf of a chat: anonymous group admin, a channel
+    via_bot: dict[str, Any] | None = None  # sent through another bot's inline mode
+    business_connection_id: str | None = None
+    has_from: bool = True  # channel posts carry no sender
 
     def content_key(self) -> tuple[Any, ...]:
         """What Telegram compares to decide "message is not modified"."""
@@ -175,6 +179,7 @@ class EmulatorState:
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.chat_actions: dict[int, list[str]] = {}
         self.blocked: set[int] = set()
+        self.left_chats: list[int] = []  # groups the bot left (leaveChat), in order
         self.stats: dict[str, Any] = {"requests": Counter(), "429": 0, "delivered": Counter()}
         self._file_seq = itertools.count(1)
         self._query_seq = itertools.count(1)
@@ -216,6 +221,15 @@ class EmulatorState:
         )
         self.chats[chat_id] = chat
         return chat.api()
+
+    def add_bot_account(self, user_id: int, first_name: str, username: str) -> dict[str, Any]:
+        """A bot account Telegram shows as a sender (GroupAnonymousBot, Channel_Bot, another bot)."""
+        user = {"id": user_id, "is_bot": True, "first_name": first_name, "username": username}
+        self.users[user_id] = user
+        return dict(user)
+
+    def bot_is_member(self, chat: ChatState) -> bool:
+        return self.bot_user["id"] in chat.member_ids
 
     def user(self, user_id: int) -> dict[str, Any]:
         if user_id not in self.users:
@@ -293,12 +307,17 @@ class EmulatorState:
 
     def render(self, message: StoredMessage, *, with_reply: bool = True) -> dict[str, Any]:
         """The message as a Bot API Message object."""
-        out: dict[str, Any] = {
-            "message_id": message.message_id,
-            "from": self.sender(message),
-            "chat": self.chats[message.chat_id].api(),
-            "date": message.date,
-        }
+        out: dict[str, Any] = {"message_id": message.message_id}
+        if message.has_from:
+            out["from"] = self.sender(message)
+        if message.sender_chat_id is not None:
+            out["sender_chat"] = self.chats[message.sender_chat_id].api()
+        out["chat"] = self.chats[message.chat_id].api()
+        out["date"] = message.date
+        if message.via_bot is not None:
+            out["via_bot"] = copy.deepcopy(message.via_bot)
+        if message.business_connection_id is not None:
+            out["business_connection_id"] = message.business_connection_id
         if message.text is not None:
             out["text"] = message.plain
             if message.entities:

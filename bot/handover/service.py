@@ -30,6 +30,7 @@ from bot.handover.occurrences import (
     occurrence_for,
     occurrence_key,
     previous_end,
+    split_key,
     windows_between,
 )
 from bot.handover.orders import (
@@ -134,10 +135,14 @@ class HandoverService:
         item = await self.check_editable(item_id, actor_id)
         return await self._change(item, actor_id, "withdraw", status="withdrawn", withdrawn_at=self._now())
 
-    async def take_over(self, item_id: int, actor_id: int) -> Item:
-        """Confirm, for the shift the item was last handed to, that someone has it now."""
+    async def take_over(self, item_id: int, actor_id: int, actor_shift: str | None, *,
+                        supervisor: bool = False) -> Item:
+        """Confirm, for the shift the item was last handed to, that someone has it now: a person of
+        that shift (or a supervisor, acting for it), never the item's own author."""
         item = await self.require(item_id)
         self.check_open(item)
+        if actor_id == item.author_id:
+            raise HandoverError("own_item", id=item_id)
         now = self._now()
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
@@ -150,6 +155,9 @@ class HandoverService:
                 raise HandoverError("not_handed_over", id=item_id)
             if latest["taken_by"] is not None:
                 raise HandoverError("already_taken", id=item_id, by=latest["taken_by"], at=latest["taken_at"])
+            incoming = split_key(latest["occurrence"])[0]
+            if not supervisor and actor_shift != incoming:
+                raise HandoverError("not_your_shift", id=item_id, shift=incoming)
             await conn.execute(
                 "UPDATE handover_deliveries SET taken_by = ?, taken_at = ? WHERE item_id = ? AND occurrence = ?",
                 (actor_id, now, item_id, latest["occurrence"]),

@@ -616,6 +616,33 @@ class ReminderEngine:
             await self._events(conn, [view.id], ts, actor, "refused", f"{action}:{code}")
 
 
+# --- someone leaves the team ----------------------------------------------------------------------
+
+
+async def release_claims(db: Database, person_id: int, now: datetime | int) -> list[int]:
+    """A deactivated person's open reminders go back to unclaimed, in the state they would have
+    had without the claim, so delivery and escalation carry on by the normal rules."""
+    ts = _ts(now)
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            f"SELECT id FROM reminders WHERE claimed_by = ? AND state IN ({_OPEN_SQL})", (person_id,)
+        )
+        ids = [row[0] for row in await cursor.fetchall()]
+        if not ids:
+            return []
+        await conn.executemany(
+            "UPDATE reminders SET claimed_by = NULL, claimed_at = NULL, updated_at = ?,"
+            " state = CASE WHEN state != 'claimed' THEN state WHEN sent_at IS NULL THEN 'pending'"
+            " WHEN escalations > 0 THEN 'escalated' ELSE 'sent' END WHERE id = ?",
+            [(ts, rid) for rid in ids],
+        )
+        await conn.executemany(
+            "INSERT INTO reminder_events (reminder_id, at, actor, action, detail) VALUES (?, ?, NULL, ?, ?)",
+            [(rid, ts, "released", f"deactivated:{person_id}") for rid in ids],
+        )
+    return ids
+
+
 # --- one order's reminders: the /order card --------------------------------------------------------
 
 
