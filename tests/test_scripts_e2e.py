@@ -22,6 +22,7 @@ LONG_SCRIPT = """
 - id: use_long_manual
   title: 长篇安装说明（测试用）
   category: usage
+  search_only: true
   keywords: [超长说明书测试]
   phrasings:
     - 超长说明书测试怎么装
@@ -436,3 +437,31 @@ def test_callback_data_fits_for_every_script_and_flow_step():
     assert open_data("x" * 40, "1" * 25).count(":") == 3  # too long with the order: order left out
     for flow in kb.flows:
         assert len(f"flow:g:{flow.id}:{PATH_CHARS[0] * 12}".encode()) <= 64
+
+
+async def test_admins_are_told_at_start_while_policy_has_example_values(tmp_path, clock, monkeypatch, caplog):
+    from tests.harness import ADMIN
+
+    monkeypatch.chdir(tmp_path)
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(ROOT / "scripts_kb", kb_dir)
+    running = await start_kefu(tmp_path, clock, kefu_kb_dir=kb_dir)
+    try:
+        notices = [m["plain"] for m in running.emu.messages(ADMIN) if "示例值" in m["plain"]]
+        assert len(notices) == 1, notices
+        assert "return_address" in notices[0] and "400-000-0000" in notices[0] and "policy.yaml" in notices[0]
+        assert "example values" in caplog.text and "return_phone" in caplog.text
+    finally:
+        await stop_kefu(running)
+    # the shop fills in its own values and empties the list: no notice at the next start
+    policy = kb_dir / "policy.yaml"
+    text = policy.read_text(encoding="utf-8")
+    start = text.index("example_values:")
+    policy.write_text(text[:start] + "example_values: []" + text[text.index("\n", start):], encoding="utf-8")
+    (tmp_path / "again").mkdir()
+    running = await start_kefu(tmp_path / "again", clock, kefu_kb_dir=kb_dir)
+    try:
+        assert not [m for m in running.emu.messages(ADMIN) if "示例值" in m["plain"]]
+        assert running.svc.kb().get("ret_return_address") is not None
+    finally:
+        await stop_kefu(running)
