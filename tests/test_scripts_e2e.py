@@ -297,6 +297,15 @@ async def test_no_match_says_so_shows_the_menu_and_records_a_miss(bot):
     assert await events(bot, "view") == []
 
 
+async def test_a_pasted_bare_opener_gets_the_opener_reply_not_no_match(bot):
+    for opener in ("在吗", "有人吗？"):
+        reply = await bot.say(AGENT, opener)
+        assert "没找到" not in reply["plain"], opener
+        assert "有什么可以帮您" in pre_block(reply) and "小美" in pre_block(reply)
+    assert [e[1] for e in await events(bot, "view")] == ["greet_hello", "greet_hello"]
+    assert await stats.top_misses(bot.svc.db, 0) == []
+
+
 async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     menu = await bot.say(AGENT, "/aftersale")
     kb = bot.svc.kb()
