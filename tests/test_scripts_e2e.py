@@ -316,7 +316,7 @@ async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     # 不喜欢 → 7天内 → 完好 → 退货退款
     path = ""
     node = first
-    for wanted in ("不喜欢", f"{kb.policy['return_days']}天内", "完好", "退货退款"):
+    for wanted in ("不喜欢", f"{kb.policy['return_days']}天内", "齐全", "退货退款"):
         index = next(i for i, c in enumerate(node.choices) if c.label.startswith(wanted))
         path += str(index)
         answered = node.choices[index].label
@@ -330,7 +330,7 @@ async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     opens = [d for d in button_data(step) if d.startswith("kb:o:f:")]
     assert [d.split(":")[3] for d in opens] == list(node.send)
     # back one step shows the previous question again; restart shows the stages
-    back = await bot.press_edit(AGENT, step, f"flow:g:received:{path[:-1]}", "买家想退货还是换货")
+    back = await bot.press_edit(AGENT, step, f"flow:g:received:{path[:-1]}", "买家想怎么处理")
     assert "处理建议" not in back["plain"]
     step = await bot.press_edit(AGENT, back, f"flow:g:received:{path}", "处理建议")
     assert kb.get(node.send[0]).title in (await bot.press_new(AGENT, step, opens[0]))["plain"]
