@@ -308,7 +308,7 @@ def test_health_cases_page_the_supervisor_now(kb):
         assert "值班主管" in text, script.id
         assert "立即" in script.note, script.id
     swallow = render(kb, "hs_child_swallow")
-    assert "120" in swallow and "不要自行催吐" in swallow
+    assert "120" in swallow and "医院" in swallow
     assert "食品安全法第148条" in kb.get("hs_spoiled_expired").note
 
 
