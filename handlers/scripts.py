@@ -52,7 +52,7 @@ from telegram.ext import (
 
 from bot.app import KefuContext
 from bot.clock import to_ts
-from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, load_kb, stats
+from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, example_values, load_kb, stats
 from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
@@ -778,3 +778,18 @@ async def on_startup(app: Application) -> None:
         svc.features["kb"], svc.features[FINGERPRINT_KEY] = await _load_in_thread(svc.settings.kefu_kb_dir)
     except KbError as exc:
         log.error("scripts knowledge base not loaded at start-up:\n%s", exc)
+        return
+    await tell_policy_examples(app, svc.features["kb"])
+
+
+async def tell_policy_examples(app: Application, kb: KnowledgeBase) -> None:
+    """Example values in policy.yaml (a fake return address…) reach buyers unchanged: log them and
+    tell the admins at every start while any remains."""
+    examples = example_values(kb.policy)
+    if not examples:
+        return
+    from handlers.orders import tell_admins
+
+    log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))
+    path = kb.path / "policy.yaml" if kb.path else "policy.yaml"
+    await tell_admins(app, _svc(app).renderer.render("scripts/policy_examples.html", examples=examples, path=str(path)))

@@ -18,7 +18,11 @@ def kb():
 
 
 #: Answers to questions (which courier, who pays freight, a discount?) promise no action, so no time.
-INFORMATIONAL = {"cmp_review_reward_ask", "log_carrier_choice", "pp_bargain", "rf_shipping_fee_who"}
+INFORMATIONAL = {
+    "cmp_review_reward_ask", "log_carrier_choice", "pp_bargain", "rf_shipping_fee_who", "rf_freight_insurance",
+    "cmp_invite_review", "log_confirm_receipt", "miss_split_parcel", "miss_resend_tracking", "rf_scam_warning",
+    "ret_intact_detail", "ret_gift_return",
+}
 
 
 def test_tone_and_concrete_time(kb):
@@ -26,7 +30,7 @@ def test_tone_and_concrete_time(kb):
     for script in kb.scripts:
         body = kb.render(script)
         assert "亲" in body, script.id
-        exempt = script.category in ("payment_reminder", "usage") or script.id in INFORMATIONAL
+        exempt = script.category in ("payment_reminder", "usage", "health_safety") or script.id in INFORMATIONAL
         dated = any(name.endswith("_date") for name in script.variables)
         if not exempt and not dated:
             assert re.search(r"小时|天内|今天|工作日|\d天", script.body), script.id
@@ -35,8 +39,12 @@ def test_tone_and_concrete_time(kb):
 def test_health_and_safety_always_escalate(kb):
     assert kb.category("health_safety").escalate
     for script in kb.scripts_in("health_safety"):
-        assert "主管" in script.note and "主管" in kb.render(script), script.id
+        body = kb.render(script)
+        assert "主管" in script.note and "值班主管" in body, script.id
         assert "不做" in script.note  # no medical or liability judgement by the agent
+        # the supervisor on duty is paged now: never "24 小时内联系" for a safety case
+        assert "马上" in body or "尽快" in body or "紧急" in body, script.id
+        assert "policy.reply_promise_hours" not in script.body and "24小时" not in body, script.id
 
 
 def test_no_judging_from_photos_alone(kb):
@@ -46,9 +54,11 @@ def test_no_judging_from_photos_alone(kb):
 
 def test_quality_path_inside_and_outside_the_window(kb):
     inside, outside = kb.get("qa_within_window"), kb.get("qa_outside_window")
-    assert "policy.quality_return_days" in inside.body and "运费都由我们承担" in kb.render(inside)
+    assert "policy.quality_return_days" in inside.body and "来回运费由我们承担" in kb.render(inside)
     assert "需主管同意" in inside.note
-    assert "policy.compensation_cap" in outside.body and f"{kb.policy['compensation_cap']}元" in outside.note
+    # past the shop's own window the law still gives repair/replacement; the cap stays internal
+    assert "维修或更换" in kb.render(outside) and "来回运费由我们承担" in kb.render(outside)
+    assert "compensation_cap" not in outside.body and f"{kb.policy['compensation_cap']}元" in outside.note
 
 
 def test_one_polite_payment_reminder_and_48h_apology(kb):
@@ -62,9 +72,11 @@ def test_one_polite_payment_reminder_and_48h_apology(kb):
 
 def test_return_shipping_rules(kb):
     fee = kb.render("rf_shipping_fee_who")
-    assert "质量问题" in fee and "来回运费都由我们承担" in fee and "7天无理由" in fee
+    assert "质量问题" in fee and "7天无理由" in fee
+    assert "来回运费由我们承担" in fee
     rules = kb.render("ret_7day_rules")
-    assert "吊牌" in rules and "配件" in rules and "包装" in rules and "第二天" in rules
+    assert "吊牌" in rules and "配件" in rules and "第二天" in rules and "拆开检查" in rules
+    assert "外包装完整" not in rules and "使用痕迹" not in rules
     excluded = kb.render("ret_excluded_goods")
     assert all(w in excluded for w in ("定制", "鲜活易腐", "数字商品"))
 

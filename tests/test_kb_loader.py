@@ -46,7 +46,7 @@ def test_shipped_kb_is_valid():
     assert {c.code for c in kb.categories} == set(CATEGORY_CODES)
     for code in CATEGORY_CODES:
         assert len(kb.scripts_in(code)) >= 3, code
-    assert {f.stage for f in kb.flows} == {"未发货", "未收到", "已收到"}
+    assert {f.stage for f in kb.flows} == {"未发货", "未收到", "已收到", "售后中"}
 
 
 def test_base_fixture_is_valid():

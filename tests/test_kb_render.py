@@ -44,7 +44,8 @@ def test_policy_switches_change_the_text(kb):
     with_insurance = render_script(script, {}, {**kb.policy, "freight_insurance": True})
     without = render_script(script, {}, {**kb.policy, "freight_insurance": False})
     assert with_insurance != without
-    assert "没有赠送运费险" in without
+    assert "本店为订单赠送了运费险" in with_insurance and "赠送" not in without
+    assert "订单详情里能看到有没有运费险" in without  # per order, never a fact from a shop-wide flag
 
 
 def test_unknown_names_render_as_slots_not_blanks():

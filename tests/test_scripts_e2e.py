@@ -22,6 +22,7 @@ LONG_SCRIPT = """
 - id: use_long_manual
   title: 长篇安装说明（测试用）
   category: usage
+  search_only: true
   keywords: [超长说明书测试]
   phrasings:
     - 超长说明书测试怎么装
@@ -296,6 +297,15 @@ async def test_no_match_says_so_shows_the_menu_and_records_a_miss(bot):
     assert await events(bot, "view") == []
 
 
+async def test_a_pasted_bare_opener_gets_the_opener_reply_not_no_match(bot):
+    for opener in ("在吗", "有人吗？"):
+        reply = await bot.say(AGENT, opener)
+        assert "没找到" not in reply["plain"], opener
+        assert "有什么可以帮您" in pre_block(reply) and "小美" in pre_block(reply)
+    assert [e[1] for e in await events(bot, "view")] == ["greet_hello", "greet_hello"]
+    assert await stats.top_misses(bot.svc.db, 0) == []
+
+
 async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     menu = await bot.say(AGENT, "/aftersale")
     kb = bot.svc.kb()
@@ -306,7 +316,7 @@ async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     # 不喜欢 → 7天内 → 完好 → 退货退款
     path = ""
     node = first
-    for wanted in ("不喜欢", f"{kb.policy['return_days']}天内", "完好", "退货退款"):
+    for wanted in ("不喜欢", f"{kb.policy['return_days']}天内", "齐全", "退货退款"):
         index = next(i for i, c in enumerate(node.choices) if c.label.startswith(wanted))
         path += str(index)
         answered = node.choices[index].label
@@ -320,7 +330,7 @@ async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     opens = [d for d in button_data(step) if d.startswith("kb:o:f:")]
     assert [d.split(":")[3] for d in opens] == list(node.send)
     # back one step shows the previous question again; restart shows the stages
-    back = await bot.press_edit(AGENT, step, f"flow:g:received:{path[:-1]}", "买家想退货还是换货")
+    back = await bot.press_edit(AGENT, step, f"flow:g:received:{path[:-1]}", "买家想怎么处理")
     assert "处理建议" not in back["plain"]
     step = await bot.press_edit(AGENT, back, f"flow:g:received:{path}", "处理建议")
     assert kb.get(node.send[0]).title in (await bot.press_new(AGENT, step, opens[0]))["plain"]
@@ -436,3 +446,31 @@ def test_callback_data_fits_for_every_script_and_flow_step():
     assert open_data("x" * 40, "1" * 25).count(":") == 3  # too long with the order: order left out
     for flow in kb.flows:
         assert len(f"flow:g:{flow.id}:{PATH_CHARS[0] * 12}".encode()) <= 64
+
+
+async def test_admins_are_told_at_start_while_policy_has_example_values(tmp_path, clock, monkeypatch, caplog):
+    from tests.harness import ADMIN
+
+    monkeypatch.chdir(tmp_path)
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(ROOT / "scripts_kb", kb_dir)
+    running = await start_kefu(tmp_path, clock, kefu_kb_dir=kb_dir)
+    try:
+        notices = [m["plain"] for m in running.emu.messages(ADMIN) if "示例值" in m["plain"]]
+        assert len(notices) == 1, notices
+        assert "return_address" in notices[0] and "400-000-0000" in notices[0] and "policy.yaml" in notices[0]
+        assert "example values" in caplog.text and "return_phone" in caplog.text
+    finally:
+        await stop_kefu(running)
+    # the shop fills in its own values and empties the list: no notice at the next start
+    policy = kb_dir / "policy.yaml"
+    text = policy.read_text(encoding="utf-8")
+    start = text.index("example_values:")
+    policy.write_text(text[:start] + "example_values: []" + text[text.index("\n", start):], encoding="utf-8")
+    (tmp_path / "again").mkdir()
+    running = await start_kefu(tmp_path / "again", clock, kefu_kb_dir=kb_dir)
+    try:
+        assert not [m for m in running.emu.messages(ADMIN) if "示例值" in m["plain"]]
+        assert running.svc.kb().get("ret_return_address") is not None
+    finally:
+        await stop_kefu(running)

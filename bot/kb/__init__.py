@@ -5,6 +5,7 @@ async functions in `bot.kb.stats`.
 """
 
 from .base import GOOD_MATCH_SCORE, KnowledgeBase
+from .checks import example_values, policy_warnings
 from .loader import collect, load_kb
 from .model import (
     CATEGORY_CODES,
@@ -36,6 +37,8 @@ __all__ = [
     "Script",
     "collect",
     "default_kb_dir",
+    "example_values",
     "load_kb",
+    "policy_warnings",
     "render_script",
 ]

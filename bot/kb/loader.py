@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
+from . import checks
 from .base import KnowledgeBase
 from .model import (
     CATEGORY_CODES,
@@ -26,7 +27,7 @@ from .model import (
     Script,
 )
 from .paths import default_kb_dir
-from .render import ENV, render_script, render_strict
+from .render import ADDRESS_VARIABLE, COMPUTED_VARIABLES, ENV, render_script, render_strict
 from .search import SYNONYM_WEIGHT, TYPO_WEIGHT, QueryRewrites
 from .yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml, text_start_line
 
@@ -37,7 +38,7 @@ FLOW_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 SCRIPT_REQUIRED = ("id", "title", "category", "keywords", "phrasings", "body", "variables", "note")
-SCRIPT_OPTIONAL = ("related", "platforms")
+SCRIPT_OPTIONAL = ("related", "platforms", "search_only")
 REQUIRED_TEXTS = ("render_error",)
 #: Sample text for every variable when checking that a body renders and fits in one message.
 SAMPLE_VALUE = "8" * 24
@@ -275,6 +276,8 @@ def _check_script(
     for key in ("related", "platforms"):
         if key in item and not _is_str_list(item[key]):
             out.add(path, item.line_of(key), f"{label}: {key} must be a list of text")
+    if not isinstance(item.get("search_only", False), bool):
+        out.add(path, item.line_of("search_only"), f"{label}: search_only must be true or false")
     variables = item["variables"] if item["variables"] is not None else {}
     if not isinstance(variables, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in variables.items()
@@ -301,7 +304,9 @@ def _check_script(
         out.add(path, body_line + (exc.lineno or 1) - 1, f"{label}: Jinja2 syntax error: {exc.message}")
         tree = None
     if tree is not None:
-        used = meta.find_undeclared_variables(tree) - {"policy"}
+        used = meta.find_undeclared_variables(tree) - {"policy"} - set(COMPUTED_VARIABLES)
+        if ADDRESS_VARIABLE in meta.find_undeclared_variables(tree) and checks.address_form(policy, None) is None:
+            out.add(path, body_line, f"{label}: {{{{ {ADDRESS_VARIABLE} }}}} needs policy.{checks.ADDRESS_FORM_KEY}")
         for name in sorted(used - set(variables)):
             out.add(path, item.line_of("variables"), f"{label}: variable {name!r} is used in the body but not declared")
         for name in sorted(set(variables) - used):
@@ -323,6 +328,7 @@ def _check_script(
         note=note,
         related=tuple(item.get("related", ())),
         platforms=tuple(item.get("platforms", ())),
+        search_only=item.get("search_only") is True,
         error_marker=str(texts.get("render_error", "【!】")),
         source=f"{path}:{item.line}",
         template=template,
@@ -507,6 +513,8 @@ def _load_flow(path: Path, out: _Collector, script_ids: set[str] | None, policy:
         out.add(path, data.line_of("start"), f"flow: start node {start!r} does not exist")
     elif len(out.problems) == before:
         _check_flow_graph(path, out, raw_nodes, edges, start)
+        if len(out.problems) == before:
+            checks.check_flow_choices(path, raw_nodes, built, out.add)
     if len(out.problems) > before:
         return None
     order = data.get("order", 0)
@@ -549,6 +557,7 @@ def collect(kb_dir: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
         return None, out.problems
     categories, platforms = _load_categories(required["categories.yaml"], out)
     policy = _load_flat_mapping(required["policy.yaml"], out, "policy")
+    checks.check_policy(required["policy.yaml"], policy, platforms, out.add)
     texts = _load_flat_mapping(required["texts.yaml"], out, "text")
     for key in REQUIRED_TEXTS:
         if texts and key not in texts:
@@ -566,6 +575,8 @@ def collect(kb_dir: Path) -> tuple[KnowledgeBase | None, list[Problem]]:
             continue
         seen_flows[flow.id] = path
         flows.append(flow)
+    if not out.problems:  # a flow or script that failed to load would make this noise
+        checks.check_reachable(scripts, flows, out.add)
     rewrites = _load_rewrites(kb_dir / SYNONYMS_FILE, out, scripts, categories)
     if out.problems:
         return None, out.problems

@@ -90,6 +90,8 @@ class Script:
     note: str
     related: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
+    #: Found by search only: no flow branch needs to send it (kb check otherwise requires one).
+    search_only: bool = False
     #: Shown above the raw body when the template cannot be rendered (from texts.yaml).
     error_marker: str = "【!】"
     source: str = ""  # "file:line" where the script is defined

@@ -14,9 +14,14 @@ from typing import Any
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .checks import address_form
 from .model import Script
 
 SLOT_FORMAT = "【{label}】"
+#: Filled by rendering itself, never declared by a script: the form of address for the order's
+#: platform from policy.address_form (亲 / 宝 / 您好), e.g. "{{ qin }}，您的订单……".
+ADDRESS_VARIABLE = "qin"
+COMPUTED_VARIABLES = (ADDRESS_VARIABLE,)
 
 # Variable descriptions of the script being rendered, for the slot text of missing values.
 _slot_labels: ContextVar[Mapping[str, str]] = ContextVar("kb_slot_labels", default={})
@@ -66,10 +71,17 @@ def _clean_values(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
+def _computed(context: dict[str, Any], policy: Mapping[str, Any]) -> None:
+    form = address_form(policy, context.get("platform"))
+    if form:
+        context.setdefault(ADDRESS_VARIABLE, form)
+
+
 def render_script(script: Script, values: Mapping[str, Any] | None, policy: Mapping[str, Any]) -> str:
     """The buyer-facing text of `script`: plain text, ready to copy; never raises."""
     context = _clean_values(values)
     context["policy"] = dict(policy or {})
+    _computed(context, policy or {})
     token = _slot_labels.set(script.variables or {})
     try:
         template = script.template
@@ -87,4 +99,5 @@ def render_strict(body: str, values: Mapping[str, Any], policy: Mapping[str, Any
     """Render for validation: raises on anything undefined or failing."""
     context = dict(values)
     context["policy"] = dict(policy)
+    _computed(context, policy)
     return STRICT_ENV.from_string(body).render(context).strip()

@@ -191,11 +191,11 @@ class QueryRewrites:
     def __bool__(self) -> bool:
         return bool(self.chars or self.filler or self.expansions)
 
-    def normalise(self, text: str) -> str:
+    def normalise(self, text: str, *, drop_filler: bool = True) -> str:
         text = unicodedata.normalize("NFKC", text).lower()
         if self.chars:
             text = text.translate(self.chars)
-        for word in self.filler:
+        for word in self.filler if drop_filler else ():
             if word in text:
                 text = text.replace(word, " ")
         return text
@@ -215,11 +215,11 @@ class QueryRewrites:
 NO_REWRITES = QueryRewrites()
 
 
-def query_terms(text: str, rewrites: QueryRewrites = NO_REWRITES) -> dict[str, float]:
+def query_terms(text: str, rewrites: QueryRewrites = NO_REWRITES, *, drop_filler: bool = True) -> dict[str, float]:
     """Distinct query tokens with their weights (repeats in a long message add little), plus the
     knowledge base's words for the buyer's colloquial ones (see QueryRewrites)."""
     if rewrites:
-        text = rewrites.normalise(text)
+        text = rewrites.normalise(text, drop_filler=drop_filler)
     counts = Counter(tokenize(text))
     terms = {term: token_weight(term) * (1.0 + 0.2 * min(count - 1, 2)) for term, count in counts.items()}
     if rewrites.expansions:
@@ -252,6 +252,11 @@ class ScriptSearch:
         self._members: list[list[int]] = [[] for _ in self.category_codes]
         for i, code_index in enumerate(self._category_of):
             self._members[code_index].append(i)
+        # Scripts that answer a bare greeting: a keyword of theirs is chat filler (在吗, 有人吗).
+        filler = set(rewrites.filler)
+        self._greetings = {
+            i for i, s in enumerate(self.scripts) if any(rewrites.normalise(k, drop_filler=False).strip() in filler for k in s.keywords)
+        }
 
     @staticmethod
     def _script_doc(script: Script) -> dict[str, str]:
@@ -270,7 +275,7 @@ class ScriptSearch:
         terms = query_terms(text, self.rewrites)
         exact = self.by_id.get(text.strip())
         if not terms and exact is None:
-            return []
+            return self._greeting(text, top)
         script_scores = self.script_index.scores(terms)
         category_scores = self.category_index.scores(terms)
         category_of = self._category_of
@@ -289,6 +294,17 @@ class ScriptSearch:
         if exact is not None:  # an agent typing a script id gets that script first
             combined[exact] = max(combined.values(), default=0.0) + 1.0
         best = heapq.nlargest(top, combined.items(), key=lambda item: (item[1], -item[0]))
+        return [Hit(self.scripts[i], round(score, 4)) for i, score in best if score > 0]
+
+
+    def _greeting(self, text: str, top: int) -> list[Hit]:
+        """A message of nothing but greetings and filler (在吗？有人吗) ranks only the scripts that
+        answer such openers, on its own words; other scripts never match filler."""
+        if not self._greetings:
+            return []
+        scores = self.script_index.scores(query_terms(text, self.rewrites, drop_filler=False))
+        best = heapq.nlargest(top, ((i, s) for i, s in scores.items() if i in self._greetings),
+                              key=lambda item: (item[1], -item[0]))
         return [Hit(self.scripts[i], round(score, 4)) for i, score in best if score > 0]
 
 
