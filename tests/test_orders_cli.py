@@ -30,16 +30,16 @@ def test_dry_run_json_prints_each_order_then_a_summary_and_writes_nothing(tmp_pa
     result = kefu_import(tmp_path, str(FIXTURES / "ExportOrderList202611221500.csv"), "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     *orders, last = json_lines(result.stdout)
-    assert len(orders) == 7
+    assert len(orders) == 8
     first = orders[0]
     assert set(first) == {
         "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale", "created_at", "paid_at",
-        "shipped_at", "amount", "buyer", "item_title", "tracking_no", "carrier",
+        "shipped_at", "amount", "buyer", "item_title", "tracking_no", "carrier", "on_hold", "ship_from", "ship_by",
     }
     assert first["order_no"] == "3701234567890123401" and first["created_at"] == "2026-11-22T09:00:00+08:00"
     assert first["status"] == "unpaid" and first["amount"] == "59.00" and first["paid_at"] is None
     summary = last["summary"]
-    assert summary["dry_run"] is True and summary["inserted"] == 7 and summary["rejected"] == 4
+    assert summary["dry_run"] is True and summary["inserted"] == 8 and summary["rejected"] == 3
     assert summary["rejected_rows"][0] == {
         "line": 9,
         "reason_code": "mangled_number",
