@@ -390,7 +390,8 @@ async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
     now = svc.clock.now()
     deadline = order_deadline(
         RuleBook.from_settings(svc.settings), status=order.status, shop=order.shop, created_at=order.created_at,
-        paid_at=order.paid_at, presale=order.presale, refunding=order.refunding,
+        paid_at=order.paid_at, presale=order.presale, refunding=order.refunding, on_hold=order.on_hold,
+        ship_from=order.ship_from, ship_by=order.ship_by,
     )
     left = None if deadline is None else int((deadline.due_at - now).total_seconds())
     warn_left = None if deadline is None or deadline.warn_at is None else int((deadline.warn_at - now).total_seconds())

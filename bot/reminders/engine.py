@@ -60,24 +60,24 @@ VIEW_FROM = "reminders r JOIN orders o ON o.id = r.order_id"
 #: in migration 0004 lists them) and no longer qualify. Rows above the id bound were recorded by
 #: this very scan from the orders as they are now.
 RESOLVE_SQL = (  # CROSS JOIN keeps the short change list as the outer loop
-    "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminder_order_changes c"
+    "SELECT r.id, r.rule, o.status, o.refunding, o.presale, o.on_hold FROM reminder_order_changes c"
     " CROSS JOIN reminders r ON r.order_id = c.order_id JOIN orders o ON o.id = c.order_id"
     f" WHERE r.state IN ({_OPEN_SQL}) AND r.id <= ? AND {NO_LONGER_DUE_SQL}"
 )
 #: The same over every open reminder: the first scan after a start (a safety net, not a need).
 RESOLVE_ALL_SQL = (
-    "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminders r JOIN orders o ON o.id = r.order_id"
+    "SELECT r.id, r.rule, o.status, o.refunding, o.presale, o.on_hold FROM reminders r JOIN orders o ON o.id = r.order_id"
     f" WHERE r.state IN ({_OPEN_SQL}) AND r.id <= ? AND {NO_LONGER_DUE_SQL}"
 )
 #: A refund that ended (the only way an order qualifies again) reopens its reminder.
 REOPEN_SQL = (  # unary + keeps SQLite on the order_id index (not every resolved-by-refund row)
     "SELECT r.id FROM reminder_order_changes c CROSS JOIN reminders r ON r.order_id = c.order_id"
     " JOIN orders o ON o.id = c.order_id"
-    f" WHERE +r.state = 'resolved' AND +r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+    f" WHERE +r.state = 'resolved' AND +r.resolved_reason IN ('refunding', 'on_hold') AND NOT {NO_LONGER_DUE_SQL}"
 )
 REOPEN_ALL_SQL = (
     "SELECT r.id FROM reminders r JOIN orders o ON o.id = r.order_id"
-    f" WHERE r.state = 'resolved' AND r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+    f" WHERE r.state = 'resolved' AND r.resolved_reason IN ('refunding', 'on_hold') AND NOT {NO_LONGER_DUE_SQL}"
 )
 #: Open warnings whose breach row has id > ? (recorded by this scan; 0 after a reopen: all).
 SUPERSEDE_SQL = (
@@ -278,7 +278,8 @@ class ReminderEngine:
         rows = await cursor.fetchall()
         changes = []
         for row in rows:
-            reason = resolution_reason(row["rule"], row["status"], bool(row["refunding"]), bool(row["presale"]))
+            reason = resolution_reason(row["rule"], row["status"], bool(row["refunding"]), bool(row["presale"]),
+                                       bool(row["on_hold"]))
             if reason is not None:
                 changes.append((reason, row["id"]))
         await self._close_as_resolved(conn, changes, ts)
