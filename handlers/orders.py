@@ -326,6 +326,10 @@ async def _download_and_import(context: KefuContext, user_id: int, document: Doc
         except NotAnExport as exc:
             return None, _render(context, "not_an_export.html", message=exc.message_zh)
         summary.due_count = await due_count(svc.db, svc.clock.now(), svc.settings)
+        if summary.due_count:
+            from handlers.reminders import recipient_names
+
+            summary.due_recipients, summary.due_held = await recipient_names(context)
         log.info("import of %s by %s: %s", filename, user_id, summary.to_json(rejected_limit=0))
         return summary, ""
     finally:

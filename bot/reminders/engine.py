@@ -714,3 +714,16 @@ async def due_count(db: Database, now: datetime | int, settings: Any) -> int:
     An order counts once: unshipped orders are due for their latest stage only."""
     moment = from_ts(now) if isinstance(now, int) else now
     return await count_due(db, RuleBook.from_settings(settings), moment)
+
+
+# --- a working shift with nobody on duty (issue 11) -------------------------------------------------
+
+
+async def note_unstaffed_once(db: Database, occurrence: str, now: datetime | int) -> bool:
+    """True the first time for this shift occurrence (`day:2026-11-23T08:30+08:00`): the admins are
+    told once per shift that nobody is assigned to it, however many ticks find it so."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "INSERT OR IGNORE INTO reminder_unstaffed_notes (occurrence, sent_at) VALUES (?, ?)", (occurrence, _ts(now))
+        )
+        return cursor.rowcount == 1
