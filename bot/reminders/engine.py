@@ -617,6 +617,21 @@ class ReminderEngine:
             await self._events(conn, [view.id], ts, actor, "refused", f"{action}:{code}")
 
 
+# --- a person's open claims: the handover prompt (contract with bot.handover) ---------------------
+
+
+async def open_claims(db: Database, tg_id: int) -> list[ReminderView]:
+    """The open reminders claimed by this person, oldest due first: what they still have to finish
+    before handing over. Each has `order_no`, `rule` (unpaid / unshipped) and `stage`
+    (remind / warn / breach). The handover prompt (bot/handover/claims.py) lists them."""
+    rows = await db.fetchall(
+        f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state IN ({_OPEN_SQL}) AND r.claimed_by = ?"
+        " ORDER BY r.due_at, r.id",
+        (tg_id,),
+    )
+    return [ReminderView.from_row(r) for r in rows]
+
+
 # --- one order's reminders: the /order card --------------------------------------------------------
 
 
