@@ -58,7 +58,8 @@ def run_import_command(args: argparse.Namespace) -> int:
             Path(args.path),
             db_path=settings.kefu_db_path,
             tz=settings.tz,
-            max_bytes=settings.kefu_import_max_mb * 2**20,
+            # not KEFU_IMPORT_MAX_MB: that one is for chat uploads (Telegram's 20 MB); the CLI streams
+            max_bytes=settings.kefu_cli_import_max_mb * 2**20,
             platform=args.platform,
             shop=args.shop,
             dry_run=args.dry_run,
