@@ -96,7 +96,7 @@ class View:
         return keyboard([first, [self._button("snooze", f"rem:snooze:{r.id}"), self._button("script", f"rem:script:{r.id}")]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
-        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule)]
+        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule, r.stage)]
         rows.append([self._button("back", f"rem:back:{r.id}")])
         return keyboard(rows)
 

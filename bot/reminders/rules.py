@@ -31,7 +31,11 @@ PAID_STATUSES = ("paid_unshipped", "partially_shipped", "shipped", "completed")
 OPEN_STATES = ("pending", "sent", "claimed", "snoozed", "escalated")
 CLOSED_STATES = ("done", "resolved")
 OUTCOMES = {"unpaid": ("reminded", "no_action"), "unshipped": ("warehouse", "shipped", "no_action")}
-ALL_OUTCOMES = ("reminded", "warehouse", "shipped", "no_action")
+#: Closing a shipping BREACH (the order is still unshipped, or the reminder would be resolved):
+#: 已催仓库 / 缺货 / 已与买家协商 / 其他. The reminder keeps being watched and fires again after
+#: KEFU_BREACH_REPEAT_HOURS if the order is still unshipped (issue 11).
+BREACH_OUTCOMES = ("urged_warehouse", "out_of_stock", "agreed_with_buyer", "other")
+ALL_OUTCOMES = ("reminded", "warehouse", "shipped", "no_action", *BREACH_OUTCOMES)
 
 #: A warning brought forward by the night gap arrives this long before the last shift ends, so the
 #: shift still has time to act (and an unclaimed one is escalated before the shift is gone).
@@ -363,7 +367,9 @@ def resolution_reason(rule: str, status: str, refunding: bool, presale: bool, on
     return None
 
 
-def outcomes_for(rule: str) -> tuple[str, ...]:
+def outcomes_for(rule: str, stage: str | None = None) -> tuple[str, ...]:
+    if rule == "unshipped" and stage == "breach":
+        return BREACH_OUTCOMES
     return OUTCOMES[rule]
 
 
