@@ -406,19 +406,22 @@ async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
         status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
         history=history, names=names, now=to_ts(now),
     )
-    return text, script_keyboard(target, order, overdue=left is not None and left <= 0)
+    claims = [[button(target, "reminders.buttons.claim", f"rem:claim:{r.id}")] for r in history if r.claimable][-1:]
+    return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 
-def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool):
+def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool, first_rows: list | None = None):
+    """The script buttons; `first_rows` (the 我来处理 button of a due, unclaimed reminder) on top."""
     from handlers.scripts import open_button
 
+    rows = list(first_rows or [])
     try:
         kb = _services(target).kb()
     except KbError as exc:  # a broken knowledge base must not hide the order
         log.warning("no script buttons on the order card: %s", exc)
-        return None
+        return keyboard(rows) if rows else None
     ids = script_ids(kb, situation(order, overdue))
-    return keyboard([[open_button(target, script_id, order.order_no)] for script_id in ids])
+    return keyboard(rows + [[open_button(target, script_id, order.order_no)] for script_id in ids])
 
 
 async def show_order(update: Update, context: KefuContext, order_no: str, platform: str | None = None) -> bool:

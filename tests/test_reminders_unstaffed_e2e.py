@@ -128,3 +128,21 @@ def _datas(message) -> list[str]:
 
 def _message(kefu, chat_id: int, message_id: int) -> dict:
     return next(m for m in kefu.emu.messages(chat_id) if m["message_id"] == message_id)
+
+
+async def test_order_card_of_a_due_unclaimed_order_has_the_claim_button(start):
+    kefu = await start()
+    await kefu.add_person(DAY, Role.AGENT, shift="day", name="小美")
+    await save(kefu.svc.db, kefu.clock, paid(kefu.clock.now() - 49 * H, order_no="440001"),
+               paid(kefu.clock.now() - 2 * H, order_no="440002"))
+    await kefu.tick()
+    shown = await kefu.say(DAY, "/order 440001")
+    [claim] = [d for d in _datas(shown) if d.startswith("rem:claim:")]
+    assert _datas(shown)[0] == claim  # on top of the script buttons
+    await kefu.press(DAY, shown, data=claim)
+    row = await kefu.svc.db.fetchone("SELECT claimed_by FROM reminders WHERE id = ?", (int(claim.split(":")[2]),))
+    assert row["claimed_by"] == DAY
+    again = await kefu.say(DAY, "/order 440001")
+    assert not any(d.startswith("rem:claim:") for d in _datas(again))  # claimed: no button
+    not_due = await kefu.say(DAY, "/order 440002")
+    assert not any(d.startswith("rem:claim:") for d in _datas(not_due))
