@@ -400,6 +400,7 @@ JD_ALIASES = {
     "express": ("快递信息",),
     "order_type": ("订单类型",),
     "ship_by": ("承诺发货时间", "预约发货时间", "最晚出库时间"),
+    "after_sale": ("售后状态", "退款状态", "服务单状态"),
 }
 
 
@@ -412,7 +413,8 @@ def jd_rows(cols: Columns, ctx: ReadContext) -> RowReader:
         if "删除" in status_raw:  # "(删除)等待出库": a row the seller deleted
             return None
         order_no = parse_order_no(c[f.order_no], f.order_no_name)
-        return _order_from_cells(c, f, time, words, "jd", order_no, shop, status_raw, refunding=False)
+        refunding = words.refund(c[f.after_sale], f.after_sale_name) == OPEN
+        return _order_from_cells(c, f, time, words, "jd", order_no, shop, status_raw, refunding)
 
     return read
 
