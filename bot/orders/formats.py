@@ -7,11 +7,15 @@ what Excel and the back-ends add around them: trailing and full-width spaces, NB
 
 Generic CSV (anything else, e.g. an ERP export), UTF-8 or GBK, header names case-insensitive:
     platform, order_no, shop, status, created_at, paid_at, shipped_at, amount, buyer
-  optional: status_raw, refunding, presale, item_title, tracking_no, carrier
+  optional: status_raw, refunding, presale, item_title, tracking_no, carrier, on_hold, ship_from, ship_by
 - order_no and status are required; a blank platform uses --platform (else `other`); platform
   also accepts tmall/淘宝/天猫/抖音/抖店/pdd/拼多多/京东.
 - status: unpaid, paid_unshipped, partially_shipped, shipped, completed, closed, or any status
-  wording the platform readers know (交易成功, 待发货, 等待出库, WAIT_SELLER_SEND_GOODS, …).
+  wording the platform readers know (交易成功, 待发货, 等待出库, WAIT_SELLER_SEND_GOODS, …: the
+  tables in bot/orders/vocabulary.py). Unknown wording is kept with the row, read from the
+  order's own times (paid and not shipped → paid_unshipped) and counted for the import summary.
+- ship_by: the order's own shipping deadline; ship_from: when the shipping clock starts instead
+  of paid_at; on_hold (1/0): the platform holds the order (no shipping reminder).
 - times: ISO 8601; with an offset or Z they are taken as given, without one they are in the
   shop's zone (KEFU_TIMEZONE). `yyyy/M/d H:mm` is accepted too. A bare date is refused.
 - amount: a decimal with at most two places (thousands separators, 元 and ¥ allowed).
