@@ -100,4 +100,4 @@ def test_the_chat_size_limit_does_not_apply_to_kefu_import_its_own_setting_does(
     assert result.returncode == 0, result.stderr
     assert json_lines(result.stdout)[-1]["summary"]["inserted"] == 16_000
     refused = kefu_import(tmp_path, str(big), KEFU_CLI_IMPORT_MAX_MB="1")
-    assert refused.returncode == 3 and "1 MB" in refused.stderr
+    assert refused.returncode == 3 and "1 MB" in refused.stderr and "KEFU_CLI_IMPORT_MAX_MB" in refused.stderr

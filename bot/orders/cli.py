@@ -114,6 +114,8 @@ async def run_import(
         )
     except NotAnExport as exc:
         print(exc.message_zh, file=err)
+        if exc.reason == "too_large":
+            print(text.render("errors.j2", "cli", reason="cli_too_large"), file=err)
         if as_json:
             out.write(json.dumps({"error": {"reason": exc.reason, "message": exc.message_zh}}, ensure_ascii=False) + "\n")
         return EXIT_NOT_AN_EXPORT
