@@ -367,3 +367,17 @@ async def test_claims_come_from_the_real_reminders_feature(db, clock, settings):
     assert (await engine.done(ids["A1"], DAY_AGENT, "reminded")).ok
     assert await claimed_reminders(db, DAY_AGENT) == [ClaimRef("B2", "breach")]  # finished ones drop out
 
+
+
+async def test_due_orders_follow_the_orders_own_deadline_and_skip_held_ones(ho, db, settings):
+    """Issue 11: ship_by (承诺发货时间) is the deadline; ship_from (PDD 拼单成功) starts the clock; on_hold
+    orders (JD 锁定) have no shipping deadline."""
+    await add_order(db, "S1", paid="2026-11-20 09:00")  # paid + 48 h long before the day shift
+    await add_order(db, "S2", paid="2026-11-22 10:00")  # paid + 48 h = 11-24 10:00, but held
+    await add_order(db, "S3", paid="2026-11-20 09:00")  # grouped later: 11-22 12:00 + 48 h
+    await db.execute("UPDATE orders SET ship_by = ? WHERE order_no = 'S1'", (to_ts(local("2026-11-24 15:00")),))
+    await db.execute("UPDATE orders SET on_hold = 1 WHERE order_no = 'S2'")
+    await db.execute("UPDATE orders SET ship_from = ? WHERE order_no = 'S3'", (to_ts(local("2026-11-22 12:00")),))
+    due = await ho.due_orders(window(settings, "day:2026-11-24"))
+    assert [(d.order_no, d.deadline) for d in due] == [
+        ("S3", to_ts(local("2026-11-24 12:00"))), ("S1", to_ts(local("2026-11-24 15:00")))]
