@@ -259,3 +259,16 @@ async def test_a_held_jd_order_is_reminded_once_jd_releases_it(db, clock, settin
     released = locked.replace("锁定", "等待出库")
     clock.advance(timedelta(minutes=5))
     assert await due_order_numbers(db, clock, settings, released, "jd.csv") == {"J5"}
+
+
+def test_douyin_sub_orders_merge_their_promise_and_parcels():
+    content = (
+        "主订单编号,子订单编号,商品名称,下单时间,支付时间,订单状态,售后状态,快递信息,承诺发货时间,订单应付金额\n"
+        "M1,M1-1,围巾,2026-11-22 09:00:00,2026-11-22 09:00:00,已发货,无售后,中通快递 75311111111111,2026-11-24 18:00:00,10\n"
+        "M1,M1-2,手套,2026-11-22 09:00:00,2026-11-22 09:00:00,待发货,无售后,,2026-11-24 12:00:00,20\n"
+    ).encode()
+    with open_export(content, tz=SHANGHAI) as reader:
+        [order] = list(reader)
+    assert order.status == "partially_shipped" and order.amount == Decimal("30.00")
+    assert order.ship_by == local("2026-11-24 12:00")  # the earliest promise
+    assert (order.carrier, order.tracking_no) == ("中通快递", "75311111111111")
