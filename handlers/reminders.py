@@ -242,7 +242,9 @@ async def recipient_names(app: Application) -> tuple[list[str], str]:
     names = {p.tg_id: p.name for p in await svc.people.all()}
     team = svc.settings.kefu_team_chat_id
     shown = [
-        svc.renderer.label("reminders.team_chat") if chat == team else names.get(chat, str(chat)) for chat in chats
+        svc.renderer.label("reminders.team_chat") if chat == team
+        else names.get(chat) or svc.renderer.label("reminders.admin_id", id=chat)  # KEFU_ADMIN_IDS, no /start yet
+        for chat in chats
     ]
     return shown, held
 

@@ -83,7 +83,7 @@ async def test_import_summary_says_who_receives_the_due_reminders(start):
     name = "ExportOrderList202611221500.csv"
     summary = await upload(kefu, SUP, name, (FIXTURES / name).read_bytes())
     assert "现在需要提醒的订单：4" in summary["plain"]
-    assert "提醒将发给：团队群、李主管" in summary["plain"]
+    assert f"提醒将发给：团队群、李主管、管理员（ID {ADMIN}）。" in summary["plain"]
 
 
 async def test_a_breach_closed_while_unshipped_asks_an_outcome_and_fires_again(start):
