@@ -147,7 +147,10 @@ STATUS_WORDS: dict[str, dict[str, StatusWord]] = {
         "LOCKED": StatusWord(P, hold=HOLD),
         "暂停": StatusWord(P, hold=HOLD),
         "POP_ORDER_PAUSE": StatusWord(P, hold=HOLD),
-        "发往配送中心": StatusWord(S),  # left the seller for JD's distribution centre
+        "PAUSE": StatusWord(P, hold=HOLD),
+        # LBP/SOPL merchants: the seller sends the parcel to JD's distribution centre; it has left
+        # the seller, so no shipping reminder (JD order API order_state list, in public SDK code)
+        "发往配送中心": StatusWord(S),
         "SEND_TO_DISTRIBUTION_CENER": StatusWord(S),  # (sic, the API's spelling)
         "配送中心已收货": StatusWord(S),
         "DISTRIBUTION_CENTER_RECEIVED": StatusWord(S),
@@ -155,6 +158,8 @@ STATUS_WORDS: dict[str, dict[str, StatusWord]] = {
         "WAIT_GOODS_RECEIVE_CONFIRM": StatusWord(S),
         "收款确认": StatusWord(C),  # cash on delivery: the money was collected on delivery
         "RECEIPTS_CONFIRM": StatusWord(C),
+        "收款确认（服务完成）": StatusWord(C),
+        "收款完成，服务完成": StatusWord(C),
         "完成": StatusWord(C),
         "已完成": StatusWord(C),
         "FINISHED_L": StatusWord(C),
