@@ -272,3 +272,18 @@ def test_douyin_sub_orders_merge_their_promise_and_parcels():
     assert order.status == "partially_shipped" and order.amount == Decimal("30.00")
     assert order.ship_by == local("2026-11-24 12:00")  # the earliest promise
     assert (order.carrier, order.tracking_no) == ("中通快递", "75311111111111")
+
+
+def test_taobao_refund_amount_column_with_words_is_read_not_rejected():
+    content = (
+        "订单编号,买家应付邮费,订单状态,订单创建时间,订单付款时间,退款金额\n"
+        f"W1,0,买家已付款，等待卖家发货,{PAID_49H_AGO},{PAID_49H_AGO},退款中\n"
+        f"W2,0,买家已付款，等待卖家发货,{PAID_49H_AGO},{PAID_49H_AGO},无退款申请\n"
+        f"W3,0,买家已付款，等待卖家发货,{PAID_49H_AGO},{PAID_49H_AGO},奇怪的退款\n"
+        f"W4,0,买家已付款，等待卖家发货,{PAID_49H_AGO},{PAID_49H_AGO},12.50元\n"
+    ).encode()
+    with open_export(content, tz=SHANGHAI) as reader:
+        orders = {o.order_no: o for o in reader}
+        unknown = dict(reader.context.unknown)
+    assert {n: o.refunding for n, o in orders.items()} == {"W1": True, "W2": False, "W3": False, "W4": True}
+    assert unknown == {("退款金额", "奇怪的退款"): 1}

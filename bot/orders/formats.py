@@ -244,7 +244,8 @@ def taobao_rows(cols: Columns, ctx: ReadContext) -> RowReader:
     created_name, paid_name, shipped_name = names["created_at"], names["paid_at"], names["shipped_at"]
     refund_name = names["refund_amount"]
     time, default_shop, has_presale_flag = TimeParser(ctx.tz), ctx.shop, "presale_flag" in cols
-    status_of = WordReader("taobao", ctx.unknown).status
+    words = WordReader("taobao", ctx.unknown)
+    status_of = words.status
 
     def read(c: list) -> NormalizedOrder:
         (order_no, shop, status_raw, created, paid, shipped, amount, buyer, phone, title, tracking,
@@ -259,7 +260,7 @@ def taobao_rows(cols: Columns, ctx: ReadContext) -> RowReader:
             clean_text(shop) or default_shop,
             word.state if word is not None else _state(None, paid, shipped, tracking),
             status_raw,
-            refund_amount_open(refund, refund_name) or (word is not None and word.refund == OPEN),  # refunding
+            refund_amount_open(refund, refund_name, words) or (word is not None and word.refund == OPEN),  # refunding
             bool(clean_text(stage_info)) or (has_presale_flag and _says_yes(presale_flag)),  # presale
             time(created, created_name),
             paid,

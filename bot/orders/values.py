@@ -250,13 +250,17 @@ def parse_status(raw: str, column: str) -> str:
 _ZERO = frozenset({"0", "0.0", "0.00", "0元", "0.00元"})
 
 
-def refund_amount_open(value: object, column: str) -> bool:
-    """退款金额 > 0 means a refund exists; 千牛 writes 无退款申请 for none."""
+def refund_amount_open(value: object, column: str, words: WordReader | None = None) -> bool:
+    """退款金额 > 0 means a refund exists; 千牛 and ERPs write words instead (无退款申请, 退款关闭,
+    退款中): those are read like a 退款状态 cell (only pending/in progress is open). A word not in
+    the vocabulary is counted by `words` and read as no open refund (the conservative reading)."""
     text = clean_text(value)
     if not text or text in _ZERO:
         return False
-    if not text[0].isdigit() and vocabulary(None).refund_word(text) in (NONE, SUCCESS):
-        return False
+    if not text[0].isdigit() and text[0] not in "¥￥":
+        if words is not None:
+            return words.refund(text, column) == OPEN
+        return vocabulary(None).refund_word(text) == OPEN
     return bool(parse_amount(text, column))
 
 
