@@ -506,7 +506,7 @@ def detect_format(header: Sequence[str], *, workbook: bool = False) -> ExportFor
     """Which export a normalised header row belongs to, or None. Raises ItemReport for item sheets."""
     names = set(header)
     has = names.__contains__
-    if has("主订单编号") and len(names & DOUYIN_MARKS) >= 2:
+    if has("主订单编号") and len(names & DOUYIN_MARKS) >= 2 and not has("买家应付邮费"):  # 买家应付邮费: Taobao
         return DOUYIN
     if has("子订单编号") and has("主订单编号"):
         raise ItemReport()
