@@ -146,3 +146,16 @@ async def test_order_card_of_a_due_unclaimed_order_has_the_claim_button(start):
     assert not any(d.startswith("rem:claim:") for d in _datas(again))  # claimed: no button
     not_due = await kefu.say(DAY, "/order 440002")
     assert not any(d.startswith("rem:claim:") for d in _datas(not_due))
+
+
+async def test_order_card_shows_a_held_order_and_a_promised_deadline(start):
+    kefu = await start()
+    await kefu.add_person(DAY, Role.AGENT, shift="day", name="小美")
+    held = changed(paid(kefu.clock.now() - 49 * H, order_no="450001", platform="jd"), on_hold=True, status_raw="锁定")
+    promised = changed(paid(kefu.clock.now() - 2 * H, order_no="450002", platform="douyin"),
+                       ship_by=kefu.clock.now() + 5 * H)
+    await save(kefu.svc.db, kefu.clock, held, promised)
+    await kefu.tick()
+    assert "平台已锁定/暂停这笔订单（锁定）" in (await kefu.say(DAY, "/order 450001"))["plain"]
+    card = (await kefu.say(DAY, "/order 450002"))["plain"]
+    assert "（订单承诺发货时间），还剩 5 小时" in card
