@@ -3,7 +3,9 @@
 No Telegram here. The Telegram layer (handlers/reminders.py) calls, on every tick:
 `scan()` → edit the messages of what changed → `pending()` → send → `record_message()` after each
 accepted message → `complete_round()`; then `due_escalations()` the same way. Buttons call
-`claim()`, `done()`, `snooze()`.
+`claim()`, `done()`, `snooze()`. A shipping breach closed with a BREACH_OUTCOMES outcome keeps a
+`watch_until`; the scan fires it again (`repeats` + 1, a new round) if the order still qualifies
+then (issue 11). `open_claims()` is the handover prompt's view of a person's claimed reminders.
 
 Delivery bookkeeping — why "mark right after each message" and not "record intent first":
 every message Telegram accepts is recorded (one transaction: the message row, one item per
