@@ -8,8 +8,9 @@ Upload (a document in the private chat, any registered role; strangers are stopp
   one database transaction; other writers wait for its commit, which for a file Telegram lets a
   bot download (≤ 20 MB, ~55,000 Taobao rows) is about two seconds;
 - the progress message is edited at most every PROGRESS_EDIT_SECONDS while rows are read, then
-  once more at the end; a summary follows (with how many orders are now due for reminders), and
-  a CSV of the rejected rows when there are any;
+  once more at the end; a summary follows (how many orders are now due for reminders and who
+  receives them, and any status/refund wording the vocabulary does not know), and a CSV of the
+  rejected rows when there are any;
 - one import per person at a time: a second file meanwhile gets a polite "please wait";
 - an optional caption `platform=other shop=微店小铺` (or 平台= / 店铺=) names the platform of a
   generic CSV and the shop for files without a shop column. A caption without `=` is a note.
