@@ -36,7 +36,10 @@ class Settings(BaseSettings):
     kefu_api_token: str = Field("", repr=False)
     kefu_api_port: int | None = None
     kefu_api_host: str = "127.0.0.1"
+    #: Files sent in the chat (Telegram lets bots download at most 20 MB) and API push bodies.
     kefu_import_max_mb: int = Field(20, ge=1, le=2000)
+    #: `kefu import` on the server: streams the file, so only this guard applies (issue 11).
+    kefu_cli_import_max_mb: int = Field(2048, ge=1)
 
     # Reminders (issue 5)
     kefu_unpaid_remind_hours: float = Field(12, gt=0)
@@ -45,6 +48,8 @@ class Settings(BaseSettings):
     kefu_shop_overrides: str = ""
     kefu_scan_interval_seconds: int = Field(60, ge=1)
     kefu_escalate_minutes: int = Field(30, ge=1)
+    #: A shipping breach closed while the order is still unshipped fires again this much later.
+    kefu_breach_repeat_hours: float = Field(4, gt=0, le=720)
 
     # Handover (issue 6) and broadcasts (issue 7)
     kefu_handover_prompt_minutes: int = Field(15, ge=1)

@@ -8,8 +8,9 @@ Upload (a document in the private chat, any registered role; strangers are stopp
   one database transaction; other writers wait for its commit, which for a file Telegram lets a
   bot download (≤ 20 MB, ~55,000 Taobao rows) is about two seconds;
 - the progress message is edited at most every PROGRESS_EDIT_SECONDS while rows are read, then
-  once more at the end; a summary follows (with how many orders are now due for reminders), and
-  a CSV of the rejected rows when there are any;
+  once more at the end; a summary follows (how many orders are now due for reminders and who
+  receives them, and any status/refund wording the vocabulary does not know), and a CSV of the
+  rejected rows when there are any;
 - one import per person at a time: a second file meanwhile gets a polite "please wait";
 - an optional caption `platform=other shop=微店小铺` (or 平台= / 店铺=) names the platform of a
   generic CSV and the shop for files without a shop column. A caption without `=` is a note.
@@ -326,6 +327,10 @@ async def _download_and_import(context: KefuContext, user_id: int, document: Doc
         except NotAnExport as exc:
             return None, _render(context, "not_an_export.html", message=exc.message_zh)
         summary.due_count = await due_count(svc.db, svc.clock.now(), svc.settings)
+        if summary.due_count:
+            from handlers.reminders import recipient_names
+
+            summary.due_recipients, summary.due_held = await recipient_names(context)
         log.info("import of %s by %s: %s", filename, user_id, summary.to_json(rejected_limit=0))
         return summary, ""
     finally:
@@ -390,7 +395,8 @@ async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
     now = svc.clock.now()
     deadline = order_deadline(
         RuleBook.from_settings(svc.settings), status=order.status, shop=order.shop, created_at=order.created_at,
-        paid_at=order.paid_at, presale=order.presale, refunding=order.refunding,
+        paid_at=order.paid_at, presale=order.presale, refunding=order.refunding, on_hold=order.on_hold,
+        ship_from=order.ship_from, ship_by=order.ship_by,
     )
     left = None if deadline is None else int((deadline.due_at - now).total_seconds())
     warn_left = None if deadline is None or deadline.warn_at is None else int((deadline.warn_at - now).total_seconds())
@@ -401,19 +407,22 @@ async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
         status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
         history=history, names=names, now=to_ts(now),
     )
-    return text, script_keyboard(target, order, overdue=left is not None and left <= 0)
+    claims = [[button(target, "reminders.buttons.claim", f"rem:claim:{r.id}")] for r in history if r.claimable][-1:]
+    return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 
-def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool):
+def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool, first_rows: list | None = None):
+    """The script buttons; `first_rows` (the 我来处理 button of a due, unclaimed reminder) on top."""
     from handlers.scripts import open_button
 
+    rows = list(first_rows or [])
     try:
         kb = _services(target).kb()
     except KbError as exc:  # a broken knowledge base must not hide the order
         log.warning("no script buttons on the order card: %s", exc)
-        return None
+        return keyboard(rows) if rows else None
     ids = script_ids(kb, situation(order, overdue))
-    return keyboard([[open_button(target, script_id, order.order_no)] for script_id in ids])
+    return keyboard(rows + [[open_button(target, script_id, order.order_no)] for script_id in ids])
 
 
 async def show_order(update: Update, context: KefuContext, order_no: str, platform: str | None = None) -> bool:

@@ -3,8 +3,11 @@
 Every tick (handlers/ticker.py): scan (record what fell due, close what no longer applies) → edit
 the messages of what changed → if somebody is on duty, deliver pending reminders to the agents
 on duty and the team chat (one card, or one digest per rule when several are due) → escalate
-unclaimed ones to supervisors. Nobody on duty (the night gap): everything waits and goes out as
-one digest per rule at the next shift start. Delivery bookkeeping is in bot/reminders/engine.py.
+unclaimed ones to supervisors. A shift is working but nobody of it is on duty (none assigned, or
+all deactivated/unreachable): reminders go to the team chat and every supervisor and admin, and
+the admins are told once per shift occurrence that nobody is assigned (issue 11: a due reminder
+always reaches someone). No shift working (the night gap): everything waits and goes out as one
+digest per rule at the next shift start. Delivery bookkeeping is in bot/reminders/engine.py.
 
 Buttons (`rem:<action>:<id>[:<arg>]`): any registered agent may press (the guard has checked the
 role); each press is checked here against the reminder's state and recorded by the engine.
@@ -28,9 +31,9 @@ from bot.clock import to_ts
 from bot.people import Role
 from bot.reminders import ReminderEngine, ReminderView
 from bot.reminders.digest import group_by_rule, split_digest
-from bot.reminders.engine import ActionResult, MessageRow
+from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
-from bot.shifts import next_shift_start
+from bot.shifts import current_windows, next_shift_start
 from handlers.common import Delivery, answer_callback, button, deliver, keyboard
 from handlers.ticker import add_tick_hook
 
@@ -93,7 +96,7 @@ class View:
         return keyboard([first, [self._button("snooze", f"rem:snooze:{r.id}"), self._button("script", f"rem:script:{r.id}")]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
-        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule)]
+        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule, r.stage)]
         rows.append([self._button("back", f"rem:back:{r.id}")])
         return keyboard(rows)
 
@@ -203,6 +206,72 @@ async def notify_chats(app: Application) -> list[int]:
     return people + ([team] if team is not None and team not in people else [])
 
 
+async def unstaffed_chats(app: Application) -> list[int]:
+    """A shift is working and nobody of it can be reached: the team chat (if set), then every
+    reachable supervisor and admin (and KEFU_ADMIN_IDS). Empty in the night gap (no shift working):
+    reminders are then held for the next shift start, as before."""
+    svc = _services(app)
+    if not current_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
+        return []
+    team = svc.settings.kefu_team_chat_id
+    chats = [team] if team is not None else []
+    bosses = [p.tg_id for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    known = {p.tg_id for p in await svc.people.all()}
+    bosses += [a for a in svc.settings.kefu_admin_ids if a not in known]  # configured, not yet /start-ed
+    return list(dict.fromkeys([*chats, *bosses]))
+
+
+async def recipients(app: Application) -> tuple[list[int], str]:
+    """(chats that get due reminders now, why held when empty): "" when delivered, "night_gap"
+    when no shift is working, "nobody" when even the fallback has no one to reach."""
+    chats = await notify_chats(app)
+    if chats:
+        return chats, ""
+    chats = await unstaffed_chats(app)
+    if chats:
+        return chats, ""
+    svc = _services(app)
+    return [], "nobody" if current_windows(svc.settings.shifts, svc.clock.now(), svc.tz) else "night_gap"
+
+
+async def recipient_names(app: Application) -> tuple[list[str], str]:
+    """Who will receive due reminders now, as names (people) and 团队群 (the team chat), for the
+    import summary; with the reason when nobody will."""
+    svc = _services(app)
+    chats, held = await recipients(app)
+    names = {p.tg_id: p.name for p in await svc.people.all()}
+    team = svc.settings.kefu_team_chat_id
+    shown = [
+        svc.renderer.label("reminders.team_chat") if chat == team
+        else names.get(chat) or svc.renderer.label("reminders.admin_id", id=chat)  # KEFU_ADMIN_IDS, no /start yet
+        for chat in chats
+    ]
+    return shown, held
+
+
+async def tell_admins_unstaffed(app: Application) -> None:
+    """Tell the admins, once per shift occurrence, that a working shift has nobody on duty."""
+    svc = _services(app)
+    now = svc.clock.now()
+    staffed = {p.shift for p in await svc.people.on_duty() if p.blocked_at is None}
+    admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
+    known = {p.tg_id for p in await svc.people.all()}
+    admins += [a for a in svc.settings.kefu_admin_ids if a not in known]
+    for window in current_windows(svc.settings.shifts, now, svc.tz):
+        if window.shift.name in staffed:
+            continue
+        key = f"{window.shift.name}:{window.start.astimezone(svc.tz).isoformat(timespec='minutes')}"
+        if not await note_unstaffed_once(svc.db, key, now):
+            continue
+        text = svc.renderer.render(
+            "reminders/unstaffed.html", shift=svc.renderer.shift_label(window.shift.name), shift_code=window.shift.name,
+            start=window.start,
+            end=window.end, team_chat=svc.settings.kefu_team_chat_id is not None,
+        )
+        for admin in dict.fromkeys(admins):
+            await deliver(app, admin, text)
+
+
 async def escalation_chats(app: Application) -> list[int]:
     """Supervisors (and admins) on duty; if none is, every supervisor."""
     svc = _services(app)
@@ -274,7 +343,11 @@ async def tick(app: Application) -> None:
         await refresh_messages(app, result.changed, view)
         chats = await notify_chats(app)
         if not chats:
-            return  # nobody on duty: hold everything for the next shift start
+            chats = await unstaffed_chats(app)
+            if not chats:
+                return  # the night gap: hold everything for the next shift start
+            if await feature.engine.pending():
+                await tell_admins_unstaffed(app)
         await deliver_pending(app, chats, view)
         escalated = await escalate(app, await View.build(app))
         await refresh_messages(app, escalated)  # the agents' copies now say "已上报主管"

@@ -5,10 +5,7 @@ defaults: day 08:30–17:30, night 17:30–01:00, then the night gap until 08:30
 """
 
 import struct
-import sys
-import types
 import zlib
-from types import SimpleNamespace
 
 import pytest
 
@@ -199,14 +196,15 @@ async def test_edit_window_of_ten_minutes_author_only_with_history(team):
 
 # --- shift change ----------------------------------------------------------------------------
 
-async def test_pre_end_prompt_lists_what_you_still_own(team, monkeypatch):
+async def test_pre_end_prompt_lists_what_you_still_own(team):
+    """Both real features: the reminders tick delivers a 催付 card, 小美 claims it with the real
+    button, and the handover prompt lists it (bot.reminders.open_claims)."""
     kefu = team
-
-    async def open_claims(db, tg_id):  # the reminders feature's integration point (bot.reminders)
-        return [SimpleNamespace(order_no="A100200300400", rule="unpaid", stage="remind")] if tg_id == DAY else []
-
-    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace(open_claims=open_claims))
-    kefu.clock.set(local("2026-11-23 16:00"))
+    await add_order(kefu, "A100200300400", status="unpaid", created="2026-11-23 03:00")
+    await at(kefu, "2026-11-23 16:00")
+    card = next(m for m in kefu.emu.messages(DAY) if "A100200300400" in m["plain"] and "rem:claim:" in str(datas(m)))
+    claim = next(d for d in datas(card) if d.startswith("rem:claim:"))
+    await kefu.press(DAY, card, data=claim)
     await kefu.say(DAY, "/handover 买家等仓库回复补发")
     before = len(kefu.emu.messages(DAY))
     await at(kefu, "2026-11-23 17:14")

@@ -1,10 +1,7 @@
 """The handover book's domain: parsing, items, the edit window, handing to shifts, take-over,
 carry-over, alerts, search, per-shift stats, due orders. No Telegram; a fake clock."""
 
-import sys
-import types
 from datetime import date, timedelta
-from types import SimpleNamespace
 
 import pytest
 
@@ -354,17 +351,39 @@ async def test_epoch_is_kept(ho, clock):
     assert await ho.ensure_epoch() == first == to_ts(local("2026-11-23 10:00"))
 
 
-async def test_claims_come_from_the_reminders_feature_when_it_provides_them(db, monkeypatch):
-    async def open_claims(db_, tg_id):
-        return [SimpleNamespace(order_no="A1", rule="unpaid", stage="remind"), {"order_no": "B2", "rule": "unshipped"}]
+async def test_claims_come_from_the_real_reminders_feature(db, clock, settings):
+    """The handover ↔ reminders contract with both real features: reminders recorded by the real
+    scan and claimed through the real engine are what claimed_reminders lists; done ones are not."""
+    from bot.reminders import ReminderEngine, open_claims
+    from tests.reminder_orders import paid, save, unpaid
 
-    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace(open_claims=open_claims))
-    assert await claimed_reminders(db, DAY_AGENT) == [ClaimRef("A1", "remind"), ClaimRef("B2", "unshipped")]
+    now = clock.now()
+    await save(db, clock, unpaid(now - timedelta(hours=13), order_no="A1"),
+                paid(now - timedelta(hours=50), order_no="B2"), unpaid(now - timedelta(hours=14), order_no="C3"))
+    engine = ReminderEngine.from_settings(db, clock, settings)
+    await engine.scan()
+    ids = {r.order_no: r.id for r in await engine.pending()}
+    assert await claimed_reminders(db, DAY_AGENT) == []
+    for order_no in ("A1", "B2"):
+        assert (await engine.claim(ids[order_no], DAY_AGENT)).ok
+    assert (await engine.claim(ids["C3"], NIGHT_AGENT)).ok
+    assert [r.order_no for r in await open_claims(db, DAY_AGENT)] == ["B2", "A1"]  # oldest due first
+    assert await claimed_reminders(db, DAY_AGENT) == [ClaimRef("B2", "breach"), ClaimRef("A1", "remind")]
+    assert await claimed_reminders(db, NIGHT_AGENT) == [ClaimRef("C3", "remind")]
+    assert (await engine.done(ids["A1"], DAY_AGENT, "reminded")).ok
+    assert await claimed_reminders(db, DAY_AGENT) == [ClaimRef("B2", "breach")]  # finished ones drop out
 
-    async def broken(db_, tg_id):
-        raise RuntimeError("their bug")
 
-    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace(open_claims=broken))
-    assert await claimed_reminders(db, DAY_AGENT) == []  # the prompt still goes out
-    monkeypatch.setitem(sys.modules, "bot.reminders", types.SimpleNamespace())
-    assert await claimed_reminders(db, DAY_AGENT) == []  # not provided (yet)
+
+async def test_due_orders_follow_the_orders_own_deadline_and_skip_held_ones(ho, db, settings):
+    """Issue 11: ship_by (承诺发货时间) is the deadline; ship_from (PDD 拼单成功) starts the clock; on_hold
+    orders (JD 锁定) have no shipping deadline."""
+    await add_order(db, "S1", paid="2026-11-20 09:00")  # paid + 48 h long before the day shift
+    await add_order(db, "S2", paid="2026-11-22 10:00")  # paid + 48 h = 11-24 10:00, but held
+    await add_order(db, "S3", paid="2026-11-20 09:00")  # grouped later: 11-22 12:00 + 48 h
+    await db.execute("UPDATE orders SET ship_by = ? WHERE order_no = 'S1'", (to_ts(local("2026-11-24 15:00")),))
+    await db.execute("UPDATE orders SET on_hold = 1 WHERE order_no = 'S2'")
+    await db.execute("UPDATE orders SET ship_from = ? WHERE order_no = 'S3'", (to_ts(local("2026-11-22 12:00")),))
+    due = await ho.due_orders(window(settings, "day:2026-11-24"))
+    assert [(d.order_no, d.deadline) for d in due] == [
+        ("S3", to_ts(local("2026-11-24 12:00"))), ("S1", to_ts(local("2026-11-24 15:00")))]

@@ -68,13 +68,13 @@ async def test_json_array_is_upserted_and_a_repeat_changes_nothing(client, db):
     body = [item("A-1"), item(12345678901, platform="jd", status="等待出库", amount=99.9, buyer="13912345678")]
     response = await client.post("/api/orders", json=body, headers=AUTH)
     assert response.status_code == 200, response.text
-    assert response.json() == {"received": 2, "inserted": 2, "updated": 0, "unchanged": 0}
+    assert response.json() == {"received": 2, "inserted": 2, "updated": 0, "unchanged": 0, "unknown_words": []}
     jd = await get_order(db, "12345678901", "jd")
     assert jd.status == "paid_unshipped" and jd.status_raw == "等待出库"
     assert str(jd.amount) == "99.90" and jd.buyer == "139****5678" and jd.source == "api"
 
     again = await client.post("/api/orders", json=body, headers=AUTH)
-    assert again.json() == {"received": 2, "inserted": 0, "updated": 0, "unchanged": 2}
+    assert again.json() == {"received": 2, "inserted": 0, "updated": 0, "unchanged": 2, "unknown_words": []}
     batch = await db.fetchone("SELECT source, format, rows_read FROM import_batches ORDER BY id DESC")
     assert tuple(batch) == ("api", "api", 2)
 
@@ -131,7 +131,6 @@ async def test_one_bad_item_rejects_the_whole_push_with_reasons_per_item(client,
     data = response.json()
     assert data["error"] == "invalid_orders" and data["received"] == 7
     assert [(e["index"], e["reason_code"]) for e in data["errors"]] == [
-        (1, "unknown_status"),
         (2, "mangled_number"),
         (3, "bad_time"),
         (4, "not_an_object"),
@@ -177,3 +176,12 @@ async def test_serve_api_reports_a_busy_port(db, api_settings, clock):
             await serve_api(app, "127.0.0.1", first.port)
     finally:
         await first.stop()
+
+
+async def test_unknown_status_wording_is_kept_and_reported(client, db):
+    body = [item("U-1", status="teleported", paid_at="2026-11-22T09:01:00+08:00"), item("U-2", status="WAIT_SELLER_SEND_GOODS")]
+    response = await client.post("/api/orders", json=body, headers=AUTH)
+    assert response.status_code == 200
+    assert response.json()["unknown_words"] == [{"column": "status", "word": "teleported", "rows": 1}]
+    row = await db.fetchone("SELECT status, status_raw FROM orders WHERE order_no = 'U-1'")
+    assert tuple(row) == ("paid_unshipped", "teleported")  # paid, not shipped: it will be reminded

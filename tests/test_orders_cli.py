@@ -13,9 +13,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "orders"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def kefu_import(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def kefu_import(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "TELEGRAM_"))}
     env.update(KEFU_DB_PATH=str(tmp_path / "kefu.db"), KEFU_TIMEZONE="Asia/Shanghai", PYTHONPATH=str(ROOT))
+    env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "bot", "import", *args],
         cwd=tmp_path, env=env, capture_output=True, check=False, text=True, encoding="utf-8", timeout=120,
@@ -30,16 +31,16 @@ def test_dry_run_json_prints_each_order_then_a_summary_and_writes_nothing(tmp_pa
     result = kefu_import(tmp_path, str(FIXTURES / "ExportOrderList202611221500.csv"), "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     *orders, last = json_lines(result.stdout)
-    assert len(orders) == 7
+    assert len(orders) == 8
     first = orders[0]
     assert set(first) == {
         "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale", "created_at", "paid_at",
-        "shipped_at", "amount", "buyer", "item_title", "tracking_no", "carrier",
+        "shipped_at", "amount", "buyer", "item_title", "tracking_no", "carrier", "on_hold", "ship_from", "ship_by",
     }
     assert first["order_no"] == "3701234567890123401" and first["created_at"] == "2026-11-22T09:00:00+08:00"
     assert first["status"] == "unpaid" and first["amount"] == "59.00" and first["paid_at"] is None
     summary = last["summary"]
-    assert summary["dry_run"] is True and summary["inserted"] == 7 and summary["rejected"] == 4
+    assert summary["dry_run"] is True and summary["inserted"] == 8 and summary["rejected"] == 3
     assert summary["rejected_rows"][0] == {
         "line": 9,
         "reason_code": "mangled_number",
@@ -84,3 +85,19 @@ def test_registered_in_the_main_kefu_command(tmp_path):
     result = kefu_import(tmp_path, str(FIXTURES / "jd_orders.csv"), "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     assert json_lines(result.stdout)[-1]["summary"]["format"] == "jd"
+
+
+def test_the_chat_size_limit_does_not_apply_to_kefu_import_its_own_setting_does(tmp_path):
+    """KEFU_IMPORT_MAX_MB is for chat uploads (Telegram lets bots download 20 MB); `kefu import`
+    streams the file and is guarded only by KEFU_CLI_IMPORT_MAX_MB (issue 11)."""
+    big = tmp_path / "erp.csv"
+    with big.open("w", encoding="utf-8") as out:
+        out.write("platform,order_no,status,created_at,item_title\n")
+        for i in range(16_000):  # ~1.3 MB
+            out.write(f"other,ERP{i:08d},unpaid,2026-11-22T10:00:00+08:00,{'商品标题' * 5}\n")
+    assert big.stat().st_size > 2**20
+    result = kefu_import(tmp_path, str(big), "--json", KEFU_IMPORT_MAX_MB="1")
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[-1]["summary"]["inserted"] == 16_000
+    refused = kefu_import(tmp_path, str(big), KEFU_CLI_IMPORT_MAX_MB="1")
+    assert refused.returncode == 3 and "1 MB" in refused.stderr and "KEFU_CLI_IMPORT_MAX_MB" in refused.stderr

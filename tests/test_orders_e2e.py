@@ -84,18 +84,21 @@ async def test_upload_of_a_taobao_export_reports_counts_due_orders_and_rejected_
 
     text = summary["plain"]
     assert "淘宝/天猫订单报表" in text
-    assert "读取 11 行，新增 7，更新 0，未变 0，拒收 4" in text
+    assert "读取 11 行，新增 8，更新 0，未变 0，拒收 3" in text
     due = int(text.split("现在需要提醒的订单：")[1].split("。")[0])
-    assert due == 3  # the unpaid order from 11-22 09:00 and two paid on 11-21 (now 11-23 10:00)
+    # the unpaid order from 11-22 09:00, the 神秘状态 one read as unpaid (created 11-22 09:00) and two
+    # paid on 11-21 (now 11-23 10:00)
+    assert due == 4
+    assert "不认识的状态用语" in text and "订单状态「神秘状态」：1 行" in text
     assert "第 9 行" in text and "科学计数法" in text
-    assert await count(kefu) == 7
+    assert await count(kefu) == 8
 
     document = await kefu.emu.wait_for_message(AGENT, lambda m: m["message_id"] > seen and m["document"])
-    assert document["filename"].endswith(".csv") and "4 行" in document["plain"]
+    assert document["filename"].endswith(".csv") and "3 行" in document["plain"]
     rows = list(csv.reader(io.StringIO(document["file_bytes"].decode("utf-8-sig"))))
     assert rows[0][:3] == ["行号", "原因代码", "原因"]
     assert [(r[0], r[1]) for r in rows[1:]] == [
-        ("9", "mangled_number"), ("10", "bad_time"), ("11", "unknown_status"), ("12", "missing_order_no"),
+        ("9", "mangled_number"), ("10", "bad_time"), ("12", "missing_order_no"),
     ]
     assert "13812345678" not in document["file_bytes"].decode("utf-8-sig")  # personal data stays out
 
@@ -119,10 +122,10 @@ async def test_a_big_file_edits_the_progress_message_while_it_reads(kefu, monkey
 async def test_the_same_file_again_changes_nothing(kefu):
     content = (FIXTURES / "pinduoduo_orders.csv").read_bytes()
     first = await upload(kefu, AGENT, "pinduoduo_orders.csv", content)
-    assert "新增 6，更新 0，未变 0" in first["plain"]
+    assert "新增 7，更新 0，未变 0" in first["plain"]
     again = await upload(kefu, AGENT, "pinduoduo_orders.csv", content)
-    assert "新增 0，更新 0，未变 6" in again["plain"]
-    assert await count(kefu) == 6
+    assert "新增 0，更新 0，未变 7" in again["plain"]
+    assert await count(kefu) == 7
     assert await count(kefu, "import_batches") == 2
 
 
@@ -148,7 +151,7 @@ async def test_a_file_that_is_not_an_export_is_explained_and_nothing_is_written(
     assert await count(kefu) == 0 and await count(kefu, "import_batches") == 0
     # the person may send the next file at once
     summary = await upload(kefu, AGENT, TAOBAO, (FIXTURES / TAOBAO).read_bytes())
-    assert "新增 7" in summary["plain"]
+    assert "新增 8" in summary["plain"]
 
 
 async def test_a_file_over_the_limit_is_refused_before_downloading(start):
@@ -187,7 +190,7 @@ async def test_a_second_file_while_one_is_importing_gets_a_polite_wait(kefu, mon
     await kefu.emu.wait_for_message(AGENT, lambda m: m["message_id"] > seen and "导入结果" in m["plain"])
     assert len(kefu.emu.requests("getFile")) == 1  # the second file was never downloaded
     again = await upload(kefu, AGENT, TAOBAO, content)
-    assert "未变 7" in again["plain"]
+    assert "未变 8" in again["plain"]
 
 
 async def test_a_stranger_cannot_import(kefu):

@@ -52,7 +52,8 @@ def test_taobao_legacy_gbk_csv_with_every_quirk():
     fmt, orders, rejected, rows_read, _ = read_all("ExportOrderList202611221500.csv")
     assert fmt == "taobao_legacy"
     assert rows_read == 11
-    assert set(orders) == {f"37012345678901234{n:02d}" for n in range(1, 8)}  # `="…"` stripped, str
+    # `="…"` stripped, str; the row with an unknown status word is kept (issue 11)
+    assert set(orders) == {f"37012345678901234{n:02d}" for n in (*range(1, 8), 10)}
 
     unpaid = orders["3701234567890123401"]
     assert (unpaid.platform, unpaid.status, unpaid.status_raw) == ("taobao", "unpaid", "等待买家付款")
@@ -82,15 +83,16 @@ def test_taobao_legacy_gbk_csv_with_every_quirk():
     assert orders["3701234567890123406"].status == "closed"
     assert orders["3701234567890123407"].status == "partially_shipped"
 
+    mystery = orders["3701234567890123410"]  # 神秘状态, created, not paid: the conservative reading
+    assert (mystery.status, mystery.status_raw, mystery.refunding) == ("unpaid", "神秘状态", False)
+
     assert reasons(rejected) == [
         (9, "mangled_number"),
         (10, "bad_time"),
-        (11, "unknown_status"),
         (12, "missing_order_no"),
     ]
     assert "3.70123E+18" in rejected[0].message_zh and "Excel" in rejected[0].message_zh
     assert "2026-11-31 10:00:00" in rejected[1].message_zh
-    assert "神秘状态" in rejected[2].message_zh
     # rejected-row details keep the order's cells but never addresses or phones
     assert rejected[0].raw["订单编号"] == "3.70123E+18"
     assert not any("地址" in k or "手机" in k or "电话" in k for r in rejected for k in r.raw)
@@ -177,12 +179,16 @@ def test_pinduoduo_bom_csv_paid_time_fallbacks_and_after_sale():
     assert orders[p + "02"].status == "shipped"
     assert (orders[p + "02"].tracking_no, orders[p + "02"].carrier) == ("YT1234567", "圆通速递")
     assert orders[p + "03"].status == "completed"
-    assert orders[p + "04"].status == "closed" and orders[p + "04"].refunding
+    # 未发货，退款成功 + 售后 退款成功: closed; a finished refund is not an open one
+    assert orders[p + "04"].status == "closed" and not orders[p + "04"].refunding
     no_deal_time = orders[p + "05"]
     assert no_deal_time.paid_at == local("2026-11-21 12:00")  # 拼单成功时间 when 支付时间 is empty
+    assert no_deal_time.ship_from == local("2026-11-21 12:00")  # the shipping clock: 拼单成功
     assert no_deal_time.created_at is None
     assert orders[p + "06"].refunding  # 售后处理中
-    assert reasons(rejected) == [(8, "unknown_status")]  # 待成团: not guessed
+    held = orders[p + "07"]  # 待成团: paid, the group not formed yet: kept, held, not reminded
+    assert (held.status, held.on_hold) == ("paid_unshipped", True)
+    assert rejected == []
 
 
 def test_jd_gbk_csv_skips_deleted_rows_and_merges_sku_rows():
@@ -198,7 +204,9 @@ def test_jd_gbk_csv_skips_deleted_rows_and_merges_sku_rows():
     assert orders["290000000003"].status == "shipped"
     assert orders["290000000004"].status == "completed"
     assert orders["290000000005"].status == "unpaid" and orders["290000000005"].paid_at is None
-    assert reasons(rejected) == [(8, "unknown_status")]
+    locked = orders["290000000006"]  # 锁定: kept, held (no shipping reminder while locked)
+    assert (locked.status, locked.on_hold, locked.status_raw) == ("paid_unshipped", True, "锁定")
+    assert rejected == []
 
 
 def test_generic_csv_codes_platform_texts_iso_times():
@@ -216,7 +224,9 @@ def test_generic_csv_codes_platform_texts_iso_times():
     assert douyin.platform == "douyin"  # 抖音
     assert douyin.shipped_at == local("2026-11-22 09:00")  # 01:00Z
     assert douyin.amount == Decimal("1024.50")
-    assert reasons(rejected) == [(5, "unknown_platform"), (6, "bad_amount"), (7, "unknown_status")]
+    assert reasons(rejected) == [(5, "unknown_platform"), (6, "bad_amount")]
+    moon = orders["261122-000000000000001"]  # on_the_moon: kept with its raw word, read as unpaid
+    assert (moon.status, moon.status_raw) == ("unpaid", "on_the_moon")
 
 
 def test_generic_platform_option_fills_blank_platform_and_is_checked_against_detected_ones():
@@ -321,12 +331,12 @@ def test_times_amounts_and_statuses():
 
 async def test_every_format_imports_into_the_database(db, clock):
     expected = {
-        "ExportOrderList202611221500.csv": ("taobao", 7),
+        "ExportOrderList202611221500.csv": ("taobao", 8),
         "qianniu_orders.xlsx": ("taobao", 4),
         "douyin_orders.csv": ("douyin", 5),
-        "pinduoduo_orders.csv": ("pinduoduo", 6),
-        "jd_orders.csv": ("jd", 4),
-        "generic_orders.csv": (None, 3),
+        "pinduoduo_orders.csv": ("pinduoduo", 7),
+        "jd_orders.csv": ("jd", 5),
+        "generic_orders.csv": (None, 4),
     }
     for name, (platform, count) in expected.items():
         summary = await import_file(db, FIXTURES / name, filename=name, clock=clock, tz=SHANGHAI)
@@ -334,7 +344,7 @@ async def test_every_format_imports_into_the_database(db, clock):
     stored = await get_order(db, "6917533224570258991")
     assert stored.platform == "douyin" and stored.amount == Decimal("1349.00")
     row = await db.fetchone("SELECT count(*) AS n FROM orders")
-    assert row["n"] == 7 + 4 + 5 + 6 + 4 + 3
+    assert row["n"] == 8 + 4 + 5 + 7 + 5 + 4
 
 
 def test_committed_fixtures_match_their_generator():

@@ -47,16 +47,16 @@ def order(order_no: str = "T-1", **changes) -> NormalizedOrder:
 
 async def test_reimporting_the_same_file_changes_nothing(db, clock):
     first = await run_import(db, clock, NEWER)
-    assert (first.inserted, first.updated, first.unchanged, len(first.rejected)) == (7, 0, 0, 4)
+    assert (first.inserted, first.updated, first.unchanged, len(first.rejected)) == (8, 0, 0, 3)
     before = [tuple(r) for r in await db.fetchall("SELECT * FROM orders ORDER BY id")]
 
     clock.advance(hours=1)
     second = await run_import(db, clock, NEWER)
-    assert (second.inserted, second.updated, second.unchanged) == (0, 0, 7)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, 8)
     after = [tuple(r) for r in await db.fetchall("SELECT * FROM orders ORDER BY id")]
     assert after == before  # not even updated_at moved
     batches = await db.fetchall("SELECT format, inserted, updated, unchanged, rejected FROM import_batches ORDER BY id")
-    assert [tuple(b) for b in batches] == [("taobao_legacy", 7, 0, 0, 4), ("taobao_legacy", 0, 0, 7, 4)]
+    assert [tuple(b) for b in batches] == [("taobao_legacy", 8, 0, 0, 3), ("taobao_legacy", 0, 0, 8, 3)]
 
 
 async def test_an_older_export_never_moves_an_order_back(db, clock):
@@ -75,7 +75,7 @@ async def test_a_newer_export_moves_orders_forward(db, clock):
     await run_import(db, clock, OLDER)
     clock.advance(hours=2)
     summary = await run_import(db, clock, NEWER)
-    assert (summary.inserted, summary.updated, summary.unchanged) == (3, 3, 1)
+    assert (summary.inserted, summary.updated, summary.unchanged) == (4, 3, 1)
     shipped = await get_order(db, "3701234567890123404")
     assert shipped.status == "shipped" and shipped.carrier == "顺丰速运"
     assert shipped.updated_at == clock.now() and shipped.first_seen_at < shipped.updated_at
@@ -109,17 +109,17 @@ async def test_merge_rule_closed_is_terminal_and_empty_cells_never_blank_values(
 
 async def test_rejected_rows_come_with_reasons_and_a_csv_for_the_chat(db, clock):
     summary = await run_import(db, clock, NEWER.read_bytes(), filename=NEWER.name)
-    assert [r.reason_code for r in summary.rejected] == ["mangled_number", "bad_time", "unknown_status", "missing_order_no"]
+    assert [r.reason_code for r in summary.rejected] == ["mangled_number", "bad_time", "missing_order_no"]
     data = summary.rejected_csv()
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0][:3] == ["行号", "原因代码", "原因"] and "订单编号" in rows[0]
-    assert [r[0] for r in rows[1:]] == ["9", "10", "11", "12"]
+    assert [r[0] for r in rows[1:]] == ["9", "10", "12"]
     assert rows[1][1] == "mangled_number" and "Excel" in rows[1][2]
     assert not any("手机" in h or "地址" in h or "收货人" in h for h in rows[0])
     text = summary.text_zh()
-    assert "读取 11 行" in text and "新增 7" in text and "拒收 4" in text and "第 9 行" in text
-    assert summary.to_json()["rejected"] == 4 and summary.due_count is None
+    assert "读取 11 行" in text and "新增 8" in text and "拒收 3" in text and "第 9 行" in text
+    assert summary.to_json()["rejected"] == 3 and summary.due_count is None
 
 
 @pytest.mark.parametrize("name", ["picture.png", "empty.csv", "unicode_text.txt", "unknown_headers.csv"])
@@ -199,8 +199,8 @@ async def test_dry_run_counts_exactly_and_writes_nothing(db, clock):
     seen = []
     summary = await run_import(db, clock, NEWER, dry_run=True, on_order=seen.append)
     assert summary.dry_run and summary.batch_id is None
-    assert (summary.inserted, summary.updated, summary.unchanged) == (3, 3, 1)
-    assert len(seen) == 7 and all(isinstance(o, NormalizedOrder) for o in seen)
+    assert (summary.inserted, summary.updated, summary.unchanged) == (4, 3, 1)
+    assert len(seen) == 8 and all(isinstance(o, NormalizedOrder) for o in seen)
     assert [tuple(r) for r in await db.fetchall("SELECT * FROM orders ORDER BY id")] == snapshot
     assert await count(db, "import_batches") == 1
 

@@ -38,7 +38,7 @@ def orders_db(tmp_path, monkeypatch):
         engine = ReminderEngine.from_settings(db, clock, Settings(kefu_db_path=path))
         await engine.scan()  # 500003's warning and 500001's 催付 are recorded; the listing shows their state
         [r] = [r for r in await engine.pending() if r.order_no == "500004"]
-        await engine.done(r.id, 1, "warehouse")
+        assert (await engine.done(r.id, 1, "urged_warehouse")).ok  # a breach: 已催仓库, watched
         await db.close()
 
     asyncio.run(build())

@@ -211,7 +211,8 @@ async def test_claim_shows_who_and_refuses_a_second_claimer(kefu):
 
 
 async def test_done_asks_for_the_outcome_and_closes_the_reminder(kefu):
-    await save(kefu.svc.db, kefu.clock, paid(kefu.clock.now() - 49 * H, order_no="380011"))
+    # A warning (37 h); a breach asks other outcomes and keeps watching: tests/test_reminders_unstaffed_e2e.py
+    await save(kefu.svc.db, kefu.clock, paid(kefu.clock.now() - 37 * H, order_no="380011"))
     await kefu.tick()
     [card] = reminder_messages(kefu, AGENT)
     await kefu.press(AGENT, card, data="rem:done:1")

@@ -1,11 +1,12 @@
 """Integration point with the reminders feature (issue 5): the reminders someone claimed and
 has not finished, listed in their pre-end handover prompt.
 
-The reminders feature provides `async def open_claims(db, tg_id) -> list` in `bot.reminders`:
-the open reminders claimed by that person, as objects, dicts or rows with `order_no` and
-`stage` / `rule` (their ReminderView has both).
-Until it exists (or if it fails) the prompt simply lists no claims; nothing here reads the
-reminders tables directly, so their schema stays theirs.
+The reminders feature provides `async def open_claims(db, tg_id) -> list[ReminderView]` in
+`bot.reminders` (issue 11): the open reminders claimed by that person, each with `order_no`,
+`rule` and `stage`. Nothing here reads the reminders tables directly, so their schema stays
+theirs. If the call fails at run time the error is logged and the prompt goes out without the
+claims (a bug there must not stop the shift change); it is tested with both real features in
+tests/test_handover_service.py and tests/test_handover_e2e.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.db import Database
+from bot.reminders import open_claims
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,6 @@ def _field(claim: Any, *names: str) -> str:
 
 
 async def claimed_reminders(db: Database, tg_id: int) -> list[ClaimRef]:
-    try:
-        from bot.reminders import open_claims  # type: ignore[attr-defined]
-    except ImportError:
-        return []
     try:
         claims = await open_claims(db, tg_id)
     except Exception:  # their bug must not stop the shift-change prompt

@@ -98,21 +98,33 @@ async def orders_due(db: Database, start: int, end: int, thresholds: Thresholds,
     if not await _orders_table_exists(db):
         return []
     due: list[DueOrder] = []
+    # Shipping (issue 11): the order's own deadline (ship_by, 承诺发货时间) when it has one, else the
+    # clock from ship_from (PDD 拼单成功时间) or payment; held orders (on_hold) have none.
+    shipping_base = "COALESCE(ship_from, paid_at)"
     for kind, column, statuses, extra in (
         (UNPAID, "created_at", (UNPAID,), ""),
-        (UNSHIPPED, "paid_at", SHIPPING_STATUSES, " AND presale = 0 AND refunding = 0"),
+        (UNSHIPPED, shipping_base, SHIPPING_STATUSES, " AND presale = 0 AND refunding = 0 AND on_hold = 0"),
     ):
         hours = [thresholds.hours("", kind), *(thresholds.hours(shop, kind) for shop in thresholds.per_shop)]
         low = start - int(max(hours) * 3600)
         high = end - int(min(hours) * 3600)
         marks = ", ".join("?" for _ in statuses)
+        if kind == UNSHIPPED:
+            window = f"((ship_by IS NULL AND {column} >= ? AND {column} < ?) OR (ship_by >= ? AND ship_by < ?))"
+            params: tuple = (*statuses, low, high, start, end)
+            own = ", ship_by"
+        else:
+            window, params, own = f"{column} IS NOT NULL AND {column} >= ? AND {column} < ?", (*statuses, low, high), ", NULL AS ship_by"
         rows = await db.fetchall(
-            f"SELECT order_no, platform, shop, {column} AS base FROM orders"
-            f" WHERE status IN ({marks}) AND {column} IS NOT NULL AND {column} >= ? AND {column} < ?{extra}",
-            (*statuses, low, high),
+            f"SELECT order_no, platform, shop, {column} AS base{own} FROM orders"
+            f" WHERE status IN ({marks}) AND {window}{extra}",
+            params,
         )
         for row in rows:
-            deadline = row["base"] + int(thresholds.hours(row["shop"], kind) * 3600)
+            if row["ship_by"] is not None:
+                deadline = row["ship_by"]
+            else:
+                deadline = row["base"] + int(thresholds.hours(row["shop"], kind) * 3600)
             if start <= deadline < end:
                 due.append(DueOrder(row["order_no"], row["platform"], row["shop"], kind, deadline))
     due.sort(key=lambda d: (d.deadline, d.order_no))

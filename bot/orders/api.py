@@ -33,7 +33,7 @@ from bot.orders.formats import (
     RowReader,
     generic_rows,
 )
-from bot.orders.importer import upsert_orders
+from bot.orders.importer import unknown_words, upsert_orders
 from bot.orders.model import NormalizedOrder, RejectedRow
 from bot.orders.values import RowError
 
@@ -139,7 +139,8 @@ def create_api_app(db: Database, settings: Any, clock: Clock) -> Starlette:
             records = parse_body(bytes(body))
         except BodyError as exc:
             return _error(400, exc.reason, detail=exc.detail)
-        read = record_reader(ReadContext(tz=tz))
+        ctx = ReadContext(tz=tz)
+        read = record_reader(ctx)
         orders, errors = [], []
         for position, record in enumerate(records, start=1):
             item = order_from_record(record, read, position)
@@ -156,6 +157,8 @@ def create_api_app(db: Database, settings: Any, clock: Clock) -> Starlette:
                 "inserted": counts.inserted,
                 "updated": counts.updated,
                 "unchanged": counts.unchanged,
+                # status / refund words not in the vocabulary: stored as sent, read conservatively
+                "unknown_words": [{"column": c, "word": w, "rows": n} for c, w, n in unknown_words(ctx.unknown)],
             }
         )
 

@@ -58,7 +58,8 @@ def run_import_command(args: argparse.Namespace) -> int:
             Path(args.path),
             db_path=settings.kefu_db_path,
             tz=settings.tz,
-            max_bytes=settings.kefu_import_max_mb * 2**20,
+            # not KEFU_IMPORT_MAX_MB: that one is for chat uploads (Telegram's 20 MB); the CLI streams
+            max_bytes=settings.kefu_cli_import_max_mb * 2**20,
             platform=args.platform,
             shop=args.shop,
             dry_run=args.dry_run,
@@ -113,6 +114,8 @@ async def run_import(
         )
     except NotAnExport as exc:
         print(exc.message_zh, file=err)
+        if exc.reason == "too_large":
+            print(text.render("errors.j2", "cli", reason="cli_too_large"), file=err)
         if as_json:
             out.write(json.dumps({"error": {"reason": exc.reason, "message": exc.message_zh}}, ensure_ascii=False) + "\n")
         return EXIT_NOT_AN_EXPORT

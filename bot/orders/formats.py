@@ -7,11 +7,15 @@ what Excel and the back-ends add around them: trailing and full-width spaces, NB
 
 Generic CSV (anything else, e.g. an ERP export), UTF-8 or GBK, header names case-insensitive:
     platform, order_no, shop, status, created_at, paid_at, shipped_at, amount, buyer
-  optional: status_raw, refunding, presale, item_title, tracking_no, carrier
+  optional: status_raw, refunding, presale, item_title, tracking_no, carrier, on_hold, ship_from, ship_by
 - order_no and status are required; a blank platform uses --platform (else `other`); platform
   also accepts tmall/淘宝/天猫/抖音/抖店/pdd/拼多多/京东.
 - status: unpaid, paid_unshipped, partially_shipped, shipped, completed, closed, or any status
-  wording the platform readers know (交易成功, 待发货, 等待出库, WAIT_SELLER_SEND_GOODS, …).
+  wording the platform readers know (交易成功, 待发货, 等待出库, WAIT_SELLER_SEND_GOODS, …: the
+  tables in bot/orders/vocabulary.py). Unknown wording is kept with the row, read from the
+  order's own times (paid and not shipped → paid_unshipped) and counted for the import summary.
+- ship_by: the order's own shipping deadline; ship_from: when the shipping clock starts instead
+  of paid_at; on_hold (1/0): the platform holds the order (no shipping reminder).
 - times: ISO 8601; with an offset or Z they are taken as given, without one they are in the
   shop's zone (KEFU_TIMEZONE). `yyyy/M/d H:mm` is accepted too. A bare date is refused.
 - amount: a decimal with at most two places (thousands separators, 元 and ¥ allowed).
@@ -23,8 +27,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from operator import itemgetter
 
@@ -32,16 +37,17 @@ from bot.orders.model import NormalizedOrder, mask_phone
 from bot.orders.values import (
     RowError,
     TimeParser,
-    after_sale_open,
+    WordReader,
     clean_text,
     parse_amount,
     parse_flag,
     parse_order_no,
     parse_platform,
-    parse_status,
     refund_amount_open,
+    split_express,
     tracking_number,
 )
+from bot.orders.vocabulary import OPEN, StatusWord, infer_state
 
 _HEADER_NOISE = re.compile(r"[\s=\"'\ufeff\u200b]")
 
@@ -60,6 +66,8 @@ class ReadContext:
     tz: tzinfo
     shop: str = ""
     platform: str | None = None
+    #: Status and refund words not in the vocabulary: (column, word) → rows (for the summary).
+    unknown: Counter = field(default_factory=Counter)
 
 
 class Columns:
@@ -122,6 +130,7 @@ class Fields:
     """Positions and display names of the fields a row reader uses, bound once per file."""
 
     def __init__(self, cols: Columns, names: Sequence[str]) -> None:
+        self.present = {name for name in names if name in cols}
         for name in names:
             setattr(self, name, cols.at(name))
             setattr(self, f"{name}_name", cols.name(name))
@@ -156,30 +165,45 @@ def _with_order_no(order_no: str, build: Callable[[], NormalizedOrder]) -> Norma
         raise
 
 
+def _state(word: StatusWord | None, paid: object, shipped: object, tracking: str) -> str:
+    """The canonical state: the word's, or for an unknown word the conservative reading from the
+    order's own times (paid and not shipped → paid_unshipped, so it is reminded)."""
+    if word is not None:
+        return word.state
+    return infer_state(paid is not None, shipped is not None or bool(tracking))
+
+
 def _order_from_cells(
-    c: list, f: Fields, time: TimeParser, platform: str, order_no: str, default_shop: str, status_raw: str,
-    refunding: bool,
+    c: list, f: Fields, time: TimeParser, words: WordReader, platform: str, order_no: str, default_shop: str,
+    status_raw: str, refunding: bool,
 ) -> NormalizedOrder:
     """The order of a Douyin or JD row: same fields, presale read from 订单类型; only how a refund
     shows differs (the caller's `refunding`). Failures are tagged with the order number."""
 
     def build() -> NormalizedOrder:
+        word = words.status(status_raw, f.status_name)
+        paid, shipped = time(c[f.paid_at], f.paid_at_name), time(c[f.shipped_at], f.shipped_at_name)
+        tracking, carrier = tracking_number(c[f.tracking_no]), clean_text(c[f.carrier])
+        if not tracking and "express" in f.present:
+            carrier, tracking = split_express(c[f.express])
         return NormalizedOrder(
             platform=platform,
             order_no=order_no,
             shop=clean_text(c[f.shop]) or default_shop,
-            status=parse_status(status_raw, f.status_name),
+            status=_state(word, paid, shipped, tracking),
             status_raw=status_raw,
-            refunding=refunding,
+            refunding=refunding or (word is not None and word.refund == OPEN),
             presale="预售" in clean_text(c[f.order_type]),
             created_at=time(c[f.created_at], f.created_at_name),
-            paid_at=time(c[f.paid_at], f.paid_at_name),
-            shipped_at=time(c[f.shipped_at], f.shipped_at_name),
+            paid_at=paid,
+            shipped_at=shipped,
             amount=parse_amount(c[f.amount], f.amount_name),
             buyer=_buyer(c[f.buyer], c[f.phone]),
             item_title=clean_text(c[f.item_title]),
-            tracking_no=tracking_number(c[f.tracking_no]),
-            carrier=clean_text(c[f.carrier]),
+            tracking_no=tracking,
+            carrier=carrier,
+            on_hold=word is not None and word.hold,
+            ship_by=time(c[f.ship_by], f.ship_by_name),
         )
 
     return _with_order_no(order_no, build)
@@ -189,12 +213,13 @@ def _order_from_cells(
 
 TAOBAO_ALIASES = {
     "order_no": ("订单编号", "主订单编号"),
-    "shop": ("店铺名称",),
+    "shop": ("店铺名称", "分销商店铺名称"),
     "status": ("订单状态",),
     "created_at": ("订单创建时间",),
     "paid_at": ("订单付款时间", "付款时间"),
     "shipped_at": ("发货时间",),
-    "amount": ("买家实际支付金额", "买家实付金额", "实付金额", "总金额"),
+    # 支付金额: third-party systems emitting the 订单报表 layout (order-exports.md §0)
+    "amount": ("买家实际支付金额", "买家实付金额", "实付金额", "支付金额", "总金额"),
     "buyer": ("买家会员名", "买家昵称"),
     "phone": ("联系手机", "买家手机号", "联系电话"),
     "item_title": ("宝贝标题", "商品标题"),
@@ -203,6 +228,10 @@ TAOBAO_ALIASES = {
     "refund_amount": ("退款金额",),
     "stage_info": ("分阶段订单信息",),
     "presale_flag": ("预售订单",),
+    # Read by meaning, kept for the rejected-rows CSV and detection; never stored (personal data /
+    # not needed): the recipient, the shop's id.
+    "recipient": ("收货人姓名", "收货人"),
+    "shop_id": ("店铺Id", "分销商Id"),
 }
 
 
@@ -215,27 +244,33 @@ def taobao_rows(cols: Columns, ctx: ReadContext) -> RowReader:
     created_name, paid_name, shipped_name = names["created_at"], names["paid_at"], names["shipped_at"]
     refund_name = names["refund_amount"]
     time, default_shop, has_presale_flag = TimeParser(ctx.tz), ctx.shop, "presale_flag" in cols
+    words = WordReader("taobao", ctx.unknown)
+    status_of = words.status
 
     def read(c: list) -> NormalizedOrder:
         (order_no, shop, status_raw, created, paid, shipped, amount, buyer, phone, title, tracking,
-         carrier, refund, stage_info, presale_flag) = pick(c)  # TAOBAO_ALIASES order
+         carrier, refund, stage_info, presale_flag, _recipient, _shop_id) = pick(c)  # TAOBAO_ALIASES order
+        order_no = parse_order_no(order_no, order_no_name)
         status_raw = clean_text(status_raw)
+        word = status_of(status_raw, status_name)
+        paid, shipped, tracking = time(paid, paid_name), time(shipped, shipped_name), tracking_number(tracking)
         return NormalizedOrder(
             "taobao",
-            parse_order_no(order_no, order_no_name),
+            order_no,
             clean_text(shop) or default_shop,
-            parse_status(status_raw, status_name),
+            word.state if word is not None else _state(None, paid, shipped, tracking),
             status_raw,
-            refund_amount_open(refund, refund_name),  # refunding
+            refund_amount_open(refund, refund_name, words) or (word is not None and word.refund == OPEN),  # refunding
             bool(clean_text(stage_info)) or (has_presale_flag and _says_yes(presale_flag)),  # presale
             time(created, created_name),
-            time(paid, paid_name),
-            time(shipped, shipped_name),
+            paid,
+            shipped,
             parse_amount(amount, amount_name),
             _buyer(buyer, phone),
             clean_text(title),
-            tracking_number(tracking),
+            tracking,
             clean_text(carrier),
+            word is not None and word.hold,  # on_hold
         )
 
     return read
@@ -257,20 +292,21 @@ DOUYIN_ALIASES = {
     "item_title": ("选购商品", "商品名称"),
     "tracking_no": ("快递单号", "物流单号", "运单号"),
     "carrier": ("快递公司", "物流公司"),
+    "express": ("快递信息", "物流信息"),  # recent exports: carrier and number in one cell
     "after_sale": ("售后状态",),
     "order_type": ("订单类型",),
+    "ship_by": ("承诺发货时间", "预约发货时间", "最晚发货时间"),
 }
 
 
 def douyin_rows(cols: Columns, ctx: ReadContext) -> RowReader:
     f = Fields(cols, DOUYIN_ALIASES)
-    time, shop = TimeParser(ctx.tz), ctx.shop
+    time, shop, words = TimeParser(ctx.tz), ctx.shop, WordReader("douyin", ctx.unknown)
 
     def read(c: list) -> NormalizedOrder:
         order_no = parse_order_no(c[f.order_no], f.order_no_name)
-        return _order_from_cells(
-            c, f, time, "douyin", order_no, shop, clean_text(c[f.status]), after_sale_open(c[f.after_sale])
-        )
+        refunding = words.refund(c[f.after_sale], f.after_sale_name) == OPEN
+        return _order_from_cells(c, f, time, words, "douyin", order_no, shop, clean_text(c[f.status]), refunding)
 
     return read
 
@@ -293,12 +329,17 @@ PINDUODUO_ALIASES = {
     "tracking_no": ("快递单号",),
     "carrier": ("快递公司",),
     "after_sale": ("售后状态",),
+    "ship_by": ("承诺发货时间", "预约发货时间"),
+    "presale_flag": ("是否预售", "预售订单", "预售"),
+    "presale_time": ("预售时间", "预售发货时间", "预计发货时间"),
+    "order_type": ("订单类型",),
 }
 
 
 def pinduoduo_rows(cols: Columns, ctx: ReadContext) -> RowReader:
     f = Fields(cols, PINDUODUO_ALIASES)
-    time, shop = TimeParser(ctx.tz), ctx.shop
+    time, shop, words = TimeParser(ctx.tz), ctx.shop, WordReader("pinduoduo", ctx.unknown)
+    has_presale_flag = "presale_flag" in cols
 
     def first_time(c: list, *fields: str):
         """The first non-empty of several time columns (支付时间 → 拼单成功时间 → 订单成交时间)."""
@@ -309,23 +350,38 @@ def pinduoduo_rows(cols: Columns, ctx: ReadContext) -> RowReader:
         return None
 
     def read(c: list) -> NormalizedOrder:
+        order_no = parse_order_no(c[f.order_no], f.order_no_name)
         status_raw = clean_text(c[f.status])
+        word = words.status(status_raw, f.status_name)
+        paid = first_time(c, "paid_at", "grouped_at", "deal_at")
+        shipped = time(c[f.shipped_at], f.shipped_at_name)
+        tracking = tracking_number(c[f.tracking_no])
+        presale = (
+            (has_presale_flag and _says_yes(c[f.presale_flag]))
+            or bool(clean_text(c[f.presale_time]))
+            or "预售" in clean_text(c[f.order_type])
+        )
         return NormalizedOrder(
             platform="pinduoduo",
-            order_no=parse_order_no(c[f.order_no], f.order_no_name),
+            order_no=order_no,
             shop=clean_text(c[f.shop]) or shop,
-            status=parse_status(status_raw, f.status_name),
+            status=_state(word, paid, shipped, tracking),
             status_raw=status_raw,
-            refunding=after_sale_open(c[f.after_sale]),
-            presale=False,
+            refunding=words.refund(c[f.after_sale], f.after_sale_name) == OPEN
+            or (word is not None and word.refund == OPEN),
+            presale=presale,
             created_at=first_time(c, "created_at", "deal_at"),
-            paid_at=first_time(c, "paid_at", "grouped_at", "deal_at"),
-            shipped_at=time(c[f.shipped_at], f.shipped_at_name),
+            paid_at=paid,
+            shipped_at=shipped,
             amount=parse_amount(c[f.amount], f.amount_name),
             buyer=_buyer(c[f.buyer], c[f.phone]),
             item_title=clean_text(c[f.item_title]),
-            tracking_no=tracking_number(c[f.tracking_no]),
+            tracking_no=tracking,
             carrier=clean_text(c[f.carrier]),
+            on_hold=word is not None and word.hold,
+            # PDD counts the shipping deadline from 拼单成功 (the group formed), not from payment
+            ship_from=time(c[f.grouped_at], f.grouped_at_name),
+            ship_by=time(c[f.ship_by], f.ship_by_name),
         )
 
     return read
@@ -346,20 +402,24 @@ JD_ALIASES = {
     "item_title": ("商品名称",),
     "tracking_no": ("运单号", "快递单号"),
     "carrier": ("快递公司", "承运商"),
+    "express": ("快递信息",),
     "order_type": ("订单类型",),
+    "ship_by": ("承诺发货时间", "预约发货时间", "最晚出库时间"),
+    "after_sale": ("售后状态", "退款状态", "服务单状态"),
 }
 
 
 def jd_rows(cols: Columns, ctx: ReadContext) -> RowReader:
     f = Fields(cols, JD_ALIASES)
-    time, shop = TimeParser(ctx.tz), ctx.shop
+    time, shop, words = TimeParser(ctx.tz), ctx.shop, WordReader("jd", ctx.unknown)
 
     def read(c: list) -> NormalizedOrder | None:
         status_raw = clean_text(c[f.status])
         if "删除" in status_raw:  # "(删除)等待出库": a row the seller deleted
             return None
         order_no = parse_order_no(c[f.order_no], f.order_no_name)
-        return _order_from_cells(c, f, time, "jd", order_no, shop, status_raw, refunding=False)
+        refunding = words.refund(c[f.after_sale], f.after_sale_name) == OPEN
+        return _order_from_cells(c, f, time, words, "jd", order_no, shop, status_raw, refunding)
 
     return read
 
@@ -369,6 +429,7 @@ def jd_rows(cols: Columns, ctx: ReadContext) -> RowReader:
 GENERIC_FIELDS = (
     "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale",
     "created_at", "paid_at", "shipped_at", "amount", "buyer", "item_title", "tracking_no", "carrier",
+    "on_hold", "ship_from", "ship_by",
 )
 GENERIC_ALIASES = {name: (name,) for name in GENERIC_FIELDS}
 
@@ -377,26 +438,37 @@ def generic_rows(cols: Columns, ctx: ReadContext) -> RowReader:
     """Documented columns; `status` is a normalised code or any status wording the importers know."""
     f = Fields(cols, GENERIC_FIELDS)
     time, shop, default_platform = TimeParser(ctx.tz), ctx.shop, ctx.platform or "other"
+    words: dict[str, WordReader] = {}
 
     def read(c: list) -> NormalizedOrder:
         order_no = parse_order_no(c[f.order_no], f.order_no_name)
+        platform = parse_platform(c[f.platform], f.platform_name, default_platform)
         status_text = clean_text(c[f.status])
+        reader = words.get(platform)
+        if reader is None:
+            reader = words[platform] = WordReader(platform, ctx.unknown)
+        word = reader.status(status_text, f.status_name)
+        paid, shipped = time(c[f.paid_at], f.paid_at_name), time(c[f.shipped_at], f.shipped_at_name)
+        tracking = tracking_number(c[f.tracking_no])
         return NormalizedOrder(
-            platform=parse_platform(c[f.platform], f.platform_name, default_platform),
+            platform=platform,
             order_no=order_no,
             shop=clean_text(c[f.shop]) or shop,
-            status=parse_status(status_text, f.status_name),
+            status=_state(word, paid, shipped, tracking),
             status_raw=clean_text(c[f.status_raw]) or status_text,
-            refunding=parse_flag(c[f.refunding], f.refunding_name),
+            refunding=parse_flag(c[f.refunding], f.refunding_name) or (word is not None and word.refund == OPEN),
             presale=parse_flag(c[f.presale], f.presale_name),
             created_at=time(c[f.created_at], f.created_at_name),
-            paid_at=time(c[f.paid_at], f.paid_at_name),
-            shipped_at=time(c[f.shipped_at], f.shipped_at_name),
+            paid_at=paid,
+            shipped_at=shipped,
             amount=parse_amount(c[f.amount], f.amount_name),
             buyer=mask_phone(clean_text(c[f.buyer])),
             item_title=clean_text(c[f.item_title]),
-            tracking_no=tracking_number(c[f.tracking_no]),
+            tracking_no=tracking,
             carrier=clean_text(c[f.carrier]),
+            on_hold=parse_flag(c[f.on_hold], f.on_hold_name) or (word is not None and word.hold),
+            ship_from=time(c[f.ship_from], f.ship_from_name),
+            ship_by=time(c[f.ship_by], f.ship_by_name),
         )
 
     return read
@@ -415,6 +487,17 @@ GENERIC = ExportFormat("generic", None, GENERIC_ALIASES, generic_rows, lower_hea
 FORMATS = {f.name: f for f in (TAOBAO_LEGACY, TAOBAO_QIANNIU, DOUYIN, PINDUODUO, JD, GENERIC)}
 
 
+#: Columns only the 抖店 order export has (every header variant seen: 订单提交时间/支付完成时间/选购商品,
+#: and the recent 下单时间/支付时间/商品名称 with 快递信息 and 承诺发货时间). Two of them with 主订单编号
+#: identify it; the Taobao 千牛 item sheet (子订单编号 + 主订单编号) has 商品标题, 订单创建时间,
+#: 订单付款时间 and 退款状态 instead, none of these.
+DOUYIN_MARKS = frozenset({
+    "订单提交时间", "支付完成时间", "选购商品", "下单时间", "支付时间", "商品名称", "快递信息", "售后状态",
+    "订单应付金额", "承诺发货时间", "预约发货时间", "收件人", "收件人手机号", "商品数量", "商品金额", "达人昵称",
+    "取消原因",
+})
+
+
 class ItemReport(Exception):
     """The header of an item-level report (宝贝报表 / 千牛子订单表): the order sheet is needed."""
 
@@ -423,13 +506,13 @@ def detect_format(header: Sequence[str], *, workbook: bool = False) -> ExportFor
     """Which export a normalised header row belongs to, or None. Raises ItemReport for item sheets."""
     names = set(header)
     has = names.__contains__
-    douyin_marks = has("订单提交时间") or has("支付完成时间") or has("选购商品")
-    if has("主订单编号") and douyin_marks:
+    if has("主订单编号") and len(names & DOUYIN_MARKS) >= 2 and not has("买家应付邮费"):  # 买家应付邮费: Taobao
         return DOUYIN
     if has("子订单编号") and has("主订单编号"):
         raise ItemReport()
     if has("订单编号"):
-        if has("买家应付邮费") or (has("订单状态") and has("订单创建时间")):
+        taobao_times = has("订单创建时间") or has("订单付款时间")
+        if has("买家应付邮费") or (has("订单状态") and taobao_times):
             renamed = has("买家实付金额") or has("商品标题")
             return TAOBAO_QIANNIU if workbook or renamed else TAOBAO_LEGACY
         if has("标题") and has("购买数量"):

@@ -52,7 +52,7 @@ Progress = Callable[[int], Awaitable[Any]]
 _COLUMNS = (
     "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale",
     "created_at", "paid_at", "shipped_at", "amount_cents", "buyer", "item_title", "tracking_no",
-    "carrier", "source", "first_seen_at", "updated_at",
+    "carrier", "on_hold", "ship_from", "ship_by", "source", "first_seen_at", "updated_at",
 )
 
 
@@ -79,9 +79,9 @@ def _upsert_sql() -> str:
         return f"CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END"
 
     kinds = {
-        "shop": "text", "status": "state", "status_raw": "state", "refunding": "state", "presale": "sticky",
+        "shop": "text", "status": "state", "status_raw": "state", "refunding": "state", "on_hold": "state", "presale": "sticky",
         "created_at": "value", "paid_at": "value", "shipped_at": "value", "amount_cents": "value",
-        "buyer": "text", "item_title": "text", "tracking_no": "text", "carrier": "text",
+        "ship_from": "value", "ship_by": "value", "buyer": "text", "item_title": "text", "tracking_no": "text", "carrier": "text",
     }
     merged = {column: pick(column, kind) for column, kind in kinds.items()}
     assignments = ",\n    ".join(f"{column} = {expr}" for column, expr in merged.items())
@@ -129,6 +129,9 @@ def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
         order.item_title,
         order.tracking_no,
         order.carrier,
+        int(order.on_hold),
+        None if order.ship_from is None else int(order.ship_from.timestamp()),
+        None if order.ship_by is None else int(order.ship_by.timestamp()),
         source,
         now,
         now,
@@ -217,6 +220,13 @@ class ImportSummary:
     batch_id: int | None = None
     #: Orders now due for a reminder; filled in by the reminders feature, None until then.
     due_count: int | None = None
+    #: Who the due reminders go to (display names and chats), filled in with due_count; [] = held.
+    due_recipients: list[str] | None = None
+    #: Why they are held, when they are (a label code of the reminders feature), else "".
+    due_held: str = ""
+    #: Status / refund words not in the vocabulary: (column, word, rows), most frequent first.
+    #: Their orders were kept with the raw text and read conservatively (reminded).
+    unknown_words: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def orders(self) -> int:
@@ -254,6 +264,8 @@ class ImportSummary:
             "dry_run": self.dry_run,
             "batch_id": self.batch_id,
             "due_count": self.due_count,
+            "due_recipients": self.due_recipients,
+            "unknown_words": [{"column": c, "word": w, "rows": n} for c, w, n in self.unknown_words],
         }
 
     def text_zh(self, limit: int = 5) -> str:
@@ -359,6 +371,7 @@ async def import_file(
                     next_progress = (batch.rows_read // progress_every + 1) * progress_every
             counts = await writer.finish()
             summary.rows_read, summary.skipped = reader.rows_read, reader.skipped
+            summary.unknown_words = unknown_words(reader.context.unknown)
             summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
             if dry_run:
                 raise _DryRun()
@@ -383,6 +396,11 @@ async def import_file(
         batches.stop()
         reader.close()
     return summary
+
+
+def unknown_words(counter: Any) -> list[tuple[str, str, int]]:
+    """(column, word, rows) from a reader's counter, most frequent first."""
+    return sorted(((c, w, n) for (c, w), n in counter.items()), key=lambda t: (-t[2], t[0], t[1]))
 
 
 # --- Pushes (HTTP endpoint) -----------------------------------------------------------------------
@@ -431,7 +449,7 @@ async def upsert_orders(
 # --- Lookups for the /order card and script variables ---------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class StoredOrder(NormalizedOrder):
     """A row of the orders table: the normalised order plus what storing it added."""
 
@@ -463,6 +481,9 @@ class StoredOrder(NormalizedOrder):
             item_title=row["item_title"],
             tracking_no=row["tracking_no"],
             carrier=row["carrier"],
+            on_hold=bool(row["on_hold"]),
+            ship_from=moment(row["ship_from"]),
+            ship_by=moment(row["ship_by"]),
             source=row["source"],
             first_seen_at=from_ts(row["first_seen_at"]),
             updated_at=from_ts(row["updated_at"]),

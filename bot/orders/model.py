@@ -39,6 +39,12 @@ class NormalizedOrder:
     item_title: str
     tracking_no: str
     carrier: str
+    #: The platform holds the order (JD 锁定/暂停, PDD 拼团中, …): kept, but no shipping reminder.
+    on_hold: bool = False
+    #: The shipping clock starts here instead of paid_at (PDD: 拼单成功时间, the group formed).
+    ship_from: datetime | None = None
+    #: The order's own shipping deadline (抖店/PDD 承诺发货时间, 预约发货时间): wins over the clock.
+    ship_by: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -66,6 +72,9 @@ class NormalizedOrder:
             "item_title": self.item_title,
             "tracking_no": self.tracking_no,
             "carrier": self.carrier,
+            "on_hold": self.on_hold,
+            "ship_from": iso_time(self.ship_from, tz),
+            "ship_by": iso_time(self.ship_by, tz),
         }
 
 

@@ -240,6 +240,10 @@ def merge_items(items: Sequence[NormalizedOrder], amount_rule: str) -> Normalize
         item_title=_distinct([o.item_title for o in items], " / "),
         tracking_no=_distinct([o.tracking_no for o in items], ","),
         carrier=_distinct([o.carrier for o in items], ","),
+        on_hold=any(o.on_hold for o in items),
+        # the earliest promise of any item is the order's deadline
+        ship_from=min((o.ship_from for o in items if o.ship_from), default=None),
+        ship_by=min((o.ship_by for o in items if o.ship_by), default=None),
     )
 
 

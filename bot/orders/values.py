@@ -1,7 +1,7 @@
 """Cell cleaning and value parsing shared by every export format and the HTTP endpoint.
 
-The tables here are the vocabulary found IN the exports (status wording, "no refund" wording);
-they are matched, never shown, so they live with the parser rather than in templates/.
+Status and refund wording found IN the exports lives as data in bot/orders/vocabulary.py
+(matched, never shown); `WordReader` reads it for one file.
 A value that cannot be read raises `RowError` with a reason code: the row is rejected and the
 agent is told why. Nothing is guessed.
 """
@@ -9,11 +9,12 @@ agent is told why. Nothing is guessed.
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections import Counter
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
-from bot.orders.model import PLATFORMS, STATUS_RANK
+from bot.orders.model import PLATFORMS
+from bot.orders.vocabulary import NONE, OPEN, SUCCESS, StatusWord, status_key, vocabulary
 
 _BLANKS = " \t\r\n\u00a0\u3000\ufeff\u200b"
 #: How the exports say "nothing here".
@@ -193,94 +194,73 @@ def parse_amount(value: object, column: str) -> Decimal | None:
     return amount.quantize(_CENT)
 
 
-def status_key(text: str) -> str:
-    """Comparison form of a status text: NFKC (full-width comma → ASCII), no spaces, lower case."""
-    return _ALL_SPACE.sub("", unicodedata.normalize("NFKC", text)).lower()
+class WordReader:
+    """Reads the status and refund cells of one file against the platform's vocabulary
+    (bot/orders/vocabulary.py). A word not in it is never guessed and never rejects the row: the
+    caller takes the conservative reading, and the word is counted in `unknown` under
+    (column, word) for the import summary."""
+
+    def __init__(self, platform: str | None, unknown: Counter | None = None) -> None:
+        self.vocab = vocabulary(platform)
+        self.unknown: Counter = Counter() if unknown is None else unknown
+        self._status: dict[str, StatusWord | None] = {}
+        self._refund: dict[str, str | None] = {}
+
+    def status(self, raw: str, column: str) -> StatusWord | None:
+        try:
+            word = self._status[raw]
+        except KeyError:
+            word = self.vocab.status_word(raw) if raw else None
+            if len(self._status) < 10_000:
+                self._status[raw] = word
+        if word is None:
+            self.unknown[(column, raw)] += 1
+        return word
+
+    def refund(self, value: object, column: str) -> str | None:
+        """OPEN / NONE / SUCCESS, or None for an empty cell or an unknown word (counted)."""
+        raw = clean_text(value)
+        if not raw:
+            return None
+        try:
+            reading = self._refund[raw]
+        except KeyError:
+            reading = self.vocab.refund_word(raw)
+            if len(self._refund) < 10_000:
+                self._refund[raw] = reading
+        if reading is None:
+            self.unknown[(column, raw)] += 1
+        return reading
 
 
-_STATUS_WORDING: dict[str, tuple[str, ...]] = {
-    "unpaid": (
-        # Taobao/Tmall export text and API codes
-        "等待买家付款", "没有创建支付宝交易", "WAIT_BUYER_PAY", "TRADE_NO_CREATE_PAY", "PAY_PENDING",
-        # Douyin, Pinduoduo, JD
-        "待支付", "待付款", "待确认", "等待付款",
-    ),
-    "paid_unshipped": (
-        "买家已付款，等待卖家发货", "买家已付款,等待卖家发货", "等待卖家发货", "WAIT_SELLER_SEND_GOODS",
-        "待发货", "备货中", "已支付", "等待出库", "WAIT_SELLER_STOCK_OUT", "未发货",
-    ),
-    "partially_shipped": ("卖家部分发货", "SELLER_CONSIGNED_PART", "部分发货"),
-    "shipped": (
-        "卖家已发货，等待买家确认", "卖家已发货,等待买家确认", "WAIT_BUYER_CONFIRM_GOODS",
-        "买家已签收", "TRADE_BUYER_SIGNED",
-        "已发货", "全部发货", "已发货（全部发货）", "已发货，待签收", "已发货，待收货",
-        "等待确认收货", "WAIT_GOODS_RECEIVE_CONFIRM",
-    ),
-    "completed": ("交易成功", "TRADE_FINISHED", "已完成", "已收货", "已签收", "完成", "FINISHED_L"),
-    "closed": (
-        "交易关闭", "交易被淘宝关闭", "TRADE_CLOSED", "TRADE_CLOSED_BY_TAOBAO",
-        "付款以后用户退款成功，交易自动关闭",
-        "已关闭", "已取消", "取消", "TRADE_CANCELED",
-        "未发货，退款成功", "已发货，退款成功", "发货前退款完结", "发货后退款完结", "收货后退款完结",
-    ),
-}
-
-
-def _status_table() -> dict[str, str]:
-    table: dict[str, str] = {}
-    for code, texts in _STATUS_WORDING.items():
-        for text in (code, *texts):
-            key = status_key(text)
-            if table.get(key, code) != code:
-                raise AssertionError(f"status text {text!r} maps to two codes")
-            table[key] = code
-    return table
-
-
-STATUS_TABLE = _status_table()
-
-
-_STATUS_SEEN: dict[str, str] = {}
+def after_sale_open(value: object, words: WordReader, column: str) -> bool:
+    """True only when a 售后状态/退款状态 cell says a refund or after-sale is pending or in progress."""
+    return words.refund(value, column) == OPEN
 
 
 def parse_status(raw: str, column: str) -> str:
-    """The normalised status code of an export's status text (or of a code itself)."""
-    code = _STATUS_SEEN.get(raw)
-    if code is None:
-        code = STATUS_TABLE.get(status_key(raw)) if raw else None
-        if code is None:
-            raise RowError("unknown_status", column, raw)
-        if len(_STATUS_SEEN) < 10_000:
-            _STATUS_SEEN[raw] = code
-    return code
-
-
-#: After-sale / refund wording that means "no refund is open".
-_NO_REFUND = frozenset(
-    status_key(text)
-    for text in (
-        "无售后", "无售后或售后取消", "无售后或售后关闭", "售后取消", "售后关闭", "售后已取消", "售后已关闭",
-        "没有申请退款", "无退款申请", "无退款", "退款关闭", "无", "0", "否",
-    )
-)
-
-
-def after_sale_open(value: object) -> bool:
-    """True when a 售后状态/退款状态 cell shows a refund or after-sale that was not cancelled."""
-    text = clean_text(value)
-    return bool(text) and status_key(text) not in _NO_REFUND
+    """The canonical status of a known status word or code; RowError for anything else (used
+    where a caller must have a known status, e.g. tests and demo data)."""
+    word = vocabulary(None).status_word(raw) if raw else None
+    if word is None:
+        raise RowError("unknown_status", column, raw)
+    return word.state
 
 
 _ZERO = frozenset({"0", "0.0", "0.00", "0元", "0.00元"})
 
 
-def refund_amount_open(value: object, column: str) -> bool:
-    """退款金额 > 0 means a refund exists; 千牛 writes 无退款申请 for none."""
+def refund_amount_open(value: object, column: str, words: WordReader | None = None) -> bool:
+    """退款金额 > 0 means a refund exists; 千牛 and ERPs write words instead (无退款申请, 退款关闭,
+    退款中): those are read like a 退款状态 cell (only pending/in progress is open). A word not in
+    the vocabulary is counted by `words` and read as no open refund (the conservative reading)."""
     text = clean_text(value)
     if not text or text in _ZERO:
         return False
-    if not text[0].isdigit() and status_key(text) in _NO_REFUND:
-        return False
+    if not text[0].isdigit() and text[0] not in "¥￥":
+        if words is not None:
+            return words.refund(text, column) == OPEN
+        return vocabulary(None).refund_word(text) == OPEN
     return bool(parse_amount(text, column))
 
 
@@ -331,4 +311,28 @@ def tracking_number(value: object) -> str:
     return _TRACKING_PREFIX.sub("", text).strip(_BLANKS)
 
 
-assert set(STATUS_TABLE.values()) == set(STATUS_RANK)
+
+
+_PARCELS = re.compile(r"[;；|\n]+")
+_EXPRESS = re.compile(r"^(?P<carrier>.*?)[\s:：,，/#-]*(?P<number>[A-Za-z]{0,4}\d[0-9A-Za-z-]{5,})$")
+
+
+def split_express(value: object) -> tuple[str, str]:
+    """抖店 `快递信息` (carrier and number in one cell, one parcel per `;`) → (carriers, numbers),
+    each joined with `,` like merged item rows: `中通快递 7531234567890` → (中通快递, 7531234567890).
+    A cell without a number is all carrier; a bare number has no carrier."""
+    carriers, numbers = [], []
+    for parcel in _PARCELS.split(clean_text(value)):
+        parcel = tracking_number(parcel.strip(_BLANKS))
+        if not parcel:
+            continue
+        match = _EXPRESS.match(parcel)
+        if match:
+            carrier, number = match.group("carrier").strip(_BLANKS + ":：,，-"), match.group("number")
+        else:
+            carrier, number = parcel, ""
+        if carrier and carrier not in carriers:
+            carriers.append(carrier)
+        if number and number not in numbers:
+            numbers.append(number)
+    return ",".join(carriers), ",".join(numbers)

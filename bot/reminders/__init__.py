@@ -3,7 +3,8 @@
 Domain only, no Telegram: `rules` (thresholds, per-shop overrides, due conditions as SQL, night
 gap), `engine` (state in SQLite, the scan, delivery bookkeeping, button actions), `digest`
 (splitting digests to Telegram's limits), `cli` (`kefu reminders due`). The Telegram layer is
-handlers/reminders.py. The import summary calls `due_count(db, now, settings)`.
+handlers/reminders.py. The import summary calls `due_count(db, now, settings)`; the handover
+prompt calls `open_claims(db, tg_id)` (the open reminders a person claimed).
 """
 
 from bot.reminders.engine import (
@@ -16,6 +17,7 @@ from bot.reminders.engine import (
     count_due,
     due_count,
     list_due,
+    open_claims,
 )
 from bot.reminders.rules import (
     OPEN_STATES,
@@ -27,5 +29,6 @@ from bot.reminders.rules import (
 
 __all__ = [
     "OPEN_STATES", "ActionResult", "DueItem", "MessageRow", "ReminderEngine", "ReminderView", "RuleBook",
-    "ScanResult", "ShopOverrideError", "Thresholds", "count_due", "due_count", "list_due", "parse_shop_overrides",
+    "ScanResult", "ShopOverrideError", "Thresholds", "count_due", "due_count", "list_due", "open_claims",
+    "parse_shop_overrides",
 ]

@@ -3,7 +3,9 @@
 No Telegram here. The Telegram layer (handlers/reminders.py) calls, on every tick:
 `scan()` → edit the messages of what changed → `pending()` → send → `record_message()` after each
 accepted message → `complete_round()`; then `due_escalations()` the same way. Buttons call
-`claim()`, `done()`, `snooze()`.
+`claim()`, `done()`, `snooze()`. A shipping breach closed with a BREACH_OUTCOMES outcome keeps a
+`watch_until`; the scan fires it again (`repeats` + 1, a new round) if the order still qualifies
+then (issue 11). `open_claims()` is the handover prompt's view of a person's claimed reminders.
 
 Delivery bookkeeping — why "mark right after each message" and not "record intent first":
 every message Telegram accepts is recorded (one transaction: the message row, one item per
@@ -28,7 +30,7 @@ from typing import Any
 from bot.clock import Clock, from_ts, to_ts
 from bot.db import Database
 from bot.reminders.rules import (
-    ALL_OUTCOMES,
+    BREACH_OUTCOMES,
     CLOSED_STATES,
     ESCALATION_REPEAT,
     NO_LONGER_DUE_SQL,
@@ -45,7 +47,7 @@ _OPEN_SQL = ", ".join(f"'{s}'" for s in OPEN_STATES)
 _REMINDER_FIELDS = (
     "id", "order_id", "rule", "stage", "due_at", "deadline_at", "state", "round", "first_sent_at", "sent_at",
     "claimed_by", "claimed_at", "snoozed_by", "snoozed_until", "done_by", "done_at", "outcome", "resolved_at",
-    "resolved_reason", "escalations", "escalated_at", "created_at",
+    "resolved_reason", "escalations", "escalated_at", "created_at", "followup_outcome", "watch_until", "repeats",
 )
 #: The columns of a ReminderView, in its field order (position, when wanted, is selected last).
 VIEW_COLUMNS = ", ".join(
@@ -60,24 +62,24 @@ VIEW_FROM = "reminders r JOIN orders o ON o.id = r.order_id"
 #: in migration 0004 lists them) and no longer qualify. Rows above the id bound were recorded by
 #: this very scan from the orders as they are now.
 RESOLVE_SQL = (  # CROSS JOIN keeps the short change list as the outer loop
-    "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminder_order_changes c"
+    "SELECT r.id, r.rule, o.status, o.refunding, o.presale, o.on_hold FROM reminder_order_changes c"
     " CROSS JOIN reminders r ON r.order_id = c.order_id JOIN orders o ON o.id = c.order_id"
     f" WHERE r.state IN ({_OPEN_SQL}) AND r.id <= ? AND {NO_LONGER_DUE_SQL}"
 )
 #: The same over every open reminder: the first scan after a start (a safety net, not a need).
 RESOLVE_ALL_SQL = (
-    "SELECT r.id, r.rule, o.status, o.refunding, o.presale FROM reminders r JOIN orders o ON o.id = r.order_id"
+    "SELECT r.id, r.rule, o.status, o.refunding, o.presale, o.on_hold FROM reminders r JOIN orders o ON o.id = r.order_id"
     f" WHERE r.state IN ({_OPEN_SQL}) AND r.id <= ? AND {NO_LONGER_DUE_SQL}"
 )
 #: A refund that ended (the only way an order qualifies again) reopens its reminder.
 REOPEN_SQL = (  # unary + keeps SQLite on the order_id index (not every resolved-by-refund row)
     "SELECT r.id FROM reminder_order_changes c CROSS JOIN reminders r ON r.order_id = c.order_id"
     " JOIN orders o ON o.id = c.order_id"
-    f" WHERE +r.state = 'resolved' AND +r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+    f" WHERE +r.state = 'resolved' AND +r.resolved_reason IN ('refunding', 'on_hold') AND NOT {NO_LONGER_DUE_SQL}"
 )
 REOPEN_ALL_SQL = (
     "SELECT r.id FROM reminders r JOIN orders o ON o.id = r.order_id"
-    f" WHERE r.state = 'resolved' AND r.resolved_reason = 'refunding' AND NOT {NO_LONGER_DUE_SQL}"
+    f" WHERE r.state = 'resolved' AND r.resolved_reason IN ('refunding', 'on_hold') AND NOT {NO_LONGER_DUE_SQL}"
 )
 #: Open warnings whose breach row has id > ? (recorded by this scan; 0 after a reopen: all).
 SUPERSEDE_SQL = (
@@ -86,6 +88,11 @@ SUPERSEDE_SQL = (
     f" WHERE b.id > ? AND b.rule = 'unshipped' AND b.stage = 'breach' AND w.state IN ({_OPEN_SQL})"
 )
 WAKE_SQL = "SELECT id FROM reminders WHERE state = 'snoozed' AND snoozed_until <= ?"
+#: Watched breaches whose time came and whose order still qualifies (still unshipped, no refund, …).
+REPEAT_SQL = (
+    "SELECT r.id FROM reminders r JOIN orders o ON o.id = r.order_id"
+    f" WHERE r.watch_until IS NOT NULL AND r.watch_until <= ? AND r.state = 'done' AND NOT {NO_LONGER_DUE_SQL}"
+)
 PENDING_SQL = f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state = 'pending' ORDER BY r.due_at, r.id"
 ESCALATIONS_SQL = (
     f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM}"
@@ -136,6 +143,9 @@ class ReminderView:
     escalations: int
     escalated_at: int | None
     created_at: int
+    followup_outcome: str | None  # a breach closed while unshipped: what the agent did
+    watch_until: int | None  # …and when the scan looks again
+    repeats: int  # times this reminder fired again because the order was still unshipped
     platform: str
     order_no: str
     shop: str
@@ -179,12 +189,13 @@ class ScanResult:
     superseded: list[int] = field(default_factory=list)
     reopened: list[int] = field(default_factory=list)
     woken: list[int] = field(default_factory=list)
+    repeated: list[int] = field(default_factory=list)
     carried: int = 0
 
     @property
     def changed(self) -> list[int]:
         """Reminders whose existing messages no longer tell the truth and must be edited."""
-        return [*self.resolved, *self.superseded, *self.reopened, *self.woken]
+        return [*self.resolved, *self.superseded, *self.reopened, *self.woken, *self.repeated]
 
 
 @dataclass(frozen=True)
@@ -221,16 +232,19 @@ def _ts(moment: datetime | int | None) -> int:
 
 
 class ReminderEngine:
-    def __init__(self, db: Database, clock: Clock, book: RuleBook, *, escalate_minutes: int = 30) -> None:
+    def __init__(self, db: Database, clock: Clock, book: RuleBook, *, escalate_minutes: int = 30,
+                 breach_repeat_hours: float = 4.0) -> None:
         self.db = db
         self.clock = clock
         self.book = book
         self.escalate_after = timedelta(minutes=escalate_minutes)
+        self.repeat_after = timedelta(hours=breach_repeat_hours)
         self._checked_all = False  # the first scan re-checks every open reminder
 
     @classmethod
     def from_settings(cls, db: Database, clock: Clock, settings: Any) -> ReminderEngine:
-        return cls(db, clock, RuleBook.from_settings(settings), escalate_minutes=settings.kefu_escalate_minutes)
+        return cls(db, clock, RuleBook.from_settings(settings), escalate_minutes=settings.kefu_escalate_minutes,
+                   breach_repeat_hours=getattr(settings, "kefu_breach_repeat_hours", 4.0))
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -258,6 +272,7 @@ class ReminderEngine:
             if result.created or result.reopened:
                 result.superseded = await self._supersede(conn, ts, 0 if result.reopened else existing)
             result.woken = await self._wake(conn, ts)
+            result.repeated = await self._repeat(conn, ts)
         self._checked_all = True
         return result
 
@@ -278,7 +293,8 @@ class ReminderEngine:
         rows = await cursor.fetchall()
         changes = []
         for row in rows:
-            reason = resolution_reason(row["rule"], row["status"], bool(row["refunding"]), bool(row["presale"]))
+            reason = resolution_reason(row["rule"], row["status"], bool(row["refunding"]), bool(row["presale"]),
+                                       bool(row["on_hold"]))
             if reason is not None:
                 changes.append((reason, row["id"]))
         await self._close_as_resolved(conn, changes, ts)
@@ -326,6 +342,23 @@ class ReminderEngine:
                 [(ts, rid) for rid in ids],
             )
             await self._events(conn, ids, ts, None, "woken")
+        return ids
+
+    async def _repeat(self, conn, ts: int) -> list[int]:
+        """A breach closed while the order was unshipped (watch_until set): still unshipped when the
+        time comes → it fires again as a new round, unclaimed, marked as a repeat. Otherwise the
+        watch simply ends."""
+        cursor = await conn.execute(REPEAT_SQL, (ts,))
+        ids = [row[0] for row in await cursor.fetchall()]
+        if ids:
+            await conn.executemany(
+                "UPDATE reminders SET state = 'pending', round = round + 1, repeats = repeats + 1, watch_until = NULL,"
+                " first_sent_at = NULL, sent_at = NULL, claimed_by = NULL, claimed_at = NULL, done_by = NULL,"
+                " done_at = NULL, escalated_at = NULL, updated_at = ? WHERE id = ?",
+                [(ts, rid) for rid in ids],
+            )
+            await self._events(conn, ids, ts, None, "repeat")
+        await conn.execute("UPDATE reminders SET watch_until = NULL WHERE watch_until <= ?", (ts,))
         return ids
 
     async def _events(self, conn, ids: Iterable[int], ts: int, actor: int | None, action: str, detail: str = "") -> None:
@@ -551,16 +584,27 @@ class ReminderEngine:
         async with self.db.transaction() as conn:
             view = await self._load(conn, reminder_id)
             refusal = self._refusal(view, actor, supervisor)
-            if refusal is None and (outcome not in ALL_OUTCOMES or outcome not in outcomes_for(view.rule)):
+            if refusal is None and outcome not in outcomes_for(view.rule, view.stage):
                 refusal = ("bad_outcome", {"outcome": outcome})
             if refusal is not None:
                 await self._refused(conn, view, actor, "done", refusal[0], ts)
                 return ActionResult(False, view, refusal[0], refusal[1])
-            await conn.execute(
-                "UPDATE reminders SET state = 'done', outcome = ?, done_by = ?, done_at = ?,"
-                " claimed_by = COALESCE(claimed_by, ?), claimed_at = COALESCE(claimed_at, ?), updated_at = ? WHERE id = ?",
-                (outcome, actor, ts, actor, ts, ts, reminder_id),
-            )
+            if outcome in BREACH_OUTCOMES:
+                # The order is still unshipped (else the scan would have resolved the reminder):
+                # record what was done and keep watching; still unshipped later → it fires again.
+                watch = ts + int(self.repeat_after.total_seconds())
+                await conn.execute(
+                    "UPDATE reminders SET state = 'done', outcome = NULL, followup_outcome = ?, watch_until = ?,"
+                    " done_by = ?, done_at = ?, claimed_by = COALESCE(claimed_by, ?),"
+                    " claimed_at = COALESCE(claimed_at, ?), updated_at = ? WHERE id = ?",
+                    (outcome, watch, actor, ts, actor, ts, ts, reminder_id),
+                )
+            else:
+                await conn.execute(
+                    "UPDATE reminders SET state = 'done', outcome = ?, done_by = ?, done_at = ?,"
+                    " claimed_by = COALESCE(claimed_by, ?), claimed_at = COALESCE(claimed_at, ?), updated_at = ? WHERE id = ?",
+                    (outcome, actor, ts, actor, ts, ts, reminder_id),
+                )
             await self._events(conn, [reminder_id], ts, actor, "done", outcome)
             return ActionResult(True, await self._load(conn, reminder_id))
 
@@ -641,6 +685,21 @@ async def release_claims(db: Database, person_id: int, now: datetime | int) -> l
             [(rid, ts, "released", f"deactivated:{person_id}") for rid in ids],
         )
     return ids
+
+
+# --- a person's open claims: the handover prompt (contract with bot.handover) ---------------------
+
+
+async def open_claims(db: Database, tg_id: int) -> list[ReminderView]:
+    """The open reminders claimed by this person, oldest due first: what they still have to finish
+    before handing over. Each has `order_no`, `rule` (unpaid / unshipped) and `stage`
+    (remind / warn / breach). The handover prompt (bot/handover/claims.py) lists them."""
+    rows = await db.fetchall(
+        f"SELECT {VIEW_COLUMNS} FROM {VIEW_FROM} WHERE r.state IN ({_OPEN_SQL}) AND r.claimed_by = ?"
+        " ORDER BY r.due_at, r.id",
+        (tg_id,),
+    )
+    return [ReminderView.from_row(r) for r in rows]
 
 
 # --- one order's reminders: the /order card --------------------------------------------------------
@@ -740,3 +799,16 @@ async def due_count(db: Database, now: datetime | int, settings: Any) -> int:
     An order counts once: unshipped orders are due for their latest stage only."""
     moment = from_ts(now) if isinstance(now, int) else now
     return await count_due(db, RuleBook.from_settings(settings), moment)
+
+
+# --- a working shift with nobody on duty (issue 11) -------------------------------------------------
+
+
+async def note_unstaffed_once(db: Database, occurrence: str, now: datetime | int) -> bool:
+    """True the first time for this shift occurrence (`day:2026-11-23T08:30+08:00`): the admins are
+    told once per shift that nobody is assigned to it, however many ticks find it so."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "INSERT OR IGNORE INTO reminder_unstaffed_notes (occurrence, sent_at) VALUES (?, ?)", (occurrence, _ts(now))
+        )
+        return cursor.rowcount == 1

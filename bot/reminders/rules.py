@@ -31,7 +31,11 @@ PAID_STATUSES = ("paid_unshipped", "partially_shipped", "shipped", "completed")
 OPEN_STATES = ("pending", "sent", "claimed", "snoozed", "escalated")
 CLOSED_STATES = ("done", "resolved")
 OUTCOMES = {"unpaid": ("reminded", "no_action"), "unshipped": ("warehouse", "shipped", "no_action")}
-ALL_OUTCOMES = ("reminded", "warehouse", "shipped", "no_action")
+#: Closing a shipping BREACH (the order is still unshipped, or the reminder would be resolved):
+#: 已催仓库 / 缺货 / 已与买家协商 / 其他. The reminder keeps being watched and fires again after
+#: KEFU_BREACH_REPEAT_HOURS if the order is still unshipped (issue 11).
+BREACH_OUTCOMES = ("urged_warehouse", "out_of_stock", "agreed_with_buyer", "other")
+ALL_OUTCOMES = ("reminded", "warehouse", "shipped", "no_action", *BREACH_OUTCOMES)
 
 #: A warning brought forward by the night gap arrives this long before the last shift ends, so the
 #: shift still has time to act (and an unclaimed one is escalated before the shift is gone).
@@ -252,6 +256,13 @@ def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def shipping_clock_sql(breach_seconds: int) -> str:
+    """When an order's shipping clock starts (alias o): its own deadline (抖店/PDD 承诺发货时间) minus the
+    breach hours, so the deadline is exactly that promise; else PDD's 拼单成功时间; else payment.
+    `breach_seconds` is an int computed here, never user text."""
+    return f"COALESCE(o.ship_by - {int(breach_seconds)}, o.ship_from, o.paid_at)"
+
+
 def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
     """Every (stage, shop group) condition that is due at `now`.
 
@@ -265,6 +276,8 @@ def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
         for stage in STAGES:
             status_list = ", ".join(f"'{s}'" for s in stage.statuses)
             column = f"o.{stage.time_column}"
+            if stage.rule == "unshipped":
+                column = shipping_clock_sql(thresholds.seconds("unshipped"))
             seconds = thresholds.seconds(stage.hours_key)
             cutoff = now_ts - seconds
             conds = [f"o.status IN ({status_list})", f"{column} <= ?", shop_cond]
@@ -272,7 +285,7 @@ def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
             due_at, due_params = f"{column} + ?", (seconds,)
             deadline_at, deadline_params = "NULL", ()
             if stage.rule == "unshipped":  # with the status term: the partial index orders_unshipped_due
-                conds += ["o.presale = 0", "o.refunding = 0"]
+                conds += ["o.presale = 0", "o.refunding = 0", "o.on_hold = 0"]
                 breach = thresholds.seconds("unshipped")
                 deadline_at, deadline_params = f"{column} + ?", (breach,)
             if stage is UNSHIPPED_WARN:
@@ -306,19 +319,18 @@ class OrderDeadline:
 
 
 def order_deadline(book: RuleBook, *, status: str, shop: str, created_at: datetime | None,
-                   paid_at: datetime | None, presale: bool, refunding: bool) -> OrderDeadline | None:
+                   paid_at: datetime | None, presale: bool, refunding: bool, on_hold: bool = False,
+                   ship_from: datetime | None = None, ship_by: datetime | None = None) -> OrderDeadline | None:
     """Which reminder an order is heading for and when, by the same rules the scan applies;
-    None when none applies (paid and shipped, closed, presale, an open refund, or no time known).
-    The night-gap early warning is left out: the card shows the deadline itself."""
+    None when none applies (paid and shipped, closed, presale, an open refund, held, or no time
+    known). The night-gap early warning is left out: the card shows the deadline itself."""
     thresholds = book.thresholds_for(shop)
     if status in UNPAID_REMIND.statuses and created_at is not None:
         return OrderDeadline("unpaid", created_at + timedelta(seconds=thresholds.seconds("unpaid")))
-    if status in UNSHIPPED_STATUSES and paid_at is not None and not presale and not refunding:
-        return OrderDeadline(
-            "unshipped",
-            paid_at + timedelta(seconds=thresholds.seconds("unshipped")),
-            paid_at + timedelta(seconds=thresholds.seconds("warn")),
-        )
+    breach = timedelta(seconds=thresholds.seconds("unshipped"))
+    start = ship_by - breach if ship_by is not None else ship_from or paid_at
+    if status in UNSHIPPED_STATUSES and start is not None and not presale and not refunding and not on_hold:
+        return OrderDeadline("unshipped", start + breach, start + timedelta(seconds=thresholds.seconds("warn")))
     return None
 
 
@@ -328,11 +340,11 @@ def order_deadline(book: RuleBook, *, status: str, shop: str, created_at: dateti
 NO_LONGER_DUE_SQL = (
     "((r.rule = 'unpaid' AND o.status <> 'unpaid')"
     " OR (r.rule = 'unshipped' AND (o.status NOT IN ('paid_unshipped', 'partially_shipped')"
-    " OR o.refunding = 1 OR o.presale = 1)))"
+    " OR o.refunding = 1 OR o.presale = 1 OR o.on_hold = 1)))"
 )
 
 
-def resolution_reason(rule: str, status: str, refunding: bool, presale: bool) -> str | None:
+def resolution_reason(rule: str, status: str, refunding: bool, presale: bool, on_hold: bool = False) -> str | None:
     """Why a reminder of `rule` is no longer needed for an order in this state; None if it still is."""
     if rule == "unpaid":
         if status in PAID_STATUSES:
@@ -350,10 +362,14 @@ def resolution_reason(rule: str, status: str, refunding: bool, presale: bool) ->
         return "refunding"
     if presale:
         return "presale"
+    if on_hold:
+        return "on_hold"
     return None
 
 
-def outcomes_for(rule: str) -> tuple[str, ...]:
+def outcomes_for(rule: str, stage: str | None = None) -> tuple[str, ...]:
+    if rule == "unshipped" and stage == "breach":
+        return BREACH_OUTCOMES
     return OUTCOMES[rule]
 
 
