@@ -157,3 +157,9 @@ def test_no_buyer_text_carries_an_unverified_marker_or_a_legal_figure(kb):
 def test_delivery_to_someone_else_cites_the_e_commerce_law(kb):
     for script_id in ("nr_signed_checked", "nr_signed_by_other", "nr_station_not_found"):
         assert "电子商务法第52条" in kb.get(script_id).note, script_id
+
+
+def test_activity_rebate_is_not_tied_to_confirming_receipt(kb):
+    text = render(kb, "pp_activity_rebate")
+    assert "确认收货" not in text
+    assert "由平台" not in text  # who pays out is whatever the activity page says
