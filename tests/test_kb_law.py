@@ -159,7 +159,7 @@ def test_intact_conditions_are_not_narrower_than_the_law(kb):
     assert "试穿试用" in render(kb, "ret_not_intact") and "试穿试用" in render(kb, "ret_intact_detail")
     gift = render(kb, "ret_gift_return")
     assert "也可以退货" in gift and "赠品的价格" in gift
-    assert "第10条" in kb.get("ret_gift_return").note
+    assert "第12条" in kb.get("ret_gift_return").note  # 暂行办法第12条: 赠品 (第10条 is the 7-day notice)
 
 
 def test_the_flow_no_longer_treats_use_as_not_intact(kb):
