@@ -177,6 +177,7 @@ class BotProcess:
         self.proc: subprocess.Popen | None = None
         self.started_at = 0.0
         self.killed_for_memory = False
+        self.killed_at = 0.0  # time.perf_counter() of the kill
         self.peak_rss_mb = 0.0  # since start or the last reset_peak()
         self.lifetime_peak_mb = 0.0
         self.last_cpu = 0.0
@@ -215,6 +216,7 @@ class BotProcess:
             self.lifetime_peak_mb = max(self.lifetime_peak_mb, peak)
             if rss > self.rss_cap_mb:
                 self.killed_for_memory = True
+                self.killed_at = time.perf_counter()
                 self.peak_rss_mb = max(self.peak_rss_mb, rss)
                 try:
                     os.kill(self.pid, signal.SIGKILL)
