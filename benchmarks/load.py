@@ -2,7 +2,7 @@
 emulator, side by side with a minimal python-telegram-bot 22 bot (benchmarks/minimal_bot.py) with
 and without AIORateLimiter, under the same load, in one run.
 
-    .venv/bin/python benchmarks/load.py --quick     # ~2 minutes: rates 10, 30, 60 /s, 6 s each
+    .venv/bin/python benchmarks/load.py --quick     # < 2 minutes: rates 10, 30, 60 /s, 5 s each
     .venv/bin/python benchmarks/load.py             # full: rates 10 … 135 /s, 15 s each, more probes
     options: --agents 100 --rates 10,30,60 --step-seconds 6 --claims 3 --no-import --bots kefu,minimal_rl
 
@@ -595,7 +595,7 @@ def summary_line(kefu: BotResult, ref: BotResult, ks: Step | None, rs: Step | No
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short run (< 2 min): rates 10,30,60 at 6 s, 3 claims")
+    parser.add_argument("--quick", action="store_true", help="short run (< 2 min): rates 10,30,60 at 5 s, 3 claims")
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=None)
     parser.add_argument("--step-seconds", type=float, default=None)
@@ -610,10 +610,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.rates = args.rates or ([10, 30, 60] if quick else [10, 20, 30, 40, 60, 80, 100, 135])
-    args.step_seconds = args.step_seconds or (6 if quick else 15)
+    args.step_seconds = args.step_seconds or (5 if quick else 15)
     args.claims = 3 if args.claims is None and quick else (10 if args.claims is None else args.claims)
     args.import_mb = (19.5 if not quick else 19.5) if args.import_mb is None else args.import_mb
-    args.flood_seconds = (5 if quick else 10) if args.flood_seconds is None else args.flood_seconds
+    args.flood_seconds = (4 if quick else 10) if args.flood_seconds is None else args.flood_seconds
     args.cold_starts = args.cold_starts or (1 if quick else 3)
     args.bots = [b for b in args.bots.split(",") if b]
     unknown = set(args.bots) - set(BOTS)
