@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_application, start_application, stop_application
+from handlers.app import build_application, start_application, stop_application
 from bot.clock import FakeClock, to_ts
 from bot.emulator import BotApiEmulator
 from bot.services import build_services

@@ -160,7 +160,7 @@ class TerminalChat:
 
 
 async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> int:
-    from bot.app import build_application, start_application, stop_application
+    from handlers.app import build_application, start_application, stop_application
     from bot.services import build_services
 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-sandbox-"))

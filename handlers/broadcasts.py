@@ -29,7 +29,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.broadcasts import (
     Audience,
     Broadcast,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from bot.app import KefuContext
-from bot.people import UserError
+from handlers.context import KefuContext
+from bot.people import Role, UserError
 from bot.render import split_text
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,17 @@ async def deliver(target: Any, chat_id: int, text: str, **kwargs: Any) -> Delive
             last_error = str(exc)
             await asyncio.sleep(0.5 * (attempt + 1))
     return Delivery("failed", error=last_error)
+
+
+async def tell_admins(app: Any, text: str) -> None:
+    """Registered admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
+    svc = app.bot_data["services"]
+    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
+    for admin in sorted(admins):
+        try:
+            await deliver(app, admin, text)
+        except TelegramError as exc:
+            log.warning("could not tell admin %s: %s", admin, exc)
 
 
 async def send(target: Any, chat_id: int, text: str, **kwargs: Any) -> Message | None:

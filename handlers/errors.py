@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.people import Role
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from handlers.common import answer_callback, label, reply
 
 GROUP = 50

@@ -23,7 +23,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.people import Person, Role
 from handlers.common import answer_callback, deliver, label, reply
 

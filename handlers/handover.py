@@ -30,7 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.handover import (
     KINDS,

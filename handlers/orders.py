@@ -43,7 +43,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.kb import KbError
 from bot.orders import (
@@ -57,7 +57,6 @@ from bot.orders import (
 )
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
-from bot.people import Role
 from bot.render import Renderer
 from bot.reminders import due_count
 from bot.reminders.engine import order_reminders
@@ -67,11 +66,11 @@ from handlers.common import (
     answer_callback,
     arg_text,
     button,
-    deliver,
     keyboard,
     label,
     reply,
     send,
+    tell_admins,
 )
 
 log = logging.getLogger(__name__)
@@ -506,17 +505,6 @@ async def start_api(app: Application) -> None:
         return
     _feature(app).api = server
     log.info("orders API listening on http://%s:%s/api/orders", host, server.port)
-
-
-async def tell_admins(app: Application, text: str) -> None:
-    """Registered admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
-    svc = _services(app)
-    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
-    for admin in sorted(admins):
-        try:
-            await deliver(app, admin, text)
-        except TelegramError as exc:
-            log.warning("could not tell admin %s: %s", admin, exc)
 
 
 # --- wiring --------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from telegram import ChatMember, Update
 from telegram.ext import Application, ChatMemberHandler, CommandHandler
 
 from bot import offboarding
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
 from handlers.common import (

@@ -26,7 +26,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.people import Role
 from bot.reminders import ReminderEngine, ReminderView

@@ -50,7 +50,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, example_values, load_kb, stats
 from bot.kb.render import SLOT_FORMAT
@@ -66,6 +66,7 @@ from handlers.common import (
     render,
     reply,
     send,
+    tell_admins,
 )
 
 log = logging.getLogger(__name__)
@@ -788,8 +789,6 @@ async def tell_policy_examples(app: Application, kb: KnowledgeBase) -> None:
     examples = example_values(kb.policy)
     if not examples:
         return
-    from handlers.orders import tell_admins
-
     log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))
     path = kb.path / "policy.yaml" if kb.path else "policy.yaml"
     await tell_admins(app, _svc(app).renderer.render("scripts/policy_examples.html", examples=examples, path=str(path)))

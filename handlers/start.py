@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot import access
-from bot.app import KefuContext
+from handlers.context import KefuContext
 from handlers.common import label, reply, reply_template, user_errors
 
 

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.app import build_application, start_application, stop_application
+from handlers.app import build_application, start_application, stop_application
 from bot.clock import FakeClock, to_ts
 from bot.emulator import BotApiEmulator
 from bot.people import Role

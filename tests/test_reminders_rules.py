@@ -83,16 +83,19 @@ def test_settings_refuse_bad_overrides_with_a_chinese_message(tmp_path):
     assert RuleBook.from_settings(ok).thresholds_for("B") == Thresholds(12, 36, 48)
 
 
-def test_load_settings_exits_2_naming_the_setting(monkeypatch, capsys, tmp_path):
-    from bot.settings import load_settings
+def test_load_settings_raises_and_the_cli_exits_2_naming_the_setting(monkeypatch, capsys, tmp_path):
+    from bot.cli import main
+    from bot.settings import SettingsError, load_settings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KEFU_SHOP_OVERRIDES", "旗舰店:unpaid=6,warn=50")
-    with pytest.raises(SystemExit) as caught:
+    with pytest.raises(SettingsError) as caught:
         load_settings()
-    assert caught.value.code == 2
+    assert caught.value.setting == "KEFU_SHOP_OVERRIDES" and "warn=50" in caught.value.message
+    assert main(["db", "migrate"]) == 2
     err = capsys.readouterr().err
     assert "KEFU_SHOP_OVERRIDES" in err and "warn=50" in err and "必须早于" in err
+    assert not (tmp_path / "data").exists()  # nothing was created before the refusal
 
 
 # --- the night gap --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Builds the python-telegram-bot Application: defaults, rate limiter, handlers, start-up hooks.
 
-`kefu run` uses `run_polling`; tests and the sandbox use `start_application` /
+The composition root of the Telegram side: `bot/cli.py` (`kefu run`) and `bot/sandbox.py` are
+the only core modules that import it. `kefu run` uses `run_polling`; tests and the sandbox use `start_application` /
 `stop_application`, which run the very same start-up hook against the local emulator.
 """
 
@@ -14,30 +15,17 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
-    CallbackContext,
     ContextTypes,
     Defaults,
-    ExtBot,
 )
 
+import handlers  # the Telegram layer registers itself
 from bot.clock import Clock, SystemClock
-from bot.people import Person
 from bot.services import Services, build_services
 from bot.settings import Settings
+from handlers.context import KefuContext
 
 log = logging.getLogger(__name__)
-
-
-class KefuContext(CallbackContext[ExtBot, dict, dict, dict]):
-    """The handler context, carrying the sender's record once the guard has checked it."""
-
-    def __init__(self, application: Application, chat_id: int | None = None, user_id: int | None = None) -> None:
-        super().__init__(application, chat_id, user_id)
-        self.person: Person | None = None
-
-    @property
-    def svc(self) -> Services:
-        return self.application.bot_data["services"]
 
 
 def build_application(
@@ -48,8 +36,6 @@ def build_application(
     max_retries: int = 3,
 ) -> Application:
     """An Application wired with every feature; services are built at start-up unless given."""
-    import handlers  # the Telegram layer registers itself
-
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
@@ -84,8 +70,6 @@ def build_application(
 
 async def on_startup(app: Application) -> None:
     """Open storage, start each feature's services and jobs, publish the command menu."""
-    import handlers
-
     if "services" not in app.bot_data:
         app.bot_data["services"] = await build_services(app.bot_data["settings"], app.bot_data["clock"])
         app.bot_data["owns_services"] = True
@@ -93,8 +77,6 @@ async def on_startup(app: Application) -> None:
 
 
 async def on_shutdown(app: Application) -> None:
-    import handlers
-
     await handlers.on_shutdown(app)
     if app.bot_data.pop("owns_services", False):
         await app.bot_data["services"].db.close()
