@@ -30,9 +30,9 @@ def cli_text(name: str, **values: object) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from handlers.app import run_polling
     from bot.logs import configure_logging
     from bot.settings import load_settings
+    from handlers.app import run_polling
 
     settings = load_settings()
     if not settings.telegram_bot_token:

@@ -160,8 +160,8 @@ class TerminalChat:
 
 
 async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> int:
-    from handlers.app import build_application, start_application, stop_application
     from bot.services import build_services
+    from handlers.app import build_application, start_application, stop_application
 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-sandbox-"))
     text = Renderer(ZoneInfo("Asia/Shanghai"))

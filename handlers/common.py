@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
-from handlers.context import KefuContext
 from bot.people import Role, UserError
 from bot.render import split_text
+from handlers.context import KefuContext
 
 log = logging.getLogger(__name__)
 

@@ -19,3 +19,12 @@ class KefuContext(CallbackContext[ExtBot, dict, dict, dict]):
     @property
     def svc(self) -> Services:
         return self.application.bot_data["services"]
+
+
+#: What handler helpers accept: the handler context, or the Application (jobs, start-up hooks).
+Target = Application | CallbackContext
+
+
+def services_of(target: Target) -> Services:
+    """The process's services, from a handler context or the Application."""
+    return target.bot_data["services"]

@@ -10,9 +10,9 @@ from telegram import Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
-from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.people import Role
+from handlers.context import KefuContext
 
 log = logging.getLogger(__name__)
 

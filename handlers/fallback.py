@@ -5,8 +5,8 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
-from handlers.context import KefuContext
 from handlers.common import answer_callback, label, reply
+from handlers.context import KefuContext
 
 GROUP = 50
 

@@ -23,9 +23,9 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
-from handlers.context import KefuContext
 from bot.people import Person, Role
 from handlers.common import answer_callback, deliver, label, reply
+from handlers.context import KefuContext
 
 GROUP = -1
 log = logging.getLogger(__name__)

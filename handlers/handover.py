@@ -30,13 +30,11 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.handover import (
     KINDS,
     Attachment,
     HandoverError,
-    HandoverService,
     Item,
     OrderRef,
     age_minutes,
@@ -58,6 +56,7 @@ from handlers.common import (
     label,
     reply,
 )
+from handlers.context import KefuContext, Target, services_of
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -80,29 +79,20 @@ CALLBACK_LIMIT = 64
 
 
 # --- plumbing --------------------------------------------------------------------------------
-def _services(target: Any) -> Services:
-    return target.bot_data["services"]
+def _labels(target: Target) -> dict:
+    return services_of(target).renderer.labels[FEATURE]
 
 
-def service(target: Any) -> HandoverService:
-    """The handover service of this bot (`target` is a handler context or the Application)."""
-    return _services(target).features[FEATURE]
+def _now(target: Target) -> int:
+    return to_ts(services_of(target).clock.now())
 
 
-def _labels(target: Any) -> dict:
-    return _services(target).renderer.labels[FEATURE]
+def _render(target: Target, template: str, **values: Any) -> str:
+    return services_of(target).renderer.render(f"handover/{template}", **values)
 
 
-def _now(target: Any) -> int:
-    return to_ts(_services(target).clock.now())
-
-
-def _render(target: Any, template: str, **values: Any) -> str:
-    return _services(target).renderer.render(f"handover/{template}", **values)
-
-
-async def _names(target: Any) -> dict[int, str]:
-    return {p.tg_id: p.name for p in await _services(target).people.all()}
+async def _names(target: Target) -> dict[int, str]:
+    return {p.tg_id: p.name for p in await services_of(target).people.all()}
 
 
 async def _error_text(context: KefuContext, exc: UserError) -> str:
@@ -184,24 +174,24 @@ class CardContext:
     order_button: bool
 
 
-async def card_context(target: Any, items: list[Item]) -> CardContext:
+async def card_context(target: Target, items: list[Item]) -> CardContext:
     return CardContext(
         names=await _names(target),
-        orders=await service(target).orders(i.order_no for i in items if i.order_no),
+        orders=await services_of(target).handover.orders(i.order_no for i in items if i.order_no),
         now=_now(target),
         order_button="order" in target.bot_data.get("registered_commands", set()),
     )
 
 
-def _is_late(target: Any, item: Item, occurrence: str) -> bool:
+def _is_late(target: Target, item: Item, occurrence: str) -> bool:
     """Written after the shift it is shown to had started (a later addition to its digest)."""
     if not occurrence:
         return False
-    window = window_for_key(_services(target).settings.shifts, occurrence, _services(target).tz)
+    window = window_for_key(services_of(target).settings.shifts, occurrence, services_of(target).tz)
     return window is not None and item.created_at >= to_ts(window.start)
 
 
-def render_card(target: Any, item: Item, cc: CardContext, *, author_view: bool = False,
+def render_card(target: Target, item: Item, cc: CardContext, *, author_view: bool = False,
                 late: bool = False) -> tuple[str, InlineKeyboardMarkup | None]:
     values = {
         "item": item, "names": cc.names, "order": cc.orders.get(item.order_no or ""), "now": cc.now,
@@ -211,7 +201,7 @@ def render_card(target: Any, item: Item, cc: CardContext, *, author_view: bool =
     return text, card_keyboard(target, item, cc, author_view=author_view)
 
 
-def card_keyboard(target: Any, item: Item, cc: CardContext, *, author_view: bool = False) -> InlineKeyboardMarkup | None:
+def card_keyboard(target: Target, item: Item, cc: CardContext, *, author_view: bool = False) -> InlineKeyboardMarkup | None:
     names = _labels(target)["kinds"]
     rows: list[list] = []
     if item.is_open:
@@ -240,9 +230,9 @@ def card_keyboard(target: Any, item: Item, cc: CardContext, *, author_view: bool
     return keyboard(rows)
 
 
-async def refresh_cards(target: Any, item_id: int) -> None:
+async def refresh_cards(target: Target, item_id: int) -> None:
     """Re-render every message showing this item (the author's copy and each shift's copies)."""
-    ho = service(target)
+    ho = services_of(target).handover
     item = await ho.require(item_id)
     cards = await ho.cards(item_id)
     if not cards:
@@ -266,7 +256,7 @@ async def _send_author_card(update: Update, context: KefuContext, item: Item) ->
     text, markup = render_card(context, item, cc, author_view=True)
     message = await reply(update, context, text, reply_markup=markup)
     if message is not None:
-        await service(context).record_card(item.id, "", message.chat_id, message.message_id)
+        await services_of(context).handover.record_card(item.id, "", message.chat_id, message.message_id)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -282,7 +272,7 @@ async def _log(update: Update, context: KefuContext, text: str, *, kind: str | N
                attachment: Attachment | None) -> None:
     person = context.person
     kind = kind or guess_kind(text, _labels(context)["kind_keywords"])
-    item = await service(context).log_item(person.tg_id, person.shift, text, kind=kind, attachment=attachment)
+    item = await services_of(context).handover.log_item(person.tg_id, person.shift, text, kind=kind, attachment=attachment)
     _clear_pending(context)
     await _send_author_card(update, context, item)
 
@@ -348,7 +338,7 @@ async def _consume_pending_text(update: Update, context: KefuContext) -> None:
         raise HandoverError("pending_expired")
     text = update.effective_message.text or ""
     person = context.person
-    ho = service(context)
+    ho = services_of(context).handover
     if state["action"] == "new":
         stored = state.get("attachment")
         await _log(update, context, text, kind=state.get("kind"), attachment=Attachment(**stored) if stored else None)
@@ -401,13 +391,13 @@ async def _button_pending_kind(update: Update, context: KefuContext, kind: str) 
 
 
 async def _button_kind(update: Update, context: KefuContext, item_id: str, kind: str) -> None:
-    item = await service(context).set_kind(int(item_id), context.person.tg_id, kind)
+    item = await services_of(context).handover.set_kind(int(item_id), context.person.tg_id, kind)
     await answer_callback(update, label(context, "handover.answers.kind_set", name=_labels(context)["kinds"][item.kind]))
     await refresh_cards(context, item.id)
 
 
 async def _button_edit(update: Update, context: KefuContext, item_id: str) -> None:
-    ho = service(context)
+    ho = services_of(context).handover
     item = await ho.require(int(item_id))
     await ho.check_editable(item.id, context.person.tg_id)
     _set_pending(context, "edit", item_id=item.id)
@@ -416,7 +406,7 @@ async def _button_edit(update: Update, context: KefuContext, item_id: str) -> No
 
 
 async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await service(context).withdraw(int(item_id), context.person.tg_id)
+    item = await services_of(context).handover.withdraw(int(item_id), context.person.tg_id)
     _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.withdrawn", id=item.id))
     await refresh_cards(context, item.id)
@@ -424,7 +414,7 @@ async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -
 
 async def _button_take(update: Update, context: KefuContext, item_id: str, source: str = "") -> None:
     person = context.person
-    item = await service(context).take_over(int(item_id), person.tg_id, person.shift,
+    item = await services_of(context).handover.take_over(int(item_id), person.tg_id, person.shift,
                                             supervisor=person.role >= Role.SUPERVISOR)
     await answer_callback(update, label(context, "handover.answers.taken", id=item.id))
     await refresh_cards(context, item.id)
@@ -433,8 +423,8 @@ async def _button_take(update: Update, context: KefuContext, item_id: str, sourc
 
 
 async def _button_resolve(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await service(context).require(int(item_id))
-    service(context).check_open(item)
+    item = await services_of(context).handover.require(int(item_id))
+    services_of(context).handover.check_open(item)
     _set_pending(context, "resolve", item_id=item.id)
     await answer_callback(update, label(context, "handover.answers.ask_sent"))
     markup = keyboard([[button(context, "handover.buttons.resolve_no_note", f"ho:rsn:{item.id}")]])
@@ -443,7 +433,7 @@ async def _button_resolve(update: Update, context: KefuContext, item_id: str) ->
 
 async def _button_resolve_without_note(update: Update, context: KefuContext, item_id: str) -> None:
     person = context.person
-    item = await service(context).resolve(int(item_id), person.tg_id, person.shift)
+    item = await services_of(context).handover.resolve(int(item_id), person.tg_id, person.shift)
     state = _pending(context)
     if state is not None and state.get("item_id") == item.id:
         _clear_pending(context)
@@ -456,7 +446,7 @@ async def _button_resolve_without_note(update: Update, context: KefuContext, ite
 
 
 async def _button_view(update: Update, context: KefuContext, item_id: str) -> None:
-    ho = service(context)
+    ho = services_of(context).handover
     item = await ho.require(int(item_id))
     cc = await card_context(context, [item])
     await answer_callback(update)
@@ -466,7 +456,7 @@ async def _button_view(update: Update, context: KefuContext, item_id: str) -> No
 
 
 async def _button_attachment(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await service(context).require(int(item_id))
+    item = await services_of(context).handover.require(int(item_id))
     if item.attachment is None:
         raise ValueError("no attachment")
     chat_id = update.effective_chat.id
@@ -514,7 +504,7 @@ async def button_pressed(update: Update, context: KefuContext) -> None:
 
 # --- looking back ----------------------------------------------------------------------------
 async def _show_open_list(update: Update, context: KefuContext, *, edit: bool = False) -> None:
-    items = await service(context).open_items()
+    items = await services_of(context).handover.open_items()
     shown = items[:LIST_LIMIT]
     names = await _names(context)
     text = _render(context, "list.html", mode="open", items=shown, total=len(items), names=names, now=_now(context))
@@ -544,7 +534,7 @@ async def handovers_command(update: Update, context: KefuContext) -> None:
         await _show_open_list(update, context)
         return
     labels = _labels(context)
-    result = await service(context).search(query, relative_days=labels["relative_days"], kind_names=labels["kinds"])
+    result = await services_of(context).handover.search(query, relative_days=labels["relative_days"], kind_names=labels["kinds"])
     names = await _names(context)
     await reply(update, context, _render(context, "list.html", mode=result.mode, value=result.value,
                                          items=result.items, total=result.total, names=names, now=_now(context)))
@@ -569,7 +559,7 @@ async def stats_command(update: Update, context: KefuContext) -> None:
             raise HandoverError("stats_usage")
         since = datetime.combine(day, datetime.min.time(), tz)
         until = min(now, since + timedelta(days=1) - timedelta(seconds=1))
-    ho = service(context)
+    ho = services_of(context).handover
     stats = await ho.stats(since, until)
     rows = [s for s in stats if s.written or s.received or s.resolved]
     await reply(update, context, _render(context, "stats.html", stats=stats, rows=rows, quiet=len(stats) - len(rows),
@@ -586,7 +576,7 @@ async def send_prompts(app: Application, epoch: int) -> None:
 
     Sent once per person and shift occurrence; a prompt missed while the bot was down is sent
     late if the shift is still running, and dropped once it has ended (nobody is left to act)."""
-    svc, ho = _services(app), service(app)
+    svc, ho = services_of(app), services_of(app).handover
     minutes = svc.settings.kefu_handover_prompt_minutes
     now = svc.clock.now()
     for window in prompts_due(svc.settings.shifts, now, svc.tz, minutes):
@@ -615,7 +605,7 @@ async def send_digests(app: Application, epoch: int) -> None:
 
     Runs on every tick while the shift lasts: items written later for the previous shift reach
     it as additions; people who did not get their copy (a network error) get it now."""
-    svc, ho = _services(app), service(app)
+    svc, ho = services_of(app), services_of(app).handover
     now = to_ts(svc.clock.now())
     for window in running_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
         start = to_ts(window.start)
@@ -667,7 +657,7 @@ async def send_digests(app: Application, epoch: int) -> None:
 async def send_alerts(app: Application) -> None:
     """Items handed to a shift and not taken over KEFU_HANDOVER_ACK_MINUTES later: tell the
     supervisors (and admins), once per item and shift."""
-    svc, ho = _services(app), service(app)
+    svc, ho = services_of(app), services_of(app).handover
     due = await ho.due_alerts()
     if not due:
         return
@@ -689,7 +679,7 @@ async def send_alerts(app: Application) -> None:
 async def on_tick(app: Application) -> None:
     """Idempotent: what was sent for which shift occurrence is in SQLite, so a tick after a
     restart catches up without repeating anything."""
-    epoch = await service(app).epoch()
+    epoch = await services_of(app).handover.epoch()
     await send_digests(app, epoch)  # a late digest (after downtime) before the end-of-shift prompt
     await send_prompts(app, epoch)
     await send_alerts(app)
@@ -724,16 +714,13 @@ def register(app: Application) -> None:
 
 
 async def on_startup(app: Application) -> None:
-    svc = _services(app)
-    if FEATURE not in svc.features:
-        svc.features[FEATURE] = HandoverService(svc.db, svc.clock, svc.settings)
-    await service(app).ensure_epoch()
+    await services_of(app).handover.ensure_epoch()
     add_tick_hook(app, on_tick)
 
 
 async def seed_demo(services: Services) -> None:
     """`kefu sandbox`: a couple of open items from the demo agents (texts in the labels)."""
-    ho = HandoverService(services.db, services.clock, services.settings)
+    ho = services.handover
     for demo in services.renderer.labels[FEATURE].get("demo", []):
         author = await services.people.find(str(demo["author"]))
         if author is not None:

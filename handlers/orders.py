@@ -27,7 +27,6 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import PurePath
 from typing import Any
@@ -43,7 +42,6 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.context import KefuContext
 from bot.clock import to_ts
 from bot.kb import KbError
 from bot.orders import (
@@ -57,10 +55,10 @@ from bot.orders import (
 )
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
-from bot.render import Renderer
 from bot.reminders import due_count
 from bot.reminders.engine import order_reminders
 from bot.reminders.rules import RuleBook, order_deadline
+from bot.render import Renderer
 from handlers.common import (
     CALLBACK_DATA_LIMIT,
     answer_callback,
@@ -72,6 +70,7 @@ from handlers.common import (
     send,
     tell_admins,
 )
+from handlers.context import KefuContext, Target, services_of
 
 log = logging.getLogger(__name__)
 
@@ -104,28 +103,12 @@ SCRIPT_CHOICES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 
 
-@dataclass
-class OrdersFeature:
-    #: People whose import is running (one at a time each).
-    importing: set[int] = field(default_factory=set)
-    #: The HTTP endpoint, when it runs.
-    api: Any = None
+def _label(target: Target, key: str, **values: Any) -> str:
+    return services_of(target).renderer.label(f"orders.{key}", **values)
 
 
-def _services(target: Any):
-    return target.bot_data["services"]
-
-
-def _feature(target: Any) -> OrdersFeature:
-    return _services(target).features.setdefault(FEATURE, OrdersFeature())
-
-
-def _label(target: Any, key: str, **values: Any) -> str:
-    return _services(target).renderer.label(f"orders.{key}", **values)
-
-
-def _render(target: Any, template: str, **values: Any) -> str:
-    return _services(target).renderer.render(f"orders/{template}", **values)
+def _render(target: Target, template: str, **values: Any) -> str:
+    return services_of(target).renderer.render(f"orders/{template}", **values)
 
 
 # --- the caption ---------------------------------------------------------------------------------
@@ -182,8 +165,8 @@ def import_limit(settings: Any) -> int:
     return min(settings.kefu_import_max_mb * MB, TELEGRAM_DOWNLOAD_LIMIT)
 
 
-def too_large_text(target: Any, filename: str) -> str:
-    settings = _services(target).settings
+def too_large_text(target: Target, filename: str) -> str:
+    settings = services_of(target).settings
     if settings.kefu_import_max_mb * MB > TELEGRAM_DOWNLOAD_LIMIT:
         return _label(target, "errors.telegram_limit", filename=filename, limit_mb=TELEGRAM_DOWNLOAD_LIMIT // MB)
     reason = NotAnExport("too_large", filename=filename, max_mb=settings.kefu_import_max_mb)
@@ -238,7 +221,7 @@ async def document_received(update: Update, context: KefuContext) -> None:
     document = message.document
     user_id = context.person.tg_id
     filename = document.file_name or _label(context, "unnamed_file")
-    feature = _feature(context)
+    feature = services_of(context).orders
     if user_id in feature.importing:
         await reply(update, context, _label(context, "busy"))
         return
@@ -333,7 +316,7 @@ async def _download_and_import(context: KefuContext, user_id: int, document: Doc
         log.info("import of %s by %s: %s", filename, user_id, summary.to_json(rejected_limit=0))
         return summary, ""
     finally:
-        _feature(context).importing.discard(user_id)
+        services_of(context).orders.importing.discard(user_id)
 
 
 async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSummary) -> None:
@@ -388,9 +371,9 @@ def parse_card_data(data: str | None) -> tuple[str | None, str]:
     return None, rest
 
 
-async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
+async def card(target: Target, order: StoredOrder) -> tuple[str, Any]:
     """The card's text and its script buttons."""
-    svc = _services(target)
+    svc = services_of(target)
     now = svc.clock.now()
     deadline = order_deadline(
         RuleBook.from_settings(svc.settings), status=order.status, shop=order.shop, created_at=order.created_at,
@@ -410,13 +393,13 @@ async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
     return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 
-def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool, first_rows: list | None = None):
+def script_keyboard(target: Target, order: StoredOrder, *, overdue: bool, first_rows: list | None = None):
     """The script buttons; `first_rows` (the 我来处理 button of a due, unclaimed reminder) on top."""
     from handlers.scripts import open_button
 
     rows = list(first_rows or [])
     try:
-        kb = _services(target).kb()
+        kb = services_of(target).kb.get()
     except KbError as exc:  # a broken knowledge base must not hide the order
         log.warning("no script buttons on the order card: %s", exc)
         return keyboard(rows) if rows else None
@@ -488,7 +471,7 @@ async def card_button(update: Update, context: KefuContext) -> None:
 async def start_api(app: Application) -> None:
     """Serve POST /api/orders when KEFU_API_TOKEN and KEFU_API_PORT are set. A port that cannot be
     bound is logged and reported to the admins; the bot runs on without the endpoint."""
-    svc = _services(app)
+    svc = services_of(app)
     settings = svc.settings
     token, port, host = settings.kefu_api_token, settings.kefu_api_port, settings.kefu_api_host
     if not token or port is None:
@@ -503,7 +486,7 @@ async def start_api(app: Application) -> None:
         log.error("orders API could not listen on %s:%s (%s); the bot runs without it", host, port, exc)
         await tell_admins(app, _render(app, "api_failed.html", host=host, port=port, error=str(exc)))
         return
-    _feature(app).api = server
+    services_of(app).orders.api = server
     log.info("orders API listening on http://%s:%s/api/orders", host, server.port)
 
 
@@ -521,12 +504,11 @@ def register(app: Application) -> None:
 
 
 async def on_startup(app: Application) -> None:
-    _feature(app)
     await start_api(app)
 
 
 async def on_shutdown(app: Application) -> None:
-    feature = _services(app).features.get(FEATURE)
-    if feature is not None and feature.api is not None:
+    feature = services_of(app).orders
+    if feature.api is not None:
         server, feature.api = feature.api, None
         await server.stop()

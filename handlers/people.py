@@ -6,7 +6,6 @@ from telegram import ChatMember, Update
 from telegram.ext import Application, ChatMemberHandler, CommandHandler
 
 from bot import offboarding
-from handlers.context import KefuContext
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
 from handlers.common import (
@@ -16,6 +15,7 @@ from handlers.common import (
     reply_template,
     user_errors,
 )
+from handlers.context import KefuContext
 from handlers.menu import publish_personal_menu
 from handlers.reminders import refresh_messages
 

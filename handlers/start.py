@@ -6,8 +6,8 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot import access
-from handlers.context import KefuContext
 from handlers.common import label, reply, reply_template, user_errors
+from handlers.context import KefuContext
 
 
 def available_commands(context: KefuContext) -> set[str]:

@@ -59,9 +59,7 @@ async def world(start):
         " VALUES ('taobao', ?, '旗舰店', 'completed', ?, ?, ?, ?)",
         (ORDER_NO, now, now, now, now),
     )
-    from handlers.handover import service as handover_service
-
-    await handover_service(kefu.app).log_item(AGENT, "day", f"买家电话 {PHONE} 要求改地址 {ORDER_NO}")
+    await kefu.svc.handover.log_item(AGENT, "day", f"买家电话 {PHONE} 要求改地址 {ORDER_NO}")
     kefu.emu.state.chat(TEAM_CHAT).member_ids |= {ADMIN, SUP, STRANGER, DEACT}
     return kefu
 

@@ -263,7 +263,7 @@ async def test_remind_the_rest_reaches_only_those_who_have_not_acknowledged(team
     await tap(kefu, N1, reminder, f"ack:{bid}")
     assert "已确认收到" in message(kefu, N1, reminder["message_id"])["plain"]
     assert "已确认收到" in message(kefu, N1, original["message_id"])["plain"]
-    assert (await kefu.svc.features["broadcasts"].recipient(bid, N1)).acked_at is not None
+    assert (await kefu.svc.broadcasts.recipient(bid, N1)).acked_at is not None
 
 
 async def test_urgent_renotify_on_duty_only_at_most_three_times_stopping_after_ack(team):

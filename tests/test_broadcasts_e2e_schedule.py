@@ -73,7 +73,7 @@ async def test_weekly_schedule_fires_at_the_right_local_time_once(team):
     kefu.clock.set(local("2026-11-23 08:10"))
     await kefu.tick()
     assert all(len(copies(kefu, chat, "周一例会")) == 1 for chat in EVERYONE)
-    schedule = await kefu.svc.features["broadcasts"].get_schedule(1)
+    schedule = await kefu.svc.broadcasts.get_schedule(1)
     assert schedule.next_run == to_ts(local("2026-11-30 08:00"))
 
     kefu.clock.set(local("2026-11-30 08:00"))
@@ -178,7 +178,7 @@ async def test_restart_mid_broadcast_everyone_gets_it_exactly_once(team):
 
     await kefu.emu.wait_for_request("sendMessage", lambda e: delivered_copies() >= 10)
     await kefu.restart()
-    counts = await kefu.svc.features["broadcasts"].counts(bid)
+    counts = await kefu.svc.broadcasts.counts(bid)
     assert 10 <= counts.sent < len(many) + 2 and counts.pending > 0 and counts.failed == 0
     paused = message(kefu, SUP, panel["message_id"])
     assert "暂停" in paused["plain"] and "不会重复" in paused["plain"]

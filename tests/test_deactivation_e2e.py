@@ -49,7 +49,7 @@ async def test_claimed_reminders_go_back_and_escalate_by_the_normal_rules(team):
     [card] = reminders_in(kefu, A1)
     rid = int(next(d for d in callback_data(card) if d.startswith("rem:claim:")).split(":")[2])
     await kefu.press(A1, card, data=f"rem:claim:{rid}")
-    engine = kefu.svc.features["reminders"].engine
+    engine = kefu.svc.reminders
     assert (await engine.get(rid)).claimed_by == A1
     kefu.clock.advance(minutes=40)
     await kefu.tick()
@@ -86,7 +86,7 @@ async def test_their_schedules_pause_and_the_other_supervisors_are_told(team):
 
     reply = await say(kefu, ADMIN, f"/deactivate {SUP}")
     assert "定时通知已暂停：#1" in reply["plain"]
-    schedule = await kefu.svc.features["broadcasts"].get_schedule(1)
+    schedule = await kefu.svc.broadcasts.get_schedule(1)
     assert schedule.paused and schedule.status == "active"
     [told] = [m for m in kefu.emu.messages(SUP2) if "已暂停" in m["plain"]]
     assert "李主管" in told["plain"] and "#1" in told["plain"] and "每周一 08:00" in told["plain"]
@@ -115,7 +115,7 @@ async def test_they_leave_rosters_and_every_recipient_list(team):
     acked, waiting = roster["plain"].split("未确认")
     assert "小美" in acked and "阿强" in waiting and "小丽" not in roster["plain"]
     assert "提醒未确认的 1 人" in str(roster["reply_markup"])
-    counts = await kefu.svc.features["broadcasts"].counts(bid)
+    counts = await kefu.svc.broadcasts.counts(bid)
     assert counts.total == 2 and counts.unacked == 1
     # "remind the rest" reaches N1 only
     before = len(kefu.emu.messages(A2))
@@ -130,7 +130,7 @@ async def test_they_leave_rosters_and_every_recipient_list(team):
     await say(kefu, ADMIN, f"/deactivate {A1}")
     await tap(kefu, SUP, message(kefu, SUP, panel["message_id"]), f"bc:{draft_id(panel)}:ros")
     assert "小美" not in kefu.emu.last_message(SUP)["plain"]  # had not acknowledged: gone
-    assert (await kefu.svc.features["broadcasts"].counts(bid)).acked == 1  # acknowledged before: kept
+    assert (await kefu.svc.broadcasts.counts(bid)).acked == 1  # acknowledged before: kept
 
 
 async def test_their_invitations_stop_working_and_old_codes_do_not_bring_them_back(team):

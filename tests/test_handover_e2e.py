@@ -423,5 +423,5 @@ async def test_nothing_lost_or_repeated_across_restarts_between_shifts(team):
     assert "已连续交接 2 个班次" in cards(kefu, DAY2, 1)[0]["plain"]
     await kefu.press(DAY2, cards(kefu, DAY2, 1)[0], data="ho:take:1")
     await kefu.restart()
-    history = await kefu.svc.features["handover"].history(1)
+    history = await kefu.svc.handover.history(1)
     assert [h.action for h in history] == ["create", "take", "take"]

@@ -340,5 +340,5 @@ async def test_a_port_in_use_is_reported_and_the_bot_runs_on(start):
         kefu = await start(kefu_api_token=TOKEN, kefu_api_port=port)
         notice = await kefu.emu.wait_for_message(ADMIN, lambda m: "订单接口没有启动" in m["plain"])
         assert str(port) in notice["plain"]
-        assert kefu.svc.features["orders"].api is None
+        assert kefu.svc.orders.api is None
         assert "用法" in (await kefu.say(AGENT, "/order"))["plain"]

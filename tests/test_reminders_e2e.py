@@ -52,7 +52,7 @@ async def rid_of(kefu, order_no: str, stage: str | None = None) -> int:
 
 
 async def reminder(kefu, order_no: str, stage: str | None = None):
-    return await kefu.svc.features["reminders"].engine.get(await rid_of(kefu, order_no, stage))
+    return await kefu.svc.reminders.get(await rid_of(kefu, order_no, stage))
 
 
 # --- the rules fire at the right moment ----------------------------------------------------------
@@ -170,7 +170,7 @@ async def test_a_long_digest_is_split_to_fit_telegram(kefu):
     assert sum(len(data_of(p)) for p in parts) == 60
     await kefu.tick()
     assert len(reminder_messages(kefu, AGENT)) == 3  # the 10 unlisted count as delivered too
-    engine = kefu.svc.features["reminders"].engine
+    engine = kefu.svc.reminders
     assert await engine.pending() == []
 
 
@@ -206,7 +206,7 @@ async def test_claim_shows_who_and_refuses_a_second_claimer(kefu):
     await kefu.emu.wait_until_idle()
     answer = kefu.emu.callback_answer(refused)
     assert answer["show_alert"] and "已由 小美 认领" in answer["text"]
-    events = await kefu.svc.features["reminders"].engine.events(1)
+    events = await kefu.svc.reminders.events(1)
     assert [(e["actor"], e["action"]) for e in events] == [(AGENT, "claim"), (AGENT2, "refused")]
 
 
@@ -266,7 +266,7 @@ async def test_script_button_sends_the_filled_script_in_private(kefu):
     assert "380032" in apology["plain"] and "抱歉" in apology["plain"] and "<pre>" in apology["text"]
     # pressed in a team chat, the script would go to the presser's private chat; here it is one chat
     assert len(reminder_messages(kefu, AGENT)) == 2 and (await reminder(kefu, "380031")).claimed_by is None
-    events = await kefu.svc.features["reminders"].engine.events(1)
+    events = await kefu.svc.reminders.events(1)
     assert [(e["actor"], e["action"], e["detail"]) for e in events] == [(AGENT, "script", "pay_remind_once")]
 
 
@@ -275,7 +275,7 @@ async def test_reminders_command_lists_mine_and_the_teams_oldest_first(kefu):
     await save(kefu.svc.db, kefu.clock, unpaid(t - 13 * H, order_no="390001"), unpaid(t - 15 * H, order_no="390002"),
                paid(t - 40 * H, order_no="390003"))
     await kefu.tick()
-    await kefu.svc.features["reminders"].engine.claim(await rid_of(kefu, "390001"), AGENT)
+    await kefu.svc.reminders.claim(await rid_of(kefu, "390001"), AGENT)
     reply = await kefu.say(AGENT, "/reminders")
     text = reply["plain"]
     assert "我认领的 · 1" in text and "团队 · 2" in text
@@ -357,7 +357,7 @@ async def test_night_gap_holds_reminders_and_delivers_digests_at_08_30(kefu):
         await kefu.tick()
     for chat in (AGENT, AGENT2, SUP, NIGHT):
         assert reminder_messages(kefu, chat) == [], chat
-    assert len(await kefu.svc.features["reminders"].engine.pending()) == 4  # recorded, held
+    assert len(await kefu.svc.reminders.pending()) == 4  # recorded, held
     kefu.clock.set(local("2026-11-24 08:30"))
     await kefu.tick()
     for chat in (AGENT, AGENT2, SUP):
@@ -457,7 +457,7 @@ async def test_restart_mid_delivery_loses_nothing_and_repeats_nothing(start, mon
     await kefu.tick()
     for chat in chats:
         assert received(kefu, chat) == ["430001", "430002", "430003"], (chat, kefu.emu.dump_chat(chat))
-    assert await kefu.svc.features["reminders"].engine.pending() == []
+    assert await kefu.svc.reminders.pending() == []
 
 
 async def test_a_crash_between_telegram_and_the_database_repeats_only_that_message(start, monkeypatch):
@@ -492,6 +492,6 @@ async def test_a_stranger_pressing_a_forwarded_reminder_button_is_refused(kefu):
         assert answer["show_alert"] and "邀请" in answer["text"], data
     r = await reminder(kefu, "440001")
     assert r.claimed_by is None and r.state == "sent"
-    assert await kefu.svc.features["reminders"].engine.events(r.id) == []
+    assert await kefu.svc.reminders.events(r.id) == []
     assert kefu.emu.messages(STRANGER) == []  # no card, no script
     assert reminder_messages(kefu, AGENT)[0]["edits"] == []

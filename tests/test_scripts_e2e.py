@@ -166,7 +166,7 @@ async def events(bot, kind: str) -> list[tuple[int, str, str]]:
 
 async def test_keywords_show_the_best_script_with_alternatives_and_count_a_view(bot):
     reply = await bot.say(AGENT, "/s 退货运费谁出")
-    kb = bot.svc.kb()
+    kb = bot.svc.kb.get()
     best = kb.search("退货运费谁出", top=5)
     assert best[0].script.title in reply["plain"]
     assert "内部提示" in reply["plain"]
@@ -183,7 +183,7 @@ async def test_pasted_multiline_buyer_message_is_a_search(bot):
     pasted = "亲 你好\n我昨天收到的杯子\n打开一看碎了两个 外箱也压扁了\n怎么处理"
     reply = await bot.say(AGENT, f"/s {pasted}")
     script_id = (await events(bot, "view"))[-1][1]
-    assert bot.svc.kb().get(script_id).category == "damaged"
+    assert bot.svc.kb.get().get(script_id).category == "damaged"
     assert "破损" in reply["plain"] or "碎" in reply["plain"]
     # the same message pasted without a command is searched too, and the fallback stays quiet
     before = len(bot.emu.messages(AGENT))
@@ -214,7 +214,7 @@ async def test_empty_query_opens_the_category_menu_then_a_category_then_a_script
     assert "kb:c:return_exchange" in data and len([d for d in data if d.startswith("kb:c:")]) == 16
     # a category: the same message turns into that category's scripts
     listing = await bot.press_edit(AGENT, menu, "kb:c:not_received", "签收未收到")
-    kb = bot.svc.kb()
+    kb = bot.svc.kb.get()
     wanted = kb.scripts_in("not_received")
     assert [d.split(":")[3] for d in button_data(listing) if d.startswith("kb:o:")] == [s.id for s in wanted]
     # a script opens as a new message; "back" returns the list to the menu
@@ -272,7 +272,7 @@ async def test_copy_button_for_short_scripts_only_and_used_button_counts_once(bo
 
 async def test_related_buttons_open_related_scripts(bot):
     reply = await bot.say(AGENT, "/s 退货地址")
-    kb = bot.svc.kb()
+    kb = bot.svc.kb.get()
     related = [d for d in button_data(reply) if d.startswith("kb:o:r:")]
     script = kb.get((await events(bot, "view"))[-1][1])
     assert related and {d.split(":")[3] for d in related} <= {r.id for r in kb.related(script)}
@@ -308,7 +308,7 @@ async def test_a_pasted_bare_opener_gets_the_opener_reply_not_no_match(bot):
 
 async def test_guided_flow_to_its_end_with_back_and_restart(bot):
     menu = await bot.say(AGENT, "/aftersale")
-    kb = bot.svc.kb()
+    kb = bot.svc.kb.get()
     received = kb.flow("received")
     assert "flow:g:received:" in button_data(menu)
     first = received.node(received.start)
@@ -362,7 +362,7 @@ async def test_inline_mode_registered_gets_scripts_stranger_gets_nothing(bot):
 
 async def test_failed_reload_keeps_the_old_kb_and_a_good_reload_swaps_it(bot, kb_copy):
     before = await bot.say(AGENT, "/s 退货地址")
-    old = bot.svc.kb()
+    old = bot.svc.kb.get()
     good_file = (kb_copy / "scripts" / "invoice.yaml").read_text(encoding="utf-8")
     (kb_copy / "scripts" / "invoice.yaml").write_text(good_file + BROKEN_SCRIPT, encoding="utf-8")
     refused = await bot.say(AGENT, "/kb_reload")
@@ -371,7 +371,7 @@ async def test_failed_reload_keeps_the_old_kb_and_a_good_reload_swaps_it(bot, kb
     assert "没有重新加载" in report["plain"]
     assert "scripts/invoice.yaml:" in report["plain"] and "'nope'" in report["plain"]
     assert "Jinja2" in report["plain"] and "<坏的>" not in report["plain"]
-    assert bot.svc.kb() is old
+    assert bot.svc.kb.get() is old
     again = await bot.say(AGENT, "/s 退货地址")
     assert pre_block(again) == pre_block(before)  # still served from the old knowledge base
     # fixed, and the shop changed its return address in policy.yaml
@@ -380,16 +380,16 @@ async def test_failed_reload_keeps_the_old_kb_and_a_good_reload_swaps_it(bot, kb
     (kb_copy / "policy.yaml").write_text(policy.replace("示例路88号", "新仓路99号"), encoding="utf-8")
     ok = await reload(bot)
     assert "已重新加载" in ok["plain"] and f"{len(old)} 条话术" in ok["plain"]
-    assert bot.svc.kb() is not old
+    assert bot.svc.kb.get() is not old
     assert "新仓路99号" in pre_block(await bot.say(AGENT, "/s 退货地址"))
     # nothing changed since: answered at once without reloading, unless forced
-    current = bot.svc.kb()
+    current = bot.svc.kb.get()
     assert "没有变化" in (await bot.say(SUPERVISOR, "/kb_reload"))["plain"]
-    assert bot.svc.kb() is current
+    assert bot.svc.kb.get() is current
     seen = bot.last_id(SUPERVISOR)
     bot.emu.send_text(SUPERVISOR, "/kb_reload force")
     await bot.emu.wait_for_message(SUPERVISOR, lambda m: m["message_id"] > seen and "已重新加载" in m["plain"])
-    assert bot.svc.kb() is not current
+    assert bot.svc.kb.get() is not current
 
 
 async def test_reload_error_report_is_escaped_and_split(bot, kb_copy):
@@ -411,7 +411,7 @@ async def test_kb_stats_shows_views_copies_and_misses(bot):
     await bot.say(AGENT, "/s 哈哈哈")
     assert "权限" in (await bot.say(AGENT, "/kb_stats"))["plain"]
     report = (await bot.say(SUPERVISOR, "/kb_stats"))["plain"]
-    title = bot.svc.kb().get(script_id).title
+    title = bot.svc.kb.get().get(script_id).title
     assert "最近 7 天" in report
     assert f"{title} — 1 / 1" in report and "哈哈哈 — 2" in report
     # outside the period: nothing
@@ -471,6 +471,6 @@ async def test_admins_are_told_at_start_while_policy_has_example_values(tmp_path
     running = await start_kefu(tmp_path / "again", clock, kefu_kb_dir=kb_dir)
     try:
         assert not [m for m in running.emu.messages(ADMIN) if "示例值" in m["plain"]]
-        assert running.svc.kb().get("ret_return_address") is not None
+        assert running.svc.kb.get().get("ret_return_address") is not None
     finally:
         await stop_kefu(running)

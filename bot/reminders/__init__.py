@@ -18,6 +18,7 @@ from bot.reminders.engine import (
     due_count,
     list_due,
     open_claims,
+    release_claims,
 )
 from bot.reminders.rules import (
     OPEN_STATES,
@@ -30,5 +31,6 @@ from bot.reminders.rules import (
 __all__ = [
     "OPEN_STATES", "ActionResult", "DueItem", "MessageRow", "ReminderEngine", "ReminderView", "RuleBook",
     "ScanResult", "ShopOverrideError", "Thresholds", "count_due", "due_count", "list_due", "open_claims",
+    "release_claims",
     "parse_shop_overrides",
 ]
