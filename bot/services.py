@@ -12,7 +12,7 @@ from bot.broadcasts import BroadcastService
 from bot.clock import Clock
 from bot.db import Database
 from bot.handover import HandoverService
-from bot.kb.holder import KbHolder
+from bot.kb import KbHolder
 from bot.people import PeopleService
 from bot.reminders import ReminderEngine
 from bot.render import Renderer

@@ -55,9 +55,7 @@ from bot.orders import (
 )
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
-from bot.reminders import due_count
-from bot.reminders.engine import order_reminders
-from bot.reminders.rules import RuleBook, order_deadline
+from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
 from bot.render import Renderer
 from handlers.common import (
     CALLBACK_DATA_LIMIT,

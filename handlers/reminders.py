@@ -68,7 +68,7 @@ class View:
         return button(self.target, f"reminders.buttons.{key}", data, **values)
 
     def card(self, r: ReminderView) -> tuple[str, InlineKeyboardMarkup | None]:
-        from bot.orders.text import platform_name
+        from bot.orders import platform_name
 
         text = self._render("card.html", r=r, platform=platform_name(r.platform))
         return text, self.card_keyboard(r)
@@ -481,7 +481,7 @@ async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> Non
 
 async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:
     """查看话术: the 催付 / 发货延迟 script filled with this order, in the presser's private chat."""
-    from bot.kb.stats import record_view
+    from bot.kb import record_view
     from bot.orders import get_order, order_variables
 
     svc = context.svc

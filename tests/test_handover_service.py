@@ -21,7 +21,6 @@ from bot.handover.occurrences import (
     prompts_due,
     running_windows,
 )
-from bot.handover.orders import parse_shop_overrides
 from bot.handover.text import (
     choose_order_no,
     guess_kind,
@@ -120,12 +119,6 @@ def test_kind_guess_dates_and_order_queries():
     assert order_query(TAOBAO_NO) == TAOBAO_NO
     assert order_query("#A778") == "A778"
     assert order_query("退款") is None and order_query("abc") is None
-
-
-def test_shop_overrides_are_read_leniently():
-    assert parse_shop_overrides("旗舰店:unshipped=24,warn=18;小店:unpaid=6") == {
-        "旗舰店": {"unshipped": 24.0, "warn": 18.0}, "小店": {"unpaid": 6.0}}
-    assert parse_shop_overrides("broken;店:x=abc;:unpaid=3") == {}
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -329,7 +322,8 @@ async def test_orders_due_within_the_shift_and_the_gap_before_it(ho, db, setting
     await add_order(db, "B4", status="shipped", paid="2026-11-22 16:00")
     await add_order(db, "B5", status="paid_unshipped", paid="2026-11-22 20:00")  # after 17:30: night shift
     await add_order(db, "C1", status="paid_unshipped", shop="小店", paid="2026-11-23 12:00")
-    settings.kefu_shop_overrides = "小店:unshipped=24"  # → ship by 24th 12:00
+    # The reminders' own per-shop thresholds (validated like the setting: the warning comes first).
+    settings.kefu_shop_overrides = "小店:warn=12,unshipped=24"  # → ship by 24th 12:00
     due = await ho.due_orders(window(settings, "day:2026-11-24"))
     assert [(d.order_no, d.kind) for d in due] == [
         ("A1", "unpaid"), ("A2", "unpaid"), ("C1", "unshipped"), ("B1", "unshipped")]

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.handover.orders import known_orders
+from bot.orders import known_orders
 from bot.kb import load_kb
 from bot.orders import get_order
 from bot.reminders import ReminderEngine

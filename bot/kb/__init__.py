@@ -6,6 +6,8 @@ async functions in `bot.kb.stats`.
 
 from .base import GOOD_MATCH_SCORE, KnowledgeBase
 from .checks import example_values, policy_warnings
+from .holder import KbHolder
+from .stats import record_view
 from .loader import collect, load_kb
 from .model import (
     CATEGORY_CODES,
@@ -32,6 +34,7 @@ __all__ = [
     "FlowNode",
     "Hit",
     "KbError",
+    "KbHolder",
     "KnowledgeBase",
     "Problem",
     "Script",
@@ -40,5 +43,6 @@ __all__ = [
     "example_values",
     "load_kb",
     "policy_warnings",
+    "record_view",
     "render_script",
 ]
