@@ -43,6 +43,7 @@ from bot.broadcasts.service import CAPTION_LIMIT, TEXT_LIMIT
 from bot.clock import from_ts, to_ts
 from bot.people import Person, Role, UserError
 from bot.services import Services
+from handlers import callbacks
 from handlers.broadcast_delivery import (
     author_name,
     copy_text,
@@ -602,9 +603,9 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("broadcasts", broadcasts_command))
     app.add_handler(CommandHandler("schedule", schedule_command))
     app.add_handler(CommandHandler("schedules", schedules_command))
-    app.add_handler(CallbackQueryHandler(broadcast_button, pattern=r"^bc:"))
-    app.add_handler(CallbackQueryHandler(ack_button, pattern=r"^ack:"))
-    app.add_handler(CallbackQueryHandler(schedule_button, pattern=r"^sch:"))
+    app.add_handler(CallbackQueryHandler(broadcast_button, pattern=callbacks.BROADCAST.pattern))
+    app.add_handler(CallbackQueryHandler(ack_button, pattern=callbacks.ACK.pattern))
+    app.add_handler(CallbackQueryHandler(schedule_button, pattern=callbacks.SCHEDULE.pattern))
     media = filters.UpdateType.MESSAGE & (filters.PHOTO | filters.Document.ALL) & filters.CaptionRegex(CAPTION_COMMAND)
     captioned = MessageHandler(media, captioned_media)
     app.add_handler(captioned)

@@ -21,11 +21,11 @@ from telegram.error import (
 
 from bot.people import Role, UserError
 from bot.render import split_text
+from handlers.callbacks import checked
 from handlers.context import KefuContext
 
 log = logging.getLogger(__name__)
 
-CALLBACK_DATA_LIMIT = 64
 
 Handler = Callable[[Update, KefuContext], Awaitable[Any]]
 
@@ -41,8 +41,7 @@ def label(context: KefuContext, key: str, **values: Any) -> str:
 def button(context: KefuContext, key: str, data: str, **values: Any) -> InlineKeyboardButton:
     """A callback button; its caption is the label `buttons.<key>`, or `key` itself when dotted
     (feature labels such as `reminders.buttons.claim`). `context` may also be the Application."""
-    if len(data.encode()) > CALLBACK_DATA_LIMIT:
-        raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
+    checked(data)
     renderer = context.bot_data["services"].renderer
     caption = renderer.label(key if "." in key else f"buttons.{key}", **values)
     return InlineKeyboardButton(caption, callback_data=data)

@@ -47,6 +47,7 @@ from bot.handover import (
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
 from bot.services import Services
+from handlers import callbacks
 from handlers.common import (
     answer_callback,
     arg_text,
@@ -74,8 +75,6 @@ LIST_BUTTONS = 10
 ALERT_LIMIT = 20
 STATS_DEFAULT_DAYS = 7
 STATS_MAX_DAYS = 31
-ORDER_CALLBACK = "ord:card:{}"  # handled by the orders feature (issue 4)
-CALLBACK_LIMIT = 64
 
 
 # --- plumbing --------------------------------------------------------------------------------
@@ -222,8 +221,8 @@ def card_keyboard(target: Target, item: Item, cc: CardContext, *, author_view: b
     extras = []
     if item.attachment:
         extras.append(button(target, "handover.buttons.attachment", f"ho:att:{item.id}"))
-    order_data = ORDER_CALLBACK.format(item.order_no or "")
-    if item.order_no in cc.orders and cc.order_button and len(order_data.encode()) <= CALLBACK_LIMIT:
+    order_data = callbacks.order_card(item.order_no or "")
+    if item.order_no in cc.orders and cc.order_button and order_data is not None:
         extras.append(button(target, "handover.buttons.order", order_data, order_no=item.order_no))
     extras.append(button(target, "handover.buttons.history", f"ho:view:{item.id}"))
     rows.append(extras)
@@ -699,7 +698,7 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("handovers", handovers_command))
     app.add_handler(CommandHandler("handover_stats", stats_command))
     app.add_handler(CommandHandler("cancel", cancel_command))
-    app.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^ho:"))
+    app.add_handler(CallbackQueryHandler(button_pressed, pattern=callbacks.HANDOVER.pattern))
     pending = HandoverPending(app)
     new_message = filters.UpdateType.MESSAGE
     media = filters.PHOTO | filters.Document.ALL

@@ -57,8 +57,8 @@ from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
 from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
 from bot.render import Renderer
+from handlers import callbacks
 from handlers.common import (
-    CALLBACK_DATA_LIMIT,
     answer_callback,
     arg_text,
     button,
@@ -84,7 +84,6 @@ PROGRESS_EDIT_SECONDS = 2.0
 SUMMARY_REJECTED = 5
 HISTORY_LIMIT = 10
 MAX_SCRIPT_BUTTONS = 4
-CARD_PREFIX = "ord:card:"
 
 #: Scripts offered on the card, by the order's situation: (category, preferred script ids). The
 #: first preferred id found in the knowledge base is used, else the category's first script.
@@ -354,19 +353,12 @@ def script_ids(kb: Any, key: str) -> list[str]:
 
 
 def card_data(platform: str, order_no: str) -> str | None:
-    data = f"{CARD_PREFIX}{platform}:{order_no}"
-    return data if len(data.encode()) <= CALLBACK_DATA_LIMIT else None
+    return callbacks.order_card(order_no, platform)
 
 
 def parse_card_data(data: str | None) -> tuple[str | None, str]:
     """(platform or None, order number) from `ord:card:<platform>:<no>` or `ord:card:<no>`."""
-    if not data or not data.startswith(CARD_PREFIX):
-        return None, ""
-    rest = data[len(CARD_PREFIX):]
-    platform, sep, number = rest.partition(":")
-    if sep and platform in PLATFORMS:
-        return platform, number
-    return None, rest
+    return callbacks.parse_order_card(data, PLATFORMS)
 
 
 async def card(target: Target, order: StoredOrder) -> tuple[str, Any]:
@@ -493,7 +485,7 @@ async def start_api(app: Application) -> None:
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("order", order_command))
-    app.add_handler(CallbackQueryHandler(card_button, pattern=r"^ord:card:"))
+    app.add_handler(CallbackQueryHandler(card_button, pattern=rf"{callbacks.ORDER.pattern}card:"))
     # Group 0, after the handover and broadcast handlers that take captioned files first.
     exports = (
         filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.Document.ALL & ~filters.CaptionRegex(r"^\s*/")

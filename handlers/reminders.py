@@ -33,6 +33,7 @@ from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
 from bot.services import Services
 from bot.shifts import current_windows, next_shift_start
+from handlers import callbacks
 from handlers.common import Delivery, answer_callback, button, deliver, keyboard
 from handlers.context import KefuContext, Target, services_of
 from handlers.ticker import add_tick_hook
@@ -565,7 +566,7 @@ async def on_startup(app: Application) -> None:
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("reminders", list_command))
-    app.add_handler(CallbackQueryHandler(on_button, pattern=r"^rem:"))
+    app.add_handler(CallbackQueryHandler(on_button, pattern=callbacks.REMINDER.pattern))
 
 
 async def seed_demo(services: Services) -> None:

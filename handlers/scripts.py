@@ -7,11 +7,11 @@ Callback data (prefix `kb`, agent+; all ≤ 64 bytes, stateless so old buttons k
   kb:o:<src>:<script>[:<order>]  open a script as a new message, filled with the order if given;
                                  src says where it was opened from, for the usage stats
   kb:u:<script>                  "用了这条": counts one copy and removes that button
-  kb:open:<script>[:<order>]     accepted too, for other features that build the data by hand
+  kb:open:<script>[:<order>]     still accepted (buttons already sent); built nowhere any more
 Flows (prefix `flow`): `flow:m` stage menu; `flow:g:<flow>:<path>` where path is the chosen
 choice indices from the start node, one character each, so "back" is the path minus one.
 
-Other features open a filled script with `open_button(...)` / `open_data(...)` (a button) or
+Other features open a filled script with `open_button(...)` / `callbacks.open_script(...)` or
 `send_script(...)`, or build the message themselves with `script_message(...)`.
 
 A copy is counted when the agent presses "✅ 用了这条" (or picks an inline result, where Telegram
@@ -61,8 +61,9 @@ from bot.kb import (
 from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
+from handlers.callbacks import FLOW, KB, LIMIT, checked
+from handlers.callbacks import open_script as open_data
 from handlers.common import (
-    CALLBACK_DATA_LIMIT,
     answer_callback,
     arg_text,
     edit_or_send,
@@ -130,23 +131,16 @@ def _caption(target: Target, key: str, **values: Any) -> str:
 
 
 def _button(target: Target, key: str, data: str, **values: Any) -> InlineKeyboardButton:
-    if len(data.encode()) > CALLBACK_DATA_LIMIT:
-        raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
-    return InlineKeyboardButton(_caption(target, key, **values), callback_data=data)
+    return InlineKeyboardButton(_caption(target, key, **values), callback_data=checked(data))
 
 
 def _with_order(data: str, order_no: str | None) -> str:
     """Append the order number when it fits in the callback data; otherwise leave it out."""
     if order_no:
         longer = f"{data}:{order_no}"
-        if len(longer.encode()) <= CALLBACK_DATA_LIMIT:
+        if len(longer.encode()) <= LIMIT:
             return longer
     return data
-
-
-def open_data(script_id: str, order_no: str | None = None, source: str = "x") -> str:
-    """Callback data that opens `script_id` (filled with `order_no` when it fits in 64 bytes)."""
-    return _with_order(f"kb:o:{source}:{script_id}", order_no)
 
 
 def open_button(target: Target, script: Script | str, order_no: str | None = None, *, source: str = "x",
@@ -551,8 +545,8 @@ async def flow_button(update: Update, context: KefuContext) -> None:
         rows += [[open_button(context, s, source="f")] for s in scripts]
     else:
         for index, choice in enumerate(node.choices[: len(PATH_CHARS)]):
-            next_data = f"flow:g:{flow.id}:{path}{PATH_CHARS[index]}"
-            if len(next_data.encode()) <= CALLBACK_DATA_LIMIT:
+            next_data = FLOW.fits("g", flow.id, f"{path}{PATH_CHARS[index]}")
+            if next_data is not None:
                 rows.append([_button(context, "scripts.buttons.flow_choice", next_data, label=choice.label)])
     back = f"flow:g:{flow.id}:{path[:-1]}" if path else "flow:m"
     rows.append([
@@ -740,8 +734,8 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("aftersale", aftersale))
     app.add_handler(CommandHandler("kb_reload", kb_reload))
     app.add_handler(CommandHandler("kb_stats", kb_stats))
-    app.add_handler(CallbackQueryHandler(kb_button, pattern=r"^kb:"))
-    app.add_handler(CallbackQueryHandler(flow_button, pattern=r"^flow:"))
+    app.add_handler(CallbackQueryHandler(kb_button, pattern=KB.pattern))
+    app.add_handler(CallbackQueryHandler(flow_button, pattern=FLOW.pattern))
     app.add_handler(InlineQueryHandler(inline_query))
     app.add_handler(ChosenInlineResultHandler(inline_chosen))
     private_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
