@@ -16,13 +16,15 @@ import re
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.broadcasts import Broadcast, Pacer, Recipient
 from bot.render import Renderer
-from handlers.common import Delivery, button, deliver, keyboard
+from handlers import outbox
+from handlers.common import button, keyboard
 from handlers.context import Target, services_of
+from handlers.outbox import Delivery, deliver
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +138,8 @@ class Progress:
         if text == self._last and markup is None:
             return
         self._last = text
-        try:
-            await self.app.bot.edit_message_text(
-                text, chat_id=b.panel_chat_id, message_id=b.panel_message_id, reply_markup=markup
-            )
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("progress of broadcast %s not shown: %s", b.id, exc)
-        except TelegramError as exc:
-            log.info("progress of broadcast %s not shown: %s", b.id, exc)
+        await outbox.edit(self.app, b.panel_chat_id, b.panel_message_id, text, reply_markup=markup,
+                          what=f"progress of broadcast {b.id}")
 
     async def run(self, stop: asyncio.Event) -> None:
         while True:

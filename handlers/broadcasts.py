@@ -55,8 +55,9 @@ from handlers.broadcast_delivery import (
     show_acknowledged,
     start_delivery,
 )
-from handlers.common import answer_callback, arg_text, button, keyboard, label, reply
+from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)

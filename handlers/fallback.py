@@ -5,8 +5,9 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
-from handlers.common import answer_callback, label, reply
+from handlers.common import label
 from handlers.context import KefuContext
+from handlers.outbox import answer_callback, reply
 
 GROUP = 50
 

@@ -24,8 +24,9 @@ from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
 from bot.people import Person, Role
-from handlers.common import answer_callback, deliver, label, reply
+from handlers.common import label
 from handlers.context import KefuContext
+from handlers.outbox import answer_callback, deliver, reply
 
 GROUP = -1
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -47,17 +47,10 @@ from bot.handover import (
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
 from bot.services import Services
-from handlers import callbacks
-from handlers.common import (
-    answer_callback,
-    arg_text,
-    button,
-    deliver,
-    keyboard,
-    label,
-    reply,
-)
+from handlers import callbacks, outbox
+from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, deliver, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -240,14 +233,8 @@ async def refresh_cards(target: Target, item_id: int) -> None:
     for card in cards:
         text, markup = render_card(target, item, cc, author_view=card.occurrence == "",
                                    late=_is_late(target, item, card.occurrence))
-        try:
-            await target.bot.edit_message_text(text, chat_id=card.chat_id, message_id=card.message_id,
-                                               reply_markup=markup)
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("handover card %s in chat %s not updated: %s", item_id, card.chat_id, exc)
-        except TelegramError as exc:
-            log.info("handover card %s in chat %s not updated: %s", item_id, card.chat_id, exc)
+        await outbox.edit(target, card.chat_id, card.message_id, text, reply_markup=markup,
+                          what=f"handover card {item_id}")
 
 
 async def _send_author_card(update: Update, context: KefuContext, item: Item) -> None:

@@ -58,17 +58,9 @@ from bot.orders.importer import BATCH_SIZE, clean_order_no
 from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
 from bot.render import Renderer
 from handlers import callbacks
-from handlers.common import (
-    answer_callback,
-    arg_text,
-    button,
-    keyboard,
-    label,
-    reply,
-    send,
-    tell_admins,
-)
+from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, reply, send, tell_admins
 
 log = logging.getLogger(__name__)
 

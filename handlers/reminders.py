@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.clock import to_ts
@@ -33,9 +33,10 @@ from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
 from bot.services import Services
 from bot.shifts import current_windows, next_shift_start
-from handlers import callbacks
-from handlers.common import Delivery, answer_callback, button, deliver, keyboard
+from handlers import callbacks, outbox
+from handlers.common import button, keyboard
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import Delivery, answer_callback, deliver
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -311,13 +312,8 @@ async def refresh_messages(target: Target, reminder_ids: Sequence[int], view: Vi
         if not items:
             continue
         text, markup = view.message(row, items)
-        try:
-            await target.bot.edit_message_text(text, chat_id=row.chat_id, message_id=row.message_id, reply_markup=markup)
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("reminder message %s/%s not edited: %s", row.chat_id, row.message_id, exc)
-        except TelegramError as exc:  # blocked, gone, flood: the state is in the database anyway
-            log.info("reminder message %s/%s not edited: %s", row.chat_id, row.message_id, exc)
+        # Blocked, gone, flood: logged by the outbox; the state is in the database anyway.
+        await outbox.edit(target, row.chat_id, row.message_id, text, reply_markup=markup, what="reminder message")
 
 
 async def tick(app: Application) -> None:
@@ -552,7 +548,7 @@ async def list_command(update: Update, context: KefuContext) -> None:
     mine, mine_count, team, team_count = await engine.open_overview(context.person.tg_id, LIST_LIMIT)
     view = await View.build(context)
     text = view._render("list.html", mine=mine, mine_count=mine_count, team=team, team_count=team_count)
-    from handlers.common import reply
+    from handlers.outbox import reply
 
     await reply(update, context, text, reply_markup=view.take_keyboard([*mine, *team], 1, action="open"))
 

@@ -63,18 +63,9 @@ from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
 from handlers.callbacks import FLOW, KB, LIMIT, checked
 from handlers.callbacks import open_script as open_data
-from handlers.common import (
-    answer_callback,
-    arg_text,
-    edit_or_send,
-    keyboard,
-    label,
-    render,
-    reply,
-    send,
-    tell_admins,
-)
+from handlers.common import arg_text, keyboard, label, render
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, edit_or_send, reply, send, tell_admins
 
 log = logging.getLogger(__name__)
 
