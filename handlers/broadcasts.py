@@ -9,7 +9,6 @@ middle of composing loses nothing. Sending is in handlers/broadcast_delivery.py.
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import re
@@ -41,8 +40,7 @@ from bot.broadcasts import (
 from bot.broadcasts.model import CHOICES
 from bot.broadcasts.service import CAPTION_LIMIT, TEXT_LIMIT
 from bot.clock import from_ts, to_ts
-from bot.people import Person, Role, UserError
-from bot.services import Services
+from bot.people import Role, UserError
 from handlers import callbacks
 from handlers.broadcast_delivery import (
     author_name,
@@ -55,7 +53,7 @@ from handlers.broadcast_delivery import (
     show_acknowledged,
     start_delivery,
 )
-from handlers.common import arg_text, button, keyboard, label
+from handlers.common import arg_text, button, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
 from handlers.outbox import answer_callback, reply
 from handlers.ticker import add_tick_hook
@@ -71,25 +69,15 @@ _ALERT_LIMIT = 200
 
 
 # --- small helpers ---------------------------------------------------------------------------
-def broadcast_errors(handler):
-    """Like `user_errors`, for this feature's messages (`broadcast.errors.<code>`, else the
-    shared `errors.<code>`); on a button the message is an alert, as plain text."""
+async def _error_text(context: KefuContext, exc: UserError) -> str:
+    """This feature's message (`broadcast.errors.<code>`), else the shared `errors.<code>`."""
+    renderer = context.svc.renderer
+    key = f"broadcast.errors.{exc.code}"
+    return renderer.label(key if renderer.has_label(key) else f"errors.{exc.code}", **exc.params)
 
-    @functools.wraps(handler)
-    async def wrapper(update: Update, context: KefuContext) -> Any:
-        try:
-            return await handler(update, context)
-        except UserError as exc:
-            renderer = context.svc.renderer
-            key = f"broadcast.errors.{exc.code}"
-            text = renderer.label(key if renderer.has_label(key) else f"errors.{exc.code}", **exc.params)
-            if update.callback_query is not None:
-                await answer_callback(update, plain(text)[:_ALERT_LIMIT], alert=True)
-            else:
-                await reply(update, context, text)
-            return None
 
-    return wrapper
+#: Refusals as messages; on a button the message is an alert, as plain text.
+broadcast_errors = user_errors(text=_error_text, alert=lambda text: plain(text)[:_ALERT_LIMIT])
 
 
 def _words(target: Target) -> WhenWords:
@@ -619,18 +607,3 @@ async def on_startup(app: Application) -> None:
     app.bot_data["broadcast_words"] = WhenWords.from_labels(services.renderer.labels["broadcast"]["when"])
     for hook in (resume_deliveries, fire_schedules, renotify_urgent):
         add_tick_hook(app, hook)
-
-
-async def seed_demo(services: Services) -> None:
-    """The sandbox's Monday 08:00 team meeting announcement, from the first supervisor."""
-    supervisors = [p for p in await services.people.with_role(Role.SUPERVISOR) if p.role == Role.SUPERVISOR]
-    author: Person | None = (supervisors or await services.people.with_role(Role.ADMIN) or [None])[0]
-    if author is None:
-        return
-    demo = services.renderer.labels["broadcast"]["demo"]
-    words = WhenWords.from_labels(services.renderer.labels["broadcast"]["when"])
-    rule, _ = parse_when(demo["meeting_rule"], services.clock.now(), services.tz, words)
-    await services.broadcasts.create_schedule(
-        author, Content("text", html.escape(demo["meeting_text"], quote=False)), rule, demo["meeting_rule"],
-        audience=Audience("all"), ack_required=True,
-    )

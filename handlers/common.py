@@ -43,22 +43,36 @@ def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMa
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def user_errors(handler: Handler) -> Handler:
-    """Turn a UserError from a service into its Chinese message instead of a crash."""
+ErrorText = Callable[[KefuContext, UserError], Awaitable[str]]
 
-    @functools.wraps(handler)
-    async def wrapper(update: Update, context: KefuContext) -> Any:
-        try:
-            return await handler(update, context)
-        except UserError as exc:
-            text = label(context, f"errors.{exc.code}", **exc.params)
-            if update.callback_query is not None:
-                await answer_callback(update, text, alert=True)
-            else:
-                await reply(update, context, text)
-            return None
 
-    return wrapper
+def user_errors(handler: Handler | None = None, *, text: ErrorText | None = None,
+                alert: Callable[[str], str] | None = None,
+                after: Callable[[KefuContext, UserError], None] | None = None) -> Any:
+    """Turn a UserError from a service into its Chinese message instead of a crash: an alert under
+    a button, else a reply. The one decorator for every feature: `text` words the message (default
+    the label `errors.<code>`), `alert` shapes it for an alert (e.g. plain text, 200 characters),
+    `after` undoes feature state (e.g. a conversation that cannot go on). Use as `@user_errors` or
+    `@user_errors(text=..., after=...)`."""
+
+    def decorate(inner: Handler) -> Handler:
+        @functools.wraps(inner)
+        async def wrapper(update: Update, context: KefuContext) -> Any:
+            try:
+                return await inner(update, context)
+            except UserError as exc:
+                message = await text(context, exc) if text else label(context, f"errors.{exc.code}", **exc.params)
+                if update.callback_query is not None:
+                    await answer_callback(update, alert(message) if alert else message, alert=True)
+                else:
+                    await reply(update, context, message)
+                if after is not None:
+                    after(context, exc)
+                return None
+
+        return wrapper
+
+    return decorate(handler) if handler is not None else decorate
 
 
 def arg_text(update: Update) -> str:

@@ -9,7 +9,6 @@ edit updates all of them.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
@@ -48,7 +47,7 @@ from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
 from bot.services import Services
 from handlers import callbacks, outbox
-from handlers.common import arg_text, button, keyboard, label
+from handlers.common import arg_text, button, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
 from handlers.outbox import answer_callback, deliver, reply
 from handlers.ticker import add_tick_hook
@@ -97,24 +96,13 @@ async def _error_text(context: KefuContext, exc: UserError) -> str:
     return label(context, f"handover.errors.{exc.code}", **params)
 
 
-def handover_errors(handler):
-    """A refusal from the service becomes its Chinese message (an alert under a button)."""
+def _after_error(context: KefuContext, exc: UserError) -> None:
+    if isinstance(exc, HandoverError) and exc.code not in ("empty_text", "text_too_long", "note_too_long"):
+        _clear_pending(context)  # the thing waited for cannot happen any more
 
-    @functools.wraps(handler)
-    async def wrapper(update: Update, context: KefuContext) -> Any:
-        try:
-            return await handler(update, context)
-        except UserError as exc:
-            text = await _error_text(context, exc)
-            if update.callback_query is not None:
-                await answer_callback(update, text, alert=True)
-            else:
-                await reply(update, context, text)
-            if isinstance(exc, HandoverError) and exc.code not in ("empty_text", "text_too_long", "note_too_long"):
-                _clear_pending(context)  # the thing waited for cannot happen any more
-            return None
 
-    return wrapper
+#: A refusal from the service becomes its Chinese message (an alert under a button).
+handover_errors = user_errors(text=_error_text, after=_after_error)
 
 
 # --- waiting for the user's next message -----------------------------------------------------
@@ -702,12 +690,3 @@ def register(app: Application) -> None:
 async def on_startup(app: Application) -> None:
     await services_of(app).handover.ensure_epoch()
     add_tick_hook(app, on_tick)
-
-
-async def seed_demo(services: Services) -> None:
-    """`kefu sandbox`: a couple of open items from the demo agents (texts in the labels)."""
-    ho = services.handover
-    for demo in services.renderer.labels[FEATURE].get("demo", []):
-        author = await services.people.find(str(demo["author"]))
-        if author is not None:
-            await ho.log_item(author.tg_id, author.shift, demo["text"], kind=demo.get("kind", "other"))

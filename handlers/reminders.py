@@ -15,7 +15,6 @@ role); each press is checked here against the reminder's state and recorded by t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -31,7 +30,6 @@ from bot.reminders import ReminderView
 from bot.reminders.digest import group_by_rule, split_digest
 from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
-from bot.services import Services
 from bot.shifts import current_windows, next_shift_start
 from handlers import callbacks, outbox
 from handlers.common import button, keyboard
@@ -563,33 +561,3 @@ async def on_startup(app: Application) -> None:
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("reminders", list_command))
     app.add_handler(CallbackQueryHandler(on_button, pattern=callbacks.REMINDER.pattern))
-
-
-async def seed_demo(services: Services) -> None:
-    """A few demo orders for `kefu sandbox`: two 催付, one warning, one breach, and two that must
-    stay quiet (presale, refunding), recorded as reminders at once; the first tick delivers them
-    to whoever is on duty."""
-    from decimal import Decimal
-
-    import yaml
-
-    from bot.orders import NormalizedOrder, upsert_orders
-    from bot.render import TEMPLATES_DIR
-
-    path = TEMPLATES_DIR / "reminders" / "demo_orders.yaml"
-    demo = yaml.safe_load(await asyncio.to_thread(path.read_text, encoding="utf-8"))
-    now = services.clock.now()
-    orders = []
-    for item in demo["orders"]:
-        def ago(hours: float | None):
-            return None if hours is None else now - timedelta(hours=hours)
-
-        orders.append(NormalizedOrder(
-            platform=item["platform"], order_no=str(item["order_no"]), shop=item["shop"], status=item["status"],
-            status_raw=item["status_raw"], refunding=bool(item.get("refunding")), presale=bool(item.get("presale")),
-            created_at=ago(item["created_hours_ago"]), paid_at=ago(item.get("paid_hours_ago")), shipped_at=None,
-            amount=Decimal(str(item["amount"])), buyer=item["buyer"], item_title=item["item_title"],
-            tracking_no="", carrier="",
-        ))
-    await upsert_orders(services.db, orders, clock=services.clock, source="demo", record=False)
-    await services.reminders.scan()  # /reminders at once
