@@ -41,7 +41,7 @@ from bot.broadcasts.model import CHOICES
 from bot.broadcasts.service import CAPTION_LIMIT, TEXT_LIMIT
 from bot.clock import from_ts, to_ts
 from bot.people import Role, UserError
-from handlers import callbacks
+from handlers import callbacks, routing
 from handlers.broadcast_delivery import (
     author_name,
     copy_text,
@@ -596,10 +596,7 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(ack_button, pattern=callbacks.ACK.pattern))
     app.add_handler(CallbackQueryHandler(schedule_button, pattern=callbacks.SCHEDULE.pattern))
     media = filters.UpdateType.MESSAGE & (filters.PHOTO | filters.Document.ALL) & filters.CaptionRegex(CAPTION_COMMAND)
-    captioned = MessageHandler(media, captioned_media)
-    app.add_handler(captioned)
-    group = app.handlers[0]  # ahead of broader document handlers (order exports)
-    group.insert(0, group.pop(group.index(captioned)))
+    routing.add_first(app, MessageHandler(media, captioned_media))  # ahead of order exports
 
 
 async def on_startup(app: Application) -> None:

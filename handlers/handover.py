@@ -22,7 +22,6 @@ from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
-    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
@@ -46,7 +45,7 @@ from bot.handover import (
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
 from bot.services import Services
-from handlers import callbacks, outbox
+from handlers import callbacks, outbox, pending, routing
 from handlers.common import arg_text, button, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
 from handlers.outbox import answer_callback, deliver, reply
@@ -57,10 +56,7 @@ log = logging.getLogger(__name__)
 FEATURE = "handover"
 #: Shared with the other features (see handlers/scripts.py): "waiting for this user's next
 #: message" lives in user_data under this key, as {"feature": ..., ...}.
-PENDING_KEY = "pending"
 PENDING_TTL = timedelta(minutes=15)
-#: Pending-input handlers run after the commands (group 0) and before the script search (45).
-PENDING_GROUP = 40
 CAPTION_COMMAND = re.compile(r"^/(handover|jj)(@\w+)?(\s|$)", re.IGNORECASE)
 LIST_LIMIT = 30
 LIST_BUTTONS = 10
@@ -105,42 +101,17 @@ def _after_error(context: KefuContext, exc: UserError) -> None:
 handover_errors = user_errors(text=_error_text, after=_after_error)
 
 
-# --- waiting for the user's next message -----------------------------------------------------
-def _live_state(state: Any, now: int) -> dict | None:
-    if not isinstance(state, dict) or state.get("feature") != FEATURE:
-        return None
-    if now - int(state.get("since", 0)) > PENDING_TTL.total_seconds():
-        return None
-    return state
-
-
+# --- waiting for the user's next message (handlers/pending.py) -------------------------------
 def _pending(context: KefuContext) -> dict | None:
-    return _live_state(context.user_data.get(PENDING_KEY), _now(context))
+    return pending.get(context, FEATURE, PENDING_TTL)
 
 
 def _set_pending(context: KefuContext, action: str, **values: Any) -> None:
-    context.user_data[PENDING_KEY] = {"feature": FEATURE, "action": action, "since": _now(context), **values}
+    pending.start(context, FEATURE, action, **values)
 
 
 def _clear_pending(context: KefuContext) -> None:
-    state = context.user_data.get(PENDING_KEY) if context.user_data is not None else None
-    if isinstance(state, dict) and state.get("feature") == FEATURE:
-        context.user_data.pop(PENDING_KEY, None)
-
-
-class HandoverPending(filters.MessageFilter):
-    """Matches messages from users the handover book is waiting for (text, note, attachment)."""
-
-    def __init__(self, app: Application) -> None:
-        super().__init__(name="HandoverPending")
-        self.app = app
-
-    def filter(self, message: Message) -> bool:
-        user = message.from_user
-        if user is None:
-            return False
-        state = self.app.user_data.get(user.id, {}).get(PENDING_KEY)
-        return _live_state(state, _now(self.app)) is not None
+    pending.clear(context, FEATURE)
 
 
 # --- cards -----------------------------------------------------------------------------------
@@ -332,7 +303,7 @@ async def _consume_pending_text(update: Update, context: KefuContext) -> None:
 
 async def cancel_command(update: Update, context: KefuContext) -> None:
     """/cancel: stop waiting for input, whichever feature was waiting."""
-    context.user_data.pop(PENDING_KEY, None)
+    pending.clear(context)
     await reply(update, context, label(context, "handover.cancelled"))
 
 
@@ -660,30 +631,22 @@ async def on_tick(app: Application) -> None:
 
 
 # --- wiring ----------------------------------------------------------------------------------
-def _add_first(app: Application, handler: BaseHandler, group: int = 0) -> None:
-    """Register ahead of the group's other handlers. Only for narrow filters: a photo captioned
-    /handover must not be taken for an order export by a broader document handler."""
-    app.add_handler(handler, group)
-    handlers = app.handlers[group]
-    handlers.insert(0, handlers.pop(handlers.index(handler)))
-
-
 def register(app: Application) -> None:
     app.add_handler(CommandHandler(["handover", "jj"], handover_command))
     app.add_handler(CommandHandler("handovers", handovers_command))
     app.add_handler(CommandHandler("handover_stats", stats_command))
     app.add_handler(CommandHandler("cancel", cancel_command))
     app.add_handler(CallbackQueryHandler(button_pressed, pattern=callbacks.HANDOVER.pattern))
-    pending = HandoverPending(app)
+    awaited = pending.Awaiting(app, FEATURE, PENDING_TTL)
     new_message = filters.UpdateType.MESSAGE
     media = filters.PHOTO | filters.Document.ALL
-    _add_first(app, MessageHandler(
-        new_message & media & (filters.CaptionRegex(CAPTION_COMMAND) | (filters.ChatType.PRIVATE & pending)),
+    routing.add_first(app, MessageHandler(
+        new_message & media & (filters.CaptionRegex(CAPTION_COMMAND) | (filters.ChatType.PRIVATE & awaited)),
         attachment_message,
     ))
     app.add_handler(
-        MessageHandler(new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & pending, pending_text),
-        group=PENDING_GROUP,
+        MessageHandler(new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & awaited, pending_text),
+        group=routing.PENDING,
     )
 
 

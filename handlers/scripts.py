@@ -61,6 +61,7 @@ from bot.kb import (
 from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
+from handlers import pending, routing
 from handlers.callbacks import FLOW, KB, LIMIT, checked
 from handlers.callbacks import open_script as open_data
 from handlers.common import arg_text, keyboard, label, render
@@ -69,11 +70,6 @@ from handlers.outbox import answer_callback, edit_or_send, reply, send, tell_adm
 
 log = logging.getLogger(__name__)
 
-#: Plain text in private chat is a script search. Other features' pending-input handlers run in
-#: lower groups (e.g. 40); the fallback answers in group 50.
-TEXT_GROUP = 45
-#: Other features keep "I am waiting for this user's next message" in user_data under this key.
-PENDING_KEY = "pending"
 
 ALTERNATIVES = 4  # next-best hits shown as buttons under the best one
 RELATED_MAX = 3
@@ -395,7 +391,7 @@ async def pasted_text(update: Update, context: KefuContext) -> None:
     """Plain text in private chat is what a buyer wrote: search it, unless another feature is
     waiting for this message, or the message is a script the agent just sent via inline mode."""
     message = update.effective_message
-    if message is None or context.person is None or (context.user_data or {}).get(PENDING_KEY):
+    if message is None or context.person is None or pending.anything_awaited(context.user_data):
         return
     if message.via_bot is not None:
         raise ApplicationHandlerStop
@@ -705,21 +701,6 @@ async def kb_stats(update: Update, context: KefuContext) -> None:
 
 
 # --- wiring ---------------------------------------------------------------------------------------
-class NotAwaited(filters.MessageFilter):
-    """Passes unless another feature is waiting for this user's next message
-    (`user_data["pending"]`): then the text is theirs, and this handler does not even match, so
-    the update counts as unhandled here and the fallback still answers if nobody took it."""
-
-    def __init__(self, app: Application) -> None:
-        super().__init__(name="NotAwaited")
-        self._app = app
-
-    def filter(self, message) -> bool:
-        user = message.from_user
-        data = self._app.user_data.get(user.id) if user is not None else None
-        return not (data or {}).get(PENDING_KEY)
-
-
 def register(app: Application) -> None:
     app.add_handler(CommandHandler(["s", "script"], script_command))
     app.add_handler(CommandHandler("aftersale", aftersale))
@@ -730,7 +711,7 @@ def register(app: Application) -> None:
     app.add_handler(InlineQueryHandler(inline_query))
     app.add_handler(ChosenInlineResultHandler(inline_chosen))
     private_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
-    app.add_handler(MessageHandler(private_text & NotAwaited(app), pasted_text), group=TEXT_GROUP)
+    app.add_handler(MessageHandler(private_text & pending.NotAwaited(app), pasted_text), group=routing.SEARCH)
 
 
 async def on_startup(app: Application) -> None:
