@@ -8,7 +8,7 @@ import pytest
 
 from bot.kb import Script, load_kb, render_script
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from bot.kb import load_kb
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from bot.orders.values import (
 )
 from tests.conftest import SHANGHAI, local
 
-FIXTURES = Path(__file__).parent / "fixtures" / "orders"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "orders"
 
 
 def read_all(name: str, **kwargs) -> tuple[str, dict[str, NormalizedOrder], list[RejectedRow], int, int]:

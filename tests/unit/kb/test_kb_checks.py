@@ -11,7 +11,7 @@ import pytest
 from bot.cli import main as kefu_cli
 from bot.kb import collect, example_values, load_kb, policy_warnings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 BASE = ROOT / "tests" / "fixtures" / "kb_broken" / "_base"
 SHIPPED = ROOT / "scripts_kb"
 

@@ -22,7 +22,7 @@ from bot.orders import (
 )
 from tests.conftest import SHANGHAI, local
 
-FIXTURES = Path(__file__).parent / "fixtures" / "orders"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "orders"
 NEWER = FIXTURES / "ExportOrderList202611221500.csv"
 OLDER = FIXTURES / "ExportOrderList202611201200.csv"
 

@@ -13,7 +13,7 @@ import pytest
 from bot.kb import load_kb
 from bot.kb.search import tokenize
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 DEVSET = ROOT / "tests" / "data" / "kb_devset.yaml"
 
 

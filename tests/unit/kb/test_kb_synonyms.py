@@ -11,7 +11,7 @@ import pytest
 from bot.kb import KbError, load_kb
 from bot.kb.search import QueryRewrites, query_terms
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

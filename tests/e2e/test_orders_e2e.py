@@ -18,7 +18,7 @@ from bot.people import Role
 from tests.harness import ADMIN
 from tests.reminder_orders import order, paid, save, unpaid
 
-FIXTURES = Path(__file__).parent / "fixtures" / "orders"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "orders"
 TAOBAO = "ExportOrderList202611221500.csv"
 AGENT, SUP, STRANGER = 2001, 2002, 2999
 TOKEN = "e2e-api-token"

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures" / "orders"
-ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "orders"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def kefu_import(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:

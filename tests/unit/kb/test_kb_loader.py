@@ -13,7 +13,7 @@ import pytest
 from bot.cli import main as kb_cli
 from bot.kb import CATEGORY_CODES, KbError, collect, default_kb_dir, load_kb
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "kb_broken"
 SHIPPED = ROOT / "scripts_kb"
 

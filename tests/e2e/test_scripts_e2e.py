@@ -14,7 +14,7 @@ from bot.people import Role
 from tests.conftest import local
 from tests.harness import start_kefu, stop_kefu
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AGENT, SUPERVISOR, STRANGER = 3001, 3002, 3999
 ORDER_NO = "4012345678901234567"
 

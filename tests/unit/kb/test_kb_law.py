@@ -15,7 +15,7 @@ import pytest
 
 from bot.kb import collect, load_kb, render_script
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "scripts_kb"
 
 
