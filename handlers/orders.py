@@ -371,7 +371,7 @@ async def card(target: Target, order: StoredOrder) -> tuple[str, Any]:
         status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
         history=history, names=names, now=to_ts(now),
     )
-    claims = [[button(target, "reminders.buttons.claim", f"rem:claim:{r.id}")] for r in history if r.claimable][-1:]
+    claims = [[button(target, "reminders.buttons.claim", callbacks.REMINDER.pack("claim", r.id))] for r in history if r.claimable][-1:]
     return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 

@@ -76,21 +76,21 @@ class View:
     def card_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         if not r.is_open:
             return None
-        first = [self._button("claim", f"rem:claim:{r.id}")] if r.claimable else []
-        first.append(self._button("done", f"rem:done:{r.id}"))
-        return keyboard([first, [self._button("snooze", f"rem:snooze:{r.id}"), self._button("script", f"rem:script:{r.id}")]])
+        first = [self._button("claim", callbacks.REMINDER.pack("claim", r.id))] if r.claimable else []
+        first.append(self._button("done", callbacks.REMINDER.pack("done", r.id)))
+        return keyboard([first, [self._button("snooze", callbacks.REMINDER.pack("snooze", r.id)), self._button("script", callbacks.REMINDER.pack("script", r.id))]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
-        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule, r.stage)]
-        rows.append([self._button("back", f"rem:back:{r.id}")])
+        rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.REMINDER.pack("out", r.id, code))] for code in outcomes_for(r.rule, r.stage)]
+        rows.append([self._button("back", callbacks.REMINDER.pack("back", r.id))])
         return keyboard(rows)
 
     def snooze_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         shift = next_shift_start(self.svc.settings.shifts, self.svc.clock.now(), self.svc.tz)
         return keyboard([
-            [self._button("later_1h", f"rem:later:{r.id}:1h"), self._button("later_3h", f"rem:later:{r.id}:3h")],
-            [self._button("later_shift", f"rem:later:{r.id}:shift", time=self.svc.renderer.localtime(shift.start))],
-            [self._button("back", f"rem:back:{r.id}")],
+            [self._button("later_1h", callbacks.REMINDER.pack("later", r.id, "1h")), self._button("later_3h", callbacks.REMINDER.pack("later", r.id, "3h"))],
+            [self._button("later_shift", callbacks.REMINDER.pack("later", r.id, "shift"), time=self.svc.renderer.localtime(shift.start))],
+            [self._button("back", callbacks.REMINDER.pack("back", r.id))],
         ])
 
     def digest_text(self, items: Sequence[ReminderView], *, start: int, part: int, parts: int, unlisted: int,
@@ -103,7 +103,7 @@ class View:
 
     def take_keyboard(self, items: Sequence[ReminderView], start: int, action: str = "take") -> InlineKeyboardMarkup | None:
         buttons = [
-            self._button(action, f"rem:{action}:{r.id}", n=start + index, tail=r.tail)
+            self._button(action, callbacks.REMINDER.pack(action, r.id), n=start + index, tail=r.tail)
             for index, r in enumerate(items)
             if action == "open" or r.claimable
         ]
@@ -526,16 +526,13 @@ ACTIONS = {
 
 
 async def on_button(update: Update, context: KefuContext) -> None:
-    parts = (update.callback_query.data or "").split(":")
-    action = ACTIONS.get(parts[1]) if len(parts) >= 3 else None
-    try:
-        rid = int(parts[2]) if action is not None else None
-    except ValueError:
-        rid = None
+    fields = callbacks.REMINDER.parse(update.callback_query.data, min_fields=2, max_fields=3)
+    action = ACTIONS.get(fields[0]) if fields else None
+    rid = int(fields[1]) if action is not None and fields[1].isdigit() else None
     if action is None or rid is None:
         await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
         return
-    await action(update, context, rid, parts[3] if len(parts) > 3 else "")
+    await action(update, context, rid, fields[2] if len(fields) > 2 else "")
 
 
 # --- /reminders ----------------------------------------------------------------------------------

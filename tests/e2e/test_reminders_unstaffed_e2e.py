@@ -77,7 +77,7 @@ async def test_once_someone_is_on_duty_reminders_go_to_them_again(start):
 
 
 async def test_import_summary_says_who_receives_the_due_reminders(start):
-    from tests.test_orders_e2e import FIXTURES, upload
+    from tests.e2e.test_orders_e2e import FIXTURES, upload
 
     kefu = await start(kefu_team_chat_id=TEAM_CHAT)
     name = "ExportOrderList202611221500.csv"
