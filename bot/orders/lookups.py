@@ -48,8 +48,7 @@ class OrderClock:
 
 
 async def _orders_table_exists(db: Database) -> bool:
-    row = await db.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orders'")
-    return row is not None
+    return await db.table_exists("orders")
 
 
 async def known_orders(db: Database, numbers: Iterable[str]) -> dict[str, OrderRef]:
