@@ -43,7 +43,7 @@ from telegram.ext import (
 )
 
 from bot.clock import to_ts
-from bot.kb import KbError
+from bot.kb import KbError, order_situation, scripts_for_situation
 from bot.orders import (
     PLATFORMS,
     ImportSummary,
@@ -77,19 +77,6 @@ SUMMARY_REJECTED = 5
 HISTORY_LIMIT = 10
 MAX_SCRIPT_BUTTONS = 4
 
-#: Scripts offered on the card, by the order's situation: (category, preferred script ids). The
-#: first preferred id found in the knowledge base is used, else the category's first script.
-SCRIPT_CHOICES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "unpaid": (("payment_reminder", ("pay_remind_once", "pay_remind_problem")),),
-    "unshipped": (("ship_urge", ("ship_when",)), ("address_change", ("addr_before_ship",))),
-    "unshipped_overdue": (("ship_urge", ("ship_overdue_apology", "ship_when")), ("address_change", ("addr_before_ship",))),
-    "presale": (("ship_urge", ("ship_presale",)), ("address_change", ("addr_before_ship",))),
-    "shipped": (("logistics", ("log_slow", "log_not_updated")), ("address_change", ("addr_after_ship",))),
-    "completed": (("return_exchange", ("ret_7day_rules",)), ("refund_progress", ("rf_when",))),
-    "refunding_unshipped": (("refund_progress", ("rf_refund_unshipped", "rf_when")),),
-    "refunding": (("refund_progress", ("rf_when", "rf_return_received")),),
-    "closed": (),
-}
 
 
 def _label(target: Target, key: str, **values: Any) -> str:
@@ -321,29 +308,6 @@ async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSumm
 # --- the order card ------------------------------------------------------------------------------
 
 
-def situation(order: StoredOrder, overdue: bool) -> str:
-    """Which scripts fit the order now (a key of SCRIPT_CHOICES)."""
-    shipping = order.status in ("paid_unshipped", "partially_shipped")
-    if order.refunding:
-        return "refunding_unshipped" if shipping or order.status == "unpaid" else "refunding"
-    if shipping:
-        if order.presale:
-            return "presale"
-        return "unshipped_overdue" if overdue else "unshipped"
-    return order.status if order.status in SCRIPT_CHOICES else "closed"
-
-
-def script_ids(kb: Any, key: str) -> list[str]:
-    chosen: list[str] = []
-    for category, preferred in SCRIPT_CHOICES.get(key, ()):
-        found = [i for i in preferred if kb.get(i) is not None]
-        if not found:
-            first = next(iter(kb.scripts_in(category)), None)
-            found = [first.id] if first is not None else []
-        chosen += [i for i in found if i not in chosen]
-    return chosen[:MAX_SCRIPT_BUTTONS]
-
-
 def card_data(platform: str, order_no: str) -> str | None:
     return callbacks.order_card(order_no, platform)
 
@@ -385,7 +349,8 @@ def script_keyboard(target: Target, order: StoredOrder, *, overdue: bool, first_
     except KbError as exc:  # a broken knowledge base must not hide the order
         log.warning("no script buttons on the order card: %s", exc)
         return keyboard(rows) if rows else None
-    ids = script_ids(kb, situation(order, overdue))
+    ids = scripts_for_situation(kb, order_situation(order.status, refunding=order.refunding,
+                                                   presale=order.presale, overdue=overdue), MAX_SCRIPT_BUTTONS)
     return keyboard(rows + [[open_button(target, script_id, order.order_no)] for script_id in ids])
 
 

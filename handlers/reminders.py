@@ -476,7 +476,7 @@ async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> Non
 
 async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:
     """查看话术: the 催付 / 发货延迟 script filled with this order, in the presser's private chat."""
-    from bot.kb import record_view
+    from bot.kb import pick_script, record_view
     from bot.orders import get_order, order_variables
 
     svc = context.svc
@@ -487,9 +487,7 @@ async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> N
         return
     kb = svc.kb.get()
     category, preferred = script_choice(r.rule, r.stage)
-    script = next((kb.get(i) for i in preferred if kb.get(i) is not None), None)
-    if script is None:
-        script = next(iter(kb.scripts_in(category)), None)
+    script = pick_script(kb, category, preferred)
     if script is None:
         await answer_callback(update, _label(context, "errors.no_script"), alert=True)
         return

@@ -8,9 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.orders import known_orders
-from bot.kb import load_kb
-from bot.orders import get_order
+from bot.kb import load_kb, order_situation, scripts_for_situation
+from bot.orders import get_order, known_orders
 from bot.reminders import ReminderEngine
 from bot.reminders.engine import order_reminders
 from bot.reminders.rules import RuleBook, Thresholds, order_deadline
@@ -20,8 +19,6 @@ from handlers.orders import (
     order_candidates,
     parse_caption,
     parse_card_data,
-    script_ids,
-    situation,
 )
 from tests.reminder_orders import changed, paid, save, unpaid
 
@@ -110,17 +107,17 @@ def kb():
 ])
 def test_scripts_fit_the_orders_situation(clock, kb, change, overdue, key, first):
     o = changed(paid(clock.now()), **change)
-    assert situation(o, overdue) == key
-    ids = script_ids(kb, key)
+    assert order_situation(o.status, refunding=o.refunding, presale=o.presale, overdue=overdue) == key
+    ids = scripts_for_situation(kb, key)
     assert (ids[0] if ids else None) == first
     assert all(kb.get(i) is not None for i in ids) and len(ids) <= 4
 
 
 def test_a_missing_script_falls_back_to_its_categorys_first(clock, kb, monkeypatch):
-    import handlers.orders as layer
+    from bot.kb import situations
 
-    monkeypatch.setitem(layer.SCRIPT_CHOICES, "shipped", (("logistics", ("no_such_script",)),))
-    assert script_ids(kb, "shipped") == [kb.scripts_in("logistics")[0].id]
+    monkeypatch.setitem(situations.SCRIPT_CHOICES, "shipped", (("logistics", ("no_such_script",)),))
+    assert scripts_for_situation(kb, "shipped") == [kb.scripts_in("logistics")[0].id]
 
 
 # --- callback data, /order arguments, captions ---------------------------------------------------
