@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_application, start_application, stop_application
 from bot.clock import FakeClock, to_ts
 from bot.emulator import BotApiEmulator
 from bot.services import build_services
 from bot.settings import Settings
+from handlers.app import build_application, start_application, stop_application
 
 TELEGRAM_RATE = 30  # messages a second the emulator allows, as Telegram does
 GOAL = 1.15
@@ -82,7 +82,7 @@ async def run(recipients: int) -> bool:
             before_429 = emu.stats["429"]
             started = time.perf_counter()
             emu.press_button(SUPERVISOR, SUPERVISOR, panel["message_id"], data=f"bc:{draft}:go")
-            broadcasts = services.features["broadcasts"]
+            broadcasts = services.broadcasts
             while (await broadcasts.counts(int(draft))).attempted < recipients:
                 await asyncio.sleep(0.02)  # a benchmark may poll; tests wait on the emulator instead
             elapsed = time.perf_counter() - started

@@ -53,28 +53,25 @@ COMMANDS: dict[str, CommandRule] = {
     "activate": CommandRule(Role.ADMIN),
 }
 
-#: Button callback data is "<prefix>:<args>"; the prefix decides the minimum role. Handlers
-#: re-check anything finer (e.g. that a handover item is still open).
-BUTTONS: dict[str, Role] = {
-    "team": Role.SUPERVISOR,  # /agents paging and actions
-    "kb": Role.AGENT,  # script menu, copies, related scripts
-    "flow": Role.AGENT,  # /aftersale guided flow
-    "ord": Role.AGENT,  # order card buttons
-    "rem": Role.AGENT,  # reminder claim / done / snooze / script
-    "ho": Role.AGENT,  # handover items
-    "bc": Role.SUPERVISOR,  # broadcast composing and rosters
-    "ack": Role.AGENT,  # acknowledging a broadcast
-    "sch": Role.SUPERVISOR,  # scheduled announcements
-}
+#: Button callback data is "<prefix>:<args>"; the prefix decides the minimum role. The button kinds
+#: are declared once, in handlers/callbacks.py, which fills these two tables through
+#: `declare_button` (so a prefix, its role and its builder live together). Handlers re-check
+#: anything finer (e.g. that a handover item is still open).
+BUTTONS: dict[str, Role] = {}
 
 #: Buttons that work in the team chat (KEFU_TEAM_CHAT_ID), on the bot's own posts there, pressed by
 #: registered people: "<prefix>" or "<prefix>:<action>". Everything else is for private chats only:
 #: it would show or change someone's own work, or answer with data in front of the group.
-TEAM_CHAT_BUTTONS: frozenset[str] = frozenset({
-    "rem:take",  # 接手 on a reminder digest posted in the team chat (the card follows in private)
-    "rem:claim",  # 我来处理
-    "ack",  # 收到 on an announcement
-})
+TEAM_CHAT_BUTTONS: set[str] = set()
+
+
+def declare_button(prefix: str, min_role: Role, team_chat: tuple[str, ...] = ()) -> None:
+    """Register a button kind: its minimum role and the actions ("" = all) allowed in the team chat."""
+    if BUTTONS.get(prefix, min_role) != min_role:
+        raise ValueError(f"button prefix {prefix!r} declared twice with different roles")
+    BUTTONS[prefix] = min_role
+    TEAM_CHAT_BUTTONS.update(f"{prefix}:{action}" if action else prefix for action in team_chat)
+
 
 #: What the guard decides on. Update kinds (the field of the Update that is set) ...
 UPDATE_KINDS = (

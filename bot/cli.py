@@ -30,9 +30,9 @@ def cli_text(name: str, **values: object) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.app import run_polling
     from bot.logs import configure_logging
     from bot.settings import load_settings
+    from handlers.app import run_polling
 
     settings = load_settings()
     if not settings.telegram_bot_token:
@@ -125,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    from bot.settings import SettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(cli_text("bad_setting", setting=exc.setting, message=exc.message), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

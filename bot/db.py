@@ -144,6 +144,10 @@ class Database:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
 
+    async def table_exists(self, name: str) -> bool:
+        """Whether table `name` exists (SQLite's catalogue stays in this module)."""
+        return await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
         async with self.conn.execute(sql, params) as cursor:
             return await cursor.fetchone()

@@ -10,11 +10,14 @@ with active_only, and the broadcasts roster), so nothing else needs to remember 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bot.broadcasts.model import Schedule
-from bot.broadcasts.service import BroadcastService
+from bot.broadcasts import Schedule
 from bot.people import Person
-from bot.reminders.engine import release_claims
+from bot.reminders import release_claims
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,12 @@ class Deactivation:
     dropped_copies: int
 
 
-async def deactivate(services, actor: Person, target: Person) -> Deactivation:
+async def deactivate(services: Services, actor: Person, target: Person) -> Deactivation:
     """Deactivate `target` (checks: admin only, not the last admin) and apply every effect."""
     revoked = await services.people.open_invites(target.tg_id)
     person = await services.people.set_active(actor, target, False)  # also revokes the codes
     released = await release_claims(services.db, target.tg_id, services.clock.now())
-    broadcasts = BroadcastService.from_services(services)
+    broadcasts = services.broadcasts
     paused = await broadcasts.pause_schedules_of(target.tg_id)
     dropped = await broadcasts.drop_undelivered(target.tg_id)
     return Deactivation(person, revoked, tuple(released), tuple(paused), dropped)

@@ -8,6 +8,7 @@ Jinja2 snippets, looked up with `label("buttons.claim")` or `message("errors.adm
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
@@ -102,14 +103,23 @@ def _deep_merge(into: dict[str, Any], new: dict[str, Any], source: str) -> None:
             into[key] = value
 
 
+_PHONE = re.compile(r"^(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})$")
+_PHONE_NOISE = str.maketrans("", "", " -'\t")
+
+
 def mask_phone(value: str | None) -> str:
-    """138****1234: agents see enough to match a buyer, never the whole number."""
+    """138****1234 for a mainland mobile number (also written +86 138-1234-5678): agents see enough
+    to match a buyer, never the whole number. Anything else is returned unchanged; None is ""."""
     if not value:
         return ""
-    digits = "".join(ch for ch in value if ch.isdigit())
-    if len(digits) == 11 and digits.startswith("1"):
-        return f"{digits[:3]}****{digits[-4:]}"
-    return value
+    match = _PHONE.match(value.translate(_PHONE_NOISE))
+    if not match:
+        return value
+    return f"{match.group(1)}****{match.group(3)}"
+
+
+def looks_like_phone(text: str) -> bool:
+    return bool(_PHONE.match(text.translate(_PHONE_NOISE)))
 
 
 def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> Iterator[str]:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from bot import demo
 from bot.clock import SystemClock
 from bot.emulator import BotApiEmulator
 from bot.render import TEMPLATES_DIR, Renderer
@@ -57,12 +58,7 @@ async def seed_demo(services) -> None:
                 (user.tg_id, user.username, user.first_name, user.first_name, user.employee_no, user.role,
                  user.shift, int(now), int(now)),
             )
-    import handlers
-
-    for feature in handlers.FEATURES:  # each feature may add demo data: orders, handover items, ...
-        hook = getattr(feature, "seed_demo", None)
-        if hook is not None:
-            await hook(services)
+    await demo.seed(services)  # orders due for reminders, handover items, a scheduled announcement
 
 
 class TerminalChat:
@@ -160,8 +156,8 @@ class TerminalChat:
 
 
 async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> int:
-    from bot.app import build_application, start_application, stop_application
     from bot.services import build_services
+    from handlers.app import build_application, start_application, stop_application
 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-sandbox-"))
     text = Renderer(ZoneInfo("Asia/Shanghai"))

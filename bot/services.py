@@ -1,42 +1,68 @@
-"""The services one bot process shares: built once at start-up, handed to every handler."""
+"""The composition root: every service one bot process shares, built once by `build_services`
+and handed to every handler (handlers/context.py `KefuContext.svc`), job and CLI command. Nothing
+else constructs feature services."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.broadcasts import BroadcastService
 from bot.clock import Clock
 from bot.db import Database
+from bot.handover import HandoverService
+from bot.kb import KbHolder
 from bot.people import PeopleService
+from bot.reminders import ReminderEngine
 from bot.render import Renderer
 from bot.settings import Settings
 
 
 @dataclass
+class OrdersDesk:
+    """Process state of the orders intake: who is importing now, and the HTTP endpoint if it runs."""
+
+    #: People whose import is running (one at a time each).
+    importing: set[int] = field(default_factory=set)
+    #: The HTTP endpoint (bot.orders.api.ApiServer), when it runs.
+    api: Any = None
+
+
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     db: Database
     clock: Clock
-    people: PeopleService
     renderer: Renderer
-    #: Feature services, set by each feature's start-up hook (kb, orders, reminders, handover, broadcasts).
-    features: dict[str, Any] = field(default_factory=dict)
+    people: PeopleService
+    #: The scripts knowledge base in service (swapped by /kb_reload).
+    kb: KbHolder
+    orders: OrdersDesk
+    reminders: ReminderEngine
+    #: One reminder tick at a time: the JobQueue tick and a manual run_tick must not deliver twice.
+    reminder_tick: asyncio.Lock
+    handover: HandoverService
+    broadcasts: BroadcastService
 
     @property
     def tz(self):
         return self.settings.tz
 
-    def kb(self):
-        """The scripts knowledge base in service: loaded on first use, swapped by /kb_reload."""
-        kb = self.features.get("kb")
-        if kb is None:
-            from bot.kb import load_kb
-
-            kb = self.features["kb"] = load_kb(self.settings.kefu_kb_dir)
-        return kb
-
 
 async def build_services(settings: Settings, clock: Clock, db: Database | None = None) -> Services:
     db = db or await Database.open(settings.kefu_db_path)
     people = PeopleService(db, clock, settings.kefu_admin_ids, settings.shifts, settings.tz)
-    return Services(settings=settings, db=db, clock=clock, people=people, renderer=Renderer(settings.tz))
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        renderer=Renderer(settings.tz),
+        people=people,
+        kb=KbHolder(settings.kefu_kb_dir),
+        orders=OrdersDesk(),
+        reminders=ReminderEngine.from_settings(db, clock, settings),
+        reminder_tick=asyncio.Lock(),
+        handover=HandoverService(db, clock, settings),
+        broadcasts=BroadcastService(db, clock, people, settings.shifts, settings.tz),
+    )

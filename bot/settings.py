@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot import PROJECT_ROOT
 from bot.shifts import Shift, ShiftSpecError, parse_shifts
+from bot.thresholds import ShopOverrideError, Thresholds, parse_shop_overrides
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_BASE_FILE_URL = "https://api.telegram.org/file/bot"
@@ -95,20 +95,12 @@ class Settings(BaseSettings):
     def _warn_before_breach(cls, value: float, info: ValidationInfo) -> float:
         warn = info.data.get("kefu_unshipped_warn_hours")
         if warn is not None and warn >= value:
-            from bot.reminders.rules import ShopOverrideError
-
             raise ValueError(ShopOverrideError("default_warn_not_before_breach", warn=warn, unshipped=value).message())
         return value
 
     @field_validator("kefu_shop_overrides")
     @classmethod
     def _valid_shop_overrides(cls, value: str, info: ValidationInfo) -> str:
-        from bot.reminders.rules import (
-            ShopOverrideError,
-            Thresholds,
-            parse_shop_overrides,
-        )
-
         defaults = Thresholds(
             unpaid=info.data.get("kefu_unpaid_remind_hours", 12),
             warn=info.data.get("kefu_unshipped_warn_hours", 36),
@@ -132,15 +124,22 @@ class Settings(BaseSettings):
         return next((s for s in self.shifts if s.name == name), None)
 
 
+class SettingsError(Exception):
+    """A bad setting: `setting` is the environment variable's name, `message` says what is wrong.
+    Raised by `load_settings`; the CLI prints it (bot/cli.py) and exits with code 2."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings; on a bad value print one line naming the setting and exit with code 2."""
+    """Read settings; a bad value raises SettingsError naming the setting."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error.get("loc") else "SETTINGS"
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        from bot.cli import cli_text
-
-        print(cli_text("bad_setting", setting=name, message=message), file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SettingsError(name, message) from None

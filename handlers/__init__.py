@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 from types import ModuleType
 
 from telegram.ext import Application, CommandHandler
@@ -18,12 +17,14 @@ from handlers import (
     orders,
     people,
     reminders,
+    routing,
     scripts,
     start,
     ticker,
 )
 
-#: Feature modules in registration order. The guard comes first (group -1), the fallback last.
+#: Feature modules in registration order; handler groups (the order updates meet them) are the
+#: one table in handlers/routing.py.
 FEATURES: list[ModuleType] = [
     guard, ticker, start, people, scripts, reminders, broadcasts, handover, orders, errors, fallback,
 ]
@@ -32,7 +33,7 @@ FEATURES: list[ModuleType] = [
 def register_all(app: Application) -> None:
     for feature in FEATURES:
         feature.register(app)
-    _mark_handled_updates(app)
+    routing.mark_handled_updates(app, skip_module=fallback.__name__)
     app.bot_data["registered_commands"] = {
         command
         for handlers in app.handlers.values()
@@ -40,34 +41,6 @@ def register_all(app: Application) -> None:
         if isinstance(handler, CommandHandler)
         for command in handler.commands
     }
-
-
-def _mark_handled_updates(app: Application) -> None:
-    """PTB runs one handler per group, so a fallback in a later group would also fire after a
-    feature answered. Every feature callback therefore marks the update handled when it
-    returns; fallbacks (and other catch-alls) check `was_handled(context)` first."""
-    for group, group_handlers in app.handlers.items():
-        if group < 0:
-            continue
-        for handler in group_handlers:
-            if getattr(handler.callback, "__module__", "") == fallback.__name__:
-                continue
-            handler.callback = _marking(handler.callback)
-
-
-def _marking(callback):
-    @functools.wraps(callback)
-    async def wrapper(update, context):
-        try:
-            return await callback(update, context)
-        finally:
-            context.handled = True
-
-    return wrapper
-
-
-def was_handled(context) -> bool:
-    return getattr(context, "handled", False)
 
 
 async def on_startup(app: Application) -> None:

@@ -16,11 +16,15 @@ import re
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot.broadcasts import Broadcast, BroadcastService, Pacer, Recipient
-from handlers.common import Delivery, button, deliver, keyboard
+from bot.broadcasts import Broadcast, Pacer, Recipient
+from bot.render import Renderer
+from handlers import outbox
+from handlers.common import button, keyboard
+from handlers.context import Target, services_of
+from handlers.outbox import Delivery, deliver
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +36,8 @@ EXCERPT_CHARS = 60
 _TAG = re.compile(r"<[^>]+>")
 
 
-def service(target: Any) -> BroadcastService:
-    """The broadcasts service; `target` is the Application or a handler context."""
-    return target.bot_data["services"].features["broadcasts"]
-
-
-def renderer(target: Any):
-    return target.bot_data["services"].renderer
+def renderer(target: Target) -> Renderer:
+    return services_of(target).renderer
 
 
 def pacer(app: Application) -> Pacer:
@@ -56,19 +55,19 @@ def excerpt(broadcast: Broadcast, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def author_name(target: Any, tg_id: int) -> str:
+async def author_name(target: Target, tg_id: int) -> str:
     person = await target.bot_data["services"].people.get(tg_id)
     return person.name if person else str(tg_id)
 
 
-def copy_text(target: Any, broadcast: Any, author: str, *, acked_at: int | None = None, in_group: bool = False) -> str:
+def copy_text(target: Target, broadcast: Any, author: str, *, acked_at: int | None = None, in_group: bool = False) -> str:
     """The announcement as a recipient sees it: text, or the caption of a photo/document."""
     return renderer(target).render(
         "broadcasts/copy.html", b=broadcast, author=author, acked_at=acked_at, in_group=in_group
     )
 
 
-def ack_markup(target: Any, broadcast: Broadcast) -> InlineKeyboardMarkup | None:
+def ack_markup(target: Target, broadcast: Broadcast) -> InlineKeyboardMarkup | None:
     if not broadcast.ack_required:
         return None
     return keyboard([[button(target, "broadcast.buttons.ack", f"ack:{broadcast.id}")]])
@@ -95,7 +94,7 @@ class _SendFile:
 async def send_copy(app: Application, chat_id: int, broadcast: Broadcast, text: str, **kwargs: Any) -> Delivery:
     """Send one copy (text, photo or document). Never raises for a Telegram refusal: a message
     Telegram rejects (400) is a failed delivery for this recipient, not a stopped broadcast."""
-    target: Any = app if broadcast.kind == "text" else _SendFile(app, broadcast.kind, broadcast.file_id)
+    target: Target = app if broadcast.kind == "text" else _SendFile(app, broadcast.kind, broadcast.file_id)
     try:
         return await deliver(target, chat_id, text, **kwargs)
     except TelegramError as exc:
@@ -131,7 +130,7 @@ class Progress:
         b = self.broadcast
         if b.panel_chat_id is None or b.panel_message_id is None:
             return
-        counts = await service(self.app).counts(b.id)
+        counts = await services_of(self.app).broadcasts.counts(b.id)
         text = renderer(self.app).render("broadcasts/progress.html", b=b, counts=counts, state=state)
         markup = None
         if state == "done" and counts.total:
@@ -139,15 +138,8 @@ class Progress:
         if text == self._last and markup is None:
             return
         self._last = text
-        try:
-            await self.app.bot.edit_message_text(
-                text, chat_id=b.panel_chat_id, message_id=b.panel_message_id, reply_markup=markup
-            )
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("progress of broadcast %s not shown: %s", b.id, exc)
-        except TelegramError as exc:
-            log.info("progress of broadcast %s not shown: %s", b.id, exc)
+        await outbox.edit(self.app, b.panel_chat_id, b.panel_message_id, text, reply_markup=markup,
+                          what=f"progress of broadcast {b.id}")
 
     async def run(self, stop: asyncio.Event) -> None:
         while True:
@@ -159,7 +151,7 @@ class Progress:
 
 
 async def run_delivery(app: Application, broadcast_id: int) -> None:
-    svc = service(app)
+    svc = services_of(app).broadcasts
     try:
         broadcast = await svc.get(broadcast_id)
         if broadcast is None or broadcast.status != "sending":
@@ -190,7 +182,7 @@ async def run_delivery(app: Application, broadcast_id: int) -> None:
 
 
 async def _worker(app: Application, broadcast: Broadcast, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    svc = service(app)
+    svc = services_of(app).broadcasts
     flood = pacer(app)
     while app.running:
         await flood.acquire()
@@ -218,12 +210,12 @@ async def _ensure_panel(app: Application, broadcast: Broadcast) -> Broadcast:
     """A scheduled broadcast has no compose message: its author gets a new progress message."""
     if broadcast.panel_message_id is not None:
         return broadcast
-    counts = await service(app).counts(broadcast.id)
+    counts = await services_of(app).broadcasts.counts(broadcast.id)
     text = renderer(app).render("broadcasts/progress.html", b=broadcast, counts=counts, state="sending")
     delivery = await deliver(app, broadcast.author_id, text)
     if delivery.message is not None:
-        await service(app).set_panel(broadcast.id, broadcast.author_id, delivery.message.message_id)
-        return await service(app).get(broadcast.id)
+        await services_of(app).broadcasts.set_panel(broadcast.id, broadcast.author_id, delivery.message.message_id)
+        return await services_of(app).broadcasts.get(broadcast.id)
     return broadcast
 
 
@@ -232,7 +224,7 @@ async def _post_to_team(app: Application, broadcast: Broadcast, author: str) -> 
     chat_id = app.bot_data["services"].settings.kefu_team_chat_id
     if not broadcast.pin or chat_id is None:
         return
-    svc = service(app)
+    svc = services_of(app).broadcasts
     message_id = broadcast.team_message_id
     if message_id is None:
         text = copy_text(app, broadcast, author, in_group=True)

@@ -9,7 +9,6 @@ middle of composing loses nothing. Sending is in handlers/broadcast_delivery.py.
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import re
@@ -29,11 +28,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
 from bot.broadcasts import (
     Audience,
     Broadcast,
-    BroadcastService,
     Content,
     Rule,
     WhenWords,
@@ -43,7 +40,8 @@ from bot.broadcasts import (
 from bot.broadcasts.model import CHOICES
 from bot.broadcasts.service import CAPTION_LIMIT, TEXT_LIMIT
 from bot.clock import from_ts, to_ts
-from bot.people import Person, Role, UserError
+from bot.people import Role, UserError
+from handlers import callbacks, routing
 from handlers.broadcast_delivery import (
     author_name,
     copy_text,
@@ -52,11 +50,12 @@ from handlers.broadcast_delivery import (
     running,
     send_copy_text,
     send_reminder,
-    service,
     show_acknowledged,
     start_delivery,
 )
-from handlers.common import answer_callback, arg_text, button, keyboard, label, reply
+from handlers.common import arg_text, button, keyboard, label, user_errors
+from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -70,32 +69,22 @@ _ALERT_LIMIT = 200
 
 
 # --- small helpers ---------------------------------------------------------------------------
-def broadcast_errors(handler):
-    """Like `user_errors`, for this feature's messages (`broadcast.errors.<code>`, else the
-    shared `errors.<code>`); on a button the message is an alert, as plain text."""
-
-    @functools.wraps(handler)
-    async def wrapper(update: Update, context: KefuContext) -> Any:
-        try:
-            return await handler(update, context)
-        except UserError as exc:
-            renderer = context.svc.renderer
-            key = f"broadcast.errors.{exc.code}"
-            text = renderer.label(key if renderer.has_label(key) else f"errors.{exc.code}", **exc.params)
-            if update.callback_query is not None:
-                await answer_callback(update, plain(text)[:_ALERT_LIMIT], alert=True)
-            else:
-                await reply(update, context, text)
-            return None
-
-    return wrapper
+async def _error_text(context: KefuContext, exc: UserError) -> str:
+    """This feature's message (`broadcast.errors.<code>`), else the shared `errors.<code>`."""
+    renderer = context.svc.renderer
+    key = f"broadcast.errors.{exc.code}"
+    return renderer.label(key if renderer.has_label(key) else f"errors.{exc.code}", **exc.params)
 
 
-def _words(target: Any) -> WhenWords:
+#: Refusals as messages; on a button the message is an alert, as plain text.
+broadcast_errors = user_errors(text=_error_text, alert=lambda text: plain(text)[:_ALERT_LIMIT])
+
+
+def _words(target: Target) -> WhenWords:
     return target.bot_data["broadcast_words"]
 
 
-def _team_chat(target: Any) -> int | None:
+def _team_chat(target: Target) -> int | None:
     return target.bot_data["services"].settings.kefu_team_chat_id
 
 
@@ -159,7 +148,7 @@ def _rows(buttons: list[InlineKeyboardButton], width: int) -> list[list[InlineKe
 async def _new_draft(update: Update, context: KefuContext, content: Content,
                      schedule: tuple[Rule, str] | None = None) -> None:
     _check_length(context, content)
-    svc = service(context)
+    svc = services_of(context).broadcasts
     draft = await svc.create_draft(context.person, content, pin_available=_team_chat(context) is not None,
                                    schedule=schedule)
     text, markup = await panel(context, draft)
@@ -196,7 +185,7 @@ async def schedule_command(update: Update, context: KefuContext) -> None:
     await _new_draft(update, context, content, schedule=(rule, " ".join(prefix.split())))
 
 
-async def panel(target: Any, draft: Broadcast, *, view: str | None = None, page: int = 0
+async def panel(target: Target, draft: Broadcast, *, view: str | None = None, page: int = 0
                 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The compose message for the draft's next step (or an explicit view: roles, pick)."""
     step = view or draft.next_choice()
@@ -243,14 +232,14 @@ async def panel(target: Any, draft: Broadcast, *, view: str | None = None, page:
     return text, keyboard(rows)
 
 
-def _shift_name(target: Any, name: str) -> str:
+def _shift_name(target: Target, name: str) -> str:
     return target.bot_data["services"].renderer.shift_label(name)
 
 
-async def _picker(target: Any, draft: Broadcast, page: int) -> tuple[list[list[InlineKeyboardButton]], dict]:
+async def _picker(target: Target, draft: Broadcast, page: int) -> tuple[list[list[InlineKeyboardButton]], dict]:
     """People as toggle buttons (a ✅ on the chosen), a page at a time."""
     renderer = target.bot_data["services"].renderer
-    people = await service(target).pickable(draft.author_id)
+    people = await services_of(target).broadcasts.pickable(draft.author_id)
     chosen = set(draft.audience_spec.people) if draft.audience_spec else set()
     pages = max(1, -(-len(people) // PICK_PAGE_SIZE))
     page = min(max(page, 0), pages - 1)
@@ -272,9 +261,9 @@ async def _picker(target: Any, draft: Broadcast, page: int) -> tuple[list[list[I
     return rows, {"picked": len(chosen), "page": page, "pages": pages}
 
 
-async def _preview(target: Any, draft: Broadcast) -> tuple[str, InlineKeyboardMarkup | None]:
+async def _preview(target: Target, draft: Broadcast) -> tuple[str, InlineKeyboardMarkup | None]:
     svc = target.bot_data["services"]
-    recipients = await service(target).resolve(draft)
+    recipients = await services_of(target).broadcasts.resolve(draft)
     rule = _rule(draft)
     copy = copy_text(target, draft, await author_name(target, draft.author_id))
     text = svc.renderer.render(
@@ -302,7 +291,7 @@ async def _show(update: Update, context: KefuContext, text: str, markup: InlineK
         log.info("panel edit failed (%s); sending a new message", exc)
     sent = await reply(update, context, text, reply_markup=markup)
     if sent is not None and draft_id is not None:
-        await service(context).set_panel(draft_id, sent.chat_id, sent.message_id)
+        await services_of(context).broadcasts.set_panel(draft_id, sent.chat_id, sent.message_id)
 
 
 def _audience_from(context: KefuContext, args: list[str]) -> Audience | str:
@@ -339,7 +328,7 @@ async def broadcast_button(update: Update, context: KefuContext) -> None:
     if action == "rem":
         await _remind(update, context, broadcast_id)
         return
-    svc = service(context)
+    svc = services_of(context).broadcasts
     person = context.person
     draft = await svc.draft_for(broadcast_id, person)
     view, page = None, 0
@@ -388,7 +377,7 @@ async def broadcast_button(update: Update, context: KefuContext) -> None:
 
 async def _go(update: Update, context: KefuContext, draft: Broadcast) -> None:
     """发送 (start the background delivery) or 保存 (a schedule)."""
-    svc = service(context)
+    svc = services_of(context).broadcasts
     renderer = context.svc.renderer
     if draft.is_schedule_draft:
         schedule = await svc.save_schedule(draft.id, context.person)
@@ -410,7 +399,7 @@ async def _go(update: Update, context: KefuContext, draft: Broadcast) -> None:
 @broadcast_errors
 async def broadcasts_command(update: Update, context: KefuContext) -> None:
     """/broadcasts: recent broadcasts with their counts, a button for each one's roster."""
-    svc = service(context)
+    svc = services_of(context).broadcasts
     items = await svc.recent(RECENT)
     authors = {b.author_id: await author_name(context, b.author_id) for b, _ in items}
     text = context.svc.renderer.render(
@@ -421,7 +410,7 @@ async def broadcasts_command(update: Update, context: KefuContext) -> None:
 
 
 async def _roster(update: Update, context: KefuContext, broadcast_id: int, *, edit: bool) -> None:
-    svc = service(context)
+    svc = services_of(context).broadcasts
     broadcast = await svc.require(broadcast_id)
     recipients = await svc.roster(broadcast_id)
     acked = [r for r in recipients if r.acked_at is not None]
@@ -447,7 +436,7 @@ async def _roster(update: Update, context: KefuContext, broadcast_id: int, *, ed
 
 async def _remind(update: Update, context: KefuContext, broadcast_id: int) -> None:
     """Remind the rest: everyone who got the copy and has not pressed 收到 (on duty or not)."""
-    svc = service(context)
+    svc = services_of(context).broadcasts
     broadcast = await svc.require(broadcast_id)
     waiting = await svc.unacked(broadcast_id) if broadcast.ack_required else []
     if not waiting:
@@ -465,7 +454,7 @@ async def _remind(update: Update, context: KefuContext, broadcast_id: int) -> No
 
 
 async def _remind_all(app: Application, broadcast: Broadcast, waiting: list, chat_id: int) -> None:
-    svc = service(app)
+    svc = services_of(app).broadcasts
     sent, unreachable = [], []
     try:
         for recipient in waiting:
@@ -490,19 +479,19 @@ async def ack_button(update: Update, context: KefuContext) -> None:
         return
     broadcast_id = int(parts[1])
     pressed = query.message if isinstance(query.message, Message) else None
-    recipient, recorded = await service(context).acknowledge(
+    recipient, recorded = await services_of(context).broadcasts.acknowledge(
         broadcast_id, context.person.tg_id, pressed.message_id if pressed else None
     )
     if recorded:
-        broadcast = await service(context).get(broadcast_id)
+        broadcast = await services_of(context).broadcasts.get(broadcast_id)
         await show_acknowledged(context.application, broadcast, recipient, pressed)
     await answer_callback(update, label(context, "broadcast.answers.acked" if recorded else "broadcast.answers.already_acked"))
 
 
 # --- schedules -------------------------------------------------------------------------------
-async def _schedules_view(target: Any, confirm: int | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
+async def _schedules_view(target: Target, confirm: int | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
     svc = target.bot_data["services"]
-    items = await service(target).schedules()
+    items = await services_of(target).broadcasts.schedules()
     rules = {s.id: Rule.decode(s.rule) for s, _ in items}
     weekdays = {s.id: from_ts(s.next_run).astimezone(svc.tz).weekday() for s, _ in items if s.next_run}
     text = svc.renderer.render(
@@ -535,7 +524,7 @@ async def schedule_button(update: Update, context: KefuContext) -> None:
         await answer_callback(update, label(context, "broadcast.answers.button_expired"))
         return
     schedule_id, action = int(parts[1]), parts[2]
-    svc = service(context)
+    svc = services_of(context).broadcasts
     answer, confirm = None, None
     if action == "p":
         await svc.set_paused(schedule_id, True)
@@ -556,14 +545,14 @@ async def schedule_button(update: Update, context: KefuContext) -> None:
 # --- tick work -------------------------------------------------------------------------------
 async def resume_deliveries(app: Application) -> None:
     """Broadcasts a stop or crash interrupted carry on from their pending rows."""
-    for broadcast in await service(app).unfinished():
+    for broadcast in await services_of(app).broadcasts.unfinished():
         start_delivery(app, broadcast.id)
 
 
 async def fire_schedules(app: Application) -> None:
     """Scheduled announcements falling due start; those missed beyond grace are reported."""
     renderer = app.bot_data["services"].renderer
-    for fired in await service(app).fire_due():
+    for fired in await services_of(app).broadcasts.fire_due():
         if fired.broadcast is not None:
             start_delivery(app, fired.broadcast.id)
         if fired.missed:
@@ -578,7 +567,7 @@ async def fire_schedules(app: Application) -> None:
 async def renotify_urgent(app: Application) -> None:
     """Urgent broadcasts: remind those on duty who have not acknowledged, every
     KEFU_URGENT_RENOTIFY_MINUTES, at most three times."""
-    svc = service(app)
+    svc = services_of(app).broadcasts
     minutes = app.bot_data["services"].settings.kefu_urgent_renotify_minutes
     for broadcast, recipient in await svc.due_renotifies(timedelta(minutes=minutes)):
         await send_reminder(app, broadcast, recipient, round=recipient.renotify_count + 1)
@@ -603,34 +592,15 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("broadcasts", broadcasts_command))
     app.add_handler(CommandHandler("schedule", schedule_command))
     app.add_handler(CommandHandler("schedules", schedules_command))
-    app.add_handler(CallbackQueryHandler(broadcast_button, pattern=r"^bc:"))
-    app.add_handler(CallbackQueryHandler(ack_button, pattern=r"^ack:"))
-    app.add_handler(CallbackQueryHandler(schedule_button, pattern=r"^sch:"))
+    app.add_handler(CallbackQueryHandler(broadcast_button, pattern=callbacks.BROADCAST.pattern))
+    app.add_handler(CallbackQueryHandler(ack_button, pattern=callbacks.ACK.pattern))
+    app.add_handler(CallbackQueryHandler(schedule_button, pattern=callbacks.SCHEDULE.pattern))
     media = filters.UpdateType.MESSAGE & (filters.PHOTO | filters.Document.ALL) & filters.CaptionRegex(CAPTION_COMMAND)
-    captioned = MessageHandler(media, captioned_media)
-    app.add_handler(captioned)
-    group = app.handlers[0]  # ahead of broader document handlers (order exports)
-    group.insert(0, group.pop(group.index(captioned)))
+    routing.add_first(app, MessageHandler(media, captioned_media))  # ahead of order exports
 
 
 async def on_startup(app: Application) -> None:
-    services = app.bot_data["services"]
-    services.features["broadcasts"] = BroadcastService.from_services(services)
+    services = services_of(app)
     app.bot_data["broadcast_words"] = WhenWords.from_labels(services.renderer.labels["broadcast"]["when"])
     for hook in (resume_deliveries, fire_schedules, renotify_urgent):
         add_tick_hook(app, hook)
-
-
-async def seed_demo(services) -> None:
-    """The sandbox's Monday 08:00 team meeting announcement, from the first supervisor."""
-    supervisors = [p for p in await services.people.with_role(Role.SUPERVISOR) if p.role == Role.SUPERVISOR]
-    author: Person | None = (supervisors or await services.people.with_role(Role.ADMIN) or [None])[0]
-    if author is None:
-        return
-    demo = services.renderer.labels["broadcast"]["demo"]
-    words = WhenWords.from_labels(services.renderer.labels["broadcast"]["when"])
-    rule, _ = parse_when(demo["meeting_rule"], services.clock.now(), services.tz, words)
-    await BroadcastService.from_services(services).create_schedule(
-        author, Content("text", html.escape(demo["meeting_text"], quote=False)), rule, demo["meeting_rule"],
-        audience=Audience("all"), ack_required=True,
-    )

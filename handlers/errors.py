@@ -10,9 +10,10 @@ from telegram import Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
-from bot.app import KefuContext
 from bot.clock import to_ts
+from bot.notices import claim_notice
 from bot.people import Role
+from handlers.context import KefuContext, Target, services_of
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +40,14 @@ async def report_job_error(app: Application, error: BaseException) -> None:
     await alert_admins(app, error)
 
 
-async def alert_admins(target, error: BaseException | None) -> None:
+async def alert_admins(target: Target, error: BaseException | None) -> None:
     """At most one alert per error kind every ten minutes, so a failing loop cannot flood admins.
 
     `target` is a handler context or the Application."""
-    svc = target.bot_data["services"]
+    svc = services_of(target)
     kind = type(error).__name__ if error else "Unknown"
-    now = to_ts(svc.clock.now())
-    async with svc.db.transaction() as conn:
-        cursor = await conn.execute("SELECT sent_at FROM notices WHERE key = ?", (f"error:{kind}",))
-        row = await cursor.fetchone()
-        if row is not None and now - row[0] < ADMIN_ALERT_INTERVAL_SECONDS:
-            return
-        await conn.execute(
-            "INSERT INTO notices (key, sent_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET sent_at = excluded.sent_at",
-            (f"error:{kind}", now),
-        )
+    if not await claim_notice(svc.db, f"error:{kind}", to_ts(svc.clock.now()), ADMIN_ALERT_INTERVAL_SECONDS):
+        return
     detail = "".join(traceback.format_exception_only(type(error), error)).strip() if error else kind
     token = svc.settings.telegram_bot_token
     if token:

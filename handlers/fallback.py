@@ -5,16 +5,16 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
-from bot.app import KefuContext
-from handlers.common import answer_callback, label, reply
+from handlers import routing
+from handlers.common import label
+from handlers.context import KefuContext
+from handlers.outbox import answer_callback, reply
 
-GROUP = 50
+GROUP = routing.FALLBACK
 
 
 def _skip(context: KefuContext) -> bool:
-    import handlers
-
-    return handlers.was_handled(context)
+    return routing.was_handled(context)
 
 
 async def unhandled_text(update: Update, context: KefuContext) -> None:

@@ -23,11 +23,13 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
-from bot.app import KefuContext
 from bot.people import Person, Role
-from handlers.common import answer_callback, deliver, label, reply
+from handlers import routing
+from handlers.common import label
+from handlers.context import KefuContext
+from handlers.outbox import answer_callback, deliver, reply
 
-GROUP = -1
+GROUP = routing.GUARD
 log = logging.getLogger(__name__)
 
 _MESSAGE_KINDS = ("message", "edited_message", "channel_post", "edited_channel_post", "business_message",

@@ -9,7 +9,6 @@ edit updates all of them.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import re
@@ -19,24 +18,21 @@ from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
-    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
     filters,
 )
 
-from bot.app import KefuContext
 from bot.clock import to_ts
 from bot.handover import (
     KINDS,
     Attachment,
     HandoverError,
-    HandoverService,
     Item,
     OrderRef,
     age_minutes,
@@ -49,15 +45,10 @@ from bot.handover import (
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
 from bot.services import Services
-from handlers.common import (
-    answer_callback,
-    arg_text,
-    button,
-    deliver,
-    keyboard,
-    label,
-    reply,
-)
+from handlers import callbacks, outbox, pending, routing
+from handlers.common import arg_text, button, keyboard, label, user_errors
+from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, deliver, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -65,44 +56,30 @@ log = logging.getLogger(__name__)
 FEATURE = "handover"
 #: Shared with the other features (see handlers/scripts.py): "waiting for this user's next
 #: message" lives in user_data under this key, as {"feature": ..., ...}.
-PENDING_KEY = "pending"
 PENDING_TTL = timedelta(minutes=15)
-#: Pending-input handlers run after the commands (group 0) and before the script search (45).
-PENDING_GROUP = 40
 CAPTION_COMMAND = re.compile(r"^/(handover|jj)(@\w+)?(\s|$)", re.IGNORECASE)
 LIST_LIMIT = 30
 LIST_BUTTONS = 10
 ALERT_LIMIT = 20
 STATS_DEFAULT_DAYS = 7
 STATS_MAX_DAYS = 31
-ORDER_CALLBACK = "ord:card:{}"  # handled by the orders feature (issue 4)
-CALLBACK_LIMIT = 64
 
 
 # --- plumbing --------------------------------------------------------------------------------
-def _services(target: Any) -> Services:
-    return target.bot_data["services"]
+def _labels(target: Target) -> dict:
+    return services_of(target).renderer.labels[FEATURE]
 
 
-def service(target: Any) -> HandoverService:
-    """The handover service of this bot (`target` is a handler context or the Application)."""
-    return _services(target).features[FEATURE]
+def _now(target: Target) -> int:
+    return to_ts(services_of(target).clock.now())
 
 
-def _labels(target: Any) -> dict:
-    return _services(target).renderer.labels[FEATURE]
+def _render(target: Target, template: str, **values: Any) -> str:
+    return services_of(target).renderer.render(f"handover/{template}", **values)
 
 
-def _now(target: Any) -> int:
-    return to_ts(_services(target).clock.now())
-
-
-def _render(target: Any, template: str, **values: Any) -> str:
-    return _services(target).renderer.render(f"handover/{template}", **values)
-
-
-async def _names(target: Any) -> dict[int, str]:
-    return {p.tg_id: p.name for p in await _services(target).people.all()}
+async def _names(target: Target) -> dict[int, str]:
+    return {p.tg_id: p.name for p in await services_of(target).people.all()}
 
 
 async def _error_text(context: KefuContext, exc: UserError) -> str:
@@ -115,62 +92,26 @@ async def _error_text(context: KefuContext, exc: UserError) -> str:
     return label(context, f"handover.errors.{exc.code}", **params)
 
 
-def handover_errors(handler):
-    """A refusal from the service becomes its Chinese message (an alert under a button)."""
-
-    @functools.wraps(handler)
-    async def wrapper(update: Update, context: KefuContext) -> Any:
-        try:
-            return await handler(update, context)
-        except UserError as exc:
-            text = await _error_text(context, exc)
-            if update.callback_query is not None:
-                await answer_callback(update, text, alert=True)
-            else:
-                await reply(update, context, text)
-            if isinstance(exc, HandoverError) and exc.code not in ("empty_text", "text_too_long", "note_too_long"):
-                _clear_pending(context)  # the thing waited for cannot happen any more
-            return None
-
-    return wrapper
+def _after_error(context: KefuContext, exc: UserError) -> None:
+    if isinstance(exc, HandoverError) and exc.code not in ("empty_text", "text_too_long", "note_too_long"):
+        _clear_pending(context)  # the thing waited for cannot happen any more
 
 
-# --- waiting for the user's next message -----------------------------------------------------
-def _live_state(state: Any, now: int) -> dict | None:
-    if not isinstance(state, dict) or state.get("feature") != FEATURE:
-        return None
-    if now - int(state.get("since", 0)) > PENDING_TTL.total_seconds():
-        return None
-    return state
+#: A refusal from the service becomes its Chinese message (an alert under a button).
+handover_errors = user_errors(text=_error_text, after=_after_error)
 
 
+# --- waiting for the user's next message (handlers/pending.py) -------------------------------
 def _pending(context: KefuContext) -> dict | None:
-    return _live_state(context.user_data.get(PENDING_KEY), _now(context))
+    return pending.get(context, FEATURE, PENDING_TTL)
 
 
 def _set_pending(context: KefuContext, action: str, **values: Any) -> None:
-    context.user_data[PENDING_KEY] = {"feature": FEATURE, "action": action, "since": _now(context), **values}
+    pending.start(context, FEATURE, action, **values)
 
 
 def _clear_pending(context: KefuContext) -> None:
-    state = context.user_data.get(PENDING_KEY) if context.user_data is not None else None
-    if isinstance(state, dict) and state.get("feature") == FEATURE:
-        context.user_data.pop(PENDING_KEY, None)
-
-
-class HandoverPending(filters.MessageFilter):
-    """Matches messages from users the handover book is waiting for (text, note, attachment)."""
-
-    def __init__(self, app: Application) -> None:
-        super().__init__(name="HandoverPending")
-        self.app = app
-
-    def filter(self, message: Message) -> bool:
-        user = message.from_user
-        if user is None:
-            return False
-        state = self.app.user_data.get(user.id, {}).get(PENDING_KEY)
-        return _live_state(state, _now(self.app)) is not None
+    pending.clear(context, FEATURE)
 
 
 # --- cards -----------------------------------------------------------------------------------
@@ -184,24 +125,24 @@ class CardContext:
     order_button: bool
 
 
-async def card_context(target: Any, items: list[Item]) -> CardContext:
+async def card_context(target: Target, items: list[Item]) -> CardContext:
     return CardContext(
         names=await _names(target),
-        orders=await service(target).orders(i.order_no for i in items if i.order_no),
+        orders=await services_of(target).handover.orders(i.order_no for i in items if i.order_no),
         now=_now(target),
         order_button="order" in target.bot_data.get("registered_commands", set()),
     )
 
 
-def _is_late(target: Any, item: Item, occurrence: str) -> bool:
+def _is_late(target: Target, item: Item, occurrence: str) -> bool:
     """Written after the shift it is shown to had started (a later addition to its digest)."""
     if not occurrence:
         return False
-    window = window_for_key(_services(target).settings.shifts, occurrence, _services(target).tz)
+    window = window_for_key(services_of(target).settings.shifts, occurrence, services_of(target).tz)
     return window is not None and item.created_at >= to_ts(window.start)
 
 
-def render_card(target: Any, item: Item, cc: CardContext, *, author_view: bool = False,
+def render_card(target: Target, item: Item, cc: CardContext, *, author_view: bool = False,
                 late: bool = False) -> tuple[str, InlineKeyboardMarkup | None]:
     values = {
         "item": item, "names": cc.names, "order": cc.orders.get(item.order_no or ""), "now": cc.now,
@@ -211,7 +152,7 @@ def render_card(target: Any, item: Item, cc: CardContext, *, author_view: bool =
     return text, card_keyboard(target, item, cc, author_view=author_view)
 
 
-def card_keyboard(target: Any, item: Item, cc: CardContext, *, author_view: bool = False) -> InlineKeyboardMarkup | None:
+def card_keyboard(target: Target, item: Item, cc: CardContext, *, author_view: bool = False) -> InlineKeyboardMarkup | None:
     names = _labels(target)["kinds"]
     rows: list[list] = []
     if item.is_open:
@@ -232,17 +173,17 @@ def card_keyboard(target: Any, item: Item, cc: CardContext, *, author_view: bool
     extras = []
     if item.attachment:
         extras.append(button(target, "handover.buttons.attachment", f"ho:att:{item.id}"))
-    order_data = ORDER_CALLBACK.format(item.order_no or "")
-    if item.order_no in cc.orders and cc.order_button and len(order_data.encode()) <= CALLBACK_LIMIT:
+    order_data = callbacks.order_card(item.order_no or "")
+    if item.order_no in cc.orders and cc.order_button and order_data is not None:
         extras.append(button(target, "handover.buttons.order", order_data, order_no=item.order_no))
     extras.append(button(target, "handover.buttons.history", f"ho:view:{item.id}"))
     rows.append(extras)
     return keyboard(rows)
 
 
-async def refresh_cards(target: Any, item_id: int) -> None:
+async def refresh_cards(target: Target, item_id: int) -> None:
     """Re-render every message showing this item (the author's copy and each shift's copies)."""
-    ho = service(target)
+    ho = services_of(target).handover
     item = await ho.require(item_id)
     cards = await ho.cards(item_id)
     if not cards:
@@ -251,14 +192,8 @@ async def refresh_cards(target: Any, item_id: int) -> None:
     for card in cards:
         text, markup = render_card(target, item, cc, author_view=card.occurrence == "",
                                    late=_is_late(target, item, card.occurrence))
-        try:
-            await target.bot.edit_message_text(text, chat_id=card.chat_id, message_id=card.message_id,
-                                               reply_markup=markup)
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("handover card %s in chat %s not updated: %s", item_id, card.chat_id, exc)
-        except TelegramError as exc:
-            log.info("handover card %s in chat %s not updated: %s", item_id, card.chat_id, exc)
+        await outbox.edit(target, card.chat_id, card.message_id, text, reply_markup=markup,
+                          what=f"handover card {item_id}")
 
 
 async def _send_author_card(update: Update, context: KefuContext, item: Item) -> None:
@@ -266,7 +201,7 @@ async def _send_author_card(update: Update, context: KefuContext, item: Item) ->
     text, markup = render_card(context, item, cc, author_view=True)
     message = await reply(update, context, text, reply_markup=markup)
     if message is not None:
-        await service(context).record_card(item.id, "", message.chat_id, message.message_id)
+        await services_of(context).handover.record_card(item.id, "", message.chat_id, message.message_id)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -282,7 +217,7 @@ async def _log(update: Update, context: KefuContext, text: str, *, kind: str | N
                attachment: Attachment | None) -> None:
     person = context.person
     kind = kind or guess_kind(text, _labels(context)["kind_keywords"])
-    item = await service(context).log_item(person.tg_id, person.shift, text, kind=kind, attachment=attachment)
+    item = await services_of(context).handover.log_item(person.tg_id, person.shift, text, kind=kind, attachment=attachment)
     _clear_pending(context)
     await _send_author_card(update, context, item)
 
@@ -348,7 +283,7 @@ async def _consume_pending_text(update: Update, context: KefuContext) -> None:
         raise HandoverError("pending_expired")
     text = update.effective_message.text or ""
     person = context.person
-    ho = service(context)
+    ho = services_of(context).handover
     if state["action"] == "new":
         stored = state.get("attachment")
         await _log(update, context, text, kind=state.get("kind"), attachment=Attachment(**stored) if stored else None)
@@ -368,7 +303,7 @@ async def _consume_pending_text(update: Update, context: KefuContext) -> None:
 
 async def cancel_command(update: Update, context: KefuContext) -> None:
     """/cancel: stop waiting for input, whichever feature was waiting."""
-    context.user_data.pop(PENDING_KEY, None)
+    pending.clear(context)
     await reply(update, context, label(context, "handover.cancelled"))
 
 
@@ -401,13 +336,13 @@ async def _button_pending_kind(update: Update, context: KefuContext, kind: str) 
 
 
 async def _button_kind(update: Update, context: KefuContext, item_id: str, kind: str) -> None:
-    item = await service(context).set_kind(int(item_id), context.person.tg_id, kind)
+    item = await services_of(context).handover.set_kind(int(item_id), context.person.tg_id, kind)
     await answer_callback(update, label(context, "handover.answers.kind_set", name=_labels(context)["kinds"][item.kind]))
     await refresh_cards(context, item.id)
 
 
 async def _button_edit(update: Update, context: KefuContext, item_id: str) -> None:
-    ho = service(context)
+    ho = services_of(context).handover
     item = await ho.require(int(item_id))
     await ho.check_editable(item.id, context.person.tg_id)
     _set_pending(context, "edit", item_id=item.id)
@@ -416,7 +351,7 @@ async def _button_edit(update: Update, context: KefuContext, item_id: str) -> No
 
 
 async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await service(context).withdraw(int(item_id), context.person.tg_id)
+    item = await services_of(context).handover.withdraw(int(item_id), context.person.tg_id)
     _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.withdrawn", id=item.id))
     await refresh_cards(context, item.id)
@@ -424,7 +359,7 @@ async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -
 
 async def _button_take(update: Update, context: KefuContext, item_id: str, source: str = "") -> None:
     person = context.person
-    item = await service(context).take_over(int(item_id), person.tg_id, person.shift,
+    item = await services_of(context).handover.take_over(int(item_id), person.tg_id, person.shift,
                                             supervisor=person.role >= Role.SUPERVISOR)
     await answer_callback(update, label(context, "handover.answers.taken", id=item.id))
     await refresh_cards(context, item.id)
@@ -433,8 +368,8 @@ async def _button_take(update: Update, context: KefuContext, item_id: str, sourc
 
 
 async def _button_resolve(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await service(context).require(int(item_id))
-    service(context).check_open(item)
+    item = await services_of(context).handover.require(int(item_id))
+    services_of(context).handover.check_open(item)
     _set_pending(context, "resolve", item_id=item.id)
     await answer_callback(update, label(context, "handover.answers.ask_sent"))
     markup = keyboard([[button(context, "handover.buttons.resolve_no_note", f"ho:rsn:{item.id}")]])
@@ -443,7 +378,7 @@ async def _button_resolve(update: Update, context: KefuContext, item_id: str) ->
 
 async def _button_resolve_without_note(update: Update, context: KefuContext, item_id: str) -> None:
     person = context.person
-    item = await service(context).resolve(int(item_id), person.tg_id, person.shift)
+    item = await services_of(context).handover.resolve(int(item_id), person.tg_id, person.shift)
     state = _pending(context)
     if state is not None and state.get("item_id") == item.id:
         _clear_pending(context)
@@ -456,7 +391,7 @@ async def _button_resolve_without_note(update: Update, context: KefuContext, ite
 
 
 async def _button_view(update: Update, context: KefuContext, item_id: str) -> None:
-    ho = service(context)
+    ho = services_of(context).handover
     item = await ho.require(int(item_id))
     cc = await card_context(context, [item])
     await answer_callback(update)
@@ -466,7 +401,7 @@ async def _button_view(update: Update, context: KefuContext, item_id: str) -> No
 
 
 async def _button_attachment(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await service(context).require(int(item_id))
+    item = await services_of(context).handover.require(int(item_id))
     if item.attachment is None:
         raise ValueError("no attachment")
     chat_id = update.effective_chat.id
@@ -514,7 +449,7 @@ async def button_pressed(update: Update, context: KefuContext) -> None:
 
 # --- looking back ----------------------------------------------------------------------------
 async def _show_open_list(update: Update, context: KefuContext, *, edit: bool = False) -> None:
-    items = await service(context).open_items()
+    items = await services_of(context).handover.open_items()
     shown = items[:LIST_LIMIT]
     names = await _names(context)
     text = _render(context, "list.html", mode="open", items=shown, total=len(items), names=names, now=_now(context))
@@ -544,7 +479,7 @@ async def handovers_command(update: Update, context: KefuContext) -> None:
         await _show_open_list(update, context)
         return
     labels = _labels(context)
-    result = await service(context).search(query, relative_days=labels["relative_days"], kind_names=labels["kinds"])
+    result = await services_of(context).handover.search(query, relative_days=labels["relative_days"], kind_names=labels["kinds"])
     names = await _names(context)
     await reply(update, context, _render(context, "list.html", mode=result.mode, value=result.value,
                                          items=result.items, total=result.total, names=names, now=_now(context)))
@@ -569,7 +504,7 @@ async def stats_command(update: Update, context: KefuContext) -> None:
             raise HandoverError("stats_usage")
         since = datetime.combine(day, datetime.min.time(), tz)
         until = min(now, since + timedelta(days=1) - timedelta(seconds=1))
-    ho = service(context)
+    ho = services_of(context).handover
     stats = await ho.stats(since, until)
     rows = [s for s in stats if s.written or s.received or s.resolved]
     await reply(update, context, _render(context, "stats.html", stats=stats, rows=rows, quiet=len(stats) - len(rows),
@@ -586,7 +521,7 @@ async def send_prompts(app: Application, epoch: int) -> None:
 
     Sent once per person and shift occurrence; a prompt missed while the bot was down is sent
     late if the shift is still running, and dropped once it has ended (nobody is left to act)."""
-    svc, ho = _services(app), service(app)
+    svc, ho = services_of(app), services_of(app).handover
     minutes = svc.settings.kefu_handover_prompt_minutes
     now = svc.clock.now()
     for window in prompts_due(svc.settings.shifts, now, svc.tz, minutes):
@@ -615,7 +550,7 @@ async def send_digests(app: Application, epoch: int) -> None:
 
     Runs on every tick while the shift lasts: items written later for the previous shift reach
     it as additions; people who did not get their copy (a network error) get it now."""
-    svc, ho = _services(app), service(app)
+    svc, ho = services_of(app), services_of(app).handover
     now = to_ts(svc.clock.now())
     for window in running_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
         start = to_ts(window.start)
@@ -667,7 +602,7 @@ async def send_digests(app: Application, epoch: int) -> None:
 async def send_alerts(app: Application) -> None:
     """Items handed to a shift and not taken over KEFU_HANDOVER_ACK_MINUTES later: tell the
     supervisors (and admins), once per item and shift."""
-    svc, ho = _services(app), service(app)
+    svc, ho = services_of(app), services_of(app).handover
     due = await ho.due_alerts()
     if not due:
         return
@@ -689,52 +624,32 @@ async def send_alerts(app: Application) -> None:
 async def on_tick(app: Application) -> None:
     """Idempotent: what was sent for which shift occurrence is in SQLite, so a tick after a
     restart catches up without repeating anything."""
-    epoch = await service(app).epoch()
+    epoch = await services_of(app).handover.epoch()
     await send_digests(app, epoch)  # a late digest (after downtime) before the end-of-shift prompt
     await send_prompts(app, epoch)
     await send_alerts(app)
 
 
 # --- wiring ----------------------------------------------------------------------------------
-def _add_first(app: Application, handler: BaseHandler, group: int = 0) -> None:
-    """Register ahead of the group's other handlers. Only for narrow filters: a photo captioned
-    /handover must not be taken for an order export by a broader document handler."""
-    app.add_handler(handler, group)
-    handlers = app.handlers[group]
-    handlers.insert(0, handlers.pop(handlers.index(handler)))
-
-
 def register(app: Application) -> None:
     app.add_handler(CommandHandler(["handover", "jj"], handover_command))
     app.add_handler(CommandHandler("handovers", handovers_command))
     app.add_handler(CommandHandler("handover_stats", stats_command))
     app.add_handler(CommandHandler("cancel", cancel_command))
-    app.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^ho:"))
-    pending = HandoverPending(app)
+    app.add_handler(CallbackQueryHandler(button_pressed, pattern=callbacks.HANDOVER.pattern))
+    awaited = pending.Awaiting(app, FEATURE, PENDING_TTL)
     new_message = filters.UpdateType.MESSAGE
     media = filters.PHOTO | filters.Document.ALL
-    _add_first(app, MessageHandler(
-        new_message & media & (filters.CaptionRegex(CAPTION_COMMAND) | (filters.ChatType.PRIVATE & pending)),
+    routing.add_first(app, MessageHandler(
+        new_message & media & (filters.CaptionRegex(CAPTION_COMMAND) | (filters.ChatType.PRIVATE & awaited)),
         attachment_message,
     ))
     app.add_handler(
-        MessageHandler(new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & pending, pending_text),
-        group=PENDING_GROUP,
+        MessageHandler(new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND & awaited, pending_text),
+        group=routing.PENDING,
     )
 
 
 async def on_startup(app: Application) -> None:
-    svc = _services(app)
-    if FEATURE not in svc.features:
-        svc.features[FEATURE] = HandoverService(svc.db, svc.clock, svc.settings)
-    await service(app).ensure_epoch()
+    await services_of(app).handover.ensure_epoch()
     add_tick_hook(app, on_tick)
-
-
-async def seed_demo(services: Services) -> None:
-    """`kefu sandbox`: a couple of open items from the demo agents (texts in the labels)."""
-    ho = HandoverService(services.db, services.clock, services.settings)
-    for demo in services.renderer.labels[FEATURE].get("demo", []):
-        author = await services.people.find(str(demo["author"]))
-        if author is not None:
-            await ho.log_item(author.tg_id, author.shift, demo["text"], kind=demo.get("kind", "other"))

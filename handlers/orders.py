@@ -27,7 +27,6 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import PurePath
 from typing import Any
@@ -43,9 +42,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
 from bot.clock import to_ts
-from bot.kb import KbError
+from bot.kb import KbError, order_situation, scripts_for_situation
 from bot.orders import (
     PLATFORMS,
     ImportSummary,
@@ -57,22 +55,12 @@ from bot.orders import (
 )
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
-from bot.people import Role
+from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
 from bot.render import Renderer
-from bot.reminders import due_count
-from bot.reminders.engine import order_reminders
-from bot.reminders.rules import RuleBook, order_deadline
-from handlers.common import (
-    CALLBACK_DATA_LIMIT,
-    answer_callback,
-    arg_text,
-    button,
-    deliver,
-    keyboard,
-    label,
-    reply,
-    send,
-)
+from handlers import callbacks
+from handlers.common import arg_text, button, keyboard, label
+from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, reply, send, tell_admins
 
 log = logging.getLogger(__name__)
 
@@ -88,45 +76,15 @@ PROGRESS_EDIT_SECONDS = 2.0
 SUMMARY_REJECTED = 5
 HISTORY_LIMIT = 10
 MAX_SCRIPT_BUTTONS = 4
-CARD_PREFIX = "ord:card:"
-
-#: Scripts offered on the card, by the order's situation: (category, preferred script ids). The
-#: first preferred id found in the knowledge base is used, else the category's first script.
-SCRIPT_CHOICES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "unpaid": (("payment_reminder", ("pay_remind_once", "pay_remind_problem")),),
-    "unshipped": (("ship_urge", ("ship_when",)), ("address_change", ("addr_before_ship",))),
-    "unshipped_overdue": (("ship_urge", ("ship_overdue_apology", "ship_when")), ("address_change", ("addr_before_ship",))),
-    "presale": (("ship_urge", ("ship_presale",)), ("address_change", ("addr_before_ship",))),
-    "shipped": (("logistics", ("log_slow", "log_not_updated")), ("address_change", ("addr_after_ship",))),
-    "completed": (("return_exchange", ("ret_7day_rules",)), ("refund_progress", ("rf_when",))),
-    "refunding_unshipped": (("refund_progress", ("rf_refund_unshipped", "rf_when")),),
-    "refunding": (("refund_progress", ("rf_when", "rf_return_received")),),
-    "closed": (),
-}
 
 
-@dataclass
-class OrdersFeature:
-    #: People whose import is running (one at a time each).
-    importing: set[int] = field(default_factory=set)
-    #: The HTTP endpoint, when it runs.
-    api: Any = None
+
+def _label(target: Target, key: str, **values: Any) -> str:
+    return services_of(target).renderer.label(f"orders.{key}", **values)
 
 
-def _services(target: Any):
-    return target.bot_data["services"]
-
-
-def _feature(target: Any) -> OrdersFeature:
-    return _services(target).features.setdefault(FEATURE, OrdersFeature())
-
-
-def _label(target: Any, key: str, **values: Any) -> str:
-    return _services(target).renderer.label(f"orders.{key}", **values)
-
-
-def _render(target: Any, template: str, **values: Any) -> str:
-    return _services(target).renderer.render(f"orders/{template}", **values)
+def _render(target: Target, template: str, **values: Any) -> str:
+    return services_of(target).renderer.render(f"orders/{template}", **values)
 
 
 # --- the caption ---------------------------------------------------------------------------------
@@ -183,8 +141,8 @@ def import_limit(settings: Any) -> int:
     return min(settings.kefu_import_max_mb * MB, TELEGRAM_DOWNLOAD_LIMIT)
 
 
-def too_large_text(target: Any, filename: str) -> str:
-    settings = _services(target).settings
+def too_large_text(target: Target, filename: str) -> str:
+    settings = services_of(target).settings
     if settings.kefu_import_max_mb * MB > TELEGRAM_DOWNLOAD_LIMIT:
         return _label(target, "errors.telegram_limit", filename=filename, limit_mb=TELEGRAM_DOWNLOAD_LIMIT // MB)
     reason = NotAnExport("too_large", filename=filename, max_mb=settings.kefu_import_max_mb)
@@ -239,7 +197,7 @@ async def document_received(update: Update, context: KefuContext) -> None:
     document = message.document
     user_id = context.person.tg_id
     filename = document.file_name or _label(context, "unnamed_file")
-    feature = _feature(context)
+    feature = services_of(context).orders
     if user_id in feature.importing:
         await reply(update, context, _label(context, "busy"))
         return
@@ -334,7 +292,7 @@ async def _download_and_import(context: KefuContext, user_id: int, document: Doc
         log.info("import of %s by %s: %s", filename, user_id, summary.to_json(rejected_limit=0))
         return summary, ""
     finally:
-        _feature(context).importing.discard(user_id)
+        services_of(context).orders.importing.discard(user_id)
 
 
 async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSummary) -> None:
@@ -350,48 +308,18 @@ async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSumm
 # --- the order card ------------------------------------------------------------------------------
 
 
-def situation(order: StoredOrder, overdue: bool) -> str:
-    """Which scripts fit the order now (a key of SCRIPT_CHOICES)."""
-    shipping = order.status in ("paid_unshipped", "partially_shipped")
-    if order.refunding:
-        return "refunding_unshipped" if shipping or order.status == "unpaid" else "refunding"
-    if shipping:
-        if order.presale:
-            return "presale"
-        return "unshipped_overdue" if overdue else "unshipped"
-    return order.status if order.status in SCRIPT_CHOICES else "closed"
-
-
-def script_ids(kb: Any, key: str) -> list[str]:
-    chosen: list[str] = []
-    for category, preferred in SCRIPT_CHOICES.get(key, ()):
-        found = [i for i in preferred if kb.get(i) is not None]
-        if not found:
-            first = next(iter(kb.scripts_in(category)), None)
-            found = [first.id] if first is not None else []
-        chosen += [i for i in found if i not in chosen]
-    return chosen[:MAX_SCRIPT_BUTTONS]
-
-
 def card_data(platform: str, order_no: str) -> str | None:
-    data = f"{CARD_PREFIX}{platform}:{order_no}"
-    return data if len(data.encode()) <= CALLBACK_DATA_LIMIT else None
+    return callbacks.order_card(order_no, platform)
 
 
 def parse_card_data(data: str | None) -> tuple[str | None, str]:
     """(platform or None, order number) from `ord:card:<platform>:<no>` or `ord:card:<no>`."""
-    if not data or not data.startswith(CARD_PREFIX):
-        return None, ""
-    rest = data[len(CARD_PREFIX):]
-    platform, sep, number = rest.partition(":")
-    if sep and platform in PLATFORMS:
-        return platform, number
-    return None, rest
+    return callbacks.parse_order_card(data, PLATFORMS)
 
 
-async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
+async def card(target: Target, order: StoredOrder) -> tuple[str, Any]:
     """The card's text and its script buttons."""
-    svc = _services(target)
+    svc = services_of(target)
     now = svc.clock.now()
     deadline = order_deadline(
         RuleBook.from_settings(svc.settings), status=order.status, shop=order.shop, created_at=order.created_at,
@@ -407,21 +335,22 @@ async def card(target: Any, order: StoredOrder) -> tuple[str, Any]:
         status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
         history=history, names=names, now=to_ts(now),
     )
-    claims = [[button(target, "reminders.buttons.claim", f"rem:claim:{r.id}")] for r in history if r.claimable][-1:]
+    claims = [[button(target, "reminders.buttons.claim", callbacks.REMINDER.pack("claim", r.id))] for r in history if r.claimable][-1:]
     return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 
-def script_keyboard(target: Any, order: StoredOrder, *, overdue: bool, first_rows: list | None = None):
+def script_keyboard(target: Target, order: StoredOrder, *, overdue: bool, first_rows: list | None = None):
     """The script buttons; `first_rows` (the 我来处理 button of a due, unclaimed reminder) on top."""
     from handlers.scripts import open_button
 
     rows = list(first_rows or [])
     try:
-        kb = _services(target).kb()
+        kb = services_of(target).kb.get()
     except KbError as exc:  # a broken knowledge base must not hide the order
         log.warning("no script buttons on the order card: %s", exc)
         return keyboard(rows) if rows else None
-    ids = script_ids(kb, situation(order, overdue))
+    ids = scripts_for_situation(kb, order_situation(order.status, refunding=order.refunding,
+                                                   presale=order.presale, overdue=overdue), MAX_SCRIPT_BUTTONS)
     return keyboard(rows + [[open_button(target, script_id, order.order_no)] for script_id in ids])
 
 
@@ -489,7 +418,7 @@ async def card_button(update: Update, context: KefuContext) -> None:
 async def start_api(app: Application) -> None:
     """Serve POST /api/orders when KEFU_API_TOKEN and KEFU_API_PORT are set. A port that cannot be
     bound is logged and reported to the admins; the bot runs on without the endpoint."""
-    svc = _services(app)
+    svc = services_of(app)
     settings = svc.settings
     token, port, host = settings.kefu_api_token, settings.kefu_api_port, settings.kefu_api_host
     if not token or port is None:
@@ -504,19 +433,8 @@ async def start_api(app: Application) -> None:
         log.error("orders API could not listen on %s:%s (%s); the bot runs without it", host, port, exc)
         await tell_admins(app, _render(app, "api_failed.html", host=host, port=port, error=str(exc)))
         return
-    _feature(app).api = server
+    services_of(app).orders.api = server
     log.info("orders API listening on http://%s:%s/api/orders", host, server.port)
-
-
-async def tell_admins(app: Application, text: str) -> None:
-    """Registered admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
-    svc = _services(app)
-    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
-    for admin in sorted(admins):
-        try:
-            await deliver(app, admin, text)
-        except TelegramError as exc:
-            log.warning("could not tell admin %s: %s", admin, exc)
 
 
 # --- wiring --------------------------------------------------------------------------------------
@@ -524,7 +442,7 @@ async def tell_admins(app: Application, text: str) -> None:
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("order", order_command))
-    app.add_handler(CallbackQueryHandler(card_button, pattern=r"^ord:card:"))
+    app.add_handler(CallbackQueryHandler(card_button, pattern=rf"{callbacks.ORDER.pattern}card:"))
     # Group 0, after the handover and broadcast handlers that take captioned files first.
     exports = (
         filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.Document.ALL & ~filters.CaptionRegex(r"^\s*/")
@@ -533,12 +451,11 @@ def register(app: Application) -> None:
 
 
 async def on_startup(app: Application) -> None:
-    _feature(app)
     await start_api(app)
 
 
 async def on_shutdown(app: Application) -> None:
-    feature = _services(app).features.get(FEATURE)
-    if feature is not None and feature.api is not None:
+    feature = services_of(app).orders
+    if feature.api is not None:
         server, feature.api = feature.api, None
         await server.stop()

@@ -6,17 +6,12 @@ from telegram import ChatMember, Update
 from telegram.ext import Application, ChatMemberHandler, CommandHandler
 
 from bot import offboarding
-from bot.app import KefuContext
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
-from handlers.common import (
-    arg_text,
-    deliver,
-    render,
-    reply_template,
-    user_errors,
-)
+from handlers.common import arg_text, render, user_errors
+from handlers.context import KefuContext
 from handlers.menu import publish_personal_menu
+from handlers.outbox import deliver, reply_template
 from handlers.reminders import refresh_messages
 
 

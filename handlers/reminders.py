@@ -15,26 +15,26 @@ role); each press is checked here against the reminder's state and recorded by t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.app import KefuContext
 from bot.clock import to_ts
 from bot.people import Role
-from bot.reminders import ReminderEngine, ReminderView
+from bot.reminders import ReminderView
 from bot.reminders.digest import group_by_rule, split_digest
 from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
 from bot.shifts import current_windows, next_shift_start
-from handlers.common import Delivery, answer_callback, button, deliver, keyboard
+from handlers import callbacks, outbox
+from handlers.common import button, keyboard
+from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import Delivery, answer_callback, deliver
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -43,36 +43,21 @@ FEATURE = "reminders"
 LIST_LIMIT = 15
 
 
-@dataclass
-class ReminderFeature:
-    engine: ReminderEngine
-    #: One tick at a time: the JobQueue tick and a manual run_tick must not deliver the same round twice.
-    lock: asyncio.Lock
-
-
-def _services(target: Any):
-    return target.bot_data["services"]
-
-
-def _feature(target: Any) -> ReminderFeature:
-    return _services(target).features[FEATURE]
-
-
 # --- rendering -----------------------------------------------------------------------------------
 
 
 class View:
     """Renders reminder messages (text and keyboard) at one moment with the team's names."""
 
-    def __init__(self, target: Any, names: dict[int, str], now: int) -> None:
+    def __init__(self, target: Target, names: dict[int, str], now: int) -> None:
         self.target = target
-        self.svc = _services(target)
+        self.svc = services_of(target)
         self.names = names
         self.now = now
 
     @classmethod
-    async def build(cls, target: Any) -> View:
-        svc = _services(target)
+    async def build(cls, target: Target) -> View:
+        svc = services_of(target)
         names = {p.tg_id: p.name for p in await svc.people.all()}
         return cls(target, names, to_ts(svc.clock.now()))
 
@@ -83,7 +68,7 @@ class View:
         return button(self.target, f"reminders.buttons.{key}", data, **values)
 
     def card(self, r: ReminderView) -> tuple[str, InlineKeyboardMarkup | None]:
-        from bot.orders.text import platform_name
+        from bot.orders import platform_name
 
         text = self._render("card.html", r=r, platform=platform_name(r.platform))
         return text, self.card_keyboard(r)
@@ -91,21 +76,21 @@ class View:
     def card_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         if not r.is_open:
             return None
-        first = [self._button("claim", f"rem:claim:{r.id}")] if r.claimable else []
-        first.append(self._button("done", f"rem:done:{r.id}"))
-        return keyboard([first, [self._button("snooze", f"rem:snooze:{r.id}"), self._button("script", f"rem:script:{r.id}")]])
+        first = [self._button("claim", callbacks.REMINDER.pack("claim", r.id))] if r.claimable else []
+        first.append(self._button("done", callbacks.REMINDER.pack("done", r.id)))
+        return keyboard([first, [self._button("snooze", callbacks.REMINDER.pack("snooze", r.id)), self._button("script", callbacks.REMINDER.pack("script", r.id))]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
-        rows = [[button(self.target, f"reminders.outcomes.{code}", f"rem:out:{r.id}:{code}")] for code in outcomes_for(r.rule, r.stage)]
-        rows.append([self._button("back", f"rem:back:{r.id}")])
+        rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.REMINDER.pack("out", r.id, code))] for code in outcomes_for(r.rule, r.stage)]
+        rows.append([self._button("back", callbacks.REMINDER.pack("back", r.id))])
         return keyboard(rows)
 
     def snooze_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         shift = next_shift_start(self.svc.settings.shifts, self.svc.clock.now(), self.svc.tz)
         return keyboard([
-            [self._button("later_1h", f"rem:later:{r.id}:1h"), self._button("later_3h", f"rem:later:{r.id}:3h")],
-            [self._button("later_shift", f"rem:later:{r.id}:shift", time=self.svc.renderer.localtime(shift.start))],
-            [self._button("back", f"rem:back:{r.id}")],
+            [self._button("later_1h", callbacks.REMINDER.pack("later", r.id, "1h")), self._button("later_3h", callbacks.REMINDER.pack("later", r.id, "3h"))],
+            [self._button("later_shift", callbacks.REMINDER.pack("later", r.id, "shift"), time=self.svc.renderer.localtime(shift.start))],
+            [self._button("back", callbacks.REMINDER.pack("back", r.id))],
         ])
 
     def digest_text(self, items: Sequence[ReminderView], *, start: int, part: int, parts: int, unlisted: int,
@@ -118,7 +103,7 @@ class View:
 
     def take_keyboard(self, items: Sequence[ReminderView], start: int, action: str = "take") -> InlineKeyboardMarkup | None:
         buttons = [
-            self._button(action, f"rem:{action}:{r.id}", n=start + index, tail=r.tail)
+            self._button(action, callbacks.REMINDER.pack(action, r.id), n=start + index, tail=r.tail)
             for index, r in enumerate(items)
             if action == "open" or r.claimable
         ]
@@ -150,9 +135,9 @@ async def _send_recorded(app: Application, chat_id: int, text: str, markup, *, k
     """Send one message and, the moment Telegram has accepted it, record what it carries."""
     delivery = await deliver(app, chat_id, text, reply_markup=markup)
     if delivery.ok:
-        await _feature(app).engine.record_message(
+        await services_of(app).reminders.record_message(
             chat_id=chat_id, message_id=delivery.message.message_id, kind=kind, purpose=purpose, items=items,
-            rule=rule, part=part, parts=parts, total=total, now=_services(app).clock.now(),
+            rule=rule, part=part, parts=parts, total=total, now=services_of(app).clock.now(),
         )
     return delivery
 
@@ -198,7 +183,7 @@ async def _send_batch(app: Application, view: View, chat_id: int, reminders: Seq
 async def notify_chats(app: Application) -> list[int]:
     """Private chats of the people on duty who can be reached, then the team chat if set.
     Empty when nobody is on duty: reminders are then held."""
-    svc = _services(app)
+    svc = services_of(app)
     people = [p.tg_id for p in await svc.people.on_duty() if p.blocked_at is None]
     if not people:
         return []
@@ -210,7 +195,7 @@ async def unstaffed_chats(app: Application) -> list[int]:
     """A shift is working and nobody of it can be reached: the team chat (if set), then every
     reachable supervisor and admin (and KEFU_ADMIN_IDS). Empty in the night gap (no shift working):
     reminders are then held for the next shift start, as before."""
-    svc = _services(app)
+    svc = services_of(app)
     if not current_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
         return []
     team = svc.settings.kefu_team_chat_id
@@ -230,14 +215,14 @@ async def recipients(app: Application) -> tuple[list[int], str]:
     chats = await unstaffed_chats(app)
     if chats:
         return chats, ""
-    svc = _services(app)
+    svc = services_of(app)
     return [], "nobody" if current_windows(svc.settings.shifts, svc.clock.now(), svc.tz) else "night_gap"
 
 
 async def recipient_names(app: Application) -> tuple[list[str], str]:
     """Who will receive due reminders now, as names (people) and 团队群 (the team chat), for the
     import summary; with the reason when nobody will."""
-    svc = _services(app)
+    svc = services_of(app)
     chats, held = await recipients(app)
     names = {p.tg_id: p.name for p in await svc.people.all()}
     team = svc.settings.kefu_team_chat_id
@@ -251,7 +236,7 @@ async def recipient_names(app: Application) -> tuple[list[str], str]:
 
 async def tell_admins_unstaffed(app: Application) -> None:
     """Tell the admins, once per shift occurrence, that a working shift has nobody on duty."""
-    svc = _services(app)
+    svc = services_of(app)
     now = svc.clock.now()
     staffed = {p.shift for p in await svc.people.on_duty() if p.blocked_at is None}
     admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
@@ -274,7 +259,7 @@ async def tell_admins_unstaffed(app: Application) -> None:
 
 async def escalation_chats(app: Application) -> list[int]:
     """Supervisors (and admins) on duty; if none is, every supervisor."""
-    svc = _services(app)
+    svc = services_of(app)
     reachable = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
     on_duty = {p.tg_id for p in await svc.people.on_duty()}
     working = [p.tg_id for p in reachable if p.tg_id in on_duty]
@@ -284,7 +269,7 @@ async def escalation_chats(app: Application) -> list[int]:
 async def _send_to_chats(app: Application, view: View, chats: Sequence[int], reminders: Sequence[ReminderView],
                          purpose: str) -> list[int]:
     """Send each chat the reminders it has not had yet for `purpose`; the chats that are not blocked."""
-    have = await _feature(app).engine.delivered(reminders, purpose)
+    have = await services_of(app).reminders.delivered(reminders, purpose)
     served = []
     for chat_id in chats:
         todo = [r for r in reminders if (r.id, chat_id) not in have]
@@ -295,50 +280,44 @@ async def _send_to_chats(app: Application, view: View, chats: Sequence[int], rem
 
 
 async def deliver_pending(app: Application, chats: Sequence[int], view: View) -> None:
-    engine = _feature(app).engine
+    engine = services_of(app).reminders
     pending = await engine.pending()
     if not pending:
         return
     served = await _send_to_chats(app, view, chats, pending, "notify")
-    await engine.complete_round(served, _services(app).clock.now())
+    await engine.complete_round(served, services_of(app).clock.now())
 
 
 async def escalate(app: Application, view: View) -> list[int]:
     """Tell supervisors about unclaimed reminders; returns the ids counted as escalated."""
-    engine = _feature(app).engine
-    due = await engine.due_escalations(_services(app).clock.now())
+    engine = services_of(app).reminders
+    due = await engine.due_escalations(services_of(app).clock.now())
     if not due:
         return []
     chats = await escalation_chats(app)
     served = await _send_to_chats(app, view, chats, due, "escalate")
-    return await engine.complete_escalation(due, served, _services(app).clock.now())
+    return await engine.complete_escalation(due, served, services_of(app).clock.now())
 
 
-async def refresh_messages(target: Any, reminder_ids: Sequence[int], view: View | None = None) -> None:
+async def refresh_messages(target: Target, reminder_ids: Sequence[int], view: View | None = None) -> None:
     """Edit every message that shows these reminders so it tells their current state."""
     if not reminder_ids:
         return
-    engine = _feature(target).engine
+    engine = services_of(target).reminders
     view = view or await View.build(target)
     for row in await engine.messages_showing(reminder_ids):
         items = await engine.message_items(row.id)
         if not items:
             continue
         text, markup = view.message(row, items)
-        try:
-            await target.bot.edit_message_text(text, chat_id=row.chat_id, message_id=row.message_id, reply_markup=markup)
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.info("reminder message %s/%s not edited: %s", row.chat_id, row.message_id, exc)
-        except TelegramError as exc:  # blocked, gone, flood: the state is in the database anyway
-            log.info("reminder message %s/%s not edited: %s", row.chat_id, row.message_id, exc)
+        # Blocked, gone, flood: logged by the outbox; the state is in the database anyway.
+        await outbox.edit(target, row.chat_id, row.message_id, text, reply_markup=markup, what="reminder message")
 
 
 async def tick(app: Application) -> None:
-    feature = _feature(app)
-    async with feature.lock:
-        svc = _services(app)
-        result = await feature.engine.scan(svc.clock.now())
+    svc = services_of(app)
+    async with svc.reminder_tick:
+        result = await svc.reminders.scan(svc.clock.now())
         view = await View.build(app)
         await refresh_messages(app, result.changed, view)
         chats = await notify_chats(app)
@@ -346,7 +325,7 @@ async def tick(app: Application) -> None:
             chats = await unstaffed_chats(app)
             if not chats:
                 return  # the night gap: hold everything for the next shift start
-            if await feature.engine.pending():
+            if await svc.reminders.pending():
                 await tell_admins_unstaffed(app)
         await deliver_pending(app, chats, view)
         escalated = await escalate(app, await View.build(app))
@@ -380,7 +359,7 @@ async def _send_card(update: Update, context: KefuContext, r: ReminderView) -> b
     if not delivery.ok:
         await answer_callback(update, _label(context, "errors.private_failed"), alert=True)
         return False
-    await _feature(context).engine.record_message(
+    await services_of(context).reminders.record_message(
         chat_id=context.person.tg_id, message_id=delivery.message.message_id, kind="card", purpose="detail",
         items=[(r, 1)], rule=r.rule, now=context.svc.clock.now(),
     )
@@ -388,7 +367,7 @@ async def _send_card(update: Update, context: KefuContext, r: ReminderView) -> b
 
 
 async def _claim(update: Update, context: KefuContext, rid: int, arg: str, *, send_card: bool = False) -> None:
-    engine = _feature(context).engine
+    engine = services_of(context).reminders
     result = await engine.claim(rid, context.person.tg_id, context.svc.clock.now())
     if not result.ok and not (send_card and result.code == "already_yours"):
         await _refuse(update, context, result)
@@ -407,11 +386,11 @@ async def _take(update: Update, context: KefuContext, rid: int, arg: str) -> Non
 
 
 async def _open(update: Update, context: KefuContext, rid: int, arg: str) -> None:
-    r = await _feature(context).engine.get(rid)
+    r = await services_of(context).reminders.get(rid)
     if r is None:
         await _refuse(update, context, ActionResult(False, None, "not_found"))
         return
-    await _feature(context).engine.record(rid, context.person.tg_id, "open", now=context.svc.clock.now())
+    await services_of(context).reminders.record(rid, context.person.tg_id, "open", now=context.svc.clock.now())
     if await _send_card(update, context, r):
         await answer_callback(update)
 
@@ -428,7 +407,7 @@ def _may_act(context: KefuContext, r: ReminderView | None) -> ActionResult | Non
 
 
 async def _sub_menu(update: Update, context: KefuContext, rid: int, which: str) -> None:
-    engine = _feature(context).engine
+    engine = services_of(context).reminders
     r = await engine.get(rid)
     refusal = _may_act(context, r)
     if refusal is not None:
@@ -454,7 +433,7 @@ async def _snooze(update: Update, context: KefuContext, rid: int, arg: str) -> N
 
 
 async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> None:
-    result = await _feature(context).engine.done(
+    result = await services_of(context).reminders.done(
         rid, context.person.tg_id, arg, supervisor=context.person.role >= Role.SUPERVISOR, now=context.svc.clock.now()
     )
     if not result.ok:
@@ -476,7 +455,7 @@ async def _later(update: Update, context: KefuContext, rid: int, arg: str) -> No
     else:
         await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
         return
-    result = await _feature(context).engine.snooze(
+    result = await services_of(context).reminders.snooze(
         rid, context.person.tg_id, until, supervisor=context.person.role >= Role.SUPERVISOR, now=now
     )
     if not result.ok:
@@ -487,7 +466,7 @@ async def _later(update: Update, context: KefuContext, rid: int, arg: str) -> No
 
 
 async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> None:
-    r = await _feature(context).engine.get(rid)
+    r = await services_of(context).reminders.get(rid)
     if r is None:
         await _refuse(update, context, ActionResult(False, None, "not_found"))
         return
@@ -497,20 +476,18 @@ async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> Non
 
 async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:
     """查看话术: the 催付 / 发货延迟 script filled with this order, in the presser's private chat."""
-    from bot.kb.stats import record_view
+    from bot.kb import pick_script, record_view
     from bot.orders import get_order, order_variables
 
     svc = context.svc
-    engine = _feature(context).engine
+    engine = services_of(context).reminders
     r = await engine.get(rid)
     if r is None:
         await _refuse(update, context, ActionResult(False, None, "not_found"))
         return
-    kb = svc.kb()
+    kb = svc.kb.get()
     category, preferred = script_choice(r.rule, r.stage)
-    script = next((kb.get(i) for i in preferred if kb.get(i) is not None), None)
-    if script is None:
-        script = next(iter(kb.scripts_in(category)), None)
+    script = pick_script(kb, category, preferred)
     if script is None:
         await answer_callback(update, _label(context, "errors.no_script"), alert=True)
         return
@@ -547,27 +524,24 @@ ACTIONS = {
 
 
 async def on_button(update: Update, context: KefuContext) -> None:
-    parts = (update.callback_query.data or "").split(":")
-    action = ACTIONS.get(parts[1]) if len(parts) >= 3 else None
-    try:
-        rid = int(parts[2]) if action is not None else None
-    except ValueError:
-        rid = None
+    fields = callbacks.REMINDER.parse(update.callback_query.data, min_fields=2, max_fields=3)
+    action = ACTIONS.get(fields[0]) if fields else None
+    rid = int(fields[1]) if action is not None and fields[1].isdigit() else None
     if action is None or rid is None:
         await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
         return
-    await action(update, context, rid, parts[3] if len(parts) > 3 else "")
+    await action(update, context, rid, fields[2] if len(fields) > 2 else "")
 
 
 # --- /reminders ----------------------------------------------------------------------------------
 
 
 async def list_command(update: Update, context: KefuContext) -> None:
-    engine = _feature(context).engine
+    engine = services_of(context).reminders
     mine, mine_count, team, team_count = await engine.open_overview(context.person.tg_id, LIST_LIMIT)
     view = await View.build(context)
     text = view._render("list.html", mine=mine, mine_count=mine_count, team=team, team_count=team_count)
-    from handlers.common import reply
+    from handlers.outbox import reply
 
     await reply(update, context, text, reply_markup=view.take_keyboard([*mine, *team], 1, action="open"))
 
@@ -576,41 +550,9 @@ async def list_command(update: Update, context: KefuContext) -> None:
 
 
 async def on_startup(app: Application) -> None:
-    svc = _services(app)
-    svc.features[FEATURE] = ReminderFeature(ReminderEngine.from_settings(svc.db, svc.clock, svc.settings), asyncio.Lock())
     add_tick_hook(app, tick)
 
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("reminders", list_command))
-    app.add_handler(CallbackQueryHandler(on_button, pattern=r"^rem:"))
-
-
-async def seed_demo(services: Any) -> None:
-    """A few demo orders for `kefu sandbox`: two 催付, one warning, one breach, and two that must
-    stay quiet (presale, refunding), recorded as reminders at once; the first tick delivers them
-    to whoever is on duty."""
-    from decimal import Decimal
-
-    import yaml
-
-    from bot.orders import NormalizedOrder, upsert_orders
-    from bot.render import TEMPLATES_DIR
-
-    path = TEMPLATES_DIR / "reminders" / "demo_orders.yaml"
-    demo = yaml.safe_load(await asyncio.to_thread(path.read_text, encoding="utf-8"))
-    now = services.clock.now()
-    orders = []
-    for item in demo["orders"]:
-        def ago(hours: float | None):
-            return None if hours is None else now - timedelta(hours=hours)
-
-        orders.append(NormalizedOrder(
-            platform=item["platform"], order_no=str(item["order_no"]), shop=item["shop"], status=item["status"],
-            status_raw=item["status_raw"], refunding=bool(item.get("refunding")), presale=bool(item.get("presale")),
-            created_at=ago(item["created_hours_ago"]), paid_at=ago(item.get("paid_hours_ago")), shipped_at=None,
-            amount=Decimal(str(item["amount"])), buyer=item["buyer"], item_title=item["item_title"],
-            tracking_no="", carrier="",
-        ))
-    await upsert_orders(services.db, orders, clock=services.clock, source="demo", record=False)
-    await ReminderEngine.from_settings(services.db, services.clock, services.settings).scan()  # /reminders at once
+    app.add_handler(CallbackQueryHandler(on_button, pattern=callbacks.REMINDER.pattern))

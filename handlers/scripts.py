@@ -7,11 +7,11 @@ Callback data (prefix `kb`, agent+; all ≤ 64 bytes, stateless so old buttons k
   kb:o:<src>:<script>[:<order>]  open a script as a new message, filled with the order if given;
                                  src says where it was opened from, for the usage stats
   kb:u:<script>                  "用了这条": counts one copy and removes that button
-  kb:open:<script>[:<order>]     accepted too, for other features that build the data by hand
+  kb:open:<script>[:<order>]     still accepted (buttons already sent); built nowhere any more
 Flows (prefix `flow`): `flow:m` stage menu; `flow:g:<flow>:<path>` where path is the chosen
 choice indices from the start node, one character each, so "back" is the path minus one.
 
-Other features open a filled script with `open_button(...)` / `open_data(...)` (a button) or
+Other features open a filled script with `open_button(...)` / `callbacks.open_script(...)` or
 `send_script(...)`, or build the message themselves with `script_message(...)`.
 
 A copy is counted when the agent presses "✅ 用了这条" (or picks an inline result, where Telegram
@@ -20,7 +20,6 @@ reports it): Telegram's copy button and long-press copy never reach the bot.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
@@ -50,33 +49,27 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import KefuContext
 from bot.clock import to_ts
-from bot.kb import GOOD_MATCH_SCORE, KbError, KnowledgeBase, Script, example_values, load_kb, stats
+from bot.kb import (
+    GOOD_MATCH_SCORE,
+    KbError,
+    KnowledgeBase,
+    Script,
+    example_values,
+    stats,
+)
 from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
-from handlers.common import (
-    CALLBACK_DATA_LIMIT,
-    answer_callback,
-    arg_text,
-    edit_or_send,
-    keyboard,
-    label,
-    render,
-    reply,
-    send,
-)
+from handlers import pending, routing
+from handlers.callbacks import FLOW, KB, LIMIT, checked
+from handlers.callbacks import open_script as open_data
+from handlers.common import arg_text, keyboard, label, render
+from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, edit_or_send, reply, send, tell_admins
 
 log = logging.getLogger(__name__)
 
-#: Plain text in private chat is a script search. Other features' pending-input handlers run in
-#: lower groups (e.g. 40); the fallback answers in group 50.
-TEXT_GROUP = 45
-#: Other features keep "I am waiting for this user's next message" in user_data under this key.
-PENDING_KEY = "pending"
-#: Where the fingerprint of the files behind the knowledge base in service is kept (svc.features).
-FINGERPRINT_KEY = "kb_fingerprint"
 
 ALTERNATIVES = 4  # next-best hits shown as buttons under the best one
 RELATED_MAX = 3
@@ -110,45 +103,34 @@ class KbUnavailable(Exception):
 
 
 # --- small helpers --------------------------------------------------------------------------------
-def _svc(target: Any):
-    return target.bot_data["services"]
-
-
-def _kb(target: Any) -> KnowledgeBase:
+def _kb(target: Target) -> KnowledgeBase:
     try:
-        return _svc(target).kb()
+        return services_of(target).kb.get()
     except KbError as exc:
         log.error("knowledge base cannot be loaded: %s", exc)
         raise KbUnavailable() from exc
 
 
-def _caption(target: Any, key: str, **values: Any) -> str:
+def _caption(target: Target, key: str, **values: Any) -> str:
     """A button caption: values are plain text, so they must not be HTML-escaped."""
     safe = {k: Markup(v) if isinstance(v, str) else v for k, v in values.items()}
-    return _svc(target).renderer.label(key, **safe)
+    return services_of(target).renderer.label(key, **safe)
 
 
-def _button(target: Any, key: str, data: str, **values: Any) -> InlineKeyboardButton:
-    if len(data.encode()) > CALLBACK_DATA_LIMIT:
-        raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
-    return InlineKeyboardButton(_caption(target, key, **values), callback_data=data)
+def _button(target: Target, key: str, data: str, **values: Any) -> InlineKeyboardButton:
+    return InlineKeyboardButton(_caption(target, key, **values), callback_data=checked(data))
 
 
 def _with_order(data: str, order_no: str | None) -> str:
     """Append the order number when it fits in the callback data; otherwise leave it out."""
     if order_no:
         longer = f"{data}:{order_no}"
-        if len(longer.encode()) <= CALLBACK_DATA_LIMIT:
+        if len(longer.encode()) <= LIMIT:
             return longer
     return data
 
 
-def open_data(script_id: str, order_no: str | None = None, source: str = "x") -> str:
-    """Callback data that opens `script_id` (filled with `order_no` when it fits in 64 bytes)."""
-    return _with_order(f"kb:o:{source}:{script_id}", order_no)
-
-
-def open_button(target: Any, script: Script | str, order_no: str | None = None, *, source: str = "x",
+def open_button(target: Target, script: Script | str, order_no: str | None = None, *, source: str = "x",
                 key: str = "scripts.buttons.open") -> InlineKeyboardButton:
     """A button that opens a script as a new message (for order cards, reminders, flows)."""
     if isinstance(script, str):
@@ -170,9 +152,9 @@ def order_numbers(text: str) -> list[str]:
     return found[:3]
 
 
-async def order_values(target: Any, order_no: str) -> dict[str, str] | None:
+async def order_values(target: Target, order_no: str) -> dict[str, str] | None:
     """Script variables of a stored order, or None when unknown (or orders are unavailable)."""
-    svc = _svc(target)
+    svc = services_of(target)
     try:
         from bot.orders import get_order, order_variables
 
@@ -242,7 +224,7 @@ class ScriptMessage:
 
 
 async def script_message(
-    target: Any,
+    target: Target,
     script: Script | str,
     order_no: str | None = None,
     person: Person | None = None,
@@ -279,7 +261,7 @@ async def script_message(
         if not str(values.get(name) or "").strip() and SLOT_FORMAT.format(label=desc or name) in body
     ]
     category = kb.category(script.category)
-    renderer = _svc(target).renderer
+    renderer = services_of(target).renderer
 
     texts = []
     for index, chunk in enumerate(_chunks(body)):
@@ -323,13 +305,13 @@ async def script_message(
     return ScriptMessage(script, body, texts, keyboard(rows), order_no, order_found, missing)
 
 
-async def _deliver(target: Any, chat_id: int, message: ScriptMessage) -> None:
+async def _deliver(target: Target, chat_id: int, message: ScriptMessage) -> None:
     for index, text in enumerate(message.texts):
         last = index == len(message.texts) - 1
         await send(target, chat_id, text, reply_markup=message.markup if last else None)
 
 
-async def send_script(target: Any, chat_id: int, script: Script | str, *, order_no: str | None = None,
+async def send_script(target: Target, chat_id: int, script: Script | str, *, order_no: str | None = None,
                       person: Person | None = None, source: str = "order") -> bool:
     """Send a filled script to a chat and count the view (for order cards and reminders).
     False when the script does not exist (anymore)."""
@@ -339,8 +321,8 @@ async def send_script(target: Any, chat_id: int, script: Script | str, *, order_
         return False
     await _deliver(target, chat_id, message)
     if person is not None:
-        await stats.record_view(_svc(target).db, person.tg_id, message.script.id, source=source,
-                                at=to_ts(_svc(target).clock.now()))
+        await stats.record_view(services_of(target).db, person.tg_id, message.script.id, source=source,
+                                at=to_ts(services_of(target).clock.now()))
     return True
 
 
@@ -349,7 +331,7 @@ async def _record_view(context: KefuContext, script_id: str, source: str) -> Non
 
 
 def _now(context: Any) -> int:
-    return to_ts(_svc(context).clock.now())
+    return to_ts(services_of(context).clock.now())
 
 
 # --- /s and pasted messages -----------------------------------------------------------------------
@@ -409,7 +391,7 @@ async def pasted_text(update: Update, context: KefuContext) -> None:
     """Plain text in private chat is what a buyer wrote: search it, unless another feature is
     waiting for this message, or the message is a script the agent just sent via inline mode."""
     message = update.effective_message
-    if message is None or context.person is None or (context.user_data or {}).get(PENDING_KEY):
+    if message is None or context.person is None or pending.anything_awaited(context.user_data):
         return
     if message.via_bot is not None:
         raise ApplicationHandlerStop
@@ -550,8 +532,8 @@ async def flow_button(update: Update, context: KefuContext) -> None:
         rows += [[open_button(context, s, source="f")] for s in scripts]
     else:
         for index, choice in enumerate(node.choices[: len(PATH_CHARS)]):
-            next_data = f"flow:g:{flow.id}:{path}{PATH_CHARS[index]}"
-            if len(next_data.encode()) <= CALLBACK_DATA_LIMIT:
+            next_data = FLOW.fits("g", flow.id, f"{path}{PATH_CHARS[index]}")
+            if next_data is not None:
                 rows.append([_button(context, "scripts.buttons.flow_choice", next_data, label=choice.label)])
     back = f"flow:g:{flow.id}:{path[:-1]}" if path else "flow:m"
     rows.append([
@@ -639,40 +621,21 @@ async def kb_reload(update: Update, context: KefuContext) -> None:
     Parsing the YAML takes a few hundred ms, so it runs in a thread as a background task: the
     supervisor gets a "checking" message at once, which the result then replaces, and other
     agents' updates are not held up meanwhile."""
-    svc = context.svc
-    old = svc.features.get("kb")
+    holder = context.svc.kb
     forced = arg_text(update).lower() == "force"
-    if old is not None and not forced and svc.features.get(FINGERPRINT_KEY) == kb_fingerprint(svc.settings.kefu_kb_dir):
-        await reply(update, context, render(context, "scripts/reload_unchanged.html", scripts=len(old)))
+    if not forced and holder.unchanged_on_disk():
+        await reply(update, context, render(context, "scripts/reload_unchanged.html", scripts=len(holder.current)))
         return
     progress = await reply(update, context, label(context, "scripts.reload_checking"))
     context.application.create_task(_reload(update, context, progress), update=update)
 
 
-def kb_fingerprint(path: Any) -> tuple | None:
-    """Name, size and modification time of every YAML file in the knowledge base directory:
-    when nothing changed, a reload would only repeat the validation that already passed."""
-    root = Path(path)
-    try:
-        files = sorted(root.rglob("*.yaml"))
-        return (str(root.resolve()), tuple((str(f.relative_to(root)), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
-    except OSError:
-        return None
-
-
-async def _load_in_thread(path: Any) -> tuple[KnowledgeBase, tuple | None]:
-    """load_kb off the event loop, remembering what the files looked like before reading them."""
-    fingerprint = kb_fingerprint(path)
-    kb = await asyncio.to_thread(load_kb, path)
-    return kb, fingerprint
-
-
 async def _reload(update: Update, context: KefuContext, progress) -> None:
-    svc = context.svc
-    path = svc.settings.kefu_kb_dir
-    old = svc.features.get("kb")
+    holder = context.svc.kb
+    path = holder.path
+    old = holder.current
     try:
-        new, fingerprint = await _load_in_thread(path)
+        old, new = await holder.reload()
     except KbError as exc:
         problems = [_short_problem(p, path) for p in exc.problems]
         text = render(
@@ -684,8 +647,6 @@ async def _reload(update: Update, context: KefuContext, progress) -> None:
             old_scripts=len(old) if old is not None else 0,
         )
     else:
-        svc.features["kb"] = new
-        svc.features[FINGERPRINT_KEY] = fingerprint
         old_ids = {s.id for s in old.scripts} if old is not None else set()
         new_ids = {s.id for s in new.scripts}
         text = render(
@@ -740,46 +701,31 @@ async def kb_stats(update: Update, context: KefuContext) -> None:
 
 
 # --- wiring ---------------------------------------------------------------------------------------
-class NotAwaited(filters.MessageFilter):
-    """Passes unless another feature is waiting for this user's next message
-    (`user_data["pending"]`): then the text is theirs, and this handler does not even match, so
-    the update counts as unhandled here and the fallback still answers if nobody took it."""
-
-    def __init__(self, app: Application) -> None:
-        super().__init__(name="NotAwaited")
-        self._app = app
-
-    def filter(self, message) -> bool:
-        user = message.from_user
-        data = self._app.user_data.get(user.id) if user is not None else None
-        return not (data or {}).get(PENDING_KEY)
-
-
 def register(app: Application) -> None:
     app.add_handler(CommandHandler(["s", "script"], script_command))
     app.add_handler(CommandHandler("aftersale", aftersale))
     app.add_handler(CommandHandler("kb_reload", kb_reload))
     app.add_handler(CommandHandler("kb_stats", kb_stats))
-    app.add_handler(CallbackQueryHandler(kb_button, pattern=r"^kb:"))
-    app.add_handler(CallbackQueryHandler(flow_button, pattern=r"^flow:"))
+    app.add_handler(CallbackQueryHandler(kb_button, pattern=KB.pattern))
+    app.add_handler(CallbackQueryHandler(flow_button, pattern=FLOW.pattern))
     app.add_handler(InlineQueryHandler(inline_query))
     app.add_handler(ChosenInlineResultHandler(inline_chosen))
     private_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
-    app.add_handler(MessageHandler(private_text & NotAwaited(app), pasted_text), group=TEXT_GROUP)
+    app.add_handler(MessageHandler(private_text & pending.NotAwaited(app), pasted_text), group=routing.SEARCH)
 
 
 async def on_startup(app: Application) -> None:
     """Load the knowledge base before the first agent needs it; a broken one is logged, not fatal
     (the commands then say so, and /kb_reload can bring in a fixed one)."""
-    svc = app.bot_data["services"]
-    if svc.features.get("kb") is not None:
+    holder = services_of(app).kb
+    if holder.current is not None:
         return
     try:
-        svc.features["kb"], svc.features[FINGERPRINT_KEY] = await _load_in_thread(svc.settings.kefu_kb_dir)
+        _, kb = await holder.reload()
     except KbError as exc:
         log.error("scripts knowledge base not loaded at start-up:\n%s", exc)
         return
-    await tell_policy_examples(app, svc.features["kb"])
+    await tell_policy_examples(app, kb)
 
 
 async def tell_policy_examples(app: Application, kb: KnowledgeBase) -> None:
@@ -788,8 +734,6 @@ async def tell_policy_examples(app: Application, kb: KnowledgeBase) -> None:
     examples = example_values(kb.policy)
     if not examples:
         return
-    from handlers.orders import tell_admins
-
     log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))
     path = kb.path / "policy.yaml" if kb.path else "policy.yaml"
-    await tell_admins(app, _svc(app).renderer.render("scripts/policy_examples.html", examples=examples, path=str(path)))
+    await tell_admins(app, services_of(app).renderer.render("scripts/policy_examples.html", examples=examples, path=str(path)))

@@ -6,8 +6,9 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot import access
-from bot.app import KefuContext
-from handlers.common import label, reply, reply_template, user_errors
+from handlers.common import label, user_errors
+from handlers.context import KefuContext
+from handlers.outbox import reply, reply_template
 
 
 def available_commands(context: KefuContext) -> set[str]:

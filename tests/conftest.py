@@ -19,6 +19,13 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Everything under tests/e2e/ carries the `e2e` marker (registered in pyproject.toml)."""
+    for item in items:
+        if "e2e" in item.path.parent.parts:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(local("2026-11-23 10:00"))  # a Monday, day shift

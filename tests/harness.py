@@ -7,12 +7,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.app import build_application, start_application, stop_application
 from bot.clock import FakeClock, to_ts
 from bot.emulator import BotApiEmulator
 from bot.people import Role
 from bot.services import Services, build_services
 from bot.settings import Settings
+from handlers.app import build_application, start_application, stop_application
 
 ADMIN = 1000
 

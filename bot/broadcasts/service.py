@@ -65,10 +65,6 @@ class BroadcastService:
         self.tz = tz
         self.grace = grace
 
-    @classmethod
-    def from_services(cls, services) -> BroadcastService:
-        return cls(services.db, services.clock, services.people, services.settings.shifts, services.tz)
-
     def _now(self) -> int:
         return to_ts(self.clock.now())
 

@@ -1,7 +1,7 @@
 """The shift handover book (交接本, issue 6): items, edits within 10 minutes, take-over and
 resolution, carry-over from shift to shift, search and per-shift statistics.
 
-The Telegram layer is handlers/handover.py; it finds the service in `services.features["handover"]`.
+The Telegram layer is handlers/handover.py; it finds the service in `services.handover` (bot/services.py).
 """
 
 from bot.handover.claims import ClaimRef, claimed_reminders

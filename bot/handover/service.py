@@ -33,14 +33,7 @@ from bot.handover.occurrences import (
     split_key,
     windows_between,
 )
-from bot.handover.orders import (
-    DueOrder,
-    OrderRef,
-    Thresholds,
-    known_orders,
-    orders_due,
-    parse_shop_overrides,
-)
+from bot.handover.orders import DueOrder, OrderRef, due_within, known_orders
 from bot.handover.text import (
     choose_order_no,
     order_candidates,
@@ -48,6 +41,7 @@ from bot.handover.text import (
     parse_date,
     split_urgent,
 )
+from bot.reminders import RuleBook
 from bot.settings import Settings
 from bot.shifts import ShiftWindow
 
@@ -394,16 +388,8 @@ class HandoverService:
 
     async def due_orders(self, window: ShiftWindow) -> list[DueOrder]:
         """Orders due for 催付 or shipping during this shift, or in the gap just before it."""
-        thresholds = Thresholds(
-            self.settings.kefu_unpaid_remind_hours,
-            self.settings.kefu_unshipped_remind_hours,
-            {
-                shop: {k: v for k, v in values.items() if k in ("unpaid", "unshipped")}
-                for shop, values in parse_shop_overrides(self.settings.kefu_shop_overrides).items()
-            },
-        )
         start = previous_end(self.shifts, window, self.tz)
-        return await orders_due(self.db, to_ts(start), to_ts(window.end), thresholds)
+        return await due_within(self.db, RuleBook.from_settings(self.settings), start, window.end)
 
     async def notice_status(self, occurrence: str, kind: str, tg_id: int) -> str | None:
         row = await self.db.fetchone(

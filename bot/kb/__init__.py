@@ -6,6 +6,7 @@ async functions in `bot.kb.stats`.
 
 from .base import GOOD_MATCH_SCORE, KnowledgeBase
 from .checks import example_values, policy_warnings
+from .holder import KbHolder
 from .loader import collect, load_kb
 from .model import (
     CATEGORY_CODES,
@@ -21,6 +22,13 @@ from .model import (
 )
 from .paths import default_kb_dir
 from .render import render_script
+from .situations import (
+    SCRIPT_CHOICES,
+    order_situation,
+    pick_script,
+    scripts_for_situation,
+)
+from .stats import record_view
 
 __all__ = [
     "CATEGORY_CODES",
@@ -32,6 +40,7 @@ __all__ = [
     "FlowNode",
     "Hit",
     "KbError",
+    "KbHolder",
     "KnowledgeBase",
     "Problem",
     "Script",
@@ -40,5 +49,10 @@ __all__ = [
     "example_values",
     "load_kb",
     "policy_warnings",
+    "record_view",
     "render_script",
+    "SCRIPT_CHOICES",
+    "order_situation",
+    "pick_script",
+    "scripts_for_situation",
 ]

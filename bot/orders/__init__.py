@@ -14,11 +14,14 @@ from bot.orders.importer import (
     order_variables,
     upsert_orders,
 )
+from bot.orders.lookups import OrderClock, OrderRef, known_orders, orders_due_within
 from bot.orders.model import PLATFORMS, STATUSES, NormalizedOrder, RejectedRow
 from bot.orders.readers import NotAnExport, open_export
+from bot.orders.text import platform_name, template_module
 
 __all__ = [
-    "PLATFORMS", "STATUSES", "ImportSummary", "NormalizedOrder", "NotAnExport", "RejectedRow",
+    "PLATFORMS", "STATUSES", "ImportSummary", "NormalizedOrder", "NotAnExport", "OrderClock", "OrderRef", "RejectedRow",
+    "known_orders", "orders_due_within", "platform_name", "template_module",
     "StoredOrder", "UpsertCounts", "find_orders", "get_order", "import_file", "open_export",
     "order_variables", "upsert_orders",
 ]

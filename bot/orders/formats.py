@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from operator import itemgetter
 
-from bot.orders.model import NormalizedOrder, mask_phone
+from bot.orders.model import NormalizedOrder
 from bot.orders.values import (
     RowError,
     TimeParser,
@@ -48,6 +48,7 @@ from bot.orders.values import (
     tracking_number,
 )
 from bot.orders.vocabulary import OPEN, StatusWord, infer_state
+from bot.render import mask_phone
 
 _HEADER_NOISE = re.compile(r"[\s=\"'\ufeff\u200b]")
 

@@ -6,7 +6,6 @@ storage, the reminders and the scripts never see a platform's own column names o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
@@ -18,8 +17,6 @@ PLATFORMS = ("taobao", "douyin", "pinduoduo", "jd", "other")
 STATUSES = ("unpaid", "paid_unshipped", "partially_shipped", "shipped", "completed", "closed")
 STATUS_RANK = {code: rank for rank, code in enumerate(STATUSES)}
 
-_PHONE = re.compile(r"^(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})$")
-_PHONE_NOISE = str.maketrans("", "", " -'\t")
 
 
 @dataclass(slots=True)
@@ -99,15 +96,3 @@ def iso_time(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(tz or UTC).isoformat()
-
-
-def mask_phone(text: str) -> str:
-    """138****1234 for a mainland mobile number; anything else is returned unchanged."""
-    match = _PHONE.match(text.translate(_PHONE_NOISE))
-    if not match:
-        return text
-    return f"{match.group(1)}****{match.group(3)}"
-
-
-def looks_like_phone(text: str) -> bool:
-    return bool(_PHONE.match(text.translate(_PHONE_NOISE)))

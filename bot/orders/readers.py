@@ -28,8 +28,9 @@ from bot.orders.formats import (
     detect_format,
     normalize_header,
 )
-from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow, mask_phone
+from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow
 from bot.orders.values import RowError, clean_text
+from bot.render import mask_phone
 
 Source = str | Path | bytes | bytearray | memoryview | BinaryIO
 

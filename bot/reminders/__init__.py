@@ -18,17 +18,22 @@ from bot.reminders.engine import (
     due_count,
     list_due,
     open_claims,
+    order_reminders,
+    release_claims,
 )
 from bot.reminders.rules import (
     OPEN_STATES,
+    OrderDeadline,
     RuleBook,
     ShopOverrideError,
     Thresholds,
+    order_deadline,
     parse_shop_overrides,
 )
 
 __all__ = [
     "OPEN_STATES", "ActionResult", "DueItem", "MessageRow", "ReminderEngine", "ReminderView", "RuleBook",
     "ScanResult", "ShopOverrideError", "Thresholds", "count_due", "due_count", "list_due", "open_claims",
+    "release_claims", "order_reminders", "OrderDeadline", "order_deadline",
     "parse_shop_overrides",
 ]

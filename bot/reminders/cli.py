@@ -85,7 +85,7 @@ async def run_due(settings, moment: datetime, *, as_json: bool, out=None) -> int
         tz = settings.tz
         out.write("".join(json.dumps(i.to_json(tz), ensure_ascii=False) + "\n" for i in items))
     else:
-        from bot.orders.text import template_module
+        from bot.orders import template_module
 
         platforms = dict(template_module("names.j2").platforms)
         out.write(_renderer(settings.tz).render("reminders/due.txt", items=items, at=moment, platforms=platforms) + "\n")

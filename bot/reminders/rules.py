@@ -16,14 +16,20 @@ can never disagree. No Telegram and no clock here: callers pass `now`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
 
 from bot.shifts import Shift, windows_around
+from bot.thresholds import (  # noqa: F401 — part of the rules' vocabulary
+    MAX_HOURS,
+    OVERRIDE_KEYS,
+    ShopOverrideError,
+    Thresholds,
+    parse_shop_overrides,
+)
 
 RULES = ("unpaid", "unshipped")
 UNSHIPPED_STATUSES = ("paid_unshipped", "partially_shipped")
@@ -42,8 +48,6 @@ ALL_OUTCOMES = ("reminded", "warehouse", "shipped", "no_action", *BREACH_OUTCOME
 EARLY_WARNING_LEAD = timedelta(hours=1)
 #: Escalations repeat at most this often while a reminder stays unclaimed.
 ESCALATION_REPEAT = timedelta(hours=1)
-#: Longest threshold accepted in settings (30 days).
-MAX_HOURS = 720.0
 
 #: Buyer-facing script for 查看话术, by (rule, stage): first id found in the knowledge base wins,
 #: else the first script of the category.
@@ -52,18 +56,6 @@ SCRIPT_CHOICES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("unshipped", "warn"): ("ship_urge", ("ship_when",)),
     ("unshipped", "breach"): ("ship_urge", ("ship_overdue_apology",)),
 }
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Hours after creation (unpaid) or payment (warn, unshipped) at which each stage falls due."""
-
-    unpaid: float = 12.0
-    warn: float = 36.0
-    unshipped: float = 48.0
-
-    def seconds(self, key: str) -> int:
-        return round(getattr(self, key) * 3600)
 
 
 @dataclass(frozen=True)
@@ -79,80 +71,6 @@ UNPAID_REMIND = Stage("unpaid", "remind", ("unpaid",), "created_at", "unpaid")
 UNSHIPPED_WARN = Stage("unshipped", "warn", UNSHIPPED_STATUSES, "paid_at", "warn")
 UNSHIPPED_BREACH = Stage("unshipped", "breach", UNSHIPPED_STATUSES, "paid_at", "unshipped")
 STAGES = (UNPAID_REMIND, UNSHIPPED_WARN, UNSHIPPED_BREACH)
-
-
-# --- KEFU_SHOP_OVERRIDES -----------------------------------------------------------------------
-
-OVERRIDE_KEYS = ("unpaid", "warn", "unshipped")
-
-
-class ShopOverrideError(ValueError):
-    """A bad KEFU_SHOP_OVERRIDES (or threshold) value; `code` names the label that explains it."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(f"{code}: {params}")
-        self.code = code
-        self.params = params
-
-    def message(self) -> str:
-        """The Chinese explanation from templates/reminders/settings_error.txt (the code if unavailable)."""
-        try:
-
-            from bot.render import Renderer
-
-            return Renderer(UTC).render("reminders/settings_error.txt", code=self.code, **self.params)
-        except Exception:  # noqa: BLE001 — a broken template must not hide the setting's own problem
-            return str(self)
-
-
-_FULL_WIDTH = str.maketrans({"：": ":", "，": ",", "；": ";", "＝": "=", "　": " "})
-
-
-def parse_shop_overrides(text: str, defaults: Thresholds = Thresholds()) -> dict[str, Thresholds]:
-    """`店铺A:unpaid=6,warn=18,unshipped=24;店铺B:unpaid=8` → full thresholds per shop.
-
-    Keys not given keep the defaults. Refused, with the part that is wrong: a part without `:`,
-    an empty shop name, a shop named twice, an unknown key, a value that is not a number of hours
-    in (0, 720], and a warning that is not earlier than the breach.
-    """
-    result: dict[str, Thresholds] = {}
-    parts = [p.strip() for p in (text or "").translate(_FULL_WIDTH).split(";")]
-    for index, part in enumerate(parts, 1):
-        if not part:
-            continue
-        shop, sep, spec = part.rpartition(":")
-        shop = shop.strip()
-        if not sep:
-            raise ShopOverrideError("no_colon", part=part, index=index)
-        if not shop:
-            raise ShopOverrideError("no_shop", part=part, index=index)
-        if shop in result:
-            raise ShopOverrideError("duplicate_shop", shop=shop)
-        values: dict[str, float] = {}
-        for item in (i.strip() for i in spec.split(",")):
-            if not item:
-                continue
-            key, eq, raw = (s.strip() for s in item.partition("="))
-            if not eq or key.lower() not in OVERRIDE_KEYS:
-                raise ShopOverrideError("bad_key", shop=shop, item=item, keys=", ".join(OVERRIDE_KEYS))
-            values[key.lower()] = _hours(raw, shop=shop, key=key.lower())
-        if not values:
-            raise ShopOverrideError("no_values", shop=shop, keys=", ".join(OVERRIDE_KEYS))
-        merged = Thresholds(**{k: values.get(k, getattr(defaults, k)) for k in OVERRIDE_KEYS})
-        if merged.warn >= merged.unshipped:
-            raise ShopOverrideError("warn_not_before_breach", shop=shop, warn=merged.warn, unshipped=merged.unshipped)
-        result[shop] = merged
-    return result
-
-
-def _hours(raw: str, **where: Any) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ShopOverrideError("bad_hours", value=raw, **where) from None
-    if not math.isfinite(value) or value <= 0 or value > MAX_HOURS:
-        raise ShopOverrideError("bad_hours", value=raw, **where)
-    return value
 
 
 @dataclass(frozen=True)
