@@ -30,7 +30,7 @@ from bot.kpi.measures import (
 )
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
-from bot.kpi.store import KpiStore
+from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
 from bot.reminders.rules import RuleBook
 
@@ -138,20 +138,31 @@ class KpiService:
         return 2
 
     async def measure(self, period: Period) -> tuple[Measured, WorkClock]:
-        start, end = period.bounds(self.tz)
+        return (await self.measure_many([period]))[0]
+
+    async def measure_many(self, periods: list[Period]) -> list[tuple[Measured, WorkClock]]:
+        """Measure adjacent periods from ONE read of the records (the report and its previous period)."""
+        bounds = [p.bounds(self.tz) for p in periods]
+        start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
         now = to_ts(self.clock.now())
         wc = WorkClock(self.book.shifts, self.tz, start, end)
-        measured = measure(
-            wc, start, end, now,
+        rows = (
             await self.store.reminders(start, end),
             await self.store.reminder_actions(start, end),
             await self.store.shipping_slots(start, end, now),
             await self.store.handover_deliveries(start, end),
             await self.store.handover_items(start, end),
             await self.store.ack_recipients(start, end),
-            max_shifts=self._max_shifts(),
         )
-        return measured, wc
+        results = []
+        for a, b in bounds:
+            slots = [s for s in rows[2] if a <= s[1] + SLOT // 2 < b]
+            deliveries = [d for d in rows[3] if a <= d["occurrence_start"] < b]
+            items = [i for i in rows[4] if a <= i["created_at"] < b]
+            recipients = [r for r in rows[5] if r[3] is not None and a <= r[3] < b]
+            results.append((measure(wc, a, b, now, rows[0], rows[1], slots, deliveries, items, recipients,
+                                    max_shifts=self._max_shifts()), wc))
+        return results
 
     # --- the report ----------------------------------------------------------------------------
 
@@ -167,12 +178,13 @@ class KpiService:
                 raise PermissionError("agents see their own figures only")
             if scope.startswith(("shift:", "shop:")):
                 scope = "team"
-        measured, wc = await self.measure(period)
-        obs = _scoped(measured.obs, scope)
-        previous = None
         if trend:
-            prev_measured, _ = await self.measure(period.previous())
+            (measured, wc), (prev_measured, _) = await self.measure_many([period, period.previous()])
             previous = _scoped(prev_measured.obs, scope)
+        else:
+            measured, wc = await self.measure(period)
+            previous = None
+        obs = _scoped(measured.obs, scope)
         people = await self.store.people()
         standards = []
         for std in self.standards:
