@@ -24,7 +24,7 @@ def report_xlsx(report: dict[str, Any], renderer) -> bytes:
     ws.append([L("kpi.xlsx.id"), L("kpi.xlsx.name"), L("kpi.xlsx.target"), L("kpi.xlsx.achieved"),
                L("kpi.xlsx.n"), L("kpi.xlsx.met"), L("kpi.xlsx.trend")])
     for s in report["standards"]:
-        met = None if s["met"] is None else L("kpi.xlsx.yes") if s["met"] else L("kpi.xlsx.no")
+        met = None if s["met"] is None else L("kpi.xlsx.met_yes") if s["met"] else L("kpi.xlsx.met_no")
         ws.append([s["id"], s["name"], s["target"], s["achieved"], s["n"], met, s.get("trend_pp")])
     summary = wb.create_sheet(L("kpi.xlsx.summary"))
     summary.append([L("kpi.xlsx.key"), L("kpi.xlsx.value")])
