@@ -129,8 +129,10 @@ def measure(
         escalated += r.escalations > 0
         snoozed += any(a[2] == "snooze" for a in acts)
         person = claim[1] if claim else None
+        day = wc.local_day(push)
         row = {"id": r.id, "rule": r.rule, "stage": r.stage, "push": push, "shop": r.shop, "shift": shift,
-               "person": person, "claim_s": None, "done_s": None}
+               "person": person, "claim_s": None, "done_s": None, "day": day.isoformat(),
+               "week": week_start(day).isoformat()}
         if claim:
             row["claim_s"] = wc.working_seconds(push, claim[0])
             claim_s.append(row["claim_s"])
@@ -178,7 +180,7 @@ def measure(
                 pay_minutes.append((r.paid_at - push) / 60)
             obs.append(Obs("payment_success", push, r.shop, shift, credit, flag=paid))
             payment_rows.append({"push": push, "shop": r.shop, "shift": shift, "person": credit, "paid": paid,
-                                 "cents": cents if paid else 0, "acted": acted})
+                                 "cents": cents if paid else 0, "acted": acted, "day": row["day"], "week": row["week"]})
         elif r.stage == "warn" and r.deadline_at is not None:
             shipped = r.shipped_at if r.shipped_at is not None else (
                 r.resolved_at if r.resolved_reason == "shipped" else None)

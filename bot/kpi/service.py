@@ -462,10 +462,6 @@ def _scoped_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]
 
 
 def _row_key(row: dict[str, Any], level: str, wc: WorkClock) -> Any:
-    if level == "day":
-        return wc.local_day(row["push"]).isoformat()
-    if level == "week":
-        return week_start(wc.local_day(row["push"])).isoformat()
     return row.get(level)
 
 

@@ -56,8 +56,11 @@ class KpiStore:
         rows = await self.db.fetchall(
             "SELECT r.id, r.rule, r.stage, r.due_at, r.deadline_at, r.state, r.claimed_by, r.claimed_at, r.done_at,"
             " r.resolved_at, r.resolved_reason, r.escalations,"
+            # round 1 keeps its first push in first_sent_at (a re-send after a restart never moves it);
+            # a later round (snooze, reopen, repeat) reset it, so the first push is looked up then
+            " CASE WHEN r.round = 1 AND r.first_sent_at IS NOT NULL THEN r.first_sent_at ELSE"
             " COALESCE((SELECT min(m.sent_at) FROM reminder_message_items i JOIN reminder_messages m ON m.id = i.message_row"
-            "   WHERE i.reminder_id = r.id AND i.purpose = 'notify'), r.first_sent_at) AS first_push,"
+            "   WHERE i.reminder_id = r.id AND i.purpose = 'notify'), r.first_sent_at) END AS first_push,"
             " o.shop, o.amount_cents, o.status, o.paid_at, o.shipped_at"
             " FROM reminders r JOIN orders o ON o.id = r.order_id WHERE r.due_at >= ? AND r.due_at < ?",
             (start - PUSH_LAG, end),

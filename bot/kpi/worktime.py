@@ -16,6 +16,7 @@ from bot.clock import from_ts
 from bot.shifts import Shift, ShiftWindow, windows_around
 
 _DAY = 86400
+_MISSING = object()
 
 
 class WorkClock:
@@ -43,6 +44,8 @@ class WorkClock:
                 merged.append([s, e])
         self.starts = [m[0] for m in merged]
         self.ends = [m[1] for m in merged]
+        self._shift_cache: dict[int, str | None] = {}
+        self._local_cache: dict[int, tuple[date, int]] = {}
         self.before: list[int] = []  # working seconds before each merged block starts
         total = 0
         for s, e in merged:
@@ -79,11 +82,23 @@ class WorkClock:
         return self.windows[k] if k < len(self.windows) else None
 
     def shift_at(self, ts: int) -> str | None:
-        w = self.window_at(ts)
-        return w.shift.name if w else None
+        minute = ts // 60  # shift boundaries are whole minutes
+        name = self._shift_cache.get(minute, _MISSING)
+        if name is _MISSING:
+            w = self.window_at(ts)
+            name = self._shift_cache[minute] = w.shift.name if w else None
+        return name
 
     def local_day(self, ts: int) -> date:
-        return from_ts(ts).astimezone(self.tz).date()
+        return self._local(ts)[0]
 
     def local_hour(self, ts: int) -> int:
-        return from_ts(ts).astimezone(self.tz).hour
+        return self._local(ts)[1]
+
+    def _local(self, ts: int) -> tuple[date, int]:
+        slot = ts // 900  # zone offsets are whole quarter hours: one conversion per slot
+        hit = self._local_cache.get(slot)
+        if hit is None:
+            moment = from_ts(slot * 900).astimezone(self.tz)
+            hit = self._local_cache[slot] = (moment.date(), moment.hour)
+        return hit
