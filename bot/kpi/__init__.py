@@ -4,6 +4,7 @@ morning review, the Monday meeting pack, charts and an XLSX export. Public face;
 Read model only: bot/kpi/store.py reads other features' tables and never writes them.
 """
 
+from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.service import KpiService, Period, PeriodError, Viewer, suggest
 from bot.kpi.standards import (
     DEFAULT_STANDARDS_FILE,
@@ -23,5 +24,7 @@ __all__ = [
     "StandardsProblem",
     "Viewer",
     "load_standards",
+    "monday_pack_due",
+    "morning_review_due",
     "suggest",
 ]

@@ -184,21 +184,23 @@ class KpiService:
         else:
             measured, wc = await self.measure(period)
             previous = None
-        obs = _scoped(measured.obs, scope)
+        obs = _by_metric(_scoped(measured.obs, scope))
+        previous = None if previous is None else _by_metric(previous)
         people = await self.store.people()
         standards = []
         for std in self.standards:
-            entry = evaluate(std, obs, shop=scope[5:] if scope.startswith("shop:") else None)
+            mine = obs.get(std.metric, [])
+            entry = evaluate(std, mine, shop=scope[5:] if scope.startswith("shop:") else None)
             entry["why"] = std.why
             entry["scope"] = list(std.scope)
             if previous is not None:
-                prev = evaluate(std, previous)
+                prev = evaluate(std, previous.get(std.metric, []))
                 entry["previous_achieved"] = prev["achieved"]
                 entry["trend_pp"] = (None if prev["achieved"] is None or entry["achieved"] is None
                                      else round(entry["achieved"] - prev["achieved"], 1))
             for level in ("shift", "shop", "person"):
                 if level in std.scope:
-                    groups = by_level(std, obs, level, wc)
+                    groups = by_level(std, mine, level, wc)
                     if level == "person":
                         groups = {str(k): v | {"name": people.get(k, {}).get("name", str(k))}
                                   for k, v in groups.items() if _may_see(viewer, k)}
@@ -439,6 +441,13 @@ def suggest(std: Standard, weeks: list[dict[str, Any]], obs: list[Obs], wc: Work
                 "misses_by_shift": by_shift, "worst_hours": [h for h, _ in hours],
                 "misses_by_hour": dict(sorted(by_hour.items()))}
     return None
+
+
+def _by_metric(obs: list[Obs]) -> dict[str, list[Obs]]:
+    grouped: dict[str, list[Obs]] = defaultdict(list)
+    for o in obs:
+        grouped[o.metric].append(o)
+    return grouped
 
 
 def _scoped(obs: list[Obs], scope: str) -> list[Obs]:

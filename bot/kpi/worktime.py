@@ -35,6 +35,7 @@ class WorkClock:
         windows.sort(key=lambda w: (w.start, w.shift.name))
         self.windows = windows
         self._w_starts = [int(w.start.timestamp()) for w in windows]
+        self._w_ends = [int(w.end.timestamp()) for w in windows]
         merged: list[list[int]] = []
         for w in windows:
             s, e = int(w.start.timestamp()), int(w.end.timestamp())
@@ -74,7 +75,7 @@ class WorkClock:
         i = bisect_right(self._w_starts, ts) - 1
         for j in range(max(i, 0), -1, -1):
             w = self.windows[j]
-            if self._w_starts[j] <= ts < int(w.end.timestamp()):
+            if self._w_starts[j] <= ts < self._w_ends[j]:
                 return w
             if j < i - len(self.shifts):
                 break
