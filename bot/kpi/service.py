@@ -393,10 +393,15 @@ class KpiService:
         pages = {}
         for key, figures in report["breakdowns"].get("person", {}).items():
             tg_id = int(key)
-            mine = await self.report(week, f"person:{tg_id}", Viewer(tg_id, "agent"), trend=True)
-            pages[tg_id] = {"name": people.get(tg_id, {}).get("name", key), "figures": figures,
-                            "standards": [{k: s[k] for k in ("id", "name", "target", "achieved", "n", "met")}
-                                          for s in mine["standards"] if "person" in s["scope"]]}
+            own = []
+            for s in report["standards"]:
+                if "person" not in s["scope"]:
+                    continue
+                mine = s.get("by_person", {}).get(key)
+                own.append({"id": s["id"], "name": s["name"], "target": s["target"],
+                            "achieved": mine["achieved"] if mine else None, "n": mine["n"] if mine else 0,
+                            "met": mine["met"] if mine else None})
+            pages[tg_id] = {"name": people.get(tg_id, {}).get("name", key), "figures": figures, "standards": own}
         return {
             "week": {"from": week.first.isoformat(), "to": week.last.isoformat()},
             "report": report,

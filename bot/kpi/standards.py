@@ -96,7 +96,8 @@ def _number(value: Any) -> float | None:
 
 def load_standards(path: str | Path | None = None) -> tuple[Standard, ...]:
     """Read and validate a standards file (default: the shipped one). Raises StandardsError."""
-    path = Path(path) if path else DEFAULT_STANDARDS_FILE
+    # unset, or set to an empty value (KEFU_STANDARDS_FILE= reads as "."): the shipped defaults
+    path = Path(path) if path and str(path).strip() not in ("", ".") else DEFAULT_STANDARDS_FILE
     problems: list[StandardsProblem] = []
 
     def add(line: int, message: str) -> None:
@@ -106,6 +107,8 @@ def load_standards(path: str | Path | None = None) -> tuple[Standard, ...]:
         data = read_yaml(path)
     except FileNotFoundError:
         raise StandardsError([StandardsProblem(str(path), 1, "file not found")]) from None
+    except OSError as exc:
+        raise StandardsError([StandardsProblem(str(path), 1, f"cannot read: {exc.strerror or exc}")]) from None
     except YamlProblem as exc:
         raise StandardsError([StandardsProblem(str(path), exc.line, exc.message)]) from None
     if not isinstance(data, MarkedDict) or not isinstance(data.get("standards"), MarkedList):

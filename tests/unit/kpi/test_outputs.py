@@ -141,3 +141,13 @@ async def test_cli_json_shape(db, clock, engine, tmp_path, monkeypatch, capsys):
     assert {"median_minutes", "p90_minutes"} <= set(data["claims"])
     assert (tmp_path / "r.xlsx").stat().st_size > 0
     assert await asyncio.to_thread(main, ["report", "kpi", "--from", "2026-11-22", "--to", "2026-11-16"]) == 2
+
+
+async def test_monday_pack_person_page_has_their_own_standards(db, clock, engine, kpi):
+    await _history(db, clock, engine)
+    clock.set(local("2026-11-23 08:00"))
+    pack = await kpi.monday_pack(date(2026, 11, 23))
+    page = pack["people"][501]
+    claim = next(s for s in page["standards"] if s["id"] == "payment_claim_10m")
+    assert (claim["achieved"], claim["n"], claim["met"]) == (100.0, 1, True)
+    assert page["figures"]["recovered_amount"] == "1288.00"

@@ -62,3 +62,10 @@ def test_cli_check(tmp_path, capsys, monkeypatch):
     bad.write_text("standards: 3\n", encoding="utf-8")
     assert main(["standards", "check", str(bad)]) == 2
     assert f"{bad}:1:" in capsys.readouterr().err
+
+
+def test_an_empty_setting_means_the_shipped_defaults_and_a_folder_is_an_error(tmp_path):
+    assert load_standards(Path(".")) == load_standards()
+    with pytest.raises(StandardsError) as info:
+        load_standards(tmp_path)
+    assert info.value.problems[0].line == 1
