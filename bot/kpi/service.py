@@ -6,6 +6,8 @@ The Telegram phase stays thin:
 - /standards         → `await kpi.standards_review(today)` (last 4 weeks + one suggestion per standard)
 - morning review     → `await kpi.morning_review(yesterday)` at the day shift's start
 - Monday pack        → `await kpi.monday_pack(monday)` then `charts.render_pack(pack)` off the loop
+- nudges             → every tick: `await kpi.due_nudges()` → tell the on-duty agents → `record_nudges()`
+- when               → bot.kpi.schedule: `morning_review_due(...)`, `monday_pack_due(...)`
 """
 
 from __future__ import annotations
@@ -270,6 +272,38 @@ class KpiService:
             out.setdefault(level, {}).setdefault(name, {}).update(
                 shipping_due=entry["due"], shipping_late=entry["late"], late_rate=percent(entry["late"], entry["due"]))
         return out
+
+    # --- nudges ---------------------------------------------------------------------------------
+
+    async def due_nudges(self, now: datetime | None = None, share: float = 0.8) -> list[dict[str, Any]]:
+        """Reminders the on-duty agents can still save: unclaimed 催付 reminders whose wait (shift
+        hours, as the standard counts) has reached `share` of a claim standard's time but not the
+        time itself. Each is returned once per standard (after `record_nudges`); one that is already
+        past the time is left to the supervisors' digest (counted as missed in the report)."""
+        now_ts = to_ts(now or self.clock.now())
+        result = []
+        for std in self.standards:
+            if std.metric != "payment_claim" or std.kind != "within" or not std.within_minutes:
+                continue
+            limit = std.within_minutes * 60
+            rows = await self.store.unclaimed_payment_reminders(std.id)
+            if not rows:
+                continue
+            wc = WorkClock(self.book.shifts, self.tz, min(r["first_sent_at"] for r in rows), now_ts)
+            for r in rows:
+                waited = wc.elapsed(r["first_sent_at"], now_ts, std.hours)
+                if share * limit <= waited < limit:
+                    result.append({"reminder_id": r["id"], "standard": std.id, "order_no": r["order_no"],
+                                   "platform": r["platform"], "shop": r["shop"],
+                                   "amount": None if r["amount_cents"] is None else yuan(r["amount_cents"]),
+                                   "waited_minutes": round(waited / 60, 1), "limit_minutes": std.within_minutes,
+                                   "minutes_left": round((limit - waited) / 60, 1)})
+        return result
+
+    async def record_nudges(self, nudges: list[dict[str, Any]], now: datetime | None = None) -> None:
+        """Call after the nudges were sent: each reminder is nudged once per standard."""
+        await self.store.record_nudges([(n["reminder_id"], n["standard"]) for n in nudges],
+                                       to_ts(now or self.clock.now()))
 
     # --- weeks, suggestions --------------------------------------------------------------------
 

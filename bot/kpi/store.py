@@ -1,6 +1,6 @@
 """The KPI read model: SQL over other features' tables. It only READS them (orders, reminders,
 reminder_events, reminder_messages/items, handover_items/deliveries, broadcasts/recipients, users)
-and never writes any table; the measures are recomputed from those records every time, so a
+and never writes them (its one own table is kpi_nudges); the measures are recomputed from those records every time, so a
 report can never drift from what the bot recorded. Volume is handled in SQL where it matters:
 shipping lateness over every paid order is grouped by (shop, 15-minute slot of the deadline) in
 SQLite, the per-event reads are limited to the period by indexed time columns.
@@ -143,6 +143,27 @@ class KpiStore:
             " FROM users"
         )
         return {r[0]: {"name": r[1], "role": r[2], "shift": r[3], "active": bool(r[4])} for r in rows}
+
+    # --- nudges (its own table) -------------------------------------------------------------------
+
+    async def unclaimed_payment_reminders(self, standard_id: str) -> list[Any]:
+        """Open, delivered, unclaimed 催付 reminders not yet nudged for this standard. The clock is the
+        current round's first push (a snoozed reminder that woke starts a new wait)."""
+        return await self.db.fetchall(
+            "SELECT r.id, r.first_sent_at, o.order_no, o.platform, o.shop, o.amount_cents FROM reminders r"
+            " JOIN orders o ON o.id = r.order_id"
+            " WHERE r.state IN ('pending', 'sent', 'escalated') AND r.rule = 'unpaid' AND r.claimed_by IS NULL"
+            " AND r.first_sent_at IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM kpi_nudges n WHERE n.reminder_id = r.id AND n.standard_id = ?)",
+            (standard_id,),
+        )
+
+    async def record_nudges(self, pairs: list[tuple[int, str]], at: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO kpi_nudges (reminder_id, standard_id, at) VALUES (?, ?, ?)",
+                [(rid, sid, at) for rid, sid in pairs],
+            )
 
     # --- morning review ---------------------------------------------------------------------------
 

@@ -229,3 +229,19 @@ async def test_trend_against_the_previous_period(db, clock, engine, kpi):
     report = await kpi.report(Period(date(2026, 11, 16), date(2026, 11, 22)))
     claim = next(s for s in report["standards"] if s["id"] == "payment_claim_10m")
     assert (claim["achieved"], claim["previous_achieved"], claim["trend_pp"]) == (100.0, 0.0, 100.0)
+
+
+async def test_one_nudge_at_80_percent_of_the_claim_target_in_shift_hours(db, clock, engine, kpi):
+    created = local("2026-11-16 12:58")
+    clock.set(created)
+    await save(db, clock, unpaid(created, order_no="G1"))
+    clock.set(local("2026-11-17 00:58"))  # pushed 2 minutes before the night shift ends
+    [view] = await push(engine, clock)
+    clock.set(local("2026-11-17 08:33"))  # 2 + 3 = 5 shift minutes: not yet
+    assert await kpi.due_nudges() == []
+    clock.set(local("2026-11-17 08:36"))  # 8 shift minutes of 10: the on-duty agents are told
+    [nudge] = await kpi.due_nudges()
+    assert (nudge["reminder_id"], nudge["standard"], nudge["minutes_left"]) == (view.id, "payment_claim_10m", 2.0)
+    await kpi.record_nudges([nudge])
+    clock.advance(minutes=1)
+    assert await kpi.due_nudges() == []  # once only
