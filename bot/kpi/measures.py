@@ -241,9 +241,7 @@ def measure(
     for b_id, urgent, tg_id, sent_at, acked_at, user_shift in recipients:
         if sent_at is None:
             continue
-        window = wc.window_at(sent_at)
-        if user_shift is None or window is None or window.shift.name != user_shift or not (
-                window.start.timestamp() <= sent_at < window.end.timestamp()):
+        if user_shift is None or user_shift not in wc.working_at(sent_at):
             continue  # not on duty when it was sent
         ack_total += 1
         urgent_total += bool(urgent)

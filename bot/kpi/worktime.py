@@ -82,6 +82,12 @@ class WorkClock:
         k = bisect_right(self._w_starts, ts)
         return self.windows[k] if k < len(self.windows) else None
 
+    def working_at(self, ts: int) -> set[str]:
+        """Names of every shift working at ts (overlapping shifts included); empty in a gap."""
+        i = bisect_right(self._w_starts, ts)
+        return {self.windows[j].shift.name for j in range(max(0, i - 3 * len(self.shifts)), i)
+                if self._w_starts[j] <= ts < self._w_ends[j]}
+
     def shift_at(self, ts: int) -> str | None:
         minute = ts // 60  # shift boundaries are whole minutes
         name = self._shift_cache.get(minute, _MISSING)

@@ -28,3 +28,12 @@ def test_event_in_the_gap_belongs_to_the_next_shift():
     t = local("2026-11-24 03:00")
     assert wc(t, t).shift_at(to_ts(t)) == "day"
     assert wc(t, t).shift_at(to_ts(local("2026-11-24 17:30"))) == "night"
+
+
+def test_overlapping_shifts_are_all_working():
+    shifts = parse_shifts("day=08:30-17:30;mid=12:00-21:00;night=17:30-01:00")
+    t = local("2026-11-24 13:00")
+    clock = WorkClock(shifts, SHANGHAI, to_ts(t), to_ts(t))
+    assert clock.working_at(to_ts(t)) == {"day", "mid"}
+    assert clock.working_at(to_ts(local("2026-11-25 00:30"))) == {"night"}
+    assert clock.working_at(to_ts(local("2026-11-25 03:00"))) == set()
