@@ -245,3 +245,45 @@ async def test_one_nudge_at_80_percent_of_the_claim_target_in_shift_hours(db, cl
     await kpi.record_nudges([nudge])
     clock.advance(minutes=1)
     assert await kpi.due_nudges() == []  # once only
+
+
+async def test_shipping_deadline_follows_shop_overrides_and_the_orders_own_promise(db, clock, kpi_settings):
+    from bot.kpi import KpiService, load_standards
+    from bot.reminders.rules import RuleBook
+    from bot.settings import Settings
+
+    settings = Settings(kefu_db_path=kpi_settings.kefu_db_path, kefu_shop_overrides="快店:warn=12,unshipped=24")
+    kpi = KpiService(db, clock, RuleBook.from_settings(settings), load_standards())
+    paid_at = local("2026-11-15 10:00")
+    clock.set(paid_at)
+    fast = paid(paid_at, order_no="K1", shop="快店")  # deadline 11-16 10:00 (24 h)
+    slow = paid(paid_at, order_no="K2")  # deadline 11-17 10:00 (48 h): not in the period
+    await save(db, clock, fast, slow)
+    clock.set(local("2026-11-16 12:00"))
+    await save(db, clock, changed(fast, status="shipped", shipped_at=clock.now()))
+    clock.set(local("2026-11-25 10:00"))
+    ship = (await kpi.report(Period(date(2026, 11, 16), date(2026, 11, 16)), trend=False))["shipping"]
+    assert (ship["due"], ship["late"]) == (1, 1)
+    # the platform's own 承诺发货时间 (ship_by) wins over the hours
+    await db.execute("UPDATE orders SET ship_by = ? WHERE order_no = 'K2'", (to_ts(local("2026-11-16 09:00")),))
+    ship = (await kpi.report(Period(date(2026, 11, 16), date(2026, 11, 16)), trend=False))["shipping"]
+    assert (ship["due"], ship["late"]) == (2, 2)
+
+
+async def test_morning_review_sections(db, clock, engine, handover, kpi):
+    day = local("2026-11-23 10:00")
+    clock.set(day - timedelta(hours=13))
+    big = unpaid(clock.now(), order_no="BIG", amount="2999.00")
+    await save(db, clock, big)
+    clock.set(day)  # 13 h later: due and pushed, nobody claims it, then the order closes
+    await push(engine, clock)
+    clock.set(local("2026-11-23 15:00"))
+    await save(db, clock, changed(big, status="closed"))
+    await handover.log_item(AGENT, "day", "买家说明天再联系")
+    clock.set(local("2026-11-24 08:30"))
+    review = await kpi.morning_review(date(2026, 11, 23))
+    sections = {s["key"]: s for s in review["sections"]}
+    assert sections["large_unpaid_closed"]["items"][0]["amount"] == "2999.00"
+    assert sections["unclaimed_reminders"]["items"][0]["order_no"] == "BIG"
+    assert sections["handover_open"]["items"][0]["ref"].startswith("handover:")
+    assert review["empty"] is False
