@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     kefu_handover_prompt_minutes: int = Field(15, ge=1)
     kefu_handover_ack_minutes: int = Field(30, ge=1)
     kefu_urgent_renotify_minutes: int = Field(10, ge=1)
+    kefu_standards_file: Path | None = None  # service standards (issue 17); empty: bot/kpi/standards.yaml
 
     @field_validator("kefu_admin_ids", mode="before")
     @classmethod

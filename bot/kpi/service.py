@@ -1,0 +1,517 @@
+"""KpiService: the one entry point of the KPI feature. Plain data in and out, a clock, no Telegram.
+
+The Telegram phase stays thin:
+- /kpi               → `await kpi.report(Period.parse(text, today), scope, viewer)` → render templates/kpi/
+- XLSX / chart button → `report_xlsx(report)` / `charts.render_*` (call off the event loop)
+- /standards         → `await kpi.standards_review(today)` (last 4 weeks + one suggestion per standard)
+- morning review     → `await kpi.morning_review(yesterday)` at the day shift's start
+- Monday pack        → `await kpi.monday_pack(monday)` then `charts.render_pack(pack)` off the loop
+- nudges             → every tick: `await kpi.due_nudges()` → tell the on-duty agents → `record_nudges()`
+- when               → bot.kpi.schedule: `morning_review_due(...)`, `monday_pack_due(...)`
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from bot.clock import Clock, to_ts
+from bot.db import Database
+from bot.kpi.measures import (
+    Measured,
+    Obs,
+    by_level,
+    evaluate,
+    measure,
+    misses_by,
+    week_start,
+    yuan,
+)
+from bot.kpi.standards import Standard
+from bot.kpi.stats import median, minutes, p90, percent
+from bot.kpi.store import SLOT, KpiStore
+from bot.kpi.worktime import WorkClock
+from bot.reminders.rules import RuleBook
+
+#: A standard met by at least this many percentage points every week of the look-back → tighten.
+WIDE_MARGIN_PP = 5.0
+LOOKBACK_WEEKS = 4
+SUPERVISOR_ROLES = ("supervisor", "admin")
+
+
+class PeriodError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Period:
+    """Shop-local days, both ends included."""
+
+    first: date
+    last: date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise PeriodError("the period ends before it starts")
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def previous(self) -> Period:
+        return Period(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
+
+    def bounds(self, tz: tzinfo) -> tuple[int, int]:
+        start = datetime.combine(self.first, time(0), tz)
+        end = datetime.combine(self.last + timedelta(days=1), time(0), tz)
+        return to_ts(start), to_ts(end)
+
+    @classmethod
+    def parse(cls, text: str, today: date) -> Period:
+        """今天 | 昨天 | 本周 | 上周 | 本月 | 上月 | YYYY-MM-DD[~YYYY-MM-DD] (empty: 今天)."""
+        text = (text or "").strip().replace("～", "~").replace("至", "~")
+        monday = week_start(today)
+        named = {
+            "": (today, today), "今天": (today, today), "昨天": (today - timedelta(days=1),) * 2,
+            "本周": (monday, today), "上周": (monday - timedelta(days=7), monday - timedelta(days=1)),
+            "本月": (today.replace(day=1), today),
+        }
+        if text in named:
+            return cls(*named[text])
+        if text == "上月":
+            last = today.replace(day=1) - timedelta(days=1)
+            return cls(last.replace(day=1), last)
+        match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:\s*~\s*(\d{4}-\d{2}-\d{2}))?", text)
+        if not match:
+            raise PeriodError(text)
+        try:
+            first = date.fromisoformat(match.group(1))
+            last = date.fromisoformat(match.group(2)) if match.group(2) else first
+        except ValueError:
+            raise PeriodError(text) from None
+        return cls(first, last)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    tg_id: int
+    role: str  # agent | supervisor | admin
+
+    @property
+    def supervisor(self) -> bool:
+        return self.role in SUPERVISOR_ROLES
+
+
+class KpiService:
+    def __init__(self, db: Database, clock: Clock, book: RuleBook, standards: tuple[Standard, ...], *,
+                 large_unpaid_cents: int = 50000, stuck_unpaid_hours: float = 48, stuck_unshipped_factor: float = 2,
+                 near_miss_hours: float = 2) -> None:
+        self.db = db
+        self.clock = clock
+        self.book = book
+        self.tz = book.tz
+        self.standards = standards
+        self.store = KpiStore(db, book)
+        self.large_unpaid_cents = large_unpaid_cents
+        self.stuck_unpaid_s = int(stuck_unpaid_hours * 3600)
+        self.stuck_unshipped_factor = stuck_unshipped_factor
+        self.near_miss_s = int(near_miss_hours * 3600)
+
+    @classmethod
+    def from_settings(cls, db: Database, clock: Clock, settings: Any) -> KpiService:
+        from bot.kpi.standards import load_standards
+
+        return cls(db, clock, RuleBook.from_settings(settings),
+                   load_standards(getattr(settings, "kefu_standards_file", None)))
+
+    def reload(self, standards: tuple[Standard, ...]) -> None:
+        self.standards = standards
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
+    def _max_shifts(self) -> int:
+        for std in self.standards:
+            if std.metric == "handover_carried_over" and "max_shifts" in std.params:
+                return int(std.params["max_shifts"])
+        return 2
+
+    async def measure(self, period: Period) -> tuple[Measured, WorkClock]:
+        return (await self.measure_many([period]))[0]
+
+    async def measure_many(self, periods: list[Period]) -> list[tuple[Measured, WorkClock]]:
+        """Measure adjacent periods from ONE read of the records (the report and its previous period)."""
+        bounds = [p.bounds(self.tz) for p in periods]
+        start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
+        now = to_ts(self.clock.now())
+        wc = WorkClock(self.book.shifts, self.tz, start, end)
+        rows = (
+            await self.store.reminders(start, end),
+            await self.store.reminder_actions(start, end),
+            await self.store.shipping_slots(start, end, now),
+            await self.store.handover_deliveries(start, end),
+            await self.store.handover_items(start, end),
+            await self.store.ack_recipients(start, end),
+        )
+        results = []
+        for a, b in bounds:
+            slots = [s for s in rows[2] if a <= s[1] + SLOT // 2 < b]
+            deliveries = [d for d in rows[3] if a <= d["occurrence_start"] < b]
+            items = [i for i in rows[4] if a <= i["created_at"] < b]
+            recipients = [r for r in rows[5] if r[3] is not None and a <= r[3] < b]
+            results.append((measure(wc, a, b, now, rows[0], rows[1], slots, deliveries, items, recipients,
+                                    max_shifts=self._max_shifts()), wc))
+        return results
+
+    # --- the report ----------------------------------------------------------------------------
+
+    async def report(self, period: Period, scope: str = "team", viewer: Viewer | None = None, *,
+                     trend: bool = True) -> dict[str, Any]:
+        """The KPI report as plain data (the `kefu report kpi --json` object).
+
+        scope: team | shift:<name> | shop:<name> | person:<tg_id>. An agent viewer sees the team and
+        their own figures only: other people are removed from every breakdown, and a person scope
+        other than their own is refused (PermissionError)."""
+        if viewer is not None and not viewer.supervisor:
+            if scope.startswith("person:") and scope != f"person:{viewer.tg_id}":
+                raise PermissionError("agents see their own figures only")
+            if scope.startswith(("shift:", "shop:")):
+                scope = "team"
+        if trend:
+            (measured, wc), (prev_measured, _) = await self.measure_many([period, period.previous()])
+            previous = _scoped(prev_measured.obs, scope)
+        else:
+            measured, wc = await self.measure(period)
+            previous = None
+        obs = _by_metric(_scoped(measured.obs, scope))
+        previous = None if previous is None else _by_metric(previous)
+        people = await self.store.people()
+        standards = []
+        for std in self.standards:
+            mine = obs.get(std.metric, [])
+            entry = evaluate(std, mine, shop=scope[5:] if scope.startswith("shop:") else None)
+            entry["why"] = std.why
+            entry["scope"] = list(std.scope)
+            if previous is not None:
+                prev = evaluate(std, previous.get(std.metric, []))
+                entry["previous_achieved"] = prev["achieved"]
+                entry["trend_pp"] = (None if prev["achieved"] is None or entry["achieved"] is None
+                                     else round(entry["achieved"] - prev["achieved"], 1))
+            for level in ("shift", "shop", "person"):
+                if level in std.scope:
+                    groups = by_level(std, mine, level, wc)
+                    if level == "person":
+                        groups = {str(k): v | {"name": people.get(k, {}).get("name", str(k))}
+                                  for k, v in groups.items() if _may_see(viewer, k)}
+                    entry[f"by_{level}"] = groups
+            standards.append(entry)
+        report = {
+            "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), "days": period.days,
+                       "timezone": str(self.tz), "generated_at": self.clock.now().astimezone(self.tz).isoformat(),
+                       "previous": {"from": period.previous().first.isoformat(),
+                                    "to": period.previous().last.isoformat()}},
+            "scope": scope,
+            "standards": standards,
+            "payment_reminders": measured.payment,
+            "shipping": measured.shipping,
+            "claims": measured.claims,
+            "handover": measured.handover,
+            "broadcasts": measured.broadcasts,
+            "breakdowns": self._breakdowns(measured, wc, scope, viewer, people),
+        }
+        return report
+
+    def _breakdowns(self, measured: Measured, wc: WorkClock, scope: str, viewer: Viewer | None,
+                    people: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        claim_rows = _scoped_rows(measured.claim_rows, scope)
+        pay_rows = _scoped_rows(measured.payment_rows, scope)
+        out: dict[str, Any] = {}
+        for level in ("day", "week", "shift", "shop", "person"):
+            groups: dict[Any, dict[str, Any]] = defaultdict(lambda: {"claim_s": [], "done_s": [], "reminders": 0,
+                                                                     "pushed": 0, "paid": 0, "cents": 0})
+            for row in claim_rows:
+                g = groups[_row_key(row, level, wc)]
+                g["reminders"] += 1
+                if row["claim_s"] is not None:
+                    g["claim_s"].append(row["claim_s"])
+                if row["done_s"] is not None:
+                    g["done_s"].append(row["done_s"])
+            for row in pay_rows:
+                g = groups[_row_key(row, level, wc)]
+                g["pushed"] += 1
+                g["paid"] += row["paid"]
+                g["cents"] += row["cents"]
+            result = {}
+            for key, g in sorted(groups.items(), key=lambda kv: str(kv[0])):
+                if key is None or (level == "person" and not _may_see(viewer, key)):
+                    continue
+                entry = {"reminders": g["reminders"], "claimed": len(g["claim_s"]),
+                         "median_minutes_to_claim": minutes(median(g["claim_s"])),
+                         "p90_minutes_to_claim": minutes(p90(g["claim_s"])),
+                         "median_minutes_to_done": minutes(median(g["done_s"])),
+                         "p90_minutes_to_done": minutes(p90(g["done_s"])),
+                         "payment_pushed": g["pushed"], "payment_paid": g["paid"],
+                         "payment_rate": percent(g["paid"], g["pushed"]), "recovered_amount": yuan(g["cents"])}
+                if level == "person":
+                    entry["name"] = people.get(key, {}).get("name", str(key))
+                result[str(key)] = entry
+            out[level] = result
+        late: dict[str, dict[str, Any]] = {}
+        for o in measured.obs:
+            if o.metric == "shipping_late":
+                for level in ("day", "shop"):
+                    key = f"{level}:{wc.local_day(o.at).isoformat() if level == 'day' else o.shop}"
+                    entry = late.setdefault(key, {"due": 0, "late": 0})
+                    entry["due"] += o.weight
+                    entry["late"] += o.flagged
+        for key, entry in late.items():
+            level, name = key.split(":", 1)
+            out.setdefault(level, {}).setdefault(name, {}).update(
+                shipping_due=entry["due"], shipping_late=entry["late"], late_rate=percent(entry["late"], entry["due"]))
+        return out
+
+    # --- nudges ---------------------------------------------------------------------------------
+
+    async def due_nudges(self, now: datetime | None = None, share: float = 0.8) -> list[dict[str, Any]]:
+        """Reminders the on-duty agents can still save: unclaimed 催付 reminders whose wait (shift
+        hours, as the standard counts) has reached `share` of a claim standard's time but not the
+        time itself. Each is returned once per standard (after `record_nudges`); one that is already
+        past the time is left to the supervisors' digest (counted as missed in the report)."""
+        now_ts = to_ts(now or self.clock.now())
+        result = []
+        for std in self.standards:
+            if std.metric != "payment_claim" or std.kind != "within" or not std.within_minutes:
+                continue
+            limit = std.within_minutes * 60
+            rows = await self.store.unclaimed_payment_reminders(std.id)
+            if not rows:
+                continue
+            wc = WorkClock(self.book.shifts, self.tz, min(r["first_sent_at"] for r in rows), now_ts)
+            for r in rows:
+                waited = wc.elapsed(r["first_sent_at"], now_ts, std.hours)
+                if share * limit <= waited < limit:
+                    result.append({"reminder_id": r["id"], "standard": std.id, "order_no": r["order_no"],
+                                   "platform": r["platform"], "shop": r["shop"],
+                                   "amount": None if r["amount_cents"] is None else yuan(r["amount_cents"]),
+                                   "waited_minutes": round(waited / 60, 1), "limit_minutes": std.within_minutes,
+                                   "minutes_left": round((limit - waited) / 60, 1)})
+        return result
+
+    async def record_nudges(self, nudges: list[dict[str, Any]], now: datetime | None = None) -> None:
+        """Call after the nudges were sent: each reminder is nudged once per standard."""
+        await self.store.record_nudges([(n["reminder_id"], n["standard"]) for n in nudges],
+                                       to_ts(now or self.clock.now()))
+
+    # --- weeks, suggestions --------------------------------------------------------------------
+
+    async def weekly(self, last_week_monday: date, weeks: int = LOOKBACK_WEEKS) -> tuple[list[date], dict[str, Any]]:
+        """Each standard's achieved % per week for `weeks` weeks ending with the week starting at
+        last_week_monday; also the observations, for the cause look-up."""
+        first = last_week_monday - timedelta(days=7 * (weeks - 1))
+        period = Period(first, last_week_monday + timedelta(days=6))
+        measured, wc = await self.measure(period)
+        mondays = [first + timedelta(days=7 * i) for i in range(weeks)]
+        results = {}
+        for std in self.standards:
+            per_week = by_level(std, measured.obs, "week", wc)
+            results[std.id] = [per_week.get(m.isoformat(), evaluate(std, [])) for m in mondays]
+        return mondays, {"results": results, "obs": measured.obs, "wc": wc, "measured": measured}
+
+    async def standards_review(self, today: date | None = None) -> list[dict[str, Any]]:
+        """/standards: each standard with its last 4 complete weeks and at most one suggestion."""
+        today = today or self.today()
+        last_monday = week_start(today) - timedelta(days=7)
+        mondays, data = await self.weekly(last_monday)
+        return [
+            {"id": std.id, "name": std.name, "why": std.why, "kind": std.kind, "target": std.target_percent,
+             "direction": std.direction, "within_minutes": std.within_minutes,
+             "weeks": [{"week": m.isoformat(), "achieved": r["achieved"], "n": r["n"], "met": r["met"]}
+                       for m, r in zip(mondays, data["results"][std.id])],
+             "suggestion": suggest(std, data["results"][std.id], data["obs"], data["wc"])}
+            for std in self.standards
+        ]
+
+    # --- morning review ------------------------------------------------------------------------
+
+    async def morning_review(self, day: date | None = None) -> dict[str, Any]:
+        """Yesterday's anomalies (seed: 每天查看前一日异常订单). Empty sections are left out; no
+        section at all means nothing happened. Each item carries `ref` for a button to its card."""
+        day = day or self.today() - timedelta(days=1)
+        start, end = Period(day, day).bounds(self.tz)
+        now = to_ts(self.clock.now())
+        sections: list[dict[str, Any]] = []
+
+        def add(key: str, items: list[dict[str, Any]]) -> None:
+            if items:
+                sections.append({"key": key, "count": len(items), "items": items})
+
+        def order(row: Any, **extra: Any) -> dict[str, Any]:
+            amount = row["amount_cents"]
+            return {"ref": f"order:{row['platform']}:{row['order_no']}", "order_no": row["order_no"],
+                    "platform": row["platform"], "shop": row["shop"],
+                    "amount": None if amount is None else yuan(amount), **extra}
+
+        add("refunds_opened", [order(r, status=r["status"]) for r in await self.store.refunds_opened(start, end)])
+        breaches, near = await self._shipping_cases(start, end, now)
+        add("shipping_breaches", breaches)
+        add("shipping_near_misses", near)
+        add("large_unpaid_closed", [order(r) for r in await self.store.closed_unpaid(start, end, self.large_unpaid_cents)])
+        unshipped_s = int(self.book.defaults.seconds("unshipped") * self.stuck_unshipped_factor)
+        add("stuck_orders", [order(r, status=r["status"]) for r in
+                             await self.store.stuck_orders(end, self.stuck_unpaid_s, unshipped_s)])
+        add("unclaimed_reminders", [
+            {"ref": f"reminder:{r['id']}", "rule": r["rule"], "stage": r["stage"], "state": r["state"],
+             "order_no": r["order_no"], "platform": r["platform"], "shop": r["shop"],
+             "amount": None if r["amount_cents"] is None else yuan(r["amount_cents"])}
+            for r in await self.store.unclaimed_reminders(start, end)])
+        add("handover_open", [
+            {"ref": f"handover:{r['id']}", "occurrence": r["occurrence"], "text": r["text"], "kind": r["kind"],
+             "urgent": bool(r["urgent"]), "order_no": r["order_no"]}
+            for r in await self.store.open_handover_items(end)])
+        return {"day": day.isoformat(), "sections": sections, "empty": not sections}
+
+    async def _shipping_cases(self, start: int, end: int, now: int) -> tuple[list, list]:
+        breaches, near = [], []
+        stop = min(end, now)
+        for thresholds, shop_cond, shop_params in self.book.groups():
+            breach = int(thresholds.seconds("unshipped"))
+            deadline = f"COALESCE(o.ship_by, COALESCE(o.ship_from, o.paid_at) + {breach})"
+            rows = await self.db.fetchall(
+                f"SELECT o.platform, o.order_no, o.shop, o.amount_cents, o.status, o.shipped_at, {deadline} AS deadline"
+                " FROM orders o WHERE o.status IN ('paid_unshipped', 'partially_shipped', 'shipped', 'completed')"
+                f" AND o.paid_at >= ? AND o.paid_at < ? AND o.presale = 0 AND {shop_cond}"
+                f" AND {deadline} >= ? AND {deadline} < ?"
+                f" AND (o.shipped_at > {deadline} - ? OR (o.shipped_at IS NULL AND o.status IN"
+                "      ('paid_unshipped', 'partially_shipped') AND o.refunding = 0 AND o.on_hold = 0))"
+                " ORDER BY deadline LIMIT 400",
+                (start - 30 * 86400, stop, *shop_params, start, stop, self.near_miss_s),
+            )
+            for r in rows:
+                item = {"ref": f"order:{r['platform']}:{r['order_no']}", "order_no": r["order_no"],
+                        "platform": r["platform"], "shop": r["shop"], "deadline": r["deadline"],
+                        "shipped_at": r["shipped_at"],
+                        "amount": None if r["amount_cents"] is None else yuan(r["amount_cents"])}
+                late = r["shipped_at"] is None or r["shipped_at"] > r["deadline"]
+                (breaches if late else near).append(item)
+        return breaches, near
+
+    # --- Monday pack ---------------------------------------------------------------------------
+
+    async def monday_pack(self, monday: date | None = None) -> dict[str, Any]:
+        """Data for the Monday meeting (seed: 每周一例会): last week's report, the standards over
+        the last 4 weeks, per-day 催付 figures, claim times per shift, and one page per person."""
+        monday = monday or week_start(self.today())
+        last = monday - timedelta(days=7)
+        week = Period(last, monday - timedelta(days=1))
+        report = await self.report(week)
+        mondays, data = await self.weekly(last)
+        measured: Measured = data["measured"]
+        wc: WorkClock = data["wc"]
+        week_start_ts, week_end_ts = week.bounds(self.tz)
+        days = [last + timedelta(days=i) for i in range(7)]
+        per_day = {d.isoformat(): {"pushed": 0, "paid": 0, "cents": 0} for d in days}
+        for row in measured.payment_rows:
+            key = wc.local_day(row["push"]).isoformat()
+            if key in per_day:
+                per_day[key]["pushed"] += 1
+                per_day[key]["paid"] += row["paid"]
+                per_day[key]["cents"] += row["cents"]
+        claim_by_shift: dict[str, list[float]] = defaultdict(list)
+        for row in measured.claim_rows:
+            if week_start_ts <= row["push"] < week_end_ts and row["claim_s"] is not None and row["shift"]:
+                claim_by_shift[row["shift"]].append(row["claim_s"] / 60)
+        people = await self.store.people()
+        pages = {}
+        for key, figures in report["breakdowns"].get("person", {}).items():
+            tg_id = int(key)
+            own = []
+            for s in report["standards"]:
+                if "person" not in s["scope"]:
+                    continue
+                mine = s.get("by_person", {}).get(key)
+                own.append({"id": s["id"], "name": s["name"], "target": s["target"],
+                            "achieved": mine["achieved"] if mine else None, "n": mine["n"] if mine else 0,
+                            "met": mine["met"] if mine else None})
+            pages[tg_id] = {"name": people.get(tg_id, {}).get("name", key), "figures": figures, "standards": own}
+        return {
+            "week": {"from": week.first.isoformat(), "to": week.last.isoformat()},
+            "report": report,
+            "weeks": [m.isoformat() for m in mondays],
+            "standards_weekly": [
+                {"id": std.id, "name": std.name, "target": std.target_percent, "direction": std.direction,
+                 "achieved": [r["achieved"] for r in data["results"][std.id]]}
+                for std in self.standards
+            ],
+            "payment_per_day": [{"day": d, "pushed": v["pushed"], "paid": v["paid"],
+                                 "rate": percent(v["paid"], v["pushed"]), "recovered_amount": yuan(v["cents"])}
+                                for d, v in per_day.items()],
+            "claim_minutes_by_shift": {k: sorted(v) for k, v in sorted(claim_by_shift.items())},
+            "people": pages,
+            "suggestions": [s for s in (suggest(std, data["results"][std.id], data["obs"], wc)
+                                        for std in self.standards) if s],
+        }
+
+
+def suggest(std: Standard, weeks: list[dict[str, Any]], obs: list[Obs], wc: WorkClock) -> dict[str, Any] | None:
+    """One revision per standard (seed: 制定→评估→实施→修订): met with a wide margin every week of the
+    look-back → tighten (a target half-way to the worst week); missed every week → look at the
+    cause: the shift and the local hours with the most misses."""
+    if std.target_percent is None or len(weeks) < LOOKBACK_WEEKS or any(w["n"] == 0 for w in weeks):
+        return None
+    margins = [std.margin(w["achieved"]) for w in weeks]
+    if all(m is not None and m >= WIDE_MARGIN_PP for m in margins):
+        worst = min(margins)
+        step = round(worst / 2)
+        new = std.target_percent + step if std.direction == "at_least" else std.target_percent - step
+        new = max(0.0, min(100.0, new))
+        if new == std.target_percent:
+            return None
+        return {"standard": std.id, "action": "tighten", "current_target": std.target_percent,
+                "suggested_target": new, "worst_margin_pp": round(worst, 1)}
+    if all(w["met"] is False for w in weeks):
+        by_shift = misses_by(std, obs, "shift", wc)
+        by_hour = misses_by(std, obs, "hour", wc)
+        hours = sorted(by_hour.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        return {"standard": std.id, "action": "investigate",
+                "worst_shift": max(by_shift, key=lambda k: by_shift[k]) if by_shift else None,
+                "misses_by_shift": by_shift, "worst_hours": [h for h, _ in hours],
+                "misses_by_hour": dict(sorted(by_hour.items()))}
+    return None
+
+
+def _by_metric(obs: list[Obs]) -> dict[str, list[Obs]]:
+    grouped: dict[str, list[Obs]] = defaultdict(list)
+    for o in obs:
+        grouped[o.metric].append(o)
+    return grouped
+
+
+def _scoped(obs: list[Obs], scope: str) -> list[Obs]:
+    if scope == "team":
+        return obs
+    level, _, value = scope.partition(":")
+    if level == "person":
+        return [o for o in obs if str(o.person) == value]
+    if level == "shift":
+        return [o for o in obs if o.shift == value]
+    if level == "shop":
+        return [o for o in obs if o.shop == value]
+    return obs
+
+
+def _scoped_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
+    if scope == "team":
+        return rows
+    level, _, value = scope.partition(":")
+    return [r for r in rows if str(r.get(level)) == value]
+
+
+def _row_key(row: dict[str, Any], level: str, wc: WorkClock) -> Any:
+    return row.get(level)
+
+
+def _may_see(viewer: Viewer | None, person: Any) -> bool:
+    return viewer is None or viewer.supervisor or str(person) == str(viewer.tg_id)
