@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "bot.kb.cli",
     "bot.orders.cli",
     "bot.reminders.cli",
+    "bot.cases.cli",
 ]
 
 
