@@ -433,10 +433,16 @@ class CaseService:
     async def submit(self, actor: Person, case_id: int, *, mark: bool = False) -> Submission:
         """Ask for approval of the case's current resolution and amount. `mark` is the agent's
         "需主管": it needs a supervisor whatever the rules say. A case whose plan needs no approval
-        is refused (`case_no_approval_needed`): the agent goes ahead."""
+        is refused (`case_no_approval_needed`): the agent goes ahead.
+
+        The approver is a supervisor on duty when the request is delivered (now, or off hours the
+        next shift's start), else any supervisor; above admin_approval_above an admin."""
         now = self.clock.now()
         people = await self.people.all(active_only=True)
-        on_duty = {p.tg_id for p in people if p.shift in set(shifts_on(self.shifts, now, self.tz))}
+        timing = rules.approval_timing(self.policy, self.shifts, now, self.tz)
+        # Off hours the request waits for the next shift: its supervisor on duty is the one to ask.
+        working = set(shifts_on(self.shifts, timing.deliver_at, self.tz))
+        on_duty = {p.tg_id for p in people if p.shift in working}
         async with self.db.transaction() as conn:
             case = await self._case_in(conn, case_id)
             await self._require_party(actor, case)
@@ -459,7 +465,6 @@ class CaseService:
             approver = rules.choose_approver(people, on_duty, level, actor.tg_id)
             if approver is None:
                 raise UserError("case_no_approver", level=level)
-            timing = rules.approval_timing(self.policy, self.shifts, now, self.tz)
             approval_id = await self.store.insert_approval(conn, {
                 "case_id": case.id, "requester": actor.tg_id, "approver": approver.tg_id, "level": level,
                 "reasons": ",".join(reasons), "resolution": case.resolution, "amount_cents": case.amount_cents,

@@ -314,7 +314,7 @@ async def test_a_request_in_the_night_gap_waits_for_the_morning(cases, who, cloc
     case = await cases.open_case(agent, resolution="compensation", amount_cents="50")
     sent = await cases.submit(agent, case.id)
     assert sent.timing.waits_for_shift and sent.timing.deliver_at == local("2026-11-24 08:30")
-    assert sent.approver.tg_id == SUP_DAY  # nobody on duty at 03:00: any supervisor (lowest id)
+    assert sent.approver.tg_id == SUP_DAY  # the day shift's supervisor, on duty at 08:30
     assert await cases.due_work() == []
     clock.set(local("2026-11-24 08:30"))
     [work] = await cases.due_work()
@@ -387,3 +387,14 @@ async def test_service_reads_the_shipped_policy(db, clock, people):
 
     service = CaseService(db, clock, people, SHIFTS, SHANGHAI, load_kb().policy)
     assert service.policy.compensation_cap_cents == 2000 and service.policy.remind_minutes == 60
+
+
+async def test_off_hours_the_next_shifts_supervisor_is_asked(cases, who, clock, people):
+    admin = await who(ADMIN)
+    await people.set_shift(admin, await who(SUP_DAY), "night")
+    await people.set_shift(admin, await who(SUP_NIGHT), "day")
+    clock.set(local("2026-11-24 03:00"))
+    agent = await who(AGENT_NIGHT)
+    case = await cases.open_case(agent, resolution="compensation", amount_cents="50")
+    sent = await cases.submit(agent, case.id)
+    assert sent.approver.tg_id == SUP_NIGHT  # works the day shift that starts at 08:30, not the lowest id
