@@ -31,7 +31,9 @@ from typing import Any
 from bot.cases.export import write_xlsx
 from bot.cases.model import Case
 from bot.cases.store import CaseStore
+from bot.clock import SystemClock
 from bot.db import Database
+from bot.people import PeopleService
 from bot.render import Renderer, mask_phone
 
 EXIT_OK = 0
@@ -113,8 +115,8 @@ async def export_cases(
     cases = await store.search(opened_from=since, opened_to=until)
     cases = [await store.get(c.id) or c for c in cases]  # with evidence counts
     cases.sort(key=lambda c: c.id)
-    names = {r["tg_id"]: r["display_name"] or r["full_name"] or str(r["tg_id"])
-             for r in await db.fetchall("SELECT tg_id, display_name, full_name FROM users")}
+    people = PeopleService(db, SystemClock(), (), (), tz)  # read-only: names of everyone who ever worked
+    names = {p.tg_id: p.name for p in await people.all()}
     renderer = Renderer(tz)
     labels = renderer.labels["cases"]["export"]
     write_xlsx(

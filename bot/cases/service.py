@@ -630,29 +630,15 @@ class CaseService:
         return case
 
     async def _case_in(self, conn, case_id: int) -> Case:
-        from bot.cases.store import case_from_row
-
-        row = await self.store.case_row_in(conn, case_id)
-        if row is None:
+        case = await self.store.case_in(conn, case_id)
+        if case is None:
             raise UserError("case_not_found", no=case_id)
-        cursor = await conn.execute("SELECT MAX(id) FROM case_approvals WHERE case_id = ?", (case_id,))
-        latest_id = (await cursor.fetchone())[0]
-        latest = None
-        if latest_id is not None:
-            cursor = await conn.execute("SELECT * FROM case_approvals WHERE id = ?", (latest_id,))
-            from bot.cases.store import approval_from_row
-
-            latest = approval_from_row(await cursor.fetchone())
-        return case_from_row(row, latest)
+        return case
 
     async def _approval_in(self, conn, approval_id: int, *, must_be_pending: bool = True) -> Approval:
-        from bot.cases.store import approval_from_row
-
-        cursor = await conn.execute("SELECT * FROM case_approvals WHERE id = ?", (approval_id,))
-        row = await cursor.fetchone()
-        if row is None:
+        approval = await self.store.approval_in(conn, approval_id)
+        if approval is None:
             raise UserError("case_no_request", no="")
-        approval = approval_from_row(row)
         if must_be_pending and not approval.pending:
             raise UserError("case_request_closed", no=approval.case_id, state=approval.state)
         return approval

@@ -127,9 +127,22 @@ class CaseStore:
         )
         return cursor.rowcount
 
-    async def case_row_in(self, conn, case_id: int) -> sqlite3.Row | None:
+    async def case_in(self, conn, case_id: int) -> Case | None:
+        """The case with its latest approval, read inside the caller's transaction."""
         cursor = await conn.execute("SELECT * FROM cases WHERE id = ?", (case_id,))
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        cursor = await conn.execute(
+            "SELECT * FROM case_approvals WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)
+        )
+        latest = await cursor.fetchone()
+        return case_from_row(row, None if latest is None else approval_from_row(latest))
+
+    async def approval_in(self, conn, approval_id: int) -> Approval | None:
+        cursor = await conn.execute("SELECT * FROM case_approvals WHERE id = ?", (approval_id,))
+        row = await cursor.fetchone()
+        return None if row is None else approval_from_row(row)
 
     async def pending_approval_in(self, conn, case_id: int) -> Approval | None:
         cursor = await conn.execute(
