@@ -1,6 +1,5 @@
 """Figures for /kpi over the real store."""
 
-from datetime import timedelta
 
 from bot.cases import case_stats
 from bot.cases.stats import nearest_rank
