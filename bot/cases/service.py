@@ -574,6 +574,39 @@ class CaseService:
         assert moved is not None
         return moved
 
+    async def reroute_approvals_of(self, tg_id: int) -> list[tuple[Approval, Person]]:
+        """For offboarding (bot/offboarding.py, after deactivation): every request pending with
+        this person goes to another approver chosen by the usual rule (never the requester), its
+        reminder clock restarting. Requests nobody else can approve stay and are escalated to the
+        admins by the ticker as usual. Returns (request, new approver) for the handler to notify."""
+        moved = []
+        now = self.clock.now()
+        people = [p for p in await self.people.all(active_only=True) if p.tg_id != tg_id]
+        timing = rules.approval_timing(self.policy, self.shifts, now, self.tz)
+        working = set(shifts_on(self.shifts, timing.deliver_at, self.tz))
+        on_duty = {p.tg_id for p in people if p.shift in working}
+        for approval in await self.store.pending_approvals(tg_id):
+            approver = rules.choose_approver(people, on_duty, approval.level, approval.requester)
+            if approver is None:
+                continue
+            async with self.db.transaction() as conn:
+                changed = await self.store.update_approval(conn, approval.id, {
+                    "approver": approver.tg_id, "deliver_at": timing.deliver_at,
+                    "delivered_at": None if timing.waits_for_shift else now,
+                    "remind_at": timing.remind_at, "reminded_at": None,
+                    "escalate_at": timing.escalate_at, "escalated_at": None,
+                })
+                if not changed:
+                    continue
+                await self.store.add_history(
+                    conn, approval.case_id, now, None, "transfer", "approver", str(tg_id), str(approver.tg_id),
+                    f"approval={approval.id} deactivated",
+                )
+            rerouted = await self.store.approval(approval.id)
+            assert rerouted is not None
+            moved.append((rerouted, approver))
+        return moved
+
     # -- the ticker's side ------------------------------------------------------------------------
 
     async def due_work(self) -> list[DueWork]:

@@ -398,3 +398,14 @@ async def test_off_hours_the_next_shifts_supervisor_is_asked(cases, who, clock, 
     case = await cases.open_case(agent, resolution="compensation", amount_cents="50")
     sent = await cases.submit(agent, case.id)
     assert sent.approver.tg_id == SUP_NIGHT  # works the day shift that starts at 08:30, not the lowest id
+
+
+async def test_requests_of_a_deactivated_approver_go_to_another(cases, who, people):
+    case = await new_case(cases, who, resolution="compensation", amount_cents="50")
+    sent = await cases.submit(await who(AGENT), case.id)
+    assert sent.approver.tg_id == SUP_DAY
+    await people.set_active(await who(ADMIN), await who(SUP_DAY), False)
+    [(approval, approver)] = await cases.reroute_approvals_of(SUP_DAY)
+    assert approver.tg_id == SUP_NIGHT == approval.approver  # no other supervisor on duty: any supervisor
+    assert await cases.reroute_approvals_of(SUP_DAY) == []
+    assert (await cases.approve(await who(SUP_NIGHT), approval.id)).case.state == "approved"
