@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "bot.orders.cli",
     "bot.reminders.cli",
     "bot.kpi.cli",
+    "bot.cases.cli",
 ]
 
 
