@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import Flow, FlowNode, Problem, Script
-from .yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml
+from bot.yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml
 
 Add = Callable[[Path | str, int, str], None]
 

@@ -29,7 +29,7 @@ from .model import (
 from .paths import default_kb_dir
 from .render import ADDRESS_VARIABLE, COMPUTED_VARIABLES, ENV, render_script, render_strict
 from .search import SYNONYM_WEIGHT, TYPO_WEIGHT, QueryRewrites
-from .yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml, text_start_line
+from bot.yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml, text_start_line
 
 #: Telegram's limit for one message, after entity parsing.
 TELEGRAM_MESSAGE_LIMIT = 4096

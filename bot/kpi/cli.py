@@ -115,7 +115,7 @@ async def _report(settings, standards, period, *, trend: bool) -> dict:
     from bot.clock import SystemClock
     from bot.db import Database
     from bot.kpi.service import KpiService
-    from bot.reminders.rules import RuleBook
+    from bot.reminders import RuleBook
 
     db = await Database.open(settings.kefu_db_path)
     try:

@@ -34,7 +34,7 @@ from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
 from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
-from bot.reminders.rules import RuleBook
+from bot.reminders import RuleBook
 
 #: A standard met by at least this many percentage points every week of the look-back → tighten.
 WIDE_MARGIN_PP = 5.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.kb.yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml
+from bot.yamlsrc import MarkedDict, MarkedList, YamlProblem, read_yaml
 
 DEFAULT_STANDARDS_FILE = Path(__file__).with_name("standards.yaml")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.db import Database
-from bot.reminders.rules import RuleBook
+from bot.reminders import RuleBook
 
 #: Reminders are selected by due time this much before the period (a push can come later than the
 #: due time: held in the night gap, snoozed, bot down) and filtered by their first push.
