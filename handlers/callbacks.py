@@ -79,6 +79,16 @@ HANDOVER = ButtonKind("ho", Role.AGENT)  # handover items
 BROADCAST = ButtonKind("bc", Role.SUPERVISOR)  # broadcast composing and rosters
 ACK = ButtonKind("ack", Role.AGENT, team_chat=("",))  # 收到 on an announcement
 SCHEDULE = ButtonKind("sch", Role.SUPERVISOR)  # scheduled announcements
+CASE = ButtonKind("case", Role.AGENT)  # 售后登记: cards, approvals (handlers/cases.py re-checks the party)
+
+
+def new_case(source: str, ref: str = "", order_no: str | None = None) -> str:
+    """`case:new:<src>:<ref>[:<order>]`: open a case from a script (s), an order card (o) or a
+    reminder (r); the order number is left out when it would not fit."""
+    data = CASE.pack("new", source, ref)
+    if order_no:
+        return CASE.fits("new", source, ref, order_no) or data
+    return data
 
 
 # --- screens other features open ---------------------------------------------------------------------
