@@ -57,6 +57,8 @@ PROBLEM_OF_CATEGORY = {
     "return_exchange": "no_reason", "logistics": "logistics", "not_received": "not_received",
     "complaint": "service_complaint", "health_safety": "safety", "ship_urge": "logistics",
 }
+#: The script variable that carries an approved amount, per resolution.
+AMOUNT_VARIABLE = {"compensation": "compensation_amount", "refund_only": "refund_amount", "return_refund": "refund_amount"}
 ORDER_NO_RE = re.compile(r"^[A-Za-z0-9_-]*\d{5,}[A-Za-z0-9_-]*$")
 MAX_EVIDENCE_SENT = 10
 
@@ -531,10 +533,13 @@ def _next_script(target: Target, case: Case) -> tuple[str | None, str | None]:
     script = kb.get(case.source.split(":", 1)[1])
     if script is None:
         return None, None
-    values = services_of(target).cases.script_values(case)
-    values = {k: v for k, v in values.items() if v}
-    if case.amount:
-        values.setdefault("refund_amount", case.amount)
+    values = {k: v for k, v in services_of(target).cases.script_values(case).items() if v}
+    amount_name = AMOUNT_VARIABLE.get(case.resolution or "")
+    if amount_name and case.amount:
+        values[amount_name] = case.amount
+        # the next step is the related script that states this amount (e.g. 补偿金额), if there is one
+        script = next((r for r in kb.related(script) if amount_name in r.variables), script)
+    values.pop("amount", None)  # `amount` in scripts is the order's paid amount, not the case's
     return script.title, kb.render(script, values)
 
 
