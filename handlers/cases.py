@@ -308,17 +308,17 @@ async def _consume_text(update: Update, context: KefuContext) -> None:
 async def button_pressed(update: Update, context: KefuContext) -> None:
     fields = CASE.parse(update.callback_query.data, min_fields=1)
     if not fields:
-        await answer_callback(update, label(context, "stale_button"), alert=True)
+        await answer_callback(update, label(context, "errors.stale_button"), alert=True)
         return
     action, args = fields[0], fields[1:]
     handler = BUTTONS.get(action)
     if handler is None:
-        await answer_callback(update, label(context, "stale_button"), alert=True)
+        await answer_callback(update, label(context, "errors.stale_button"), alert=True)
         return
     try:
         await handler(update, context, *args)
     except (TypeError, ValueError):  # wrong number or shape of fields: old or forged data
-        await answer_callback(update, label(context, "stale_button"), alert=True)
+        await answer_callback(update, label(context, "errors.stale_button"), alert=True)
         return
     await answer_callback(update)
 
@@ -553,6 +553,7 @@ async def _b_withdraw(update: Update, context: KefuContext, no: str) -> None:
 
 
 async def _b_nudge(update: Update, context: KefuContext, no: str) -> None:
+    await context.svc.cases.view(context.person, int(no))  # no party, no hint that a request exists
     approval = await context.svc.cases.nudge(context.person, int(no))
     await send_request(context, approval.id, nudged=True)
     approver = await context.svc.people.get(approval.approver)
