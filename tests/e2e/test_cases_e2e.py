@@ -246,3 +246,50 @@ async def test_strangers_and_other_agents_cannot_see_or_act(bot):
     assert ORDER_NO not in ((await kefu.say(STRANGER, f"/case #{no}")) or {}).get("plain", "")
     # an export for a supervisor is masked, agents may not export
     assert "主管" in (await kefu.say(AGENT, "/cases export"))["plain"]
+
+
+async def _seed_phone_case(kefu) -> int:
+    agent = await kefu.svc.people.get(AGENT)
+    case = await kefu.svc.cases.open_case(agent, order_no=ORDER_NO, problem="damaged", description="买家电话 13812345678")
+    await kefu.svc.cases.edit(agent, case.id, buyer_phone="13812345678", buyer_address="浙江省杭州市西湖区文三路100号")
+    return case.id
+
+
+def _cells(document: dict) -> list[str]:
+    import io
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(document["file_bytes"]), read_only=True)
+    return [str(v) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for v in row if v is not None]
+
+
+async def test_export_masks_personal_data_unless_an_admin_asks_for_the_full_file(bot):
+    kefu = bot
+    await _seed_phone_case(kefu)
+    await kefu.say(SUP, "/cases export 7")
+    document = kefu.emu.last_message(SUP)
+    assert document["document"] and document["filename"].endswith(".xlsx") and "1 张" in document["plain"]
+    cells = _cells(document)
+    assert ORDER_NO in cells and not [c for c in cells if "13812345678" in c or "文三路" in c]
+    await kefu.say(SUP, "/cases export 7 full")  # only an admin gets the full file
+    assert not [c for c in _cells(kefu.emu.last_message(SUP)) if "13812345678" in c]
+    await kefu.say(ADMIN, "/cases export 7 full")
+    assert [c for c in _cells(kefu.emu.last_message(ADMIN)) if "13812345678" in c]
+    assert "看不懂" in (await kefu.say(SUP, "/cases export 上周"))["plain"]
+
+
+async def test_deactivating_the_approver_sends_the_request_to_another(bot):
+    kefu = bot
+    agent = await kefu.svc.people.get(AGENT)
+    case = await kefu.svc.cases.open_case(agent, order_no=ORDER_NO, problem="quality")
+    await kefu.svc.cases.edit(agent, case.id, resolution="compensation", amount_cents="40")
+    await kefu.say(AGENT, f"/case #{case.id}")
+    await kefu.press(AGENT, kefu.emu.last_message(AGENT), data=f"case:sub:{case.id}")
+    aid = (await kefu.svc.cases.get(case.id)).approval.id
+    assert with_button(kefu, SUP, f"case:ok:{aid}")
+    await kefu.say(ADMIN, f"/deactivate {SUP}")
+    request = with_button(kefu, NIGHT_SUP, f"case:ok:{aid}")
+    await kefu.press(NIGHT_SUP, request, data=f"case:ok:{aid}")
+    assert (await kefu.svc.cases.get(case.id)).state == "approved"
+    assert "已同意" in kefu.emu.last_message(AGENT)["plain"]
