@@ -278,13 +278,20 @@ async def _consume_text(update: Update, context: KefuContext) -> None:
     if not text:
         raise UserError("case_empty_text")
     svc, person, action = context.svc, context.person, state["action"]
-    if action in ("evidence", "note"):
+    if action == "evidence":
+        # text ends the wait for photos: it is a buyer's words to search, as without a case open
+        from handlers.scripts import pasted_text
+
+        pending.clear(context, FEATURE)
+        try:
+            await pasted_text(update, context)
+        except ApplicationHandlerStop:
+            pass
+    elif action == "note":
         case = await svc.cases.add_note(person, int(state["case_id"]), text)
-        if action == "note":
-            pending.clear(context, FEATURE)
+        pending.clear(context, FEATURE)
         await reply(update, context, label(context, "cases.answers.note_added", no=case.id))
-        if action == "note":
-            await _show(update, context, case)
+        await _show(update, context, case)
     elif action == "field":
         field = state["field"]
         case = await svc.cases.edit(person, int(state["case_id"]), **{field: text})

@@ -101,6 +101,19 @@ async def test_script_case_photo_approval_decision_script_and_handover(bot):
     assert "共 1 个凭证" in kefu.emu.last_message(AGENT)["plain"]
     case = await kefu.svc.cases.get(no)
     assert len(case.evidence) == 1 and case.evidence[0].kind == "photo" and case.evidence[0].file_id
+    # text ends the wait for evidence and is searched as usual (not lost, not a note)
+    seen = len(kefu.emu.messages(AGENT))
+    await kefu.say(AGENT, "用了半年坏了能修吗")
+    assert any("case:new:s:" in " ".join(datas(m)) for m in kefu.emu.messages(AGENT)[seen:])
+    assert not (await kefu.svc.cases.get(no)).notes
+    kefu.emu.send_photo(AGENT, png())  # no case waits any more: not attached
+    await kefu.emu.wait_until_idle()
+    assert len((await kefu.svc.cases.get(no)).evidence) == 1
+    # 补凭证 on the card waits again
+    await kefu.press(AGENT, with_button(kefu, AGENT, f"case:ev:{no}"), data=f"case:ev:{no}")
+    kefu.emu.send_photo(AGENT, png(), caption="包装")
+    await kefu.emu.wait_until_idle()
+    assert len((await kefu.svc.cases.get(no)).evidence) == 2
     await kefu.press(AGENT, kefu.emu.last_message(AGENT), data=f"case:evd:{no}")
 
     # resolution and amount through the card: 小额补偿 30 元 is above the 20 元 cap
