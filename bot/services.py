@@ -74,13 +74,11 @@ async def build_services(settings: Settings, clock: Clock, db: Database | None =
 
 
 def _cases(db: Database, clock: Clock, people: PeopleService, settings: Settings, kb: KbHolder) -> CaseService:
-    """The cases service with the shop policy's approval options; defaults when the knowledge base
-    does not load or its options are malformed (`kefu kb check` names them; /kb_reload sets them)."""
-    from bot.kb import KbError
-
+    """The cases service, with the approval defaults until the knowledge base is in service: the
+    Telegram start-up and /kb_reload then set the shop policy's options (`CaseService.set_policy`)."""
+    policy = kb.current.policy if kb.current is not None else {}
     try:
-        policy = dict(kb.get().policy)
         ApprovalPolicy.from_policy(policy)
-    except (KbError, OSError, ValueError):
+    except ValueError:
         policy = {}
     return CaseService(db, clock, people, settings.shifts, settings.tz, policy)

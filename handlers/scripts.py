@@ -663,10 +663,11 @@ async def _reload(update: Update, context: KefuContext, progress) -> None:
     await _replace(update, context, progress, text)
 
 
-def _set_case_policy(context: KefuContext, kb: KnowledgeBase) -> None:
-    """The cases feature reads its approval options from the reloaded policy (malformed: the old stay)."""
+def _set_case_policy(target: Target, kb: KnowledgeBase) -> None:
+    """The cases feature reads its approval options from the loaded policy (malformed: the old stay;
+    `kefu kb check` names the problem)."""
     try:
-        context.svc.cases.set_policy(kb.policy)
+        services_of(target).cases.set_policy(kb.policy)
     except ValueError as exc:
         log.warning("approval options not changed: %s", exc)
 
@@ -729,12 +730,14 @@ async def on_startup(app: Application) -> None:
     (the commands then say so, and /kb_reload can bring in a fixed one)."""
     holder = services_of(app).kb
     if holder.current is not None:
+        _set_case_policy(app, holder.current)
         return
     try:
         _, kb = await holder.reload()
     except KbError as exc:
         log.error("scripts knowledge base not loaded at start-up:\n%s", exc)
         return
+    _set_case_policy(app, kb)
     await tell_policy_examples(app, kb)
 
 

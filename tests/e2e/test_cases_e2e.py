@@ -306,3 +306,27 @@ async def test_deactivating_the_approver_sends_the_request_to_another(bot):
     await kefu.press(NIGHT_SUP, request, data=f"case:ok:{aid}")
     assert (await kefu.svc.cases.get(case.id)).state == "approved"
     assert "已同意" in kefu.emu.last_message(AGENT)["plain"]
+
+
+async def test_the_shop_policy_sets_the_approval_rules_at_start_and_on_kb_reload(start, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "scripts_kb", kb_dir)
+    policy = kb_dir / "policy.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace("compensation_cap: 20 ", "compensation_cap: 50 "),
+                      encoding="utf-8")
+    kefu = await start(kefu_kb_dir=kb_dir)
+    assert kefu.svc.cases.policy.compensation_cap_cents == 5000
+    policy.write_text(policy.read_text(encoding="utf-8").replace("compensation_cap: 50 ", "compensation_cap: 10 "),
+                      encoding="utf-8")
+    await kefu.say(SUP, "/kb_reload")
+    await kefu.emu.wait_until_idle()
+    for _ in range(50):
+        if kefu.svc.cases.policy.compensation_cap_cents == 1000:
+            break
+        import asyncio
+
+        await asyncio.sleep(0.1)
+    assert kefu.svc.cases.policy.compensation_cap_cents == 1000
