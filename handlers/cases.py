@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -147,6 +148,13 @@ async def _open(update: Update, context: KefuContext, *, order_no: str = "", des
     case = await context.svc.cases.open_case(context.person, order_no=order_no, description=description,
                                              problem=problem, source=source)
     pending.start(context, FEATURE, "evidence", case_id=case.id)
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        # 登记售后 on a reminder posted in the team chat: the card goes to the presser in private
+        text, markup = await card(context, case, context.person, waiting_evidence=True)
+        await deliver(context, context.person.tg_id, text, reply_markup=markup)
+        await answer_callback(update, label(context, "cases.answers.sent_private", no=case.id), alert=True)
+        return
     await _show(update, context, case, waiting=True)
 
 
@@ -343,7 +351,9 @@ async def _b_new(update: Update, context: KefuContext, source: str, ref: str = "
         order_no, origin = ref, "order"
     elif source == "r":
         reminder = await context.svc.reminders.get(int(ref))
-        order_no, origin = (reminder.order_no if reminder else ""), "reminder"
+        if reminder is None:
+            raise ValueError(ref)  # an old or forged button: "expired"
+        order_no, origin = reminder.order_no, "reminder"
     else:
         raise ValueError(source)
     await _open(update, context, order_no=order_no, problem=problem, source=origin)
@@ -473,7 +483,19 @@ async def send_request(target: Target, approval_id: int, *, to: int | None = Non
 
 async def _b_approve(update: Update, context: KefuContext, aid: str) -> None:
     decision = await context.svc.cases.approve(context.person, int(aid))
+    await _drop_buttons(update)
     await _decided(update, context, decision)
+
+
+async def _drop_buttons(update: Update) -> None:
+    """The request message keeps its text; its decision buttons go once it is decided."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    try:
+        await query.edit_message_reply_markup(None)
+    except TelegramError as exc:
+        log.info("request buttons not removed: %s", exc)
 
 
 async def _b_reject(update: Update, context: KefuContext, aid: str) -> None:
@@ -487,6 +509,7 @@ async def _b_reject(update: Update, context: KefuContext, aid: str) -> None:
 async def _b_reject_reason(update: Update, context: KefuContext, aid: str, index: str) -> None:
     reasons = services_of(context).renderer.labels["cases"]["reject_reasons"]
     await _reject(update, context, int(aid), reasons[int(index)])
+    await _drop_buttons(update)
 
 
 async def _b_reject_typed(update: Update, context: KefuContext, aid: str) -> None:

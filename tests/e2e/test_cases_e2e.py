@@ -330,3 +330,28 @@ async def test_the_shop_policy_sets_the_approval_rules_at_start_and_on_kb_reload
 
         await asyncio.sleep(0.1)
     assert kefu.svc.cases.policy.compensation_cap_cents == 1000
+
+
+async def test_open_case_button_in_the_team_chat_sends_the_card_in_private(start):
+    team_chat = -100777
+    kefu = await start(kefu_team_chat_id=team_chat)
+    data = f"case:new:o:{ORDER_NO}"
+    post = await kefu.app.bot.send_message(team_chat, "提醒", reply_markup=InlineKeyboardMarkup(
+        [[InlineKeyboardButton("登记售后", callback_data=data)]]))
+    before = len(kefu.emu.messages(team_chat))
+    query = kefu.emu.press_button(AGENT, team_chat, post.message_id, data=data)
+    await kefu.emu.wait_until_idle()
+    assert "私聊" in kefu.emu.callback_answer(query)["text"]
+    assert len(kefu.emu.messages(team_chat)) == before  # nothing about the case in the group
+    card = kefu.emu.last_message(AGENT)
+    assert "售后#1" in card["plain"] and ORDER_NO in card["plain"]
+    kefu.emu.send_photo(AGENT, png())  # the evidence wait is the presser's, in private
+    await kefu.emu.wait_until_idle()
+    assert len((await kefu.svc.cases.get(1)).evidence) == 1
+    # other case buttons stay private-only
+    data = "case:v:1"
+    post = await kefu.app.bot.send_message(team_chat, "x", reply_markup=InlineKeyboardMarkup(
+        [[InlineKeyboardButton("x", callback_data=data)]]))
+    query = kefu.emu.press_button(AGENT, team_chat, post.message_id, data=data)
+    await kefu.emu.wait_until_idle()
+    assert kefu.emu.callback_answer(query)["text"] == label(kefu, "errors.button_private_only")
