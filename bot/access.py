@@ -36,6 +36,10 @@ COMMANDS: dict[str, CommandRule] = {
     "handover": CommandRule(Role.AGENT),
     "jj": CommandRule(Role.AGENT, menu=False, alias_of="handover"),
     "handovers": CommandRule(Role.AGENT),
+    # 售后登记
+    "case": CommandRule(Role.AGENT),
+    "sh": CommandRule(Role.AGENT, menu=False, alias_of="case"),
+    "cases": CommandRule(Role.AGENT),
     # 主管
     "agents": CommandRule(Role.SUPERVISOR),
     "invite": CommandRule(Role.SUPERVISOR),

@@ -3,7 +3,7 @@
 `deactivate` switches the person off and undoes what they held: unused invitation codes are
 revoked, claimed reminders go back to unclaimed (so they are delivered and escalated by the normal
 rules), their scheduled announcements are paused, and copies of announcements not yet sent to them
-are dropped. Recipient lists and rosters skip inactive people on their own (see PeopleService.all
+are dropped, and 售后 approval requests waiting for them go to another approver (bot.cases). Recipient lists and rosters skip inactive people on their own (see PeopleService.all
 with active_only, and the broadcasts roster), so nothing else needs to remember them.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.broadcasts import Schedule
+from bot.cases import Approval
 from bot.people import Person
 from bot.reminders import release_claims
 
@@ -27,6 +28,8 @@ class Deactivation:
     released_reminders: tuple[int, ...]
     paused_schedules: tuple[Schedule, ...]
     dropped_copies: int
+    #: Approval requests that were waiting for this person, with their new approver (to be told).
+    rerouted_approvals: tuple[tuple[Approval, Person], ...] = ()
 
 
 async def deactivate(services: Services, actor: Person, target: Person) -> Deactivation:
@@ -37,4 +40,5 @@ async def deactivate(services: Services, actor: Person, target: Person) -> Deact
     broadcasts = services.broadcasts
     paused = await broadcasts.pause_schedules_of(target.tg_id)
     dropped = await broadcasts.drop_undelivered(target.tg_id)
-    return Deactivation(person, revoked, tuple(released), tuple(paused), dropped)
+    rerouted = await services.cases.reroute_approvals_of(target.tg_id)
+    return Deactivation(person, revoked, tuple(released), tuple(paused), dropped, tuple(rerouted))

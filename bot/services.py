@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.broadcasts import BroadcastService
+from bot.cases import ApprovalPolicy, CaseService
 from bot.clock import Clock
 from bot.db import Database
 from bot.handover import HandoverService
@@ -44,6 +45,8 @@ class Services:
     reminder_tick: asyncio.Lock
     handover: HandoverService
     broadcasts: BroadcastService
+    #: After-sales cases and their approvals (issue 18).
+    cases: CaseService
 
     @property
     def tz(self):
@@ -53,16 +56,29 @@ class Services:
 async def build_services(settings: Settings, clock: Clock, db: Database | None = None) -> Services:
     db = db or await Database.open(settings.kefu_db_path)
     people = PeopleService(db, clock, settings.kefu_admin_ids, settings.shifts, settings.tz)
+    kb = KbHolder(settings.kefu_kb_dir)
     return Services(
         settings=settings,
         db=db,
         clock=clock,
         renderer=Renderer(settings.tz),
         people=people,
-        kb=KbHolder(settings.kefu_kb_dir),
+        kb=kb,
         orders=OrdersDesk(),
         reminders=ReminderEngine.from_settings(db, clock, settings),
         reminder_tick=asyncio.Lock(),
         handover=HandoverService(db, clock, settings),
         broadcasts=BroadcastService(db, clock, people, settings.shifts, settings.tz),
+        cases=_cases(db, clock, people, settings, kb),
     )
+
+
+def _cases(db: Database, clock: Clock, people: PeopleService, settings: Settings, kb: KbHolder) -> CaseService:
+    """The cases service, with the approval defaults until the knowledge base is in service: the
+    Telegram start-up and /kb_reload then set the shop policy's options (`CaseService.set_policy`)."""
+    policy = kb.current.policy if kb.current is not None else {}
+    try:
+        ApprovalPolicy.from_policy(policy)
+    except ValueError:
+        policy = {}
+    return CaseService(db, clock, people, settings.shifts, settings.tz, policy)

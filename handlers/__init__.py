@@ -9,6 +9,7 @@ from telegram.ext import Application, CommandHandler
 
 from handlers import (
     broadcasts,
+    cases,
     errors,
     fallback,
     guard,
@@ -26,7 +27,7 @@ from handlers import (
 #: Feature modules in registration order; handler groups (the order updates meet them) are the
 #: one table in handlers/routing.py.
 FEATURES: list[ModuleType] = [
-    guard, ticker, start, people, scripts, reminders, broadcasts, handover, orders, errors, fallback,
+    guard, ticker, start, people, scripts, reminders, broadcasts, handover, cases, orders, errors, fallback,
 ]
 
 

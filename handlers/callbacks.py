@@ -79,6 +79,18 @@ HANDOVER = ButtonKind("ho", Role.AGENT)  # handover items
 BROADCAST = ButtonKind("bc", Role.SUPERVISOR)  # broadcast composing and rosters
 ACK = ButtonKind("ack", Role.AGENT, team_chat=("",))  # 收到 on an announcement
 SCHEDULE = ButtonKind("sch", Role.SUPERVISOR)  # scheduled announcements
+#: 售后登记: cards and approvals (handlers/cases.py re-checks the party); 登记售后 also on the
+#: reminders posted in the team chat (the card then goes to the presser in private).
+CASE = ButtonKind("case", Role.AGENT, team_chat=("new",))
+
+
+def new_case(source: str, ref: str = "", order_no: str | None = None) -> str:
+    """`case:new:<src>:<ref>[:<order>]`: open a case from a script (s), an order card (o) or a
+    reminder (r); the order number is left out when it would not fit."""
+    data = CASE.pack("new", source, ref)
+    if order_no:
+        return CASE.fits("new", source, ref, order_no) or data
+    return data
 
 
 # --- screens other features open ---------------------------------------------------------------------

@@ -536,9 +536,9 @@ async def send_prompts(app: Application, epoch: int) -> None:
             text = _render(
                 app, "prompt.html", end=window.end, minutes_left=max(1, math.ceil((window.end - now).total_seconds() / 60)),
                 claims=await claimed_reminders(svc.db, person.tg_id), owned=await ho.owned_by(person.tg_id),
-                names=names, now=to_ts(now),
+                names=names, now=to_ts(now), cases=(cases := await svc.cases.open_cases_of(person.tg_id)),
             )
-            markup = keyboard([[button(app, "handover.buttons.new", "ho:new")]])
+            markup = keyboard([[button(app, "handover.buttons.new", "ho:new")], *_case_rows(app, cases)])
             delivery = await deliver(app, person.tg_id, text, reply_markup=markup)
             if delivery.status != "failed":  # a transient failure is retried on the next tick
                 await ho.record_notice(key, "prompt", person.tg_id, delivery.status)
@@ -564,12 +564,14 @@ async def send_digests(app: Application, epoch: int) -> None:
         items = await ho.handed_items(key)
         orders = None
         cc = None
+        cases = await _cases_left_by_other_shifts(svc, window.shift.name)
         for person in people:
             status = await ho.notice_status(key, "digest", person.tg_id)
             if status is None:
                 if orders is None:
                     orders = await ho.due_orders(window)
-                if not items and not orders:
+                shown = cases if person.role >= Role.SUPERVISOR else []
+                if not items and not orders and not shown:
                     await ho.record_notice(key, "digest", person.tg_id, "skipped")
                     continue
                 text = _render(
@@ -578,8 +580,9 @@ async def send_digests(app: Application, epoch: int) -> None:
                     carried=sum(1 for i in items if i.handed_count > 1),
                     urgent=sum(1 for i in items if i.urgent), orders=orders[:LIST_LIMIT],
                     more=max(0, len(orders) - LIST_LIMIT), ack_minutes=svc.settings.kefu_handover_ack_minutes,
+                    cases=shown, names=await _names(app),
                 )
-                delivery = await deliver(app, person.tg_id, text)
+                delivery = await deliver(app, person.tg_id, text, reply_markup=keyboard(_case_rows(app, shown)))
                 if delivery.status == "failed":
                     continue
                 await ho.record_notice(key, "digest", person.tg_id, delivery.status)
@@ -597,6 +600,23 @@ async def send_digests(app: Application, epoch: int) -> None:
                 await ho.record_card(item.id, key, person.tg_id, delivery.message.message_id if delivery.ok else 0)
                 if delivery.status == "blocked":
                     break
+
+
+async def _cases_left_by_other_shifts(svc: Services, shift_name: str) -> list:
+    """Unfinished 售后 cases whose owners work another shift: the starting shift's supervisors see
+    them in the digest (one line each, linking the card) until they are closed."""
+    found = []
+    for shift in svc.settings.shifts:
+        if shift.name != shift_name:
+            found += await svc.cases.open_cases_of_shift(shift.name)
+    return sorted(found, key=lambda c: c.id)
+
+
+def _case_rows(app: Application, cases: list) -> list:
+    from handlers.cases import case_button
+
+    buttons = [case_button(app, c) for c in cases[:LIST_BUTTONS]]
+    return [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
 
 
 async def send_alerts(app: Application) -> None:

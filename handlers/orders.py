@@ -348,10 +348,11 @@ def script_keyboard(target: Target, order: StoredOrder, *, overdue: bool, first_
         kb = services_of(target).kb.get()
     except KbError as exc:  # a broken knowledge base must not hide the order
         log.warning("no script buttons on the order card: %s", exc)
-        return keyboard(rows) if rows else None
+        return keyboard(rows + [[button(target, "cases.buttons.open_case", callbacks.new_case("o", order.order_no))]])
     ids = scripts_for_situation(kb, order_situation(order.status, refunding=order.refunding,
                                                    presale=order.presale, overdue=overdue), MAX_SCRIPT_BUTTONS)
-    return keyboard(rows + [[open_button(target, script_id, order.order_no)] for script_id in ids])
+    case_row = [button(target, "cases.buttons.open_case", callbacks.new_case("o", order.order_no))]
+    return keyboard(rows + [[open_button(target, script_id, order.order_no)] for script_id in ids] + [case_row])
 
 
 async def show_order(update: Update, context: KefuContext, order_no: str, platform: str | None = None) -> bool:

@@ -8,6 +8,7 @@ from telegram.ext import Application, ChatMemberHandler, CommandHandler
 from bot import offboarding
 from bot.people import Person, Role, UserError
 from bot.shifts import shifts_on
+from handlers.cases import send_request
 from handlers.common import arg_text, render, user_errors
 from handlers.context import KefuContext
 from handlers.menu import publish_personal_menu
@@ -120,6 +121,9 @@ async def _set_active(update: Update, context: KefuContext, active: bool) -> Non
         return
     done = await offboarding.deactivate(context.svc, context.person, target)
     await refresh_messages(context, list(done.released_reminders))  # the copies now offer 接手 again
+    for approval, _approver in done.rerouted_approvals:  # 售后 requests now wait for someone else
+        if approval.delivered_at is not None:
+            await send_request(context, approval.id)
     if done.paused_schedules:
         text = render(context, "people/schedules_paused.html", person=done.person, schedules=done.paused_schedules)
         for supervisor in await context.svc.people.with_role(Role.SUPERVISOR):

@@ -78,7 +78,8 @@ class View:
             return None
         first = [self._button("claim", callbacks.REMINDER.pack("claim", r.id))] if r.claimable else []
         first.append(self._button("done", callbacks.REMINDER.pack("done", r.id)))
-        return keyboard([first, [self._button("snooze", callbacks.REMINDER.pack("snooze", r.id)), self._button("script", callbacks.REMINDER.pack("script", r.id))]])
+        return keyboard([first, [self._button("snooze", callbacks.REMINDER.pack("snooze", r.id)), self._button("script", callbacks.REMINDER.pack("script", r.id))],
+                         [button(self.target, "cases.buttons.open_case", callbacks.new_case("r", r.id))]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.REMINDER.pack("out", r.id, code))] for code in outcomes_for(r.rule, r.stage)]

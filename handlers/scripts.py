@@ -61,7 +61,7 @@ from bot.kb import (
 from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
-from handlers import pending, routing
+from handlers import callbacks, pending, routing
 from handlers.callbacks import FLOW, KB, LIMIT, checked
 from handlers.callbacks import open_script as open_data
 from handlers.common import arg_text, keyboard, label, render
@@ -296,6 +296,7 @@ async def script_message(
     if 0 < len(body) <= COPY_TEXT_LIMIT:
         first.append(InlineKeyboardButton(_caption(target, "scripts.buttons.copy"), copy_text=CopyTextButton(body)))
     rows.append(first)
+    rows.append([_button(target, "cases.buttons.open_case", callbacks.new_case("s", script.id, order_no))])
     alternatives = [a for a in alternatives if a.id != script.id][:ALTERNATIVES]
     shown = {a.id for a in alternatives}
     for related in [r for r in kb.related(script) if r.id not in shown][:RELATED_MAX]:
@@ -636,6 +637,7 @@ async def _reload(update: Update, context: KefuContext, progress) -> None:
     old = holder.current
     try:
         old, new = await holder.reload()
+        _set_case_policy(context, new)
     except KbError as exc:
         problems = [_short_problem(p, path) for p in exc.problems]
         text = render(
@@ -659,6 +661,15 @@ async def _reload(update: Update, context: KefuContext, progress) -> None:
             removed=len(old_ids - new_ids),
         )
     await _replace(update, context, progress, text)
+
+
+def _set_case_policy(target: Target, kb: KnowledgeBase) -> None:
+    """The cases feature reads its approval options from the loaded policy (malformed: the old stay;
+    `kefu kb check` names the problem)."""
+    try:
+        services_of(target).cases.set_policy(kb.policy)
+    except ValueError as exc:
+        log.warning("approval options not changed: %s", exc)
 
 
 async def _replace(update: Update, context: KefuContext, message, text: str) -> None:
@@ -719,12 +730,14 @@ async def on_startup(app: Application) -> None:
     (the commands then say so, and /kb_reload can bring in a fixed one)."""
     holder = services_of(app).kb
     if holder.current is not None:
+        _set_case_policy(app, holder.current)
         return
     try:
         _, kb = await holder.reload()
     except KbError as exc:
         log.error("scripts knowledge base not loaded at start-up:\n%s", exc)
         return
+    _set_case_policy(app, kb)
     await tell_policy_examples(app, kb)
 
 

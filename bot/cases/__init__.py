@@ -20,12 +20,15 @@ from bot.cases.approval import (
     choose_approver,
     due_actions,
 )
+from bot.cases.cli import export_cases
 from bot.cases.model import (
+    MOVES,
     PROBLEMS,
     RESOLUTIONS,
     RESPONSIBLE,
     SHIPPING_PAYERS,
     STATES,
+    SUBMITTABLE,
     UNFINISHED,
     Approval,
     Case,
@@ -38,7 +41,7 @@ from bot.cases.service import CaseQuery, CaseService, Decision, DueWork, Submiss
 from bot.cases.stats import CaseStats, case_stats
 
 __all__ = [
-    "PROBLEMS", "RESOLUTIONS", "RESPONSIBLE", "SHIPPING_PAYERS", "STATES", "UNFINISHED",
+    "MOVES", "SUBMITTABLE", "export_cases", "PROBLEMS", "RESOLUTIONS", "RESPONSIBLE", "SHIPPING_PAYERS", "STATES", "UNFINISHED",
     "Approval", "ApprovalPolicy", "ApprovalTiming", "Case", "CaseQuery", "CaseService", "CaseStats",
     "Decision", "DueWork", "Evidence", "HistoryEntry", "Submission", "add_shift_time", "approval_level",
     "approval_reasons", "approval_timing", "case_stats", "choose_approver", "due_actions",

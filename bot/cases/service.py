@@ -257,6 +257,10 @@ class CaseService:
                 found += await self.open_cases_of(person.tg_id)
         return sorted(found, key=lambda c: c.id)
 
+    async def approval(self, approval_id: int) -> Approval | None:
+        """One request (any state), for the handler that shows or re-sends it."""
+        return await self.store.approval(approval_id)
+
     async def pending_for(self, approver: int) -> list[Approval]:
         return await self.store.pending_approvals(approver)
 

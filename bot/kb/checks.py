@@ -99,6 +99,13 @@ def address_form(policy: Mapping[str, Any], platform: str | None) -> str | None:
     return None
 
 
+#: The policy names the cases feature reads (bot/cases/approval.py DEFAULTS).
+APPROVAL_OPTIONS = (
+    "quality_return_needs_supervisor", "compensation_cap", "refund_only_approval_above", "admin_approval_above",
+    "approval_remind_minutes", "approval_escalate_minutes",
+)
+
+
 def check_policy(path: Path, policy: Mapping[str, Any], platforms: Iterable[str], add: Add) -> None:
     """Shapes of the structured policy options; lines come from re-reading the file."""
     try:
@@ -125,6 +132,21 @@ def check_policy(path: Path, policy: Mapping[str, Any], platforms: Iterable[str]
             for name in examples:
                 if name not in policy or name == EXAMPLE_VALUES_KEY:
                     add(path, lines(EXAMPLE_VALUES_KEY), f"policy {EXAMPLE_VALUES_KEY}: {name!r} is not a policy name")
+    check_approval_options(path, policy, lines, add)
+
+
+def check_approval_options(path: Path, policy: Mapping[str, Any], lines: Callable[[str], int], add: Add) -> None:
+    """The 售后审批 options (compensation_cap, refund_only_approval_above, admin_approval_above,
+    approval_remind_minutes, approval_escalate_minutes, quality_return_needs_supervisor), read by
+    the cases feature's own rules so the check and the bot can never disagree."""
+    from bot.cases import ApprovalPolicy
+
+    try:
+        ApprovalPolicy.from_policy(policy)
+    except ValueError as exc:
+        message = str(exc)
+        names = [n for n in APPROVAL_OPTIONS if n in message]
+        add(path, lines(names[0]) if names else 1, message)
 
 
 def example_values(policy: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -36,8 +36,10 @@ HARMFUL = {
     "invite": "supervisor", "setrole": f"{AGENT} admin", "setshift": f"{AGENT} night", "deactivate": str(AGENT),
     "activate": str(DEACT), "broadcast": "全员注意", "schedule": "每天 09:00 开会", "handover": f"交接 {PHONE}",
     "jj": f"交接 {PHONE}", "kb_stats": "", "handover_stats": "", "agents": "",
+    "case": f"{ORDER_NO} 买家电话 {PHONE}", "sh": f"{ORDER_NO} 买家电话 {PHONE}", "cases": ORDER_NO,
 }
-HARMLESS = {"order": ORDER_NO, "handovers": PHONE[:7], "s": "退货", "script": "退货"}
+HARMLESS = {"order": ORDER_NO, "handovers": PHONE[:7], "s": "退货", "script": "退货",
+            "case": "#999999", "sh": "#999999", "cases": "mine"}
 
 
 @pytest.fixture
@@ -60,6 +62,11 @@ async def world(start):
         (ORDER_NO, now, now, now, now),
     )
     await kefu.svc.handover.log_item(AGENT, "day", f"买家电话 {PHONE} 要求改地址 {ORDER_NO}")
+    # a 售后 case of the supervisor's, waiting for the admin's approval: the agent has no part in it
+    sup = await kefu.svc.people.get(SUP)
+    case = await kefu.svc.cases.open_case(sup, order_no=ORDER_NO, description=f"买家电话 {PHONE}", problem="quality")
+    await kefu.svc.cases.edit(sup, case.id, resolution="compensation", amount_cents="30", buyer_phone=PHONE)
+    await kefu.svc.cases.submit(sup, case.id)
     kefu.emu.state.chat(TEAM_CHAT).member_ids |= {ADMIN, SUP, STRANGER, DEACT}
     return kefu
 
@@ -130,6 +137,46 @@ async def assert_team_unchanged(kefu) -> None:
     for table in ("invites", "broadcasts", "broadcast_schedules"):
         assert (await kefu.svc.db.fetchone(f"SELECT count(*) FROM {table}"))[0] == 0, table
     assert (await kefu.svc.db.fetchone("SELECT count(*) FROM handover_items"))[0] == 1
+    assert (await kefu.svc.db.fetchone("SELECT count(*) FROM cases"))[0] == 1
+    assert (await kefu.svc.db.fetchone("SELECT state FROM cases"))[0] == "pending_approval"
+
+
+# --- 售后 cases: only the people with a part in a case (and supervisors, admins) see or act -------
+
+CASE_ACTIONS = ("v", "ed", "note", "ev", "evs", "his", "sub", "mark", "wd", "ndg", "reo", "evd")
+APPROVAL_ACTIONS = ("ok", "no", "tr", "rt")
+
+
+async def test_cases_by_someone_without_a_part(world):
+    kefu = world
+    case_id, approval_id = await kefu.svc.db.fetchone("SELECT case_id, id FROM case_approvals")
+    forbidden = label(kefu, "errors.case_forbidden", no=case_id)
+    before = snapshot(kefu)
+    for text in (f"/case #{case_id}", f"/sh #{case_id}", f"/case {case_id}"):
+        assert (await kefu.say(AGENT, text))["plain"] == forbidden, text
+    for text in ("/cases", "/cases open", f"/cases #{case_id}", "/cases 旗舰店", f"/cases {PHONE}"):
+        assert "0 张" in (await kefu.say(AGENT, text))["plain"], text
+    datas = [*(f"case:{a}:{case_id}" for a in CASE_ACTIONS), f"case:mv:{case_id}:closed",
+             f"case:f:{case_id}:buyer", f"case:set:{case_id}:resolution:other",
+             *(f"case:{a}:{approval_id}" for a in APPROVAL_ACTIONS), f"case:rr:{approval_id}:0",
+             f"case:to:{approval_id}:{AGENT}", "case:new:x:1", "case:probe"]
+    answers = [kefu.emu.callback_answer(q) for q in await press_all(kefu, AGENT, AGENT, datas)]
+    refusals = {forbidden, label(kefu, "errors.case_not_approver", no=case_id), label(kefu, "errors.stale_button")}
+    for data, answer in zip(datas, answers, strict=True):
+        text = (answer or {}).get("text") or ""
+        assert text in refusals, (data, text)
+    got = [(c, t) for c, t in sent_since(kefu, before) if t != "按钮"]
+    no_secrets([(c, t) for c, t in got if "0 张" not in t], "agent without a part")
+    assert (await kefu.svc.db.fetchone("SELECT state FROM cases"))[0] == "pending_approval"
+    assert (await kefu.svc.db.fetchone("SELECT state FROM case_approvals"))[0] == "pending"
+    await assert_team_unchanged(kefu)
+    # the supervisor who opened it and the admin asked to approve it do see it
+    for who in (SUP, ADMIN):
+        assert ORDER_NO in (await kefu.say(who, f"/case #{case_id}"))["plain"], who
+    # the requester cannot approve their own request
+    [query] = await press_all(kefu, SUP, SUP, [f"case:ok:{approval_id}"])
+    assert kefu.emu.callback_answer(query)["text"] == label(kefu, "errors.case_self_approval")
+    await assert_team_unchanged(kefu)
 
 
 # --- commands ------------------------------------------------------------------------------------

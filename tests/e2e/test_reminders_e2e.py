@@ -70,7 +70,7 @@ async def test_unpaid_order_is_reminded_at_12_hours_not_before(kefu):
     for chat in (AGENT, AGENT2, SUP):  # everyone on the day shift, in private
         [card] = reminder_messages(kefu, chat)
         assert "催付提醒" in card["plain"] and "310001" in card["plain"] and "¥128.00" in card["plain"]
-        assert data_of(card) == [f"rem:{a}:1" for a in ("claim", "done", "snooze", "script")]
+        assert data_of(card) == [f"rem:{a}:1" for a in ("claim", "done", "snooze", "script")] + ["case:new:r:1"]
     assert reminder_messages(kefu, NIGHT) == []  # not on duty
     await kefu.tick()  # nothing twice
     assert len(reminder_messages(kefu, AGENT)) == 1
@@ -184,7 +184,7 @@ async def test_taking_an_order_from_a_digest_claims_it_and_sends_the_card(kefu):
     assert kefu.emu.callback_answer(query)["text"].startswith("已认领")
     [_, card] = reminder_messages(kefu, AGENT)
     assert "370001" in card["plain"] and "🙋 小美 处理中" in card["plain"]
-    assert data_of(card) == [f"rem:{a}:{rid}" for a in ("done", "snooze", "script")]
+    assert data_of(card) == [f"rem:{a}:{rid}" for a in ("done", "snooze", "script")] + [f"case:new:r:{rid}"]
     # every copy of the digest now shows who took it, and only the other order can be taken
     for chat in (AGENT, AGENT2, SUP):
         digest = reminder_messages(kefu, chat)[0]

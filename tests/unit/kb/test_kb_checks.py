@@ -169,3 +169,27 @@ def test_address_form_needs_a_default_and_known_platforms(kb_dir):
 def test_qin_without_an_address_form_is_an_error(kb_dir):
     edit(kb_dir / "scripts" / "all.yaml", "亲，这是一条测试话术哦", "{{ qin }}，这是一条测试话术哦")
     assert any("{{ qin }} needs policy.address_form" in m for m in messages(kb_dir))
+
+
+def test_approval_options_are_checked_by_the_cases_rules(kb_dir):
+    """`kefu kb check` reports a malformed 售后审批 option at its line, worded by bot.cases."""
+    policy = kb_dir / "policy.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8") + "approval_remind_minutes: soon\n", encoding="utf-8")
+    found = messages(kb_dir)
+    assert found == [f"{policy}:{line_of(policy, 'approval_remind_minutes')}: policy approval_remind_minutes:"
+                     " expected a whole number of minutes > 0, got 'soon'"], found
+
+
+def test_approval_amounts_and_order_of_timings(kb_dir):
+    policy = kb_dir / "policy.yaml"
+    text = policy.read_text(encoding="utf-8")
+    policy.write_text(text + "admin_approval_above: 12.345\n", encoding="utf-8")
+    assert any("admin_approval_above" in m and "2 decimals" in m for m in messages(kb_dir))
+    policy.write_text(text + "approval_remind_minutes: 90\napproval_escalate_minutes: 30\n", encoding="utf-8")
+    assert any("approval_escalate_minutes must not be shorter" in m for m in messages(kb_dir))
+
+
+def test_shipped_approval_options_are_valid():
+    from bot.cases import ApprovalPolicy
+
+    assert ApprovalPolicy.from_policy(load_kb(SHIPPED).policy).compensation_cap_cents == 2000
