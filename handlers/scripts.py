@@ -729,11 +729,9 @@ async def on_startup(app: Application) -> None:
 
 
 async def tell_policy_examples(app: Application, kb: KnowledgeBase) -> None:
-    """Example values in policy.yaml (a fake return address…) reach buyers unchanged: log them and
-    tell the admins at every start while any remains."""
+    """Example values in policy.yaml (a fake return address…) reach buyers unchanged: log them at
+    every start while any remains; the admins hear of them in the one start notice
+    (handlers/setup_notice.py)."""
     examples = example_values(kb.policy)
-    if not examples:
-        return
-    log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))
-    path = kb.path / "policy.yaml" if kb.path else "policy.yaml"
-    await tell_admins(app, services_of(app).renderer.render("scripts/policy_examples.html", examples=examples, path=str(path)))
+    if examples:
+        log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))
