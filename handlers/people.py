@@ -27,7 +27,7 @@ def parse_role(context: KefuContext, text: str) -> Role:
 def parse_shift(context: KefuContext, text: str) -> str | None:
     text = text.strip()
     names = context.svc.renderer.labels["shifts"]
-    if text.lower() in ("none", "-") or text == names["none"]:
+    if text.lower() in ("none", "-") or text in (names["none"], names.get("off", "不排班")):
         return None
     for shift in context.svc.settings.shifts:
         if text.lower() == shift.name or text == names.get(shift.name):
@@ -97,6 +97,7 @@ async def setrole(update: Update, context: KefuContext) -> None:
     updated = await context.svc.people.set_role(context.person, target, parse_role(context, role_text))
     await publish_personal_menu(context.application, updated)
     await reply_template(update, context, "people/changed.html", person=updated, change="role")
+    await _tell_changed(context, target, updated, "role")
 
 
 @user_errors
@@ -105,6 +106,17 @@ async def setshift(update: Update, context: KefuContext) -> None:
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_shift(context.person, target, parse_shift(context, shift_text))
     await reply_template(update, context, "people/changed.html", person=updated, change="shift")
+    await _tell_changed(context, target, updated, "shift")
+
+
+async def _tell_changed(context: KefuContext, before: Person, after: Person, change: str) -> None:
+    """The person hears of a change to their own role or shift (not when they changed it themselves)."""
+    if after.tg_id == context.person.tg_id or not after.active or after.blocked_at is not None:
+        return
+    if getattr(before, change) == getattr(after, change):
+        return
+    text = render(context, "people/you_changed.html", person=after, before=before, change=change, by=context.person)
+    await deliver(context, after.tg_id, text)
 
 
 async def _set_active(update: Update, context: KefuContext, active: bool) -> None:

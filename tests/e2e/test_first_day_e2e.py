@@ -40,3 +40,53 @@ async def test_nothing_unset_means_no_start_notice(tmp_path, clock):
         assert len(_unset_notices(running)) == before, running.texts(ADMIN)
     finally:
         await stop_kefu(running)
+
+
+async def test_people_are_named_by_display_name_and_told_of_changes(tmp_path, clock):
+    from bot.people import Role
+
+    running = await start_kefu(tmp_path, clock)
+    try:
+        await running.say(ADMIN, "/start")
+        await running.add_person(2001, name="小美", shift=None)
+        await running.add_person(2002, name="小美", shift=None, employee_no="KF002")
+        await running.add_person(2003, name="阿强", shift=None)
+        await running.add_person(2010, Role.SUPERVISOR, name="李主管")
+        reply = await running.say(ADMIN, "/setshift 阿强 白班")
+        assert "班次" in reply["plain"] and "白班" in reply["plain"]
+        told = running.texts(2003)[-1]
+        assert "老板" in told and "白班" in told, told
+        refused = await running.say(ADMIN, "/setshift 小美 晚班")
+        assert "多位成员" in refused["plain"] and "KF002" in refused["plain"], refused["plain"]
+        assert running.texts(2001) == [] and running.texts(2002) == []
+        await running.say(ADMIN, "/setrole 阿强 主管")
+        assert "主管" in running.texts(2003)[-1] and "角色" in running.texts(2003)[-1]
+        # usage and errors name roles and shifts in Chinese
+        bad = await running.say(ADMIN, "/setshift 阿强 早班")
+        assert "白班" in bad["plain"] and "不排班" in bad["plain"] and "none" not in bad["plain"]
+        no_right = await running.say(2010, "/setrole 阿强 客服")
+        assert "需要管理员权限" in no_right["plain"] and "及以上" not in no_right["plain"]
+        await running.say(ADMIN, "/setshift 阿强 不排班")
+        assert "未排班" in running.texts(2003)[-1]
+    finally:
+        await stop_kefu(running)
+
+
+async def test_inviter_is_told_when_the_invitation_is_used_and_welcome_offers_a_free_no(tmp_path, clock):
+    from bot.people import Role
+
+    running = await start_kefu(tmp_path, clock)
+    try:
+        await running.add_person(2010, Role.SUPERVISOR, name="李主管", employee_no="KF001")
+        invite = await running.say(2010, "/invite 客服")
+        code = invite["plain"].split("start=")[1].split()[0]
+        running.emu.add_user(3001, "新人", username="newbie")
+        welcome = await running.say(3001, f"/start {code}")
+        assert "欢迎加入" in welcome["plain"]
+        assert "KF002" in welcome["plain"] and "KF001" not in welcome["plain"]
+        told = running.texts(2010)[-1]
+        assert "新人" in told and "加入" in told and "/setshift" in told
+        help_text = (await running.say(3001, "/help"))["plain"]
+        assert "/cancel" in help_text
+    finally:
+        await stop_kefu(running)
