@@ -127,6 +127,9 @@ class BroadcastService:
             changes[name] = int(bool(value))
             if name == "urgent" and value:
                 changes["ack_required"] = 1
+                changes["silent"] = 0  # an urgent announcement always rings; the preview says so
+            if name == "silent" and value and (await self.get(broadcast_id)).urgent:
+                raise UserError("urgent_not_silent")
         assignments = ", ".join(f"{column} = ?" for column in changes)
         await self.db.execute(
             f"UPDATE broadcasts SET {assignments} WHERE id = ? AND status = 'draft'", (*changes.values(), broadcast_id)

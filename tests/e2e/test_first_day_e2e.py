@@ -90,3 +90,47 @@ async def test_inviter_is_told_when_the_invitation_is_used_and_welcome_offers_a_
         assert "/cancel" in help_text
     finally:
         await stop_kefu(running)
+
+
+async def test_one_tap_broadcast_to_everyone_with_receipt_and_urgent_is_never_silent(kefu):
+    from tests.broadcast_helpers import SUP, add_team, draft_id, message, say, send, tap
+
+    await add_team(kefu)
+    panel = await say(kefu, SUP, "/broadcast 今晚盘点")
+    b = draft_id(panel)
+    assert f"bc:{b}:qk" in str(panel["reply_markup"])
+    await tap(kefu, SUP, panel, f"bc:{b}:qk")
+    preview = message(kefu, SUP, panel["message_id"])
+    assert "预览" in preview["plain"] and "全体成员" in preview["plain"] and "🔔 正常提醒" in preview["plain"]
+    assert "需" in preview["plain"] and "回执" in preview["plain"], preview["plain"]
+    done = await send(kefu, SUP, preview)
+    assert "已发送" in done["plain"]
+    assert f"#{b}" in preview["plain"] and b == 1, (b, preview["plain"])  # first broadcast of a fresh database
+    # urgent: the silent question is answered (ringing) and a forged "silent" is refused
+    panel = await say(kefu, SUP, "/broadcast 系统故障")
+    b = draft_id(panel)
+    for step in ("a:all", "ack:1", "urg:1"):
+        await tap(kefu, SUP, message(kefu, SUP, panel["message_id"]), f"bc:{b}:{step}")
+    current = message(kefu, SUP, panel["message_id"])
+    assert "静音" not in str(current["reply_markup"]), current
+    draft = await kefu.svc.broadcasts.get(b)
+    assert draft.urgent and draft.silent is False or draft.silent == 0
+
+
+async def test_schedule_in_next_year_is_pointed_out_before_saving(kefu):
+    from tests.broadcast_helpers import SUP, add_team, draft_id, message, say, tap
+
+    await add_team(kefu)
+    panel = await say(kefu, SUP, "/schedule 11月1日 9:00 上新")
+    b = draft_id(panel)
+    await tap(kefu, SUP, panel, f"bc:{b}:qk")
+    preview = message(kefu, SUP, panel["message_id"])
+    next_year = kefu.clock.now().year + 1
+    assert f"明年（{next_year} 年）" in preview["plain"] and "保存定时通知" in preview["plain"], preview["plain"]
+    panel = await say(kefu, SUP, "/schedule 下周一 9:00 例会")
+    b = draft_id(panel)
+    await tap(kefu, SUP, panel, f"bc:{b}:qk")
+    preview = message(kefu, SUP, panel["message_id"])
+    assert "明年" not in preview["plain"] and "09:00" in preview["plain"]
+    refused = await say(kefu, SUP, "/schedule 今天 0:01 早会")
+    assert "明天 00:01" in refused["plain"], refused["plain"]
