@@ -240,9 +240,9 @@ class TerminalChat:
         self.clock.advance(delta)
         self.say("clock", now=self.clock.now().astimezone(tz), moved=delta)
         if self.app is not None:
-            from handlers.ticker import run_tick
+            from handlers.app import tick_now
 
-            await run_tick(self.app)  # what is due at the new time fires now
+            await tick_now(self.app)  # what is due at the new time fires now
         await self.emu.wait_until_idle(timeout=15)
         if not self.print_new():
             self.say("clock_quiet")

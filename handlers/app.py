@@ -105,6 +105,13 @@ async def stop_application(app: Application) -> None:
     await app.shutdown()
 
 
+async def tick_now(app: Application) -> None:
+    """Run every time-based feature once now (the sandbox's `:t` after moving its clock)."""
+    from handlers.ticker import run_tick
+
+    await run_tick(app)
+
+
 @dataclass(frozen=True)
 class StartFailure:
     """Why `kefu run` could not start: `kind` is network | token | server | conflict."""
