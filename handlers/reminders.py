@@ -433,6 +433,23 @@ async def _snooze(update: Update, context: KefuContext, rid: int, arg: str) -> N
 
 
 async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    if arg == "no_action":  # on someone else's claimed order: ask once more
+        r = await services_of(context).reminders.get(rid)
+        if r is not None and r.is_open and r.claimed_by not in (None, context.person.tg_id):
+            claimer = await context.svc.people.get(r.claimed_by)
+            who = claimer.name if claimer else str(r.claimed_by)
+            markup = keyboard([
+                [button(context, "reminders.buttons.no_action_yes", callbacks.REMINDER.pack("out", rid, "nax"), who=who)],
+                [button(context, "reminders.buttons.back", callbacks.REMINDER.pack("back", rid))],
+            ])
+            try:
+                await update.callback_query.edit_message_reply_markup(markup)
+            except BadRequest as exc:
+                log.info("confirmation not shown: %s", exc)
+            await answer_callback(update, _label(context, "answers.confirm_no_action", who=who), alert=True)
+            return
+    elif arg == "nax":
+        arg = "no_action"
     result = await services_of(context).reminders.done(
         rid, context.person.tg_id, arg, supervisor=context.person.role >= Role.SUPERVISOR, now=context.svc.clock.now()
     )
