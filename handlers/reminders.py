@@ -493,8 +493,8 @@ async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> Non
 
 async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:
     """查看话术: the 催付 / 发货延迟 script filled with this order, in the presser's private chat."""
-    from bot.kb import pick_script, record_view
-    from bot.orders import get_order, order_variables
+    from bot.kb import pick_script
+    from bot.orders import get_order
 
     svc = context.svc
     engine = services_of(context).reminders
@@ -512,17 +512,15 @@ async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> N
     if order is None:
         await answer_callback(update, _label(context, "errors.no_order"), alert=True)
         return
-    values = {**order_variables(order, svc.tz), "agent_name": context.person.name}
-    text = svc.renderer.render(
-        "reminders/script.html", title=script.title, order_no=r.order_no, text=kb.render(script, values), note=script.note.strip()
-    )
-    delivery = await deliver(context, context.person.tg_id, text)
-    if not delivery.ok:
+    # one script view everywhere: the same message as /s (copy, 用了这条, 内部提示), counted once
+    from handlers.scripts import send_script
+
+    if not await send_script(context, context.person.tg_id, script, order_no=r.order_no, person=context.person,
+                             source="reminder"):
         await answer_callback(update, _label(context, "errors.private_failed"), alert=True)
         return
     now = svc.clock.now()
     await engine.record(rid, context.person.tg_id, "script", script.id, now=now)
-    await record_view(svc.db, context.person.tg_id, script.id, source="reminder", at=to_ts(now))
     private = update.effective_chat is not None and update.effective_chat.id == context.person.tg_id
     await answer_callback(update, None if private else _label(context, "answers.sent_private"))
 

@@ -305,21 +305,26 @@ async def script_message(
     return ScriptMessage(script, body, texts, keyboard(rows), order_no, order_found, missing)
 
 
-async def _deliver(target: Target, chat_id: int, message: ScriptMessage) -> None:
+async def _deliver(target: Target, chat_id: int, message: ScriptMessage) -> bool:
+    """Send every part; False when a part did not arrive."""
+    arrived = True
     for index, text in enumerate(message.texts):
         last = index == len(message.texts) - 1
-        await send(target, chat_id, text, reply_markup=message.markup if last else None)
+        arrived = await send(target, chat_id, text, reply_markup=message.markup if last else None) is not None and arrived
+    return arrived
 
 
 async def send_script(target: Target, chat_id: int, script: Script | str, *, order_no: str | None = None,
                       person: Person | None = None, source: str = "order") -> bool:
-    """Send a filled script to a chat and count the view (for order cards and reminders).
-    False when the script does not exist (anymore)."""
+    """Send a filled script to a chat and count the view (for order cards and reminders): the same
+    view as /s (copy and 用了这条 buttons, the internal note under its 内部提示 header). False when
+    the script does not exist (anymore) or did not arrive."""
     try:
         message = await script_message(target, script, order_no, person)
     except KeyError:
         return False
-    await _deliver(target, chat_id, message)
+    if not await _deliver(target, chat_id, message):
+        return False
     if person is not None:
         await stats.record_view(services_of(target).db, person.tg_id, message.script.id, source=source,
                                 at=to_ts(services_of(target).clock.now()))

@@ -260,6 +260,13 @@ async def test_script_button_sends_the_filled_script_in_private(kefu):
     script = kefu.emu.last_message(AGENT)
     assert "<pre>" in script["text"] and "纯棉T恤 白色 L" in script["plain"] and "小美" in script["plain"]
     assert "380031" in script["plain"] and "礼貌催付" in script["plain"]
+    # the same view as /s: 用了这条 and a copy button, the internal note under its 内部提示 header
+    buttons = [b for row in script["reply_markup"]["inline_keyboard"] for b in row]
+    assert any(b.get("callback_data", "").startswith("kb:u:") for b in buttons)
+    assert any("copy_text" in b for b in buttons)
+    script_id = next(b["callback_data"] for b in buttons if b.get("callback_data", "").startswith("kb:u:"))[5:]
+    if kefu.svc.kb.get().get(script_id).note:
+        assert "内部提示" in script["plain"]
     unshipped_id = await rid_of(kefu, "380032")
     await kefu.press(AGENT, unshipped_card, data=f"rem:script:{unshipped_id}")
     apology = kefu.emu.last_message(AGENT)
