@@ -134,3 +134,22 @@ async def test_schedule_in_next_year_is_pointed_out_before_saving(kefu):
     assert "明年" not in preview["plain"] and "09:00" in preview["plain"]
     refused = await say(kefu, SUP, "/schedule 今天 0:01 早会")
     assert "明天 00:01" in refused["plain"], refused["plain"]
+
+
+async def test_schedule_numbers_are_the_saved_ones_and_an_identical_schedule_is_refused(kefu):
+    from tests.broadcast_helpers import SUP, add_team, draft_id, message, say, tap
+
+    await add_team(kefu)
+    saved = []
+    for _ in range(2):
+        panel = await say(kefu, SUP, "/schedule 每周一 08:00 例会")
+        b = draft_id(panel)
+        assert f"#{b}" not in panel["plain"]  # the draft shows no number of its own
+        await tap(kefu, SUP, panel, f"bc:{b}:qk")
+        preview = message(kefu, SUP, panel["message_id"])
+        assert f"#{b}" not in preview["plain"]
+        query = await tap(kefu, SUP, preview, f"bc:{b}:go")
+        saved.append(message(kefu, SUP, panel["message_id"])["plain"] + (kefu.emu.callback_answer(query).get("text") or ""))
+    assert "已保存定时通知 #1" in saved[0], saved[0]
+    assert "一模一样的定时通知 #1" in saved[1], saved[1]
+    assert len(await kefu.svc.broadcasts.schedules()) == 1
