@@ -96,8 +96,8 @@ async def setrole(update: Update, context: KefuContext) -> None:
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_role(context.person, target, parse_role(context, role_text))
     await publish_personal_menu(context.application, updated)
+    await _tell_changed(context, target, updated, "role")  # before the reply: the change is told in order
     await reply_template(update, context, "people/changed.html", person=updated, change="role")
-    await _tell_changed(context, target, updated, "role")
 
 
 @user_errors
@@ -105,8 +105,8 @@ async def setshift(update: Update, context: KefuContext) -> None:
     who, shift_text = _two_args(update, context, "setshift")
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_shift(context.person, target, parse_shift(context, shift_text))
-    await reply_template(update, context, "people/changed.html", person=updated, change="shift")
     await _tell_changed(context, target, updated, "shift")
+    await reply_template(update, context, "people/changed.html", person=updated, change="shift")
 
 
 async def _tell_changed(context: KefuContext, before: Person, after: Person, change: str) -> None:

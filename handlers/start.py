@@ -28,11 +28,11 @@ async def start(update: Update, context: KefuContext) -> None:
     person = await people.get(user.id)
     if code and code != "join":
         person = await people.redeem(user.id, user.username, user.full_name, code)
-        await reply_template(update, context, "welcome.html", person=person, commands=_menu(context, person),
-                             joined=True, example_no=await people.free_employee_no())
         inviter = await people.inviter_of(person.tg_id)
         if inviter is not None and inviter.active and inviter.tg_id != person.tg_id:
             await deliver(context, inviter.tg_id, render(context, "people/invite_used.html", person=person))
+        await reply_template(update, context, "welcome.html", person=person, commands=_menu(context, person),
+                             joined=True, example_no=await people.free_employee_no())
         return
     if person is None:
         await reply(update, context, label(context, "errors.stranger", user_id=user.id))
