@@ -41,7 +41,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(cli_text("no_token"), file=sys.stderr)
         return 2
     configure_logging(settings.kefu_log_level, [settings.telegram_bot_token, settings.kefu_api_token])
-    run_polling(settings)
+    failure = run_polling(settings)
+    if failure is not None:
+        print(cli_text("start_failed", kind=failure.kind, detail=failure.detail,
+                       base_url=settings.telegram_base_url.replace(settings.telegram_bot_token, "")),
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -35,6 +35,23 @@ class FakeClock:
         return self._now
 
 
+class ShiftedClock:
+    """The real clock plus an offset that only grows when told (the sandbox's `:t`): time keeps
+    passing, and can be moved forward to see what fires."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return (datetime.now(UTC) + self.offset).replace(microsecond=0)
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta < timedelta(0):
+            raise ValueError("time only moves forward")
+        self.offset += delta
+        return self.now()
+
+
 def to_ts(moment: datetime) -> int:
     """Aware datetime → unix seconds, the storage format of every time column."""
     if moment.tzinfo is None:

@@ -251,7 +251,9 @@ class PeopleService:
         return person
 
     async def find(self, ref: str) -> Person | None:
-        """Look someone up by Telegram id, @username or 工号."""
+        """Look someone up by Telegram id, @username, 工号 or name (display name, else Telegram
+        name). A name shared by several people, or a part of several names, is refused with the
+        matches listed (UserError person_ambiguous)."""
         ref = ref.strip()
         if ref.lstrip("-").isdigit():
             found = await self.get(int(ref))
@@ -259,15 +261,43 @@ class PeopleService:
                 return found
         if ref.startswith("@"):
             row = await self.db.fetchone("SELECT * FROM users WHERE lower(username) = lower(?)", (ref[1:],))
-        else:
-            row = await self.db.fetchone("SELECT * FROM users WHERE employee_no = ?", (ref,))
-        return Person.from_row(row) if row else None
+            return Person.from_row(row) if row else None
+        row = await self.db.fetchone("SELECT * FROM users WHERE employee_no = ?", (ref,))
+        if row:
+            return Person.from_row(row)
+        return await self.find_by_name(ref)
+
+    async def find_by_name(self, ref: str) -> Person | None:
+        key = name_key(ref)
+        if not key or ref.lstrip("-").isdigit():
+            return None
+        people = await self.all()
+        exact = [p for p in people if key in {name_key(p.name), name_key(p.full_name or "")}]
+        matches = exact or [p for p in people if key in name_key(p.name)]
+        if len(matches) > 1:
+            raise UserError("person_ambiguous", ref=ref, matches=matches)
+        return matches[0] if matches else None
 
     async def require(self, ref: str) -> Person:
         person = await self.find(ref)
         if person is None:
             raise UserError("person_not_found", ref=ref)
         return person
+
+    async def inviter_of(self, tg_id: int) -> Person | None:
+        """Who created the invitation this person joined with (None: an admin from settings)."""
+        row = await self.db.fetchone(
+            "SELECT created_by FROM invites WHERE used_by = ? ORDER BY used_at DESC LIMIT 1", (tg_id,))
+        return await self.get(row["created_by"]) if row else None
+
+    async def free_employee_no(self, prefix: str = "KF") -> str:
+        """An example 工号 nobody has yet (KF001, KF002, ...), for the welcome's /me hint."""
+        rows = await self.db.fetchall("SELECT employee_no FROM users WHERE employee_no IS NOT NULL")
+        taken = {row["employee_no"].upper() for row in rows}
+        number = 1
+        while f"{prefix}{number:03d}" in taken:
+            number += 1
+        return f"{prefix}{number:03d}"
 
     async def set_role(self, actor: Person, target: Person, role: Role) -> Person:
         if actor.role < Role.ADMIN:

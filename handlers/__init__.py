@@ -20,6 +20,7 @@ from handlers import (
     reminders,
     routing,
     scripts,
+    setup_notice,
     start,
     ticker,
 )
@@ -50,6 +51,7 @@ async def on_startup(app: Application) -> None:
         if hook is not None:
             await hook(app)
     await menu.publish_menu(app)
+    await setup_notice.on_startup(app)  # last: sees the loaded KB and the team
 
 
 async def on_shutdown(app: Application) -> None:

@@ -7,10 +7,14 @@ the only core modules that import it. `kefu run` uses `run_polling`; tests and t
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from dataclasses import dataclass
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -77,6 +81,8 @@ async def on_startup(app: Application) -> None:
 
 
 async def on_shutdown(app: Application) -> None:
+    if "services" not in app.bot_data:
+        return  # start-up failed before the services existed: nothing to close
     await handlers.on_shutdown(app)
     if app.bot_data.pop("owns_services", False):
         await app.bot_data["services"].db.close()
@@ -99,7 +105,91 @@ async def stop_application(app: Application) -> None:
     await app.shutdown()
 
 
-def run_polling(settings: Settings) -> None:
+async def tick_now(app: Application) -> None:
+    """Run every time-based feature once now (the sandbox's `:t` after moving its clock)."""
+    from handlers.ticker import run_tick
+
+    await run_tick(app)
+
+
+@dataclass(frozen=True)
+class StartFailure:
+    """Why `kefu run` could not start: `kind` is network | token | server | conflict."""
+
+    kind: str
+    detail: str
+
+
+def classify_start_error(exc: TelegramError) -> str:
+    """network: no route, DNS, proxy, TLS or time-outs; token: Telegram says the token is wrong;
+    conflict: another copy polls with this token (or a webhook is set); server: the Bot API server
+    answered with an error of its own (5xx and the like)."""
+    if isinstance(exc, InvalidToken):
+        return "token"
+    if isinstance(exc, Conflict):
+        return "conflict"
+    if isinstance(exc, TimedOut):
+        return "network"
+    if isinstance(exc, NetworkError):
+        cause = exc.__cause__
+        if type(cause).__module__.split(".")[0] in ("httpx", "httpcore") or str(exc).startswith(("httpx.", "Unknown error in HTTP")):
+            return "network"
+        return "server"
+    return "server"
+
+
+class PollingRetryLog:
+    """One log line per failed long poll after start; PTB's network loop retries with backoff
+    (1 s, then ×1.5 up to 30 s)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def __call__(self, exc: TelegramError) -> None:
+        self.attempts += 1
+        log.warning(
+            "Telegram unreachable while polling (attempt %d, %s): %s; retrying with backoff",
+            self.attempts, classify_start_error(exc), exc,
+        )
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> StartFailure | None:
+    """`kefu run`: start (a failure is returned, not raised), poll until SIGINT/SIGTERM or `stop`."""
     app = build_application(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+    initialized = False
+    try:
+        try:
+            await app.initialize()  # getMe: proves the network and the token
+            initialized = True
+            await on_startup(app)
+            await app.start()
+            await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
+        except TelegramError as exc:
+            log.debug("start-up failed", exc_info=exc)
+            return StartFailure(classify_start_error(exc), str(exc).replace(settings.telegram_bot_token, "<redacted>"))
+        log.info("kefu-bot started (long polling)")
+        await stop.wait()
+        log.info("kefu-bot stopping")
+        return None
+    finally:
+        if app.updater and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await on_shutdown(app)
+        if initialized:
+            await app.shutdown()
+        elif app.bot_data.get("owns_services") and "services" in app.bot_data:
+            await app.bot_data["services"].db.close()
+
+
+def run_polling(settings: Settings) -> StartFailure | None:
     log.info("kefu-bot starting (long polling)")
-    app.run_polling(allowed_updates=Update.ALL_TYPES)
+    return asyncio.run(serve(settings))

@@ -201,6 +201,7 @@ async def panel(target: Target, draft: Broadcast, *, view: str | None = None, pa
         shifts = [button(target, "broadcast.buttons.aud_shift", f"bc:{b}:a:s{i}", name=_shift_name(target, s.name))
                   for i, s in enumerate(svc.settings.shifts)]
         rows = [
+            [button(target, "broadcast.buttons.quick", f"bc:{b}:qk")],
             [button(target, "broadcast.buttons.aud_all", f"bc:{b}:a:all"),
              button(target, "broadcast.buttons.aud_duty", f"bc:{b}:a:duty")],
             *_rows(shifts, 2),
@@ -268,7 +269,7 @@ async def _preview(target: Target, draft: Broadcast) -> tuple[str, InlineKeyboar
     copy = copy_text(target, draft, await author_name(target, draft.author_id))
     text = svc.renderer.render(
         "broadcasts/preview.html", b=draft, copy=copy, recipients=recipients, rule=rule,
-        next_run=next_run(rule, svc.clock.now(), svc.tz) if rule else None,
+        next_run=next_run(rule, svc.clock.now(), svc.tz) if rule else None, now=svc.clock.now(),
         blocked=sum(1 for p in recipients if p.blocked_at),
     )
     go = "broadcast.buttons.save" if draft.is_schedule_draft else "broadcast.buttons.send"
@@ -356,6 +357,11 @@ async def broadcast_button(update: Update, context: KefuContext) -> None:
     elif action in ("ack", "urg", "pin", "sil"):
         name = {"ack": "ack_required", "urg": "urgent", "pin": "pin", "sil": "silent"}[action]
         draft = await svc.choose(draft.id, person, name, args[:1] == ["1"])
+    elif action == "qk":  # the common case in one tap: everyone, 收到 required, normal, ringing
+        draft = await svc.choose(draft.id, person, "audience", Audience("all"))
+        for name, value in (("ack_required", True), ("urgent", False), ("pin", False), ("silent", False)):
+            if getattr(draft, name) is None:
+                draft = await svc.choose(draft.id, person, name, value)
     elif action == "redo":
         draft = await svc.reset_choices(draft.id, person, pin_available=_team_chat(context) is not None)
     elif action == "x":

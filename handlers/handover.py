@@ -351,6 +351,24 @@ async def _button_edit(update: Update, context: KefuContext, item_id: str) -> No
 
 
 async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -> None:
+    """↩️ 撤回 affects the people the item went to: ask once more before doing it."""
+    item = await services_of(context).handover.check_editable(int(item_id), context.person.tg_id)
+    markup = keyboard([[button(context, "handover.buttons.withdraw_yes", f"ho:wdy:{item.id}", id=item.id),
+                        button(context, "handover.buttons.withdraw_no", f"ho:wdn:{item.id}")],
+                       [button(context, "handover.buttons.history", f"ho:view:{item.id}")]])
+    try:
+        await update.callback_query.edit_message_reply_markup(markup)
+    except BadRequest as exc:
+        log.info("withdraw confirmation not shown: %s", exc)
+    await answer_callback(update, label(context, "handover.answers.confirm_withdraw", id=item.id), alert=True)
+
+
+async def _button_withdraw_cancelled(update: Update, context: KefuContext, item_id: str) -> None:
+    await answer_callback(update)
+    await refresh_cards(context, int(item_id))
+
+
+async def _button_withdraw_confirmed(update: Update, context: KefuContext, item_id: str) -> None:
     item = await services_of(context).handover.withdraw(int(item_id), context.person.tg_id)
     _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.withdrawn", id=item.id))
@@ -424,6 +442,8 @@ BUTTONS = {
     "kind": (_button_kind, 2),
     "edit": (_button_edit, 1),
     "wd": (_button_withdraw, 1),
+    "wdy": (_button_withdraw_confirmed, 1),
+    "wdn": (_button_withdraw_cancelled, 1),
     "take": (_button_take, 1),
     "res": (_button_resolve, 1),
     "rsn": (_button_resolve_without_note, 1),
@@ -448,19 +468,26 @@ async def button_pressed(update: Update, context: KefuContext) -> None:
 
 
 # --- looking back ----------------------------------------------------------------------------
+def _list_buttons(context: KefuContext, items: list[Item]) -> list[list]:
+    """Per listed item: 接手 (when it waits for its shift), 解决 (while open), 详情."""
+    rows = []
+    for item in items[:LIST_BUTTONS]:
+        row = []
+        if item.awaiting_takeover and item.author_id != context.person.tg_id:
+            row.append(button(context, "handover.buttons.take_n", f"ho:take:{item.id}:l", id=item.id))
+        if item.is_open:
+            row.append(button(context, "handover.buttons.resolve_n", f"ho:res:{item.id}", id=item.id))
+        row.append(button(context, "handover.buttons.history_n", f"ho:view:{item.id}", id=item.id))
+        rows.append(row)
+    return rows
+
+
 async def _show_open_list(update: Update, context: KefuContext, *, edit: bool = False) -> None:
     items = await services_of(context).handover.open_items()
     shown = items[:LIST_LIMIT]
     names = await _names(context)
     text = _render(context, "list.html", mode="open", items=shown, total=len(items), names=names, now=_now(context))
-    rows = []
-    for item in shown[:LIST_BUTTONS]:
-        row = []
-        if item.awaiting_takeover:
-            row.append(button(context, "handover.buttons.take_n", f"ho:take:{item.id}:l", id=item.id))
-        row.append(button(context, "handover.buttons.resolve_n", f"ho:res:{item.id}", id=item.id))
-        row.append(button(context, "handover.buttons.history_n", f"ho:view:{item.id}", id=item.id))
-        rows.append(row)
+    rows = _list_buttons(context, shown)
     if edit and update.callback_query is not None:
         try:
             await update.callback_query.edit_message_text(text, reply_markup=keyboard(rows))
@@ -482,7 +509,8 @@ async def handovers_command(update: Update, context: KefuContext) -> None:
     result = await services_of(context).handover.search(query, relative_days=labels["relative_days"], kind_names=labels["kinds"])
     names = await _names(context)
     await reply(update, context, _render(context, "list.html", mode=result.mode, value=result.value,
-                                         items=result.items, total=result.total, names=names, now=_now(context)))
+                                         items=result.items, total=result.total, names=names, now=_now(context)),
+                reply_markup=keyboard(_list_buttons(context, list(result.items))))
 
 
 @handover_errors
@@ -507,8 +535,19 @@ async def stats_command(update: Update, context: KefuContext) -> None:
     ho = services_of(context).handover
     stats = await ho.stats(since, until)
     rows = [s for s in stats if s.written or s.received or s.resolved]
+    # A shift belongs to the day it starts on: a night shift to 01:00 is counted whole on its day,
+    # so the header shows the shift-day (first start to last end), not midnight to midnight.
+    shifts = context.svc.settings.shifts
+    if stats:
+        first = min(s.start for s in stats)
+        last = max(s.start + 60 * ((sh.end - sh.start) % 1440 or 1440)
+                   for s in stats for sh in shifts if sh.name == s.shift)
+        shown_since, shown_until = datetime.fromtimestamp(first, tz), datetime.fromtimestamp(last, tz)
+    else:
+        shown_since, shown_until = since, until
     await reply(update, context, _render(context, "stats.html", stats=stats, rows=rows, quiet=len(stats) - len(rows),
-                                         since=since, until=until, open_count=len(await ho.open_items())))
+                                         since=shown_since, until=shown_until, by_shift_day=bool(arg and not arg.isdigit()),
+                                         open_count=len(await ho.open_items())))
 
 
 # --- the shift-change tick -------------------------------------------------------------------

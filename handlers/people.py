@@ -28,7 +28,7 @@ def parse_role(context: KefuContext, text: str) -> Role:
 def parse_shift(context: KefuContext, text: str) -> str | None:
     text = text.strip()
     names = context.svc.renderer.labels["shifts"]
-    if text.lower() in ("none", "-") or text == names["none"]:
+    if text.lower() in ("none", "-") or text in (names["none"], names.get("off", "不排班")):
         return None
     for shift in context.svc.settings.shifts:
         if text.lower() == shift.name or text == names.get(shift.name):
@@ -97,6 +97,7 @@ async def setrole(update: Update, context: KefuContext) -> None:
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_role(context.person, target, parse_role(context, role_text))
     await publish_personal_menu(context.application, updated)
+    await _tell_changed(context, target, updated, "role")  # before the reply: the change is told in order
     await reply_template(update, context, "people/changed.html", person=updated, change="role")
 
 
@@ -105,7 +106,18 @@ async def setshift(update: Update, context: KefuContext) -> None:
     who, shift_text = _two_args(update, context, "setshift")
     target = await context.svc.people.require(who)
     updated = await context.svc.people.set_shift(context.person, target, parse_shift(context, shift_text))
+    await _tell_changed(context, target, updated, "shift")
     await reply_template(update, context, "people/changed.html", person=updated, change="shift")
+
+
+async def _tell_changed(context: KefuContext, before: Person, after: Person, change: str) -> None:
+    """The person hears of a change to their own role or shift (not when they changed it themselves)."""
+    if after.tg_id == context.person.tg_id or not after.active or after.blocked_at is not None:
+        return
+    if getattr(before, change) == getattr(after, change):
+        return
+    text = render(context, "people/you_changed.html", person=after, before=before, change=change, by=context.person)
+    await deliver(context, after.tg_id, text)
 
 
 async def _set_active(update: Update, context: KefuContext, active: bool) -> None:

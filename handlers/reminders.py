@@ -434,6 +434,23 @@ async def _snooze(update: Update, context: KefuContext, rid: int, arg: str) -> N
 
 
 async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> None:
+    if arg == "no_action":  # on someone else's claimed order: ask once more
+        r = await services_of(context).reminders.get(rid)
+        if r is not None and r.is_open and r.claimed_by not in (None, context.person.tg_id):
+            claimer = await context.svc.people.get(r.claimed_by)
+            who = claimer.name if claimer else str(r.claimed_by)
+            markup = keyboard([
+                [button(context, "reminders.buttons.no_action_yes", callbacks.REMINDER.pack("out", rid, "nax"), who=who)],
+                [button(context, "reminders.buttons.back", callbacks.REMINDER.pack("back", rid))],
+            ])
+            try:
+                await update.callback_query.edit_message_reply_markup(markup)
+            except BadRequest as exc:
+                log.info("confirmation not shown: %s", exc)
+            await answer_callback(update, _label(context, "answers.confirm_no_action", who=who), alert=True)
+            return
+    elif arg == "nax":
+        arg = "no_action"
     result = await services_of(context).reminders.done(
         rid, context.person.tg_id, arg, supervisor=context.person.role >= Role.SUPERVISOR, now=context.svc.clock.now()
     )
@@ -477,8 +494,8 @@ async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> Non
 
 async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:
     """查看话术: the 催付 / 发货延迟 script filled with this order, in the presser's private chat."""
-    from bot.kb import pick_script, record_view
-    from bot.orders import get_order, order_variables
+    from bot.kb import pick_script
+    from bot.orders import get_order
 
     svc = context.svc
     engine = services_of(context).reminders
@@ -496,17 +513,15 @@ async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> N
     if order is None:
         await answer_callback(update, _label(context, "errors.no_order"), alert=True)
         return
-    values = {**order_variables(order, svc.tz), "agent_name": context.person.name}
-    text = svc.renderer.render(
-        "reminders/script.html", title=script.title, order_no=r.order_no, text=kb.render(script, values), note=script.note.strip()
-    )
-    delivery = await deliver(context, context.person.tg_id, text)
-    if not delivery.ok:
+    # one script view everywhere: the same message as /s (copy, 用了这条, 内部提示), counted once
+    from handlers.scripts import send_script
+
+    if not await send_script(context, context.person.tg_id, script, order_no=r.order_no, person=context.person,
+                             source="reminder"):
         await answer_callback(update, _label(context, "errors.private_failed"), alert=True)
         return
     now = svc.clock.now()
     await engine.record(rid, context.person.tg_id, "script", script.id, now=now)
-    await record_view(svc.db, context.person.tg_id, script.id, source="reminder", at=to_ts(now))
     private = update.effective_chat is not None and update.effective_chat.id == context.person.tg_id
     await answer_callback(update, None if private else _label(context, "answers.sent_private"))
 

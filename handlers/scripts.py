@@ -306,21 +306,26 @@ async def script_message(
     return ScriptMessage(script, body, texts, keyboard(rows), order_no, order_found, missing)
 
 
-async def _deliver(target: Target, chat_id: int, message: ScriptMessage) -> None:
+async def _deliver(target: Target, chat_id: int, message: ScriptMessage) -> bool:
+    """Send every part; False when a part did not arrive."""
+    arrived = True
     for index, text in enumerate(message.texts):
         last = index == len(message.texts) - 1
-        await send(target, chat_id, text, reply_markup=message.markup if last else None)
+        arrived = await send(target, chat_id, text, reply_markup=message.markup if last else None) is not None and arrived
+    return arrived
 
 
 async def send_script(target: Target, chat_id: int, script: Script | str, *, order_no: str | None = None,
                       person: Person | None = None, source: str = "order") -> bool:
-    """Send a filled script to a chat and count the view (for order cards and reminders).
-    False when the script does not exist (anymore)."""
+    """Send a filled script to a chat and count the view (for order cards and reminders): the same
+    view as /s (copy and 用了这条 buttons, the internal note under its 内部提示 header). False when
+    the script does not exist (anymore) or did not arrive."""
     try:
         message = await script_message(target, script, order_no, person)
     except KeyError:
         return False
-    await _deliver(target, chat_id, message)
+    if not await _deliver(target, chat_id, message):
+        return False
     if person is not None:
         await stats.record_view(services_of(target).db, person.tg_id, message.script.id, source=source,
                                 at=to_ts(services_of(target).clock.now()))
@@ -742,11 +747,9 @@ async def on_startup(app: Application) -> None:
 
 
 async def tell_policy_examples(app: Application, kb: KnowledgeBase) -> None:
-    """Example values in policy.yaml (a fake return address…) reach buyers unchanged: log them and
-    tell the admins at every start while any remains."""
+    """Example values in policy.yaml (a fake return address…) reach buyers unchanged: log them at
+    every start while any remains; the admins hear of them in the one start notice
+    (handlers/setup_notice.py)."""
     examples = example_values(kb.policy)
-    if not examples:
-        return
-    log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))
-    path = kb.path / "policy.yaml" if kb.path else "policy.yaml"
-    await tell_admins(app, services_of(app).renderer.render("scripts/policy_examples.html", examples=examples, path=str(path)))
+    if examples:
+        log.warning("scripts_kb/policy.yaml still has example values: %s", ", ".join(name for name, _ in examples))

@@ -74,7 +74,8 @@ async def compose(kefu, author: int, command: str, audience: str = "a:all", *, a
     panel = await press(kefu, author, panel, f"urg:{int(urgent)}")
     if pin is not None:
         panel = await press(kefu, author, panel, f"pin:{int(pin)}")
-    panel = await press(kefu, author, panel, f"sil:{int(silent)}")
+    if not urgent:  # an urgent announcement always rings: no silent question
+        panel = await press(kefu, author, panel, f"sil:{int(silent)}")
     return panel
 
 

@@ -127,6 +127,9 @@ class BroadcastService:
             changes[name] = int(bool(value))
             if name == "urgent" and value:
                 changes["ack_required"] = 1
+                changes["silent"] = 0  # an urgent announcement always rings; the preview says so
+            if name == "silent" and value and (await self.get(broadcast_id)).urgent:
+                raise UserError("urgent_not_silent")
         assignments = ", ".join(f"{column} = ?" for column in changes)
         await self.db.execute(
             f"UPDATE broadcasts SET {assignments} WHERE id = ? AND status = 'draft'", (*changes.values(), broadcast_id)
@@ -348,6 +351,16 @@ class BroadcastService:
         first = next_run(rule, self.clock.now(), self.tz)
         if first is None:
             raise UserError("schedule_past")
+        same = await self.db.fetchone(
+            "SELECT s.id FROM broadcast_schedules s JOIN broadcasts b ON b.id = s.template_id"
+            " WHERE s.status = 'active' AND s.rule = ? AND b.kind = ? AND b.body_html = ?"
+            " AND COALESCE(b.file_id, '') = COALESCE(?, '') AND b.audience IS ? AND b.ack_required IS ?"
+            " AND b.urgent IS ? AND b.pin IS ? AND b.silent IS ?",
+            (draft.schedule_rule, draft.kind, draft.body_html, draft.file_id, draft.audience, draft.ack_required,
+             draft.urgent, draft.pin, draft.silent),
+        )
+        if same is not None:  # an identical schedule already runs: saving it again would send twice
+            raise UserError("schedule_duplicate", id=same["id"])
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE broadcasts SET status = 'template' WHERE id = ? AND status = 'draft'", (draft.id,)

@@ -77,6 +77,12 @@ class WhenWords:
     today: tuple[str, ...]
     tomorrow: tuple[str, ...]
     day_after_tomorrow: tuple[str, ...]
+    tonight: tuple[str, ...]
+    this_morning: tuple[str, ...]
+    tomorrow_morning: tuple[str, ...]
+    tomorrow_night: tuple[str, ...]
+    this_week: tuple[str, ...]
+    next_week: tuple[str, ...]
     hour: tuple[str, ...]
     minute: tuple[str, ...]
     half: tuple[str, ...]
@@ -129,8 +135,14 @@ class _Grammar:
             ("cn_date", re.compile(
                 rf"(?:(?P<y>\d{{4}}){_alt(w.year)})?(?P<mo>\d{{1,2}}){_alt(w.month)}(?P<d>\d{{1,2}}){_alt(w.day)}\s*{clock}", re.IGNORECASE)),
             ("month_day", re.compile(rf"(?P<mo>\d{{1,2}})[-/](?P<d>\d{{1,2}})\s+{at}{clock}", re.IGNORECASE)),
+            ("part_of_day", re.compile(
+                rf"(?P<pod>{_alt(w.tonight + w.this_morning + w.tomorrow_morning + w.tomorrow_night)}){at}{clock}", re.IGNORECASE)),
+            ("week_day", re.compile(
+                rf"(?P<wk>{_alt(w.this_week + w.next_week)})(?P<wd>{_alt(w.weekday_numbers)})\s*{at}{clock}", re.IGNORECASE)),
             ("relative", re.compile(
                 rf"(?P<rel>{_alt(w.today + w.tomorrow + w.day_after_tomorrow)}|today|tomorrow){at}{clock}", re.IGNORECASE)),
+            # a bare time: its next occurrence (later today, else tomorrow); the preview shows the date
+            ("bare", re.compile(rf"(?:at\s+)?{clock}(?=\s|$)", re.IGNORECASE)),
         ]
 
 
@@ -219,6 +231,8 @@ def parse_when(text: str, now: datetime, tz: tzinfo, words: WhenWords) -> tuple[
         if match is None:
             continue
         hour, minute = _clock(match, words)
+        if name == "part_of_day" and match.group("pod") in (*words.tonight, *words.tomorrow_night) and hour < 12:
+            hour += 12  # 今晚 8 点 is 20:00
         rest = original[match.end():].lstrip(" \t:,-，：、")
         rest = rest.strip()
         if name == "daily":
@@ -232,6 +246,19 @@ def parse_when(text: str, now: datetime, tz: tzinfo, words: WhenWords) -> tuple[
             word = match.group("rel").lower()
             offset = 2 if word in words.day_after_tomorrow else 1 if word in (*words.tomorrow, "tomorrow") else 0
             on = local_now.date() + timedelta(days=offset)
+        elif name == "bare":
+            on = local_now.date()
+            if datetime.combine(on, time(hour, minute), tz) <= now:
+                on += timedelta(days=1)
+        elif name == "part_of_day":
+            word = match.group("pod")
+            offset = 1 if word in (*words.tomorrow_morning, *words.tomorrow_night) else 0
+            on = local_now.date() + timedelta(days=offset)
+        elif name == "week_day":
+            monday = local_now.date() - timedelta(days=local_now.weekday())
+            if match.group("wk") in words.next_week:
+                monday += timedelta(days=7)
+            on = monday + timedelta(days=words.weekday_numbers[match.group("wd")])
         elif name == "month_day" or (name == "cn_date" and match.group("y") is None):
             on = _date(local_now.year, int(match.group("mo")), int(match.group("d")), match.group(0))
             if datetime.combine(on, time(hour, minute), tz) <= now:
@@ -240,7 +267,8 @@ def parse_when(text: str, now: datetime, tz: tzinfo, words: WhenWords) -> tuple[
             on = _date(int(match.group("y")), int(match.group("mo")), int(match.group("d")), match.group(0))
         rule = Rule("once", hour, minute, on=on)
         if next_run(rule, now, tz) is None:
-            raise UserError("when_past", when=f"{on.isoformat()} {rule.clock}")
+            raise UserError("when_past", when=f"{on.isoformat()} {rule.clock}", now=local_now.strftime("%H:%M"),
+                            today=on == local_now.date(), clock=rule.clock)
         return rule, rest
     raise UserError("when_missing")
 

@@ -80,3 +80,86 @@ async def test_kefu_run_serves_the_emulator_and_stops_cleanly_on_sigterm(tmp_pat
         assert "SECRET-run-token" not in log
     finally:
         await emu.stop()
+
+
+def _run_env(emu, tmp_path, token=None):
+    return {**BASE_ENV, "TELEGRAM_BOT_TOKEN": token or emu.token, "TELEGRAM_BASE_URL": emu.base_url,
+            "TELEGRAM_BASE_FILE_URL": emu.base_file_url, "KEFU_DB_PATH": str(tmp_path / "kefu.db")}
+
+
+async def _kefu_run(env, cwd, timeout=60):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    return process.returncode, out.decode(), err.decode()
+
+
+def _failure_lines(stderr):
+    """The lines that are not log records (log records start with a date)."""
+    return [line for line in stderr.splitlines() if line.strip() and not line[:4].isdigit()]
+
+
+def test_kefu_run_with_telegram_unreachable_says_so_in_one_line(tmp_path):
+    env = {"TELEGRAM_BOT_TOKEN": "1:x", "TELEGRAM_BASE_URL": "http://127.0.0.1:9/bot",
+           "KEFU_DB_PATH": str(tmp_path / "kefu.db")}
+    result = kefu("run", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = _failure_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert "连不上 Telegram" in lines[0] and "proxy" in lines[0]
+    assert "Traceback" not in result.stderr and "KeyError" not in result.stderr
+
+
+async def test_kefu_run_with_a_rejected_token_says_so_in_one_line(tmp_path):
+    emu = BotApiEmulator(token="777000:RIGHT")
+    await emu.start()
+    try:
+        code, _, err = await _kefu_run(_run_env(emu, tmp_path, token="777000:WRONG-token"), tmp_path)
+    finally:
+        await emu.stop()
+    assert code == 2, err
+    lines = _failure_lines(err)
+    assert len(lines) == 1 and "拒绝了这个 token" in lines[0] and "BotFather" in lines[0], err
+    assert "Traceback" not in err and "WRONG-token" not in err
+
+
+async def test_kefu_run_with_a_failing_bot_api_server_says_so_in_one_line(tmp_path):
+    emu = BotApiEmulator(token="777000:RIGHT")
+    await emu.start()
+    try:
+        emu.inject_fault("getMe", "500", count=None)
+        code, _, err = await _kefu_run(_run_env(emu, tmp_path), tmp_path)
+    finally:
+        await emu.stop()
+    assert code == 2, err
+    lines = _failure_lines(err)
+    assert len(lines) == 1 and "服务器返回错误" in lines[0] and "Internal Server Error" in lines[0], err
+    assert "Traceback" not in err
+
+
+async def test_polling_failures_after_start_are_retried_with_one_log_line_each(tmp_path):
+    emu = BotApiEmulator(token="777000:RIGHT")
+    await emu.start()
+    try:
+        emu.add_user(42, "老板")
+        env = {**_run_env(emu, tmp_path), "KEFU_ADMIN_IDS": "42"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        await emu.wait_for_request("setMyCommands", timeout=30)
+        emu.inject_fault("getUpdates", "502", count=3)
+        await asyncio.sleep(0.5)
+        emu.send_text(42, "/start")  # answered once polling is back
+        await emu.wait_for_message(42, lambda m: "管理员" in m["plain"], timeout=30)
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        await emu.stop()
+    log = output.decode()
+    assert process.returncode == 0, log
+    retries = [line for line in log.splitlines() if "retrying with backoff" in line]
+    assert [f"attempt {n}," in line for n, line in enumerate(retries, 1)] == [True] * 3, log
+    assert "Traceback" not in log

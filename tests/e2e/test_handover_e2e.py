@@ -188,7 +188,13 @@ async def test_edit_window_of_ten_minutes_author_only_with_history(team):
 
     # Within the window an item can be withdrawn; it is then never handed over.
     second = await kefu.say(DAY, "/handover 写错了")
+    query = await kefu.press(DAY, second, data="ho:wd:2")
+    assert "确定" in kefu.emu.callback_answer(query)["text"]  # it affects others: asked once more
+    assert "已撤回" not in cards(kefu, DAY, 2)[0]["plain"]
+    await kefu.press(DAY, second, data="ho:wdn:2")  # 不撤回: nothing changes
+    assert "ho:wd:2" in str(cards(kefu, DAY, 2)[0]["reply_markup"])
     await kefu.press(DAY, second, data="ho:wd:2")
+    await kefu.press(DAY, second, data="ho:wdy:2")
     assert "已撤回" in cards(kefu, DAY, 2)[0]["plain"]
     await at(kefu, "2026-11-23 17:30")
     assert not cards(kefu, NIGHT, 2) and len(cards(kefu, NIGHT, 1)) == 1
@@ -346,6 +352,8 @@ async def test_open_list_search_and_supervisor_stats(team):
     await kefu.say(DAY, f"/handover 买家催退款 {TAOBAO_NO}")
     await kefu.say(DAY, "/handover 仓库发错颜色，补发中")
     await at(kefu, "2026-11-23 17:30")
+    waiting = await kefu.say(NIGHT, "/handovers")
+    assert datas(waiting)[:2] == ["ho:take:1:l", "ho:res:1"]  # 接手 offered in the list
     await kefu.press(NIGHT, cards(kefu, NIGHT, 1)[0], data="ho:take:1")
     kefu.clock.set(local("2026-11-23 17:40"))
     await kefu.press(NIGHT, cards(kefu, NIGHT, 2)[0], data="ho:take:2")
@@ -357,8 +365,10 @@ async def test_open_list_search_and_supervisor_stats(team):
 
     found = await kefu.say(NIGHT, f"/handovers {TAOBAO_NO}")
     assert f"订单 {TAOBAO_NO}" in found["plain"] and "共 1 条" in found["plain"] and "#1" in found["plain"]
+    assert datas(found) == ["ho:res:1", "ho:view:1"]  # search results carry the same buttons
     found = await kefu.say(NIGHT, "/handovers 补发")
     assert "包含“补发”" in found["plain"] and "#2" in found["plain"] and "已解决" in found["plain"]
+    assert datas(found) == ["ho:view:2"]
     found = await kefu.say(NIGHT, "/handovers 11-23")
     assert "2026-11-23 写的交接" in found["plain"] and "共 2 条" in found["plain"]
     found = await kefu.say(NIGHT, "/handovers 退款待处理")
@@ -425,3 +435,17 @@ async def test_nothing_lost_or_repeated_across_restarts_between_shifts(team):
     await kefu.restart()
     history = await kefu.svc.handover.history(1)
     assert [h.action for h in history] == ["create", "take", "take"]
+
+
+async def test_stats_for_yesterday_follow_shift_days(team):
+    kefu = team
+    kefu.clock.set(local("2026-11-23 11:00"))
+    await kefu.say(DAY, "/handover 昨天白班写的")
+    kefu.clock.set(local("2026-11-24 00:30"))
+    await kefu.say(NIGHT, "/handover 昨晚班零点后写的")  # the night shift that started on the 23rd
+    kefu.clock.set(local("2026-11-24 10:00"))
+    await kefu.say(DAY, "/handover 今天白班写的")
+    stats = (await kefu.say(SUPERVISOR, "/handover_stats 昨天"))["plain"]
+    assert "11-23 08:30 至 11-24 01:00" in stats and "按班次算" in stats, stats
+    assert "白班 11-23：写 1" in stats and "晚班 11-23：写 1" in stats
+    assert "合计：写 2 " in stats, stats  # today's day-shift item is not counted

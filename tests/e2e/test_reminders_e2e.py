@@ -260,6 +260,13 @@ async def test_script_button_sends_the_filled_script_in_private(kefu):
     script = kefu.emu.last_message(AGENT)
     assert "<pre>" in script["text"] and "纯棉T恤 白色 L" in script["plain"] and "小美" in script["plain"]
     assert "380031" in script["plain"] and "礼貌催付" in script["plain"]
+    # the same view as /s: 用了这条 and a copy button, the internal note under its 内部提示 header
+    buttons = [b for row in script["reply_markup"]["inline_keyboard"] for b in row]
+    assert any(b.get("callback_data", "").startswith("kb:u:") for b in buttons)
+    assert any("copy_text" in b for b in buttons)
+    script_id = next(b["callback_data"] for b in buttons if b.get("callback_data", "").startswith("kb:u:"))[5:]
+    if kefu.svc.kb.get().get(script_id).note:
+        assert "内部提示" in script["plain"]
     unshipped_id = await rid_of(kefu, "380032")
     await kefu.press(AGENT, unshipped_card, data=f"rem:script:{unshipped_id}")
     apology = kefu.emu.last_message(AGENT)
@@ -495,3 +502,31 @@ async def test_a_stranger_pressing_a_forwarded_reminder_button_is_refused(kefu):
     assert await kefu.svc.reminders.events(r.id) == []
     assert kefu.emu.messages(STRANGER) == []  # no card, no script
     assert reminder_messages(kefu, AGENT)[0]["edits"] == []
+
+
+async def test_no_action_on_someone_elses_claimed_order_asks_to_confirm(kefu):
+    await save(kefu.svc.db, kefu.clock, paid(kefu.clock.now() - 37 * H, order_no="380031"))
+    await kefu.tick()
+    [card] = reminder_messages(kefu, AGENT)
+    await kefu.press(AGENT, card, data="rem:claim:1")
+    [sup_card] = reminder_messages(kefu, SUP)
+    await kefu.press(SUP, sup_card, data="rem:done:1")
+    [sup_card] = reminder_messages(kefu, SUP)
+    query = await kefu.press(SUP, sup_card, data="rem:out:1:no_action")
+    answer = kefu.emu.callback_answer(query)
+    assert answer["show_alert"] and "小美" in answer["text"] and "确认" in answer["text"]
+    assert (await reminder(kefu, "380031")).state != "done"  # nothing closed yet
+    [sup_card] = reminder_messages(kefu, SUP)
+    assert "rem:out:1:nax" in data_of(sup_card)
+    await kefu.press(SUP, sup_card, data="rem:out:1:nax")
+    r = await reminder(kefu, "380031")
+    assert (r.state, r.outcome, r.done_by) == ("done", "no_action", SUP)
+    # your own claim closes in one tap, as before
+    await save(kefu.svc.db, kefu.clock, paid(kefu.clock.now() - 37 * H, order_no="380032"))
+    await kefu.tick()
+    rid = await rid_of(kefu, "380032")
+    own = [m for m in reminder_messages(kefu, AGENT) if "380032" in m["plain"]][-1]
+    await kefu.press(AGENT, own, data=f"rem:claim:{rid}")
+    await kefu.press(AGENT, own, data=f"rem:done:{rid}")
+    await kefu.press(AGENT, own, data=f"rem:out:{rid}:no_action")
+    assert (await reminder(kefu, "380032")).state == "done"

@@ -122,3 +122,29 @@ def test_missed_one_off_finishes():
     once = Rule("once", 9, 0, on=date(2026, 11, 23))
     due = due_occurrences(once, local("2026-11-23 09:00"), local("2026-11-23 12:00"), SHANGHAI)
     assert due.fire_at is None and due.missed == (local("2026-11-23 09:00"),) and due.next_run is None
+
+
+@pytest.mark.parametrize("text, rule, rest", [
+    ("下周一 9:00 例会", Rule("once", 9, 0, on=date(2026, 11, 30)), "例会"),
+    ("下星期三 下午3点 培训", Rule("once", 15, 0, on=date(2026, 12, 2)), "培训"),
+    ("本周五 18:00 盘点", Rule("once", 18, 0, on=date(2026, 11, 27)), "盘点"),
+    ("这周日 10点 上新", Rule("once", 10, 0, on=date(2026, 11, 29)), "上新"),
+    ("今晚 8点 直播", Rule("once", 20, 0, on=date(2026, 11, 23)), "直播"),
+    ("今晚 21:30 直播", Rule("once", 21, 30, on=date(2026, 11, 23)), "直播"),
+    ("明早 9:00 早会", Rule("once", 9, 0, on=date(2026, 11, 24)), "早会"),
+    ("明晚 8点 复盘", Rule("once", 20, 0, on=date(2026, 11, 24)), "复盘"),
+    ("后天 9:00 开会", Rule("once", 9, 0, on=date(2026, 11, 25)), "开会"),
+    ("14:00 开会", Rule("once", 14, 0, on=date(2026, 11, 23)), "开会"),  # later today
+    ("9:00 开会", Rule("once", 9, 0, on=date(2026, 11, 24)), "开会"),  # earlier today: tomorrow
+])
+def test_common_spoken_dates(text, rule, rest):
+    assert parse(text) == (rule, rest)
+
+
+def test_a_time_earlier_today_says_how_to_mean_tomorrow():
+    with pytest.raises(UserError) as caught:
+        parse("今天 9:00 开会")
+    assert caught.value.code == "when_past" and caught.value.params["today"] is True
+    assert caught.value.params["clock"] == "09:00" and caught.value.params["now"] == "10:00"
+    with pytest.raises(UserError):
+        parse("本周一 9:00 例会")  # this Monday 9:00 is over
