@@ -26,8 +26,22 @@ async def on_error(update: object, context: KefuContext) -> None:
     if isinstance(error, Forbidden) and isinstance(update, Update) and update.effective_user:
         await context.svc.people.mark_blocked(update.effective_user.id)
         return
-    log.error("error while handling an update", exc_info=error)
     renderer = context.svc.renderer
+    if isinstance(error, OverflowError):
+        # A number from the user beyond what we store (a 20-digit id): their input, not our fault.
+        log.warning("number out of range in an update: %s", error)
+        if isinstance(update, Update) and update.callback_query is not None:
+            try:
+                await update.callback_query.answer(renderer.label("errors.stale_button"), show_alert=True)
+            except TelegramError:
+                pass
+        elif isinstance(update, Update) and update.effective_chat is not None:
+            try:
+                await context.bot.send_message(update.effective_chat.id, renderer.label("errors.out_of_range"))
+            except TelegramError:
+                pass
+        return
+    log.error("error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             await context.bot.send_message(update.effective_chat.id, renderer.label("errors.internal"))
