@@ -242,9 +242,11 @@ class ImportSummary:
             extra.update(dict.fromkeys(row.raw))
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow([*text.name_list("rejected_csv_columns"), *extra])
+        writer.writerow([csv_safe(c) for c in (*text.name_list("rejected_csv_columns"), *extra)])
         for row in self.rejected:
-            writer.writerow([row.line, row.reason_code, row.message_zh, *(row.raw.get(k, "") for k in extra)])
+            writer.writerow(
+                [row.line, row.reason_code, csv_safe(row.message_zh), *(csv_safe(row.raw.get(k, "")) for k in extra)]
+            )
         return ("\ufeff" + out.getvalue()).encode("utf-8")
 
     def to_json(self, *, rejected_limit: int | None = None) -> dict[str, Any]:
@@ -278,6 +280,18 @@ class ImportSummary:
             platform_label=text.platform_name(self.platform) if self.format == "generic" and self.platform else "",
             limit=limit,
         )
+
+
+#: A cell starting with one of these is a formula to Excel / LibreOffice / WPS (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """A cell for a CSV we hand out: text that a spreadsheet would run as a formula gets a leading
+    apostrophe (shown as text, never evaluated)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @dataclass

@@ -49,6 +49,17 @@ _BINARY_MAGIC = (
 )
 #: Header words of columns holding personal data, left out of rejected-row details.
 PERSONAL_COLUMN_MARKS = ("地址", "手机", "电话", "收货人", "收件人", "姓名", "身份证", "街道", "phone", "address")
+#: Free-text columns (订单备注, 买家留言, 卖家备注, …): left out of rejected-row details entirely; they
+#: hold addresses, phone numbers and whatever a buyer typed.
+FREE_TEXT_COLUMN_MARKS = ("备注", "留言", "说明", "remark", "memo", "message", "note", "comment")
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+
+
+def mask_phones_in(value: str) -> str:
+    """Every mainland mobile number inside `value` as 138****1234."""
+    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", value)
+
+
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls / .doc
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -132,10 +143,11 @@ class ExportReader:
         raw = {}
         order_no_at = self.columns.at("order_no")
         for i, (name, cell) in enumerate(zip(self.header, cells)):
-            if cell is None or cell == "" or any(mark in name for mark in PERSONAL_COLUMN_MARKS):
+            lowered = name.lower()
+            if cell is None or cell == "" or any(mark in lowered for mark in (*PERSONAL_COLUMN_MARKS, *FREE_TEXT_COLUMN_MARKS)):
                 continue
             value = limits.shorten(str(cell), 200)
-            raw.setdefault(name or "?", value if i == order_no_at else mask_phone(value))
+            raw.setdefault(name or "?", value if i == order_no_at else mask_phones_in(mask_phone(value)))
         return raw
 
     def _plain(self) -> Iterator[NormalizedOrder | RejectedRow]:
