@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
+#: How long /api/health and admin alerts keep naming a storage fault after it was last met.
+FAULT_MEMORY_SECONDS = 300
+
 #: Storage faults by SQLite primary result code (issue 12): named in admin alerts and /api/health.
 _FAULT_CODES = {
     13: "disk_full",  # SQLITE_FULL (also PRAGMA max_page_count reached)
@@ -106,13 +110,20 @@ class Database:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
-        #: The last storage fault a write met (kind, detail), cleared by the next commit.
-        self.fault: tuple[str, str] | None = None
+        self._fault: tuple[str, str, float] | None = None
+
+    @property
+    def fault(self) -> tuple[str, str] | None:
+        """The last storage fault (kind, detail) a statement met within FAULT_MEMORY_SECONDS. Not
+        cleared by a later success: on a nearly full disk small writes pass while imports fail."""
+        if self._fault is None or time.monotonic() - self._fault[2] > FAULT_MEMORY_SECONDS:
+            return None
+        return self._fault[0], self._fault[1]
 
     def note_fault(self, error: BaseException) -> str | None:
         kind = storage_fault(error)
         if kind is not None:
-            self.fault = (kind, str(error)[:200])
+            self._fault = (kind, str(error)[:200], time.monotonic())
         return kind
 
     async def health(self) -> dict[str, Any]:
@@ -201,7 +212,6 @@ class Database:
                     except sqlite3.Error:
                         pass
                     raise
-                self.fault = None
 
     async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run one write statement in its own transaction; return how many rows it changed."""

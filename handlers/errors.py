@@ -61,7 +61,7 @@ async def alert_admins(target: Target, error: BaseException | None) -> None:
     `target` is a handler context or the Application."""
     svc = services_of(target)
     kind = type(error).__name__ if error else "Unknown"
-    fault = storage_fault(error) or (svc.db.fault[0] if svc.db.fault else None)
+    fault = storage_fault(error)
     key = f"storage:{fault}" if fault else f"error:{kind}"
     if not await claim_notice(svc.db, key, to_ts(svc.clock.now()), ADMIN_ALERT_INTERVAL_SECONDS):
         return
