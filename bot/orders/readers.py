@@ -494,8 +494,10 @@ def _csv_rows(binary: BinaryIO, encoding: str, delimiter: str, filename: str) ->
                 yield reader.line_num, cells
     except UnicodeDecodeError:
         raise NotAnExport("bad_encoding", filename=filename) from None
-    except csv.Error:
-        raise NotAnExport("binary", filename=filename) from None
+    except csv.Error as exc:
+        # a cell over csv's field limit (128 KB): a 10 MB line without breaks, or an unclosed quote
+        reason = "cell_too_long" if "field larger" in str(exc) else "binary"
+        raise NotAnExport(reason, filename=filename) from None
 
 
 def _open_workbook(binary: BinaryIO, filename: str):
