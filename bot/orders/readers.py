@@ -574,8 +574,10 @@ def check_workbook(binary: BinaryIO, filename: str) -> None:
                 info.file_size > limits.XLSX_RATIO_FLOOR
                 and info.file_size > limits.XLSX_RATIO_MAX * max(info.compress_size, 1)
             )
-            if info.file_size > cap or too_compressed or total > limits.XLSX_TOTAL_MAX:
+            if too_compressed:
                 raise refuse("xlsx_bomb", detected=name)
+            if info.file_size > cap or total > limits.XLSX_TOTAL_MAX:
+                raise refuse("xlsx_part_too_large", detected=name, max_mb=cap // 2**20)
         for info in sheets:
             _scan_sheet(archive, info, refuse)
     except NotAnExport:
