@@ -34,12 +34,14 @@ xlsx_bomb killed at the 1.5 GB cap 8.8 s after the upload (/help waited 49 ms); 
 after 145.6 s (200,000 rows rejected, 109 MB, /help 298 ms); cols_100k imported in 0.27 s (108 MB);
 line_10mb refused in 0.16 s (113 MB); json_nested and json_1e30: HTTP 500 in 0.10 / 0.05 s.
 
-After issue 12 (branch w3-12), `benchmarks/hostile_files.py` (150 s per kind), 2 shared cores, load ~3.5:
-xlsx_bomb refused in 0.17 s (106 MB, /help 33 ms: part checked from the zip directory);
-xfd_rows refused in 0.21 s (105 MB, /help 61 ms: sheet scanned for cells beyond column 1000);
-cols_100k refused in 0.39 s (115 MB, /help 74 ms); line_10mb refused in 0.29 s (149 MB, /help 16 ms);
-json_nested HTTP 400 too_deep in 0.44 s (100 MB, /help 183 ms); json_1e30 HTTP 400 invalid_orders
-in 0.20 s (99 MB, /help 21 ms). 6/6 kinds within every goal.
+After issue 12 (branch w3-12), `benchmarks/hostile_files.py --quick`, 2 shared cores, load ~2.5:
+xlsx_bomb refused in 0.11 s (106 MB, /help 17 ms: part checked from the zip directory);
+xfd_rows refused in 0.16 s (106 MB, /help 50 ms: sheet scanned for cells beyond column 1000);
+cols_100k refused in 0.24 s (115 MB, /help 29 ms); line_10mb refused in 0.17 s (131 MB, /help 27 ms);
+json_nested HTTP 400 too_deep in 0.17 s (101 MB, /help 67 ms); json_1e30 HTTP 400 invalid_orders in
+0.15 s (99 MB, /help 37 ms); xlsx_strings_cap (a legitimate import at the shared-strings cap)
+imported in 10.6 s at 227 MB peak, but /help waited 295 ms (openpyxl holds the GIL in the worker
+thread): 6/7 kinds within every goal. Before the 24 MB cap, 62 MB of shared strings peaked at 439 MB.
 """
 
 from __future__ import annotations
