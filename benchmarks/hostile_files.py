@@ -13,6 +13,8 @@ Kinds (generated into a temp dir; --keep DIR keeps them):
 - line_10mb     a CSV of one 10 MB line (no line break)
 - json_nested   POST /api/orders with 100,000 nested arrays
 - json_1e30     POST /api/orders with one order whose amount is 1e30
+- xlsx_strings_cap  a well-formed .xlsx whose sharedStrings.xml is just under the cap (24 MB, ~1M
+                distinct strings, all held by openpyxl) and 1,000 rows: the peak memory the limits allow
 Files are uploaded in the private chat of an agent through the emulator; the JSON goes to the
 bot's HTTP API on 127.0.0.1 (KEFU_API_TOKEN / KEFU_API_PORT set for the bot process).
 
@@ -31,6 +33,15 @@ Measured on today's main (b8eacb8), `benchmarks/hostile_files.py` (150 s per kin
 xlsx_bomb killed at the 1.5 GB cap 8.8 s after the upload (/help waited 49 ms); xfd_rows answered
 after 145.6 s (200,000 rows rejected, 109 MB, /help 298 ms); cols_100k imported in 0.27 s (108 MB);
 line_10mb refused in 0.16 s (113 MB); json_nested and json_1e30: HTTP 500 in 0.10 / 0.05 s.
+
+After issue 12 (branch w3-12), `benchmarks/hostile_files.py --quick`, 2 shared cores, load ~2.5:
+xlsx_bomb refused in 0.11 s (106 MB, /help 17 ms: part checked from the zip directory);
+xfd_rows refused in 0.16 s (106 MB, /help 50 ms: sheet scanned for cells beyond column 1000);
+cols_100k refused in 0.24 s (115 MB, /help 29 ms); line_10mb refused in 0.17 s (131 MB, /help 27 ms);
+json_nested HTTP 400 too_deep in 0.17 s (101 MB, /help 67 ms); json_1e30 HTTP 400 invalid_orders in
+0.15 s (99 MB, /help 37 ms); xlsx_strings_cap (a legitimate import at the shared-strings cap)
+imported in 10.6 s at 227 MB peak, but /help waited 295 ms (openpyxl holds the GIL in the worker
+thread): 6/7 kinds within every goal. Before the 24 MB cap, 62 MB of shared strings peaked at 439 MB.
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ GOAL_RSS_MB = 300
 GOAL_BYSTANDER_MS = 200
 API_TOKEN = "bench-hostile-token"
 HEADER = ["platform", "order_no", "shop", "status", "created_at", "amount"]
-KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30"]
+KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30", "xlsx_strings_cap"]
 
 
 # --- the hostile files ----------------------------------------------------------------------------
@@ -154,6 +165,42 @@ def make_xlsx_bomb(path: Path, inflated_mb: int) -> None:
     _xlsx(path, rows(), dim=f"A1:F{big + 1}", shared_writer=shared)
 
 
+def make_xlsx_strings_cap(path: Path) -> None:
+    """The memory worst case the limits let in: a well-formed workbook whose sharedStrings.xml is
+    just under the cap of bot/orders/limits.py (XLSX_SHARED_STRINGS_MAX), of distinct short
+    strings (openpyxl keeps all of them in memory), and 1,000 order rows pointing at some of them."""
+    from bot.orders.limits import XLSX_SHARED_STRINGS_MAX
+
+    count = 0
+    per = len("<si><t>S0000000000000</t></si>")
+    total = (XLSX_SHARED_STRINGS_MAX - 2**20) // per
+
+    def shared(f) -> None:
+        nonlocal count
+        f.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="http://schemas.openxml'
+                b'formats.org/spreadsheetml/2006/main">')
+        for name in HEADER:
+            f.write(f"<si><t>{name}</t></si>".encode())
+        batch = []
+        for i in range(total):
+            batch.append(f"<si><t>S{i:013d}</t></si>")
+            if len(batch) >= 10000:
+                f.write("".join(batch).encode())
+                batch.clear()
+        f.write("".join(batch).encode())
+        f.write(b"</sst>")
+
+    def rows():
+        yield '<row r="1">' + "".join(f'<c r="{c}1" t="s"><v>{i}</v></c>' for i, c in enumerate(COLS)) + "</row>"
+        for r in range(2, 1002):
+            cells = [_inline(f"A{r}", "taobao"), f'<c r="B{r}" t="s"><v>{len(HEADER) + r * 500}</v></c>',
+                     _inline(f"C{r}", "店"), _inline(f"D{r}", "paid_unshipped"),
+                     _inline(f"E{r}", "2026-11-25 10:00:00"), _inline(f"F{r}", "1.00")]
+            yield f'<row r="{r}">' + "".join(cells) + "</row>"
+
+    _xlsx(path, rows(), dim="A1:F1001", shared_writer=shared)
+
+
 def make_xfd_rows(path: Path, rows_count: int = 200_000) -> None:
     def rows():
         yield '<row r="1">' + "".join(_inline(f"{c}1", name) for c, name in zip(COLS, HEADER)) + "</row>"
@@ -206,6 +253,10 @@ def generate(kinds: list[str], folder: Path, bomb_mb: int) -> dict[str, tuple[st
         elif kind == "line_10mb":
             path = folder / "orders_one_line.csv"
             make_line_10mb(path)
+            made[kind] = ("upload", path)
+        elif kind == "xlsx_strings_cap":
+            path = folder / "订单_strings.xlsx"
+            make_xlsx_strings_cap(path)
             made[kind] = ("upload", path)
         elif kind == "json_nested":
             made[kind] = ("api", json_nested())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -63,11 +64,79 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
+#: How long /api/health and admin alerts keep naming a storage fault after it was last met.
+FAULT_MEMORY_SECONDS = 300
+
+#: Storage faults by SQLite primary result code (issue 12): named in admin alerts and /api/health.
+_FAULT_CODES = {
+    13: "disk_full",  # SQLITE_FULL (also PRAGMA max_page_count reached)
+    8: "read_only",  # SQLITE_READONLY
+    11: "corrupt",  # SQLITE_CORRUPT
+    26: "corrupt",  # SQLITE_NOTADB
+    10: "io_error",  # SQLITE_IOERR
+    14: "cannot_open",  # SQLITE_CANTOPEN
+}
+_FAULT_WORDS = (
+    ("disk is full", "disk_full"),
+    ("readonly database", "read_only"),
+    ("malformed", "corrupt"),
+    ("not a database", "corrupt"),
+    ("disk i/o error", "io_error"),
+)
+
+
+def storage_fault(error: BaseException | None) -> str | None:
+    """'disk_full' / 'read_only' / 'corrupt' / 'io_error' / 'cannot_open' when `error` (or its
+    cause) is a storage fault rather than a bug, else None."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            if code is not None and (code & 0xFF) in _FAULT_CODES:
+                return _FAULT_CODES[code & 0xFF]
+            message = str(error).lower()
+            for words, kind in _FAULT_WORDS:
+                if words in message:
+                    return kind
+        if isinstance(error, OSError) and error.errno in (28, 30):  # ENOSPC, EROFS
+            return "disk_full" if error.errno == 28 else "read_only"
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self._fault: tuple[str, str, float] | None = None
+
+    @property
+    def fault(self) -> tuple[str, str] | None:
+        """The last storage fault (kind, detail) a statement met within FAULT_MEMORY_SECONDS. Not
+        cleared by a later success: on a nearly full disk small writes pass while imports fail."""
+        if self._fault is None or time.monotonic() - self._fault[2] > FAULT_MEMORY_SECONDS:
+            return None
+        return self._fault[0], self._fault[1]
+
+    def note_fault(self, error: BaseException) -> str | None:
+        kind = storage_fault(error)
+        if kind is not None:
+            self._fault = (kind, str(error)[:200], time.monotonic())
+        return kind
+
+    async def health(self) -> dict[str, Any]:
+        """{"status": "ok"} or {"status": "fault", "storage": kind, "detail": …}: a read, plus the
+        last fault any write met (a full disk or a read-only file only shows on writes)."""
+        try:
+            await self.fetchone("SELECT count(*) FROM sqlite_master")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            kind = self.note_fault(exc) or "unavailable"
+            return {"status": "fault", "storage": kind, "detail": str(exc)[:200]}
+        if self.fault is not None:
+            return {"status": "fault", "storage": self.fault[0], "detail": self.fault[1]}
+        return {"status": "ok"}
 
     @classmethod
     async def open(cls, path: str | Path, *, migrate: bool = True) -> Database:
@@ -119,14 +188,30 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic unit of work; rolled back on any exception, cancellation included."""
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self.note_fault(exc)
+                raise
             try:
                 yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self.note_fault(exc)
+                try:
+                    await self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
                 raise
             else:
-                await self.conn.execute("COMMIT")
+                try:
+                    await self.conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self.note_fault(exc)
+                    try:
+                        await self.conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                    raise
 
     async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run one write statement in its own transaction; return how many rows it changed."""

@@ -122,30 +122,79 @@ def looks_like_phone(text: str) -> bool:
     return bool(_PHONE.match(text.translate(_PHONE_NOISE)))
 
 
-def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> Iterator[str]:
-    """Split a long message between blocks (blank lines), then lines, to fit Telegram's limit.
+_ATOM = re.compile(r"<[^<>]*>|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{0,30});", re.S)
+_TAG_NAME = re.compile(r"<\s*(/?)\s*([a-zA-Z][\w-]*)")
 
-    Templates keep HTML tags within one line, so a split never cuts a tag in two.
+
+def _atoms(text: str) -> Iterator[str]:
+    """Tags and entities whole, every other character on its own."""
+    at = 0
+    for match in _ATOM.finditer(text):
+        yield from text[at : match.start()]
+        yield match.group()
+        at = match.end()
+    yield from text[at:]
+
+
+def _closing(stack: list[tuple[str, str]]) -> str:
+    return "".join(f"</{name}>" for _, name in reversed(stack))
+
+
+def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> Iterator[str]:
+    """Split a long HTML message to fit Telegram's limit, never inside a tag or an entity.
+
+    Prefers a blank line, then a line break, else cuts between characters. Tags open at a cut
+    are closed at the end of one part and opened again at the start of the next, so every part
+    is valid Telegram HTML when the whole was. Parts (markup included) are at most `limit`
+    characters (a single tag longer than the limit is the only exception).
     """
-    chunk = ""
-    for block in text.split("\n\n"):
-        candidate = f"{chunk}\n\n{block}" if chunk else block
-        if len(candidate) <= limit:
-            chunk = candidate
-            continue
-        if chunk:
-            yield chunk
-        chunk = ""
-        for line in block.split("\n"):
-            candidate = f"{chunk}\n{line}" if chunk else line
-            if len(candidate) <= limit:
-                chunk = candidate
-            else:
-                if chunk:
-                    yield chunk
-                while len(line) > limit:
-                    yield line[:limit]
-                    line = line[limit:]
-                chunk = line
-    if chunk:
-        yield chunk
+    if len(text) <= limit:
+        if text:
+            yield text
+        return
+    atoms = list(_atoms(text))
+    count = len(atoms)
+    i = 0
+    stack: list[tuple[str, str]] = []
+    while i < count:
+        while i < count and atoms[i] == "\n":
+            i += 1  # the separator at a cut is dropped
+        if i >= count:
+            break
+        prefix = "".join(tag for tag, _ in stack)
+        pieces, length, opened = [prefix], len(prefix), list(stack)
+        closing_len = len(_closing(opened))
+        blank = line = None  # (next atom, stack, pieces) after the last blank line / line break
+        j = i
+        while j < count:
+            atom = atoms[j]
+            after = opened
+            if atom[0] == "<" and len(atom) > 1 and (tag := _TAG_NAME.match(atom)):
+                closes, name = tag.group(1) == "/", tag.group(2).lower()
+                if closes:
+                    at = next((k for k in range(len(opened) - 1, -1, -1) if opened[k][1] == name), None)
+                    after = opened if at is None else opened[:at] + opened[at + 1 :]
+                else:
+                    after = [*opened, (atom, name)]
+            after_closing = closing_len if after is opened else len(_closing(after))
+            if length + len(atom) + after_closing > limit and j > i:
+                break
+            pieces.append(atom)
+            length += len(atom)
+            opened, closing_len = after, after_closing
+            j += 1
+            if atom == "\n":
+                mark = (j, opened, len(pieces))
+                if j >= 2 and atoms[j - 2] == "\n":
+                    blank = mark
+                line = mark
+        if j >= count:
+            yield "".join(pieces) + _closing(opened)
+            return
+        cut = blank or line
+        if cut is None or cut[0] <= i:
+            cut = (j, opened, len(pieces))
+        i, stack, kept = cut
+        part = "".join(pieces[:kept]).rstrip("\n")
+        if part.strip() and part != prefix:
+            yield part + _closing(stack)

@@ -20,6 +20,18 @@ from bot.people import Role
 
 #: Telegram's limit for callback_data, in bytes (UTF-8).
 LIMIT = 64
+#: The largest id a button may carry (SQLite INTEGER); a longer number is forged or foreign data.
+ID_MAX = 2**63 - 1
+
+
+def numbers_in_range(data: str | None) -> bool:
+    """False when a numeric field of `data` is beyond ID_MAX (e.g. a forged 20-digit id, which
+    would raise OverflowError in SQLite) or is made of non-ASCII digits ('¹' passes str.isdigit
+    but not int()): the guard answers such a press as an expired button."""
+    for field in (data or "").split(":"):
+        if field.isdigit() and (not field.isascii() or len(field) > 19 or int(field) > ID_MAX):
+            return False
+    return True
 
 
 class CallbackTooLong(ValueError):
@@ -54,7 +66,7 @@ class ButtonKind:
     def parse(self, data: str | None, *, min_fields: int = 1, max_fields: int | None = None) -> list[str] | None:
         """The fields after the prefix, or None for data of another kind or the wrong length."""
         parts = (data or "").split(":")
-        if parts[0] != self.prefix:
+        if parts[0] != self.prefix or not numbers_in_range(data):
             return None
         fields = parts[1:]
         if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):

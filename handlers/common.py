@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from markupsafe import Markup
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.people import UserError
@@ -34,7 +35,10 @@ def button(context: KefuContext, key: str, data: str, **values: Any) -> InlineKe
     (feature labels such as `reminders.buttons.claim`). `context` may also be the Application."""
     checked(data)
     renderer = context.bot_data["services"].renderer
-    caption = renderer.label(key if "." in key else f"buttons.{key}", **values)
+    # A caption is plain text (Telegram shows it as is): values must not be HTML-escaped, or a
+    # shop called B&C shows as B&amp;C.
+    plain = {k: Markup(v) if isinstance(v, str) else v for k, v in values.items()}
+    caption = renderer.label(key if "." in key else f"buttons.{key}", **plain)
     return InlineKeyboardButton(caption, callback_data=data)
 
 

@@ -11,6 +11,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.clock import to_ts
+from bot.db import storage_fault
 from bot.notices import claim_notice
 from bot.people import Role
 from handlers.context import KefuContext, Target, services_of
@@ -25,8 +26,22 @@ async def on_error(update: object, context: KefuContext) -> None:
     if isinstance(error, Forbidden) and isinstance(update, Update) and update.effective_user:
         await context.svc.people.mark_blocked(update.effective_user.id)
         return
-    log.error("error while handling an update", exc_info=error)
     renderer = context.svc.renderer
+    if isinstance(error, OverflowError):
+        # A number from the user beyond what we store (a 20-digit id): their input, not our fault.
+        log.warning("number out of range in an update: %s", error)
+        if isinstance(update, Update) and update.callback_query is not None:
+            try:
+                await update.callback_query.answer(renderer.label("errors.stale_button"), show_alert=True)
+            except TelegramError:
+                pass
+        elif isinstance(update, Update) and update.effective_chat is not None:
+            try:
+                await context.bot.send_message(update.effective_chat.id, renderer.label("errors.out_of_range"))
+            except TelegramError:
+                pass
+        return
+    log.error("error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             await context.bot.send_message(update.effective_chat.id, renderer.label("errors.internal"))
@@ -46,18 +61,35 @@ async def alert_admins(target: Target, error: BaseException | None) -> None:
     `target` is a handler context or the Application."""
     svc = services_of(target)
     kind = type(error).__name__ if error else "Unknown"
-    if not await claim_notice(svc.db, f"error:{kind}", to_ts(svc.clock.now()), ADMIN_ALERT_INTERVAL_SECONDS):
+    fault = storage_fault(error)
+    key = f"storage:{fault}" if fault else f"error:{kind}"
+    if not await claim_notice(svc.db, key, to_ts(svc.clock.now()), ADMIN_ALERT_INTERVAL_SECONDS):
         return
     detail = "".join(traceback.format_exception_only(type(error), error)).strip() if error else kind
     token = svc.settings.telegram_bot_token
     if token:
         detail = detail.replace(token, "<redacted>")
-    text = svc.renderer.render("admin_error.html", kind=kind, detail=detail[-1500:])
-    for admin in await svc.people.with_role(Role.ADMIN):
+    text = svc.renderer.render("admin_error.html", kind=kind, detail=detail[-1500:], fault=fault or "")
+    for admin_id in await _admin_ids(svc):
         try:
-            await target.bot.send_message(admin.tg_id, text)
+            await target.bot.send_message(admin_id, text)
         except TelegramError as exc:
             log.warning("could not alert admin %s: %s", admin.tg_id, html.escape(str(exc)))
+
+
+_known_admins: set[int] = set()
+
+
+async def _admin_ids(svc) -> list[int]:
+    """Admins from the database; when it cannot be read (corrupt), the last ones seen plus
+    KEFU_ADMIN_IDS, so the alert about the fault still goes out."""
+    try:
+        ids = [admin.tg_id for admin in await svc.people.with_role(Role.ADMIN)]
+    except Exception as exc:  # noqa: BLE001 - the alert must not fail on the fault it reports
+        log.warning("admins not readable (%s): alerting the last known and KEFU_ADMIN_IDS", exc)
+        return sorted(_known_admins | set(svc.settings.kefu_admin_ids))
+    _known_admins.update(ids)
+    return ids
 
 
 def register(app: Application) -> None:

@@ -25,6 +25,7 @@ from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 from bot import access
 from bot.people import Person, Role
 from handlers import routing
+from handlers.callbacks import numbers_in_range
 from handlers.common import label
 from handlers.context import KefuContext
 from handlers.outbox import answer_callback, deliver, reply
@@ -134,6 +135,9 @@ async def guard(update: Update, context: KefuContext) -> None:
         return
     if kind == "callback_query":
         data = update.callback_query.data
+        if not numbers_in_range(data):
+            await answer_callback(update, label(context, "errors.stale_button"), alert=True)
+            raise ApplicationHandlerStop
         own_post = _from_this_bot(update, context)
         if where == "team" and not (own_post and access.may_press_in_team_chat(data)):
             await answer_callback(update, label(context, "errors.button_private_only"), alert=True)

@@ -521,7 +521,7 @@ async def stats_command(update: Update, context: KefuContext) -> None:
     tz = context.svc.tz
     if not arg:
         since, until = now - timedelta(days=STATS_DEFAULT_DAYS), now
-    elif arg.isdigit():
+    elif arg.isascii() and arg.isdigit() and len(arg) <= 6:
         days = int(arg)
         if not 1 <= days <= STATS_MAX_DAYS:
             raise HandoverError("stats_usage")

@@ -51,7 +51,10 @@ from bot.orders import (
     StoredOrder,
     find_orders,
     get_order,
+    import_ended,
     import_file,
+    import_started,
+    interrupted_imports,
 )
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
@@ -215,14 +218,61 @@ async def document_received(update: Update, context: KefuContext) -> None:
         if progress is None:  # the chat cannot be reached: nothing to report to
             feature.importing.discard(user_id)
             return
+        record = await _record_start(context, message.chat_id, progress, user_id, filename)
         context.application.create_task(
-            run_import(context, message.chat_id, user_id, document, filename, options, progress),
+            _tracked(context, record, run_import(context, message.chat_id, user_id, document, filename, options, progress)),
             update=update,
             name=f"kefu-import-{user_id}",
         )
     except BaseException:
         feature.importing.discard(user_id)
         raise
+
+
+async def _record_start(context: KefuContext, chat_id: int, progress: Message, user_id: int, filename: str) -> int | None:
+    """Record the import as in flight (reported as interrupted after a restart); None when the
+    database cannot be written (the import itself will then say so)."""
+    try:
+        return await import_started(context.svc.db, chat_id=chat_id, message_id=progress.message_id, user_id=user_id,
+                                    filename=filename, now=to_ts(context.svc.clock.now()))
+    except Exception as exc:  # noqa: BLE001 - a storage fault: the import reports it
+        log.warning("import of %s not recorded as in flight: %s", filename, exc)
+        return None
+
+
+async def _tracked(context: KefuContext, record: int | None, work) -> Any:
+    try:
+        return await work
+    finally:
+        if record is not None:
+            try:
+                await import_ended(context.svc.db, record)
+            except Exception as exc:  # noqa: BLE001 - logged; at worst a false "interrupted" later
+                log.warning("in-flight import %s not cleared: %s", record, exc)
+
+
+async def report_interrupted_imports(app: Application) -> None:
+    """On start: every import a previous run left unfinished is reported to its sender as
+    interrupted with nothing written (its progress message edited, else a new message)."""
+    svc = services_of(app)
+    try:
+        leftovers = await interrupted_imports(svc.db)
+    except Exception as exc:  # noqa: BLE001 - the bot starts anyway
+        log.warning("interrupted imports not checked: %s", exc)
+        return
+    for item in leftovers:
+        text = _render(app, "progress.html", filename=item.filename, interrupted=True)
+        try:
+            if item.message_id is None:
+                raise BadRequest("no progress message")
+            await app.bot.edit_message_text(text, chat_id=item.chat_id, message_id=item.message_id)
+        except TelegramError:
+            try:
+                await app.bot.send_message(item.chat_id, text)
+            except TelegramError as exc:
+                log.warning("could not tell %s about the interrupted import: %s", item.chat_id, exc)
+        await import_ended(svc.db, item.id)
+        log.info("import of %s in chat %s was interrupted by a restart; sender told", item.filename, item.chat_id)
 
 
 async def _download(context: KefuContext, document: Document) -> bytes:
@@ -452,6 +502,7 @@ def register(app: Application) -> None:
 
 
 async def on_startup(app: Application) -> None:
+    await report_interrupted_imports(app)
     await start_api(app)
 
 

@@ -272,12 +272,67 @@ async def _send_to_chats(app: Application, view: View, chats: Sequence[int], rem
     """Send each chat the reminders it has not had yet for `purpose`; the chats that are not blocked."""
     have = await services_of(app).reminders.delivered(reminders, purpose)
     served = []
+    now = to_ts(services_of(app).clock.now())
+    _failures = _backoff(app)
     for chat_id in chats:
         todo = [r for r in reminders if (r.id, chat_id) not in have]
-        status = await _send_batch(app, view, chat_id, todo, purpose=purpose)
+        if not todo:
+            served.append(chat_id)
+            continue
+        if not _failures.due(chat_id, purpose, now):
+            served.append(chat_id)  # backing off: still a recipient, retried when its time comes
+            continue
+        try:
+            status = await _send_batch(app, view, chat_id, todo, purpose=purpose)
+        except Exception as exc:  # noqa: BLE001 - one chat's failure never aborts the tick for the others
+            wait = _failures.failed(chat_id, purpose, now)
+            log.exception("reminders for chat %s (%s) failed; retry in %s s", chat_id, purpose, wait)
+            from handlers.errors import report_job_error
+
+            await report_job_error(app, exc)
+            if _failures.failures(chat_id, purpose) < _Backoff.HOLD_ROUND:
+                # counted as a recipient: the round stays open and this chat is retried soon
+                served.append(chat_id)
+            # else left out, as a blocked chat: the others' round completes (escalation runs);
+            # this chat still gets what it lacks when its backoff is due
+            continue
+        _failures.succeeded(chat_id, purpose)
         if status != "blocked":
             served.append(chat_id)
     return served
+
+
+class _Backoff:
+    """Per (chat, purpose) failures of composing or sending (not Telegram's per-chat pacing, which
+    is the outbox's): retried after 1, 2, 4 … minutes, at most an hour; in memory (a restart retries
+    at once, which is what a restart is for)."""
+
+    FIRST, MAX = 60, 3600
+    #: Failures after which a chat no longer holds the round open for everybody.
+    HOLD_ROUND = 3
+
+    def __init__(self) -> None:
+        self._state: dict[tuple[int, str], tuple[int, int]] = {}  # → (failures, next attempt)
+
+    def due(self, chat_id: int, purpose: str, now: int) -> bool:
+        state = self._state.get((chat_id, purpose))
+        return state is None or now >= state[1]
+
+    def failed(self, chat_id: int, purpose: str, now: int) -> int:
+        failures = self._state.get((chat_id, purpose), (0, 0))[0] + 1
+        wait = min(self.MAX, self.FIRST * 2 ** (failures - 1))
+        self._state[(chat_id, purpose)] = (failures, now + wait)
+        return wait
+
+    def failures(self, chat_id: int, purpose: str) -> int:
+        return self._state.get((chat_id, purpose), (0, 0))[0]
+
+    def succeeded(self, chat_id: int, purpose: str) -> None:
+        self._state.pop((chat_id, purpose), None)
+
+
+def _backoff(app: Application) -> _Backoff:
+    return app.bot_data.setdefault("reminder_backoff", _Backoff())
 
 
 async def deliver_pending(app: Application, chats: Sequence[int], view: View) -> None:
@@ -328,7 +383,13 @@ async def tick(app: Application) -> None:
                 return  # the night gap: hold everything for the next shift start
             if await svc.reminders.pending():
                 await tell_admins_unstaffed(app)
-        await deliver_pending(app, chats, view)
+        try:
+            await deliver_pending(app, chats, view)
+        except Exception as exc:  # noqa: BLE001 - escalation must still run; retried next tick
+            log.exception("delivering pending reminders failed")
+            from handlers.errors import report_job_error
+
+            await report_job_error(app, exc)
         escalated = await escalate(app, await View.build(app))
         await refresh_messages(app, escalated)  # the agents' copies now say "已上报主管"
 

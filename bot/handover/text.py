@@ -72,6 +72,10 @@ def guess_kind(text: str, keywords: Mapping[str, Iterable[str]], default: str = 
     return best[1] if best else default
 
 
+#: Years a date in a search or /handover_stats may name.
+DATE_YEARS = (2000, 2099)
+
+
 def parse_date(query: str, today: date, relative: Mapping[str, int]) -> date | None:
     """A local date from 2026-11-23, 11-23, 11/23, 11月23日 or a relative word (今天: 0 days ago).
 
@@ -86,7 +90,8 @@ def parse_date(query: str, today: date, relative: Mapping[str, int]) -> date | N
     year, month, day = (int(g) if g else None for g in match.groups())
     try:
         if year is not None:
-            return date(year, month, day)
+            # 2000-2099 only: 9999-12-31 would overflow the day after it (the search's end)
+            return date(year, month, day) if DATE_YEARS[0] <= year <= DATE_YEARS[1] else None
         candidate = date(today.year, month, day)
         return candidate if candidate <= today else date(today.year - 1, month, day)
     except ValueError:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 from typing import Any
 
 import uvicorn
@@ -23,8 +24,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.clock import Clock
-from bot.db import Database
-from bot.orders import text
+from bot.db import Database, storage_fault
+from bot.orders import limits, text
 from bot.orders.formats import (
     GENERIC_ALIASES,
     GENERIC_FIELDS,
@@ -38,6 +39,9 @@ from bot.orders.model import NormalizedOrder, RejectedRow
 from bot.orders.values import RowError
 
 _GENERIC_COLUMNS = Columns(list(GENERIC_FIELDS), GENERIC_ALIASES)
+
+
+log = logging.getLogger(__name__)
 
 
 class BodyError(Exception):
@@ -60,11 +64,62 @@ def order_from_record(record: Any, read: RowReader, position: int) -> Normalized
         error = RowError("mangled_number", "order_no", order_no)  # a JSON number lost the digits
     else:
         try:
-            return read(_GENERIC_COLUMNS.pad([record.get(name) for name in GENERIC_FIELDS]))
+            order = read(_GENERIC_COLUMNS.pad([record.get(name) for name in GENERIC_FIELDS]))
+            limits.check_order(order)
+            return order
         except RowError as exc:
             error = exc
-    raw = {k: str(v) for k, v in record.items() if v is not None}
-    return RejectedRow(position, error.reason_code, text.row_error(error.reason_code, error.column, error.value), raw)
+        except limits.LimitError as over:
+            reason = "too_long" if isinstance(over.value, str) else "out_of_range"
+            error = RowError(reason, over.field, over.value)
+            error.limit = over.limit
+    raw = {str(k)[:64]: limits.preview(v, 200) for k, v in record.items() if v is not None}
+    message = text.row_error(error.reason_code, error.column, limits.preview(error.value), getattr(error, "limit", ""))
+    return RejectedRow(position, error.reason_code, message, raw)
+
+
+def read_body(body: bytes, tz: Any) -> tuple[list[Any], list[NormalizedOrder], list[dict], ReadContext]:
+    """Parse and validate a pushed body (run in a worker thread: a big body never blocks the loop)."""
+    records = parse_body(body)
+    ctx = ReadContext(tz=tz)
+    read = record_reader(ctx)
+    orders, errors = [], []
+    for position, record in enumerate(records, start=1):
+        item = order_from_record(record, read, position)
+        if isinstance(item, RejectedRow):
+            errors.append({"index": position - 1, **item.to_json()})
+        else:
+            orders.append(item)
+    return records, orders, errors, ctx
+
+
+def _loads(content: str) -> Any:
+    """json.loads that turns pathological input into BodyError: nesting deeper than the C
+    decoder allows (RecursionError) and integers longer than Python converts (ValueError)."""
+    try:
+        value = json.loads(content)
+    except RecursionError:
+        raise BodyError("too_deep", str(limits.JSON_MAX_DEPTH)) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise BodyError("malformed_json", str(exc)[:100]) from None
+    if _depth_over(value, limits.JSON_MAX_DEPTH):
+        raise BodyError("too_deep", str(limits.JSON_MAX_DEPTH))
+    return value
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when containers nest deeper than `limit` (iterative: no recursion to blow)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (list, dict)):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
+    return False
 
 
 def parse_body(body: bytes) -> list[Any]:
@@ -78,7 +133,7 @@ def parse_body(body: bytes) -> list[Any]:
         raise BodyError("empty_body")
     if content.startswith("["):
         try:
-            items = json.loads(content)
+            items = _loads(content)
         except json.JSONDecodeError as exc:
             raise BodyError("malformed_json", f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
         if not isinstance(items, list):
@@ -89,15 +144,17 @@ def parse_body(body: bytes) -> list[Any]:
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
+            items.append(_loads(line))
         except json.JSONDecodeError as exc:
             if number == 1:
                 # Perhaps one pretty-printed object rather than NDJSON.
                 try:
-                    return [json.loads(content)]
+                    return [_loads(content)]
                 except json.JSONDecodeError:
                     pass
             raise BodyError("malformed_json", f"line {number}: {exc.msg}") from None
+    if len(items) > limits.JSON_MAX_ORDERS:
+        raise BodyError("too_many_orders", str(limits.JSON_MAX_ORDERS))
     return items
 
 
@@ -124,10 +181,24 @@ def create_api_app(db: Database, settings: Any, clock: Clock) -> Starlette:
     tz = settings.tz
 
     async def health(request: Request) -> JSONResponse:
-        await db.fetchone("SELECT 1")
-        return JSONResponse({"status": "ok"})
+        """200 {"status": "ok"}, or 503 naming the storage fault (disk_full, read_only, corrupt, …)."""
+        state = await db.health()
+        if state["status"] != "ok":
+            state["message"] = text.api_error("storage_fault", detail=state["storage"])
+        return JSONResponse(state, status_code=200 if state["status"] == "ok" else 503)
 
     async def post_orders(request: Request) -> JSONResponse:
+        """POST /api/orders; never a plain-text 500: a storage fault is a JSON 503, a bug a JSON 500."""
+        try:
+            return await _post_orders(request)
+        except Exception as exc:  # noqa: BLE001 - logged; the client gets JSON in Chinese
+            fault = storage_fault(exc)
+            log.exception("POST /api/orders failed")
+            if fault:
+                return _error(503, "storage_fault", detail=fault)
+            return _error(500, "internal_error")
+
+    async def _post_orders(request: Request) -> JSONResponse:
         if not _authorized(request, token):
             return _error(401, "unauthorized")
         body = bytearray()
@@ -136,18 +207,9 @@ def create_api_app(db: Database, settings: Any, clock: Clock) -> Starlette:
             if len(body) > max_bytes:
                 return _error(413, "body_too_large", max_mb=settings.kefu_import_max_mb)
         try:
-            records = parse_body(bytes(body))
+            records, orders, errors, ctx = await asyncio.to_thread(read_body, bytes(body), tz)
         except BodyError as exc:
             return _error(400, exc.reason, detail=exc.detail)
-        ctx = ReadContext(tz=tz)
-        read = record_reader(ctx)
-        orders, errors = [], []
-        for position, record in enumerate(records, start=1):
-            item = order_from_record(record, read, position)
-            if isinstance(item, RejectedRow):
-                errors.append({"index": position - 1, **item.to_json()})
-            else:
-                orders.append(item)
         if errors:
             return _error(400, "invalid_orders", errors=errors, received=len(records))
         counts = await upsert_orders(db, orders, clock=clock, source="api")

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
 from bot.clock import SystemClock
-from bot.db import Database
+from bot.db import Database, storage_fault
 from bot.orders import text
 from bot.orders.importer import ImportSummary, import_file
 from bot.orders.model import PLATFORMS, NormalizedOrder
@@ -30,6 +31,7 @@ from bot.orders.readers import NotAnExport
 EXIT_OK = 0
 EXIT_NO_FILE = 2
 EXIT_NOT_AN_EXPORT = 3
+EXIT_FAILED = 4  # the database or the file could not be read or written (disk full, read-only, …)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -90,7 +92,10 @@ async def run_import(
         return EXIT_NO_FILE
     # A dry run against a database that does not exist yet must not create it.
     target = ":memory:" if dry_run and not Path(db_path).exists() else db_path
-    db = await Database.open(target)
+    try:
+        db = await Database.open(target)
+    except (sqlite3.Error, OSError) as exc:
+        return _failed(exc, err, as_json, out)
 
     def emit(order: NormalizedOrder) -> None:
         out.write(json.dumps(order.to_json(tz), ensure_ascii=False) + "\n")
@@ -119,6 +124,8 @@ async def run_import(
         if as_json:
             out.write(json.dumps({"error": {"reason": exc.reason, "message": exc.message_zh}}, ensure_ascii=False) + "\n")
         return EXIT_NOT_AN_EXPORT
+    except (sqlite3.Error, OSError) as exc:  # storage fault or unreadable file: a message, no traceback
+        return _failed(exc, err, as_json, out)
     finally:
         await db.close()
     if err.isatty():
@@ -129,6 +136,15 @@ async def run_import(
         print(summary.text_zh(), file=out)
     out.flush()
     return EXIT_OK
+
+
+def _failed(exc: BaseException, err, as_json: bool, out) -> int:
+    fault = storage_fault(exc) or "io_error"
+    message = text.render("errors.j2", "cli", reason="storage_fault", path=f"{fault}: {exc}")
+    print(message, file=err)
+    if as_json:
+        out.write(json.dumps({"error": {"reason": fault, "message": message}}, ensure_ascii=False) + "\n")
+    return EXIT_FAILED
 
 
 def _utf8_stdio() -> None:

@@ -12,8 +12,10 @@ Import rules (issue 4):
   refunding; it may only fill in fields that are still empty. A row at the same or a later
   status (or `closed`) replaces them, but never blanks a stored time, amount or text with an
   empty cell. `presale` only ever turns on.
-- Parsing runs in a worker thread a batch at a time, so a big file does not block the bot's
-  event loop; memory stays flat (one batch of orders at a time).
+- Parse first, then write (issue 12): the whole file is parsed and validated in a worker thread
+  a batch at a time into a spool file on disk, holding no lock, so a big or hostile file never
+  blocks the event loop or other writers; memory stays flat (one batch at a time). Only then is
+  it written, in one short transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import pickle
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -242,9 +246,11 @@ class ImportSummary:
             extra.update(dict.fromkeys(row.raw))
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow([*text.name_list("rejected_csv_columns"), *extra])
+        writer.writerow([csv_safe(c) for c in (*text.name_list("rejected_csv_columns"), *extra)])
         for row in self.rejected:
-            writer.writerow([row.line, row.reason_code, row.message_zh, *(row.raw.get(k, "") for k in extra)])
+            writer.writerow(
+                [row.line, row.reason_code, csv_safe(row.message_zh), *(csv_safe(row.raw.get(k, "")) for k in extra)]
+            )
         return ("\ufeff" + out.getvalue()).encode("utf-8")
 
     def to_json(self, *, rejected_limit: int | None = None) -> dict[str, Any]:
@@ -278,6 +284,18 @@ class ImportSummary:
             platform_label=text.platform_name(self.platform) if self.format == "generic" and self.platform else "",
             limit=limit,
         )
+
+
+#: A cell starting with one of these is a formula to Excel / LibreOffice / WPS (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """A cell for a CSV we hand out: text that a spreadsheet would run as a formula gets a leading
+    apostrophe (shown as text, never evaluated)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @dataclass
@@ -353,25 +371,36 @@ async def import_file(
     summary = ImportSummary(platform=reader.platform, format=reader.format.name, filename=filename, dry_run=dry_run)
     now = to_ts(clock.now())
     batches = _BatchReader(iter(reader), reader, reader.format.name, now, batch_size)
+    spool = _Spool()
+    try:
+        # 1. Parse and validate the whole file first, a batch at a time in a worker thread, into
+        #    a spool file on disk: no lock held, memory flat, a refusal midway writes nothing.
+        next_progress = progress_every
+        while (batch := await batches.next()) is not None:
+            summary.rejected_count += len(batch.rejected)
+            if len(summary.rejected) < REJECTED_KEPT:
+                summary.rejected.extend(batch.rejected[: REJECTED_KEPT - len(summary.rejected)])
+            if on_order is not None:
+                for order in batch.orders:
+                    on_order(order)
+            if batch.params:
+                await asyncio.to_thread(spool.put, batch.params)
+            if progress is not None and batch.rows_read >= next_progress:
+                await progress(batch.rows_read)
+                next_progress = (batch.rows_read // progress_every + 1) * progress_every
+        summary.rows_read, summary.skipped = reader.rows_read, reader.skipped
+        summary.unknown_words = unknown_words(reader.context.unknown)
+    finally:
+        batches.stop()
+        reader.close()
+    # 2. Then write it in one short transaction (all-or-nothing).
     try:
         async with db.transaction() as conn:
             writer = OrderWriter(conn)
             await writer.begin()
-            next_progress = progress_every
-            while (batch := await batches.next()) is not None:
-                summary.rejected_count += len(batch.rejected)
-                if len(summary.rejected) < REJECTED_KEPT:
-                    summary.rejected.extend(batch.rejected[: REJECTED_KEPT - len(summary.rejected)])
-                if on_order is not None:
-                    for order in batch.orders:
-                        on_order(order)
-                await writer.write(batch.params)
-                if progress is not None and batch.rows_read >= next_progress:
-                    await progress(batch.rows_read)
-                    next_progress = (batch.rows_read // progress_every + 1) * progress_every
+            for params in spool.batches():
+                await writer.write(await asyncio.to_thread(params))
             counts = await writer.finish()
-            summary.rows_read, summary.skipped = reader.rows_read, reader.skipped
-            summary.unknown_words = unknown_words(reader.context.unknown)
             summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
             if dry_run:
                 raise _DryRun()
@@ -393,9 +422,29 @@ async def import_file(
     except _DryRun:
         pass
     finally:
-        batches.stop()
-        reader.close()
+        spool.close()
     return summary
+
+
+class _Spool:
+    """Parsed batches on disk (a temporary file, pickled), between parsing and the write."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="kefu-import-")
+        self._count = 0
+
+    def put(self, params: list[tuple]) -> None:
+        pickle.dump(params, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._count += 1
+
+    def batches(self) -> Iterator[Callable[[], list[tuple]]]:
+        """Loaders, one per batch, to be called in a worker thread."""
+        self._file.seek(0)
+        for _ in range(self._count):
+            yield lambda: pickle.load(self._file)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def unknown_words(counter: Any) -> list[tuple[str, str, int]]:

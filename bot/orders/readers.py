@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from bot.orders.formats import (
     detect_format,
     normalize_header,
 )
+from bot.orders import limits
+from bot.orders.limits import LimitError, check_order, fit_merged
 from bot.orders.model import STATUS_RANK, NormalizedOrder, RejectedRow
 from bot.orders.values import RowError, clean_text
 from bot.render import mask_phone
@@ -46,6 +49,17 @@ _BINARY_MAGIC = (
 )
 #: Header words of columns holding personal data, left out of rejected-row details.
 PERSONAL_COLUMN_MARKS = ("地址", "手机", "电话", "收货人", "收件人", "姓名", "身份证", "街道", "phone", "address")
+#: Free-text columns (订单备注, 买家留言, 卖家备注, …): left out of rejected-row details entirely; they
+#: hold addresses, phone numbers and whatever a buyer typed.
+FREE_TEXT_COLUMN_MARKS = ("备注", "留言", "说明", "remark", "memo", "message", "note", "comment")
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+
+
+def mask_phones_in(value: str) -> str:
+    """Every mainland mobile number inside `value` as 138****1234."""
+    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", value)
+
+
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls / .doc
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -100,9 +114,28 @@ class ExportReader:
         return RejectedRow(
             line=line,
             reason_code=error.reason_code,
-            message_zh=text.row_error(error.reason_code, error.column, error.value),
+            message_zh=text.row_error(
+                error.reason_code, error.column, limits.preview(error.value), getattr(error, "limit", "")
+            ),
             raw=self._raw(cells),
         )
+
+    def _checked(self, order: NormalizedOrder) -> NormalizedOrder:
+        """The order if every field is within bot.orders.limits, else RowError (row rejected)."""
+        try:
+            check_order(order)
+        except LimitError as over:
+            reason = "too_long" if isinstance(over.value, str) else "out_of_range"
+            error = RowError(reason, self.columns.name(over.field), over.value)
+            error.limit = over.limit
+            error.order_no = order.order_no if over.field != "order_no" else None
+            raise error from None
+        return order
+
+    def _count_row(self) -> None:
+        self.rows_read += 1
+        if self.rows_read > limits.MAX_ROWS:
+            raise NotAnExport("too_many_rows", filename=self.filename, max_rows=limits.MAX_ROWS)
 
     def _raw(self, cells: Sequence[object]) -> dict[str, str]:
         """The row's cells by header name, minus addresses, phones and real names (the rejected-rows
@@ -110,18 +143,21 @@ class ExportReader:
         raw = {}
         order_no_at = self.columns.at("order_no")
         for i, (name, cell) in enumerate(zip(self.header, cells)):
-            if cell is None or cell == "" or any(mark in name for mark in PERSONAL_COLUMN_MARKS):
+            lowered = name.lower()
+            if cell is None or cell == "" or any(mark in lowered for mark in (*PERSONAL_COLUMN_MARKS, *FREE_TEXT_COLUMN_MARKS)):
                 continue
-            value = str(cell)
-            raw.setdefault(name or "?", value if i == order_no_at else mask_phone(value))
+            value = limits.shorten(str(cell), 200)
+            raw.setdefault(name or "?", value if i == order_no_at else mask_phones_in(mask_phone(value)))
         return raw
 
     def _plain(self) -> Iterator[NormalizedOrder | RejectedRow]:
         read, pad = self.format.row_reader(self.columns, self.context), self.columns.pad
         for line, cells in self._rows:
-            self.rows_read += 1
+            self._count_row()
             try:
                 order = read(pad(cells))
+                if order is not None:
+                    order = self._checked(order)
             except RowError as error:
                 yield self.reject(line, cells, error)
                 continue
@@ -136,11 +172,13 @@ class ExportReader:
         sub_order = self.columns.at("sub_order_no")
         groups: dict[str, _Group] = {}
         for line, cells in self._rows:
-            self.rows_read += 1
+            self._count_row()
             cells = pad(cells)
             failure: RowError | None = None
             try:
                 order = read(cells)
+                if order is not None:
+                    order = self._checked(order)
             except RowError as error:
                 if error.order_no is None:
                     yield self.reject(line, cells, error)
@@ -171,7 +209,13 @@ class ExportReader:
             for line, cells, error in sorted(rows, key=lambda r: r[0]):
                 yield self.reject(line, cells, error)
             return
-        yield merge_items([order for _, _, order in group.rows], self.format.amount_rule)
+        merged = fit_merged(merge_items([order for _, _, order in group.rows], self.format.amount_rule))
+        if merged.amount is not None and merged.amount > limits.AMOUNT_MAX:
+            error = RowError("out_of_range", self.columns.name("amount"), merged.amount)
+            for line, cells, _ in group.rows:
+                yield self.reject(line, cells, error)
+            return
+        yield merged
 
 
 @dataclass
@@ -306,6 +350,7 @@ def open_export(
                 detected=text.platform_name(fmt.platform),
                 requested=text.platform_name(platform),
             )
+        _check_header(header, fmt, filename)
         columns = Columns(header, fmt.aliases, lower=fmt.lower_headers)
         missing = [c for c in fmt.required if c not in columns]
         if missing:
@@ -323,6 +368,21 @@ def open_export(
         binary.close()
 
     return ExportReader(fmt, columns, header, ctx, filename, rows, close)
+
+
+def _check_header(header: list[str], fmt: ExportFormat, filename: str) -> None:
+    """Refuse a header that is too wide, or that names a column we read twice (ambiguous)."""
+    if len(header) > limits.MAX_COLUMNS:
+        raise NotAnExport("too_many_columns", filename=filename, max_columns=limits.MAX_COLUMNS)
+    known = {(a.lower() if fmt.lower_headers else a) for options in fmt.aliases.values() for a in options}
+    seen: dict[str, int] = {}
+    for name in header:
+        key = name.lower() if fmt.lower_headers else name
+        if key in known:
+            seen[name] = seen.get(name, 0) + 1
+    twice = [name for name, n in seen.items() if n > 1]
+    if twice:
+        raise NotAnExport("duplicate_columns", filename=filename, detected="、".join(f"「{n}」" for n in twice))
 
 
 def _find_header(sources: list[Iterator[Row]], workbook: bool, filename: str):
@@ -428,12 +488,16 @@ def _csv_rows(binary: BinaryIO, encoding: str, delimiter: str, filename: str) ->
     reader = csv.reader(stream, delimiter=delimiter)
     try:
         for cells in reader:
+            if len(cells) > limits.MAX_COLUMNS:
+                raise NotAnExport("too_many_columns", filename=filename, max_columns=limits.MAX_COLUMNS)
             if any(cells):
                 yield reader.line_num, cells
     except UnicodeDecodeError:
         raise NotAnExport("bad_encoding", filename=filename) from None
-    except csv.Error:
-        raise NotAnExport("binary", filename=filename) from None
+    except csv.Error as exc:
+        # a cell over csv's field limit (128 KB): a 10 MB line without breaks, or an unclosed quote
+        reason = "cell_too_long" if "field larger" in str(exc) else "binary"
+        raise NotAnExport(reason, filename=filename) from None
 
 
 def _open_workbook(binary: BinaryIO, filename: str):
@@ -442,6 +506,7 @@ def _open_workbook(binary: BinaryIO, filename: str):
     import openpyxl  # imported here: CSV-only processes never pay for it
     from openpyxl.utils.exceptions import InvalidFileException
 
+    check_workbook(binary, filename)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -457,6 +522,83 @@ def _open_workbook(binary: BinaryIO, filename: str):
 
 
 def _sheet_rows(sheet) -> Iterator[Row]:
-    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+    # Cells right of column MAX_COLUMNS are never read: check_workbook refused sheets using them.
+    for number, values in enumerate(sheet.iter_rows(max_col=limits.MAX_COLUMNS, values_only=True), start=1):
         if any(v is not None and v != "" for v in values):
             yield number, list(values)
+
+
+_CELL_REF_WIDE = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{3})\d+"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def check_workbook(binary: BinaryIO, filename: str) -> None:
+    """Refuse an XLSX from its zip directory, BEFORE any XML is parsed: a part too large, a part
+    compressed beyond XLSX_RATIO_MAX (a zip bomb), too many rows or cells beyond MAX_COLUMNS.
+
+    Worksheets are then streamed once through zlib (no XML parsing, constant memory) to count
+    their rows and find cells right of column MAX_COLUMNS. zipfile stops every part at its
+    declared size, so a lying directory cannot inflate past these checks.
+    """
+    import zipfile
+
+    def refuse(reason: str, **params: object) -> NotAnExport:
+        return NotAnExport(reason, filename=filename, **params)
+
+    position = binary.tell()
+    try:
+        archive = zipfile.ZipFile(binary)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise refuse("not_a_workbook") from None
+    try:
+        infos = archive.infolist()
+        total = 0
+        sheets = []
+        for info in infos:
+            name = info.filename
+            if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                cap = limits.XLSX_PART_MAX
+                sheets.append(info)
+            elif name == "xl/sharedStrings.xml":
+                cap = limits.XLSX_SHARED_STRINGS_MAX
+            else:
+                cap = limits.XLSX_OTHER_PART_MAX
+            total += info.file_size
+            too_compressed = (
+                info.file_size > limits.XLSX_RATIO_FLOOR
+                and info.file_size > limits.XLSX_RATIO_MAX * max(info.compress_size, 1)
+            )
+            if too_compressed:
+                raise refuse("xlsx_bomb", detected=name)
+            if info.file_size > cap or total > limits.XLSX_TOTAL_MAX:
+                raise refuse("xlsx_part_too_large", detected=name, max_mb=cap // 2**20)
+        for info in sheets:
+            _scan_sheet(archive, info, refuse)
+    except NotAnExport:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError):
+        raise refuse("not_a_workbook") from None
+    finally:
+        archive.close()
+        binary.seek(position)
+
+
+def _scan_sheet(archive, info, refuse) -> None:
+    rows = 0
+    tail = b""
+    with archive.open(info) as part:
+        while chunk := part.read(1 << 20):
+            data = tail + chunk
+            rows += data.count(b"<row") - tail.count(b"<row")
+            for match in _CELL_REF_WIDE.finditer(data):
+                if _column_number(match.group(1)) > limits.MAX_COLUMNS:
+                    raise refuse("too_many_columns", max_columns=limits.MAX_COLUMNS)
+            tail = data[-256:]
+            if rows > limits.MAX_ROWS + HEADER_SEARCH_ROWS:
+                raise refuse("too_many_rows", max_rows=limits.MAX_ROWS)

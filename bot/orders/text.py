@@ -55,8 +55,8 @@ def file_error(reason: str, **params: Any) -> str:
     return render("errors.j2", "not_an_export", reason=reason, **params)
 
 
-def row_error(reason: str, column: str = "", value: str = "") -> str:
-    return render("errors.j2", "row", reason=reason, column=column, value=value)
+def row_error(reason: str, column: str = "", value: str = "", limit: object = "") -> str:
+    return render("errors.j2", "row", reason=reason, column=column, value=value, limit=limit)
 
 
 def api_error(reason: str, **params: Any) -> str:

@@ -162,6 +162,7 @@ def parse_time(value: object, tz: tzinfo, column: str) -> datetime | None:
 
 
 _CENT = Decimal("0.01")
+_AMOUNT_MAX = Decimal("10000000.00")  # bot.orders.limits.AMOUNT_MAX (limits imports model only)
 _PLAIN_AMOUNT = re.compile(r"^\d{1,12}(?:\.\d{1,2})?$")
 
 
@@ -189,7 +190,14 @@ def parse_amount(value: object, column: str) -> Decimal | None:
             amount = Decimal(text)
         except InvalidOperation:
             raise RowError("bad_amount", column, value) from None
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(_CENT):
+    # Out of range before quantize: 1e30 would overflow the decimal context (InvalidOperation).
+    if not amount.is_finite() or amount < 0:
+        raise RowError("bad_amount", column, value)
+    if amount > _AMOUNT_MAX:
+        error = RowError("out_of_range", column, value)
+        error.limit = f"0-{_AMOUNT_MAX}"
+        raise error
+    if amount != amount.quantize(_CENT):
         raise RowError("bad_amount", column, value)
     return amount.quantize(_CENT)
 

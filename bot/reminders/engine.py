@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,6 +117,10 @@ def record_due_sql(query: DueQuery, ts: int) -> tuple[str, tuple]:
     return sql, params
 
 
+#: The longest text a reminder message shows per field (the limits at the door are bot/orders/limits.py).
+DISPLAY_MAX = {"order_no": 64, "shop": 60, "buyer": 40, "item_title": 80}
+
+
 @dataclass(frozen=True)
 class ReminderView:
     """A reminder with the order fields its messages show."""
@@ -159,8 +163,14 @@ class ReminderView:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ReminderView:
-        """From a row selected as VIEW_COLUMNS (optionally followed by the item's position)."""
-        return cls(*row)
+        """From a row selected as VIEW_COLUMNS (optionally followed by the item's position).
+        Texts longer than DISPLAY_MAX (data stored before the limits at the door) are shortened
+        with …, so composing a message never fails on data."""
+        view = cls(*row)
+        long = {k: n for k, n in DISPLAY_MAX.items() if isinstance(getattr(view, k), str) and len(getattr(view, k)) > n}
+        if long:
+            view = replace(view, **{k: getattr(view, k)[: n - 1] + "…" for k, n in long.items()})
+        return view
 
     @property
     def is_open(self) -> bool:
