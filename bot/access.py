@@ -36,6 +36,8 @@ COMMANDS: dict[str, CommandRule] = {
     "handover": CommandRule(Role.AGENT),
     "jj": CommandRule(Role.AGENT, menu=False, alias_of="handover"),
     "handovers": CommandRule(Role.AGENT),
+    # 服务指标（主管看团队、班次和每个人；客服看团队和自己）
+    "kpi": CommandRule(Role.AGENT),
     # 主管
     "agents": CommandRule(Role.SUPERVISOR),
     "invite": CommandRule(Role.SUPERVISOR),
@@ -43,6 +45,7 @@ COMMANDS: dict[str, CommandRule] = {
     "kb_reload": CommandRule(Role.SUPERVISOR),
     "kb_stats": CommandRule(Role.SUPERVISOR),
     "handover_stats": CommandRule(Role.SUPERVISOR),
+    "standards": CommandRule(Role.SUPERVISOR),
     "broadcast": CommandRule(Role.SUPERVISOR),
     "broadcasts": CommandRule(Role.SUPERVISOR),
     "schedule": CommandRule(Role.SUPERVISOR),

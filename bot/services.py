@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.handover import HandoverService
 from bot.kb import KbHolder
+from bot.kpi import KpiService
 from bot.people import PeopleService
 from bot.reminders import ReminderEngine
 from bot.render import Renderer
@@ -44,6 +45,8 @@ class Services:
     reminder_tick: asyncio.Lock
     handover: HandoverService
     broadcasts: BroadcastService
+    #: Service standards and KPIs (/kpi, /standards, morning review, Monday pack, nudges).
+    kpi: KpiService
 
     @property
     def tz(self):
@@ -65,4 +68,5 @@ async def build_services(settings: Settings, clock: Clock, db: Database | None =
         reminder_tick=asyncio.Lock(),
         handover=HandoverService(db, clock, settings),
         broadcasts=BroadcastService(db, clock, people, settings.shifts, settings.tz),
+        kpi=KpiService.from_settings(db, clock, settings),
     )

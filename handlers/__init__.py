@@ -13,6 +13,7 @@ from handlers import (
     fallback,
     guard,
     handover,
+    kpi,
     menu,
     orders,
     people,
@@ -26,7 +27,7 @@ from handlers import (
 #: Feature modules in registration order; handler groups (the order updates meet them) are the
 #: one table in handlers/routing.py.
 FEATURES: list[ModuleType] = [
-    guard, ticker, start, people, scripts, reminders, broadcasts, handover, orders, errors, fallback,
+    guard, ticker, start, people, scripts, reminders, broadcasts, handover, kpi, orders, errors, fallback,
 ]
 
 
