@@ -137,7 +137,9 @@ async def assert_team_unchanged(kefu) -> None:
 async def test_commands_in_private_chats(world):
     kefu = world
     names = commands(kefu)
-    assert {"start", "order", "agents", "handovers", "invite", "kb_stats", "handover_stats"} <= set(names)
+    assert {"start", "order", "agents", "handovers", "invite", "kb_stats", "handover_stats", "kpi", "standards"} <= set(names)
+    assert access.command_rule("kpi").min_role == Role.AGENT and access.command_rule("standards").min_role == Role.SUPERVISOR
+    assert access.BUTTONS["kpi"] == Role.AGENT and not access.may_press_in_team_chat("kpi:x:2026-11-01:2026-11-02")
     for name in names:
         assert name == "start" or access.command_rule(name) is not None, f"/{name} has a handler but no access rule"
     # a stranger and a deactivated person: one refusal per command, nothing else anywhere
