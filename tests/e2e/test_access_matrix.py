@@ -61,6 +61,9 @@ async def world(start):
     )
     await kefu.svc.handover.log_item(AGENT, "day", f"买家电话 {PHONE} 要求改地址 {ORDER_NO}")
     kefu.emu.state.chat(TEAM_CHAT).member_ids |= {ADMIN, SUP, STRANGER, DEACT}
+    # the scheduled sends due at this moment (Monday 10:00: the Monday pack, the morning review)
+    # go out now, not in the middle of a cell when the JobQueue's first tick comes
+    await kefu.tick()
     return kefu
 
 
