@@ -222,6 +222,8 @@ async def on_tick(app: Application) -> None:
 # --- wiring --------------------------------------------------------------------------------------
 
 async def on_startup(app: Application) -> None:
+    # a fresh install starts reviewing from its first day (no review of days before the bot ran)
+    await services_of(app).kpi.baseline()
     add_tick_hook(app, on_tick)
 
 

@@ -436,6 +436,18 @@ class KpiService:
         return monday_pack_due(self.book.shifts, self.tz, now or self.clock.now(),
                                date.fromisoformat(last) if last else None, lead_minutes)
 
+    async def baseline(self, now: datetime | None = None) -> bool:
+        """On a database that never sent a review or a pack (a fresh install): mark yesterday's
+        review and this week's pack as done, so the first ones are about days the bot was running.
+        True when it did so; afterwards (restarts) nothing changes and missed sends catch up."""
+        if await self.store.last_sent("morning_review") or await self.store.last_sent("monday_pack"):
+            return False
+        today = (now or self.clock.now()).astimezone(self.tz).date()
+        at = to_ts(now or self.clock.now())
+        await self.store.claim_send("morning_review", (today - timedelta(days=1)).isoformat(), at)
+        await self.store.claim_send("monday_pack", week_start(today).isoformat(), at)
+        return True
+
     async def claim_send(self, kind: str, key: date) -> bool:
         """Record before sending; False when this one was already sent (at most once, across restarts)."""
         return await self.store.claim_send(kind, key.isoformat(), to_ts(self.clock.now()))

@@ -134,7 +134,7 @@ async def test_monday_pack_and_morning_review_fire_at_their_times_with_the_right
     [review] = with_text(kefu, SUP, "早间复盘 2026-11-22")
     text = review["plain"]
     assert "新发起的退款（1）" in text and "3912000000000003" in text and "¥59.00" in text
-    assert "无人认领的提醒（1）" in text and "3912000000000002" in text
+    assert "没人认领的提醒（1）" in text and "3912000000000002" in text
     assert "1/2 条提醒超过 10 分钟" in text and "当天有 1 条在 80% 时提醒过在岗客服" in text
     data = data_of(review)
     assert "ord:card:taobao:3912000000000003" in data and f"rem:open:{kefu.week['r2']}" in data
@@ -169,8 +169,11 @@ async def test_morning_review_after_downtime_comes_once_when_the_bot_is_back(wee
 
 
 async def test_nothing_at_all_is_one_line(start, clock):
-    clock.set(local("2026-11-24 08:30"))
+    clock.set(local("2026-11-23 12:00"))
     kefu = await start()
+    await kefu.tick()
+    assert with_text(kefu, SUP, "早间复盘") == [] and with_text(kefu, SUP, "周例会") == []  # a fresh install
+    kefu.clock.set(local("2026-11-24 08:30"))
     await kefu.tick()
     [review] = with_text(kefu, SUP, "早间复盘 2026-11-23")
     assert "昨天没有异常订单" in review["plain"] and len(review["plain"].splitlines()) == 1
@@ -178,8 +181,9 @@ async def test_nothing_at_all_is_one_line(start, clock):
 
 
 async def test_monday_pack_can_be_turned_off(start, clock):
-    clock.set(local("2026-11-23 08:10"))
+    clock.set(local("2026-11-22 12:00"))
     kefu = await start(kefu_monday_pack=False)
+    kefu.clock.set(local("2026-11-23 08:10"))
     await kefu.tick()
     assert with_text(kefu, SUP, "周例会") == [] and with_text(kefu, AGENT, "我的上周") == []
 
