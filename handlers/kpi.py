@@ -23,7 +23,7 @@ from bot.people import Person, Role
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label, render, user_errors
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, deliver, deliver_file, reply
+from handlers.outbox import answer_callback, deliver, deliver_file, reply, tell_admins
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -191,11 +191,15 @@ async def send_monday_pack(app: Application) -> date | None:
     names = {s["id"]: s["name"] for s in pack["standards_weekly"]}
     summary = svc.renderer.render("kpi/monday.html", pack=pack, names=names)
     first, last = pack["week"]["from"], pack["week"]["to"]
+    uploaded: dict[str, str] = {}  # chart → file_id: each picture is uploaded once
     for chat_id in await _supervisors(app):
         for name, png in charts.items():
             caption = svc.renderer.label("kpi.files.pack", first=first, last=last,
                                          name=svc.renderer.label(f"kpi.pack_charts.{name}"))
-            await deliver_file(app, chat_id, "photo", png, f"kpi_{name}_{first}.png", caption)
+            delivery = await deliver_file(app, chat_id, "photo", uploaded.get(name, png), f"kpi_{name}_{first}.png",
+                                          caption)
+            if delivery.ok and delivery.message is not None and delivery.message.photo:
+                uploaded.setdefault(name, delivery.message.photo[-1].file_id)
         await deliver(app, chat_id, summary)
     for person in await svc.people.all(active_only=True):
         if person.role != Role.AGENT or person.blocked_at is not None:
@@ -222,8 +226,12 @@ async def on_tick(app: Application) -> None:
 # --- wiring --------------------------------------------------------------------------------------
 
 async def on_startup(app: Application) -> None:
+    svc = services_of(app)
     # a fresh install starts reviewing from its first day (no review of days before the bot ran)
-    await services_of(app).kpi.baseline()
+    await svc.kpi.baseline()
+    if svc.kpi.load_problems:
+        await tell_admins(app, svc.renderer.render("kpi/standards_broken.html", problems=svc.kpi.load_problems[:20],
+                                                   path=str(svc.settings.kefu_standards_file)))
     add_tick_hook(app, on_tick)
 
 

@@ -74,13 +74,14 @@ async def deliver(target: Target, chat_id: int, text: str, **kwargs: Any) -> Del
     return await _deliver(target, chat_id, lambda: target.bot.send_message(chat_id, text, **kwargs))
 
 
-async def deliver_file(target: Target, chat_id: int, kind: str, content: bytes, filename: str,
+async def deliver_file(target: Target, chat_id: int, kind: str, content: bytes | str, filename: str,
                        caption: str | None = None, **kwargs: Any) -> Delivery:
-    """Send bytes as a `photo` or a `document` (an XLSX, a chart), with `deliver`'s handling."""
+    """Send bytes (or a file_id Telegram gave for an earlier upload) as a `photo` or a `document`
+    (an XLSX, a chart), with `deliver`'s handling."""
     from telegram import InputFile
 
     def call():
-        upload = InputFile(content, filename=filename)
+        upload = content if isinstance(content, str) else InputFile(content, filename=filename)
         if kind == "photo":
             return target.bot.send_photo(chat_id, upload, caption=caption, **kwargs)
         return target.bot.send_document(chat_id, upload, caption=caption, **kwargs)

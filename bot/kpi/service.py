@@ -123,13 +123,25 @@ class KpiService:
         self.stuck_unpaid_s = int(stuck_unpaid_hours * 3600)
         self.stuck_unshipped_factor = stuck_unshipped_factor
         self.near_miss_s = int(near_miss_hours * 3600)
+        #: Problems of the standards file when the defaults had to be used instead (from_settings).
+        self.load_problems: list[str] = []
 
     @classmethod
     def from_settings(cls, db: Database, clock: Clock, settings: Any) -> KpiService:
-        from bot.kpi.standards import load_standards
+        """The bot's service. A broken KEFU_STANDARDS_FILE does not stop the bot: the shipped
+        defaults are used and the problems kept in `load_problems` (the Telegram side tells the
+        admins; `kefu standards check` names them too)."""
+        from bot.kpi.standards import StandardsError, load_standards
 
-        return cls(db, clock, RuleBook.from_settings(settings),
-                   load_standards(getattr(settings, "kefu_standards_file", None)))
+        problems: list[str] = []
+        try:
+            standards = load_standards(getattr(settings, "kefu_standards_file", None))
+        except StandardsError as exc:
+            standards = load_standards(None)
+            problems = [str(p) for p in exc.problems]
+        service = cls(db, clock, RuleBook.from_settings(settings), standards)
+        service.load_problems = problems
+        return service
 
     def reload(self, standards: tuple[Standard, ...]) -> None:
         self.standards = standards

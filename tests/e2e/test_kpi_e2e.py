@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.people import Role
 from tests.conftest import local
+from tests.harness import ADMIN
 from tests.reminder_orders import changed, paid, save, unpaid
 
 AGENT, AGENT2, SUP, NIGHT = 2001, 2003, 2002, 2004
@@ -49,6 +50,7 @@ async def week(start, clock):
     A refund is opened on 3912000000000003 the same day."""
     clock.set(local("2026-11-22 08:45"))
     kefu = await start()
+    await kefu.say(ADMIN, "/start")  # a registered admin: gets what supervisors get
     db = kefu.svc.db
     created = local("2026-11-21 21:00")
     clock.set(created)
@@ -114,6 +116,9 @@ async def test_monday_pack_and_morning_review_fire_at_their_times_with_the_right
     photos = [m for m in supervisor if m.get("photo")]
     assert len(photos) == 4 and all(m["file_bytes"][:8] == b"\x89PNG\r\n\x1a\n" for m in photos)
     assert all("2026-11-16 ~ 2026-11-22" in m["plain"] for m in photos)
+    admin_photos = [m for m in kefu.emu.messages(ADMIN) if m.get("photo")]  # the same pictures, uploaded once
+    assert all(m["file_id"] for m in photos) and [m["file_id"] for m in admin_photos] == [m["file_id"] for m in photos]
+    assert len(with_text(kefu, ADMIN, "📅 周例会")) == 1
     [summary] = with_text(kefu, SUP, "📅 周例会")
     text = summary["plain"]
     assert "催付：推送 2，付款 1（100.0%），挽回 ¥100.00" in text  # P2 pushed < 72 h ago: open, out of the rate
@@ -259,3 +264,14 @@ async def test_standards_lists_four_weeks_and_a_suggestion(week):
     assert "50.0%" not in refused["plain"]
 
 
+
+
+async def test_a_broken_standards_file_keeps_the_bot_running_and_tells_the_admins(start, clock, tmp_path):
+    broken = tmp_path / "standards.yaml"
+    broken.write_text("standards:\n  - id: x\n    kind: nonsense\n", encoding="utf-8")
+    clock.set(local("2026-11-22 12:00"))
+    kefu = await start(kefu_standards_file=broken)
+    [notice] = with_text(kefu, ADMIN, "服务标准文件")
+    assert "standards.yaml" in notice["plain"] and "默认标准" in notice["plain"]
+    answer = await kefu.say(SUP, "/standards")
+    assert "催付提醒 10 分钟内认领" in answer["plain"]  # the shipped defaults in service
