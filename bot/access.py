@@ -40,6 +40,8 @@ COMMANDS: dict[str, CommandRule] = {
     "case": CommandRule(Role.AGENT),
     "sh": CommandRule(Role.AGENT, menu=False, alias_of="case"),
     "cases": CommandRule(Role.AGENT),
+    # 服务指标（主管看团队、班次和每个人；客服看团队和自己）
+    "kpi": CommandRule(Role.AGENT),
     # 主管
     "agents": CommandRule(Role.SUPERVISOR),
     "invite": CommandRule(Role.SUPERVISOR),
@@ -47,6 +49,7 @@ COMMANDS: dict[str, CommandRule] = {
     "kb_reload": CommandRule(Role.SUPERVISOR),
     "kb_stats": CommandRule(Role.SUPERVISOR),
     "handover_stats": CommandRule(Role.SUPERVISOR),
+    "standards": CommandRule(Role.SUPERVISOR),
     "broadcast": CommandRule(Role.SUPERVISOR),
     "broadcasts": CommandRule(Role.SUPERVISOR),
     "schedule": CommandRule(Role.SUPERVISOR),

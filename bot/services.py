@@ -14,6 +14,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.handover import HandoverService
 from bot.kb import KbHolder
+from bot.kpi import KpiService
 from bot.people import PeopleService
 from bot.reminders import ReminderEngine
 from bot.render import Renderer
@@ -47,6 +48,8 @@ class Services:
     broadcasts: BroadcastService
     #: After-sales cases and their approvals (issue 18).
     cases: CaseService
+    #: Service standards and KPIs (/kpi, /standards, morning review, Monday pack, nudges).
+    kpi: KpiService
 
     @property
     def tz(self):
@@ -70,6 +73,7 @@ async def build_services(settings: Settings, clock: Clock, db: Database | None =
         handover=HandoverService(db, clock, settings),
         broadcasts=BroadcastService(db, clock, people, settings.shifts, settings.tz),
         cases=_cases(db, clock, people, settings, kb),
+        kpi=KpiService.from_settings(db, clock, settings),
     )
 
 

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     kefu_handover_ack_minutes: int = Field(30, ge=1)
     kefu_urgent_renotify_minutes: int = Field(10, ge=1)
     kefu_standards_file: Path | None = None  # service standards (issue 17); empty: bot/kpi/standards.yaml
+    #: The Monday meeting pack: sent every Monday this many minutes before the day's first shift;
+    #: KEFU_MONDAY_PACK=false turns it off.
+    kefu_monday_pack: bool = True
+    kefu_monday_pack_lead_minutes: int = Field(30, ge=0, le=720)
 
     @field_validator("kefu_admin_ids", mode="before")
     @classmethod

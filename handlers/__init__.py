@@ -14,6 +14,7 @@ from handlers import (
     fallback,
     guard,
     handover,
+    kpi,
     menu,
     orders,
     people,
@@ -28,7 +29,7 @@ from handlers import (
 #: Feature modules in registration order; handler groups (the order updates meet them) are the
 #: one table in handlers/routing.py.
 FEATURES: list[ModuleType] = [
-    guard, ticker, start, people, scripts, reminders, broadcasts, handover, cases, orders, errors, fallback,
+    guard, ticker, start, people, scripts, reminders, broadcasts, handover, cases, kpi, orders, errors, fallback,
 ]
 
 

@@ -103,6 +103,7 @@ def new_case(source: str, ref: str = "", order_no: str | None = None) -> str:
     if order_no:
         return CASE.fits("new", source, ref, order_no) or data
     return data
+KPI = ButtonKind("kpi", Role.AGENT)  # /kpi: the same report as XLSX or chart (filtered for the presser)
 
 
 # --- screens other features open ---------------------------------------------------------------------
@@ -129,3 +130,13 @@ def open_script(script_id: str, order_no: str | None = None, source: str = "x") 
     if order_no:
         return KB.fits("o", source, script_id, order_no) or data
     return data
+
+
+def reminder_card(reminder_id: int) -> str:
+    """`rem:open:<id>`: a reminder's full card in the presser's private chat."""
+    return REMINDER.pack("open", reminder_id)
+
+
+def handover_item(item_id: int) -> str:
+    """`ho:view:<id>`: a handover item's history."""
+    return HANDOVER.pack("view", item_id)

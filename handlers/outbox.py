@@ -71,11 +71,30 @@ async def deliver(target: Target, chat_id: int, text: str, **kwargs: Any) -> Del
     - timeouts and network errors: retried after a short pause, then reported as failed.
     It never raises for a delivery problem; a 400 for a malformed message is a bug and raises.
     """
+    return await _deliver(target, chat_id, lambda: target.bot.send_message(chat_id, text, **kwargs))
+
+
+async def deliver_file(target: Target, chat_id: int, kind: str, content: bytes | str, filename: str,
+                       caption: str | None = None, **kwargs: Any) -> Delivery:
+    """Send bytes (or a file_id Telegram gave for an earlier upload) as a `photo` or a `document`
+    (an XLSX, a chart), with `deliver`'s handling."""
+    from telegram import InputFile
+
+    def call():
+        upload = content if isinstance(content, str) else InputFile(content, filename=filename)
+        if kind == "photo":
+            return target.bot.send_photo(chat_id, upload, caption=caption, **kwargs)
+        return target.bot.send_document(chat_id, upload, caption=caption, **kwargs)
+
+    return await _deliver(target, chat_id, call)
+
+
+async def _deliver(target: Target, chat_id: int, call) -> Delivery:
     services = target.bot_data["services"]
     last_error = ""
     for attempt in range(3):
         try:
-            return Delivery("sent", await target.bot.send_message(chat_id, text, **kwargs))
+            return Delivery("sent", await call())
         except Forbidden as exc:
             log.info("chat %s is unreachable (blocked or left)", chat_id)
             if chat_id > 0:

@@ -7,7 +7,7 @@ Other features and the Telegram layer import from here only:
 - `Submission`, `Decision`, `DueWork`: what those return for the handler to send.
 - pure rules (bot/cases/approval.py): `ApprovalPolicy`, `approval_reasons`, `approval_level`,
   `choose_approver`, `approval_timing`, `add_shift_time`, `due_actions`.
-- `case_stats` for /kpi; `write_xlsx` / `export_cases` for /cases export.
+- `case_stats` (over a `CaseStore`) for /kpi; `write_xlsx` / `export_cases` for /cases export.
 """
 
 from bot.cases.approval import (
@@ -39,10 +39,11 @@ from bot.cases.model import (
 )
 from bot.cases.service import CaseQuery, CaseService, Decision, DueWork, Submission, parse_query
 from bot.cases.stats import CaseStats, case_stats
+from bot.cases.store import CaseStore
 
 __all__ = [
     "MOVES", "SUBMITTABLE", "export_cases", "PROBLEMS", "RESOLUTIONS", "RESPONSIBLE", "SHIPPING_PAYERS", "STATES", "UNFINISHED",
-    "Approval", "ApprovalPolicy", "ApprovalTiming", "Case", "CaseQuery", "CaseService", "CaseStats",
+    "Approval", "ApprovalPolicy", "ApprovalTiming", "Case", "CaseQuery", "CaseService", "CaseStats", "CaseStore",
     "Decision", "DueWork", "Evidence", "HistoryEntry", "Submission", "add_shift_time", "approval_level",
     "approval_reasons", "approval_timing", "case_stats", "choose_approver", "due_actions",
     "format_amount", "parse_amount", "parse_query",

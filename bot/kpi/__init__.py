@@ -14,6 +14,28 @@ from bot.kpi.standards import (
     load_standards,
 )
 
+
+def render_pack(pack: dict, renderer) -> dict[str, bytes]:
+    """The Monday chart set {name: PNG}. CPU-bound: call through asyncio.to_thread."""
+    from bot.kpi.charts import render_pack as render
+
+    return render(pack, renderer)
+
+
+def report_chart(report: dict, renderer) -> bytes:
+    """One PNG for a /kpi report (standards achieved vs target). CPU-bound: asyncio.to_thread."""
+    from bot.kpi.charts import report_chart as render
+
+    return render(report, renderer.label)
+
+
+def report_xlsx(report: dict, renderer) -> bytes:
+    """The report as an XLSX workbook (bytes)."""
+    from bot.kpi.xlsx import report_xlsx as write
+
+    return write(report, renderer)
+
+
 __all__ = [
     "DEFAULT_STANDARDS_FILE",
     "KpiService",
@@ -26,5 +48,8 @@ __all__ = [
     "load_standards",
     "monday_pack_due",
     "morning_review_due",
+    "render_pack",
+    "report_chart",
+    "report_xlsx",
     "suggest",
 ]

@@ -146,6 +146,34 @@ def people_table(people: dict[Any, dict[str, Any]], label) -> bytes:
     return _png(fig)
 
 
+def report_chart(report: dict[str, Any], label) -> bytes:
+    """A /kpi report as one picture: each standard's achieved % against its target."""
+    stds = [s for s in report["standards"] if s.get("kind") != "rate" or s.get("direction") != "at_most"]
+    fig, font = _figure(9, 0.45 * max(len(stds), 1) + 1.4)
+    ax = fig.add_subplot(1, 1, 1)
+    names = [s["name"] for s in stds]
+    values = [s["achieved"] if s["achieved"] is not None else 0 for s in stds]
+    ys = list(range(len(stds)))
+    if stds:
+        ax.barh(ys, values, color=["tab:green" if s["met"] else ("tab:red" if s["met"] is False else "tab:gray")
+                                   for s in stds], alpha=0.7)
+        targets = [(y, s["target"]) for y, s in zip(ys, stds) if s.get("target") is not None]
+        if targets:
+            ax.scatter([t for _, t in targets], [y for y, _ in targets], marker="|", s=300, color="black",
+                       label=label("kpi.chart.target"))
+            ax.legend(prop={"family": font["family"], "size": 8}, loc="lower right")
+        ax.set_yticks(ys, names)
+        ax.invert_yaxis()
+    else:
+        ax.text(0.5, 0.5, label("kpi.chart.no_data"), ha="center", fontfamily=font["family"])
+    ax.set_xlim(0, 105)
+    ax.set_xlabel(label("kpi.chart.achieved"))
+    ax.set_title(label("kpi.chart.report_title", first=report["period"]["from"], last=report["period"]["to"]))
+    ax.tick_params(labelsize=8)
+    _apply_font(ax, font)
+    return _png(fig)
+
+
 def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.1f}"
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from bot.cases import CaseStore, case_stats
 from bot.clock import Clock, to_ts
 from bot.db import Database
 from bot.kpi.measures import (
@@ -25,11 +26,13 @@ from bot.kpi.measures import (
     Obs,
     by_level,
     evaluate,
+    judge,
     measure,
     misses_by,
     week_start,
     yuan,
 )
+from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
 from bot.kpi.store import SLOT, KpiStore
@@ -115,17 +118,30 @@ class KpiService:
         self.tz = book.tz
         self.standards = standards
         self.store = KpiStore(db, book)
+        self.cases = CaseStore(db)
         self.large_unpaid_cents = large_unpaid_cents
         self.stuck_unpaid_s = int(stuck_unpaid_hours * 3600)
         self.stuck_unshipped_factor = stuck_unshipped_factor
         self.near_miss_s = int(near_miss_hours * 3600)
+        #: Problems of the standards file when the defaults had to be used instead (from_settings).
+        self.load_problems: list[str] = []
 
     @classmethod
     def from_settings(cls, db: Database, clock: Clock, settings: Any) -> KpiService:
-        from bot.kpi.standards import load_standards
+        """The bot's service. A broken KEFU_STANDARDS_FILE does not stop the bot: the shipped
+        defaults are used and the problems kept in `load_problems` (the Telegram side tells the
+        admins; `kefu standards check` names them too)."""
+        from bot.kpi.standards import StandardsError, load_standards
 
-        return cls(db, clock, RuleBook.from_settings(settings),
-                   load_standards(getattr(settings, "kefu_standards_file", None)))
+        problems: list[str] = []
+        try:
+            standards = load_standards(getattr(settings, "kefu_standards_file", None))
+        except StandardsError as exc:
+            standards = load_standards(None)
+            problems = [str(p) for p in exc.problems]
+        service = cls(db, clock, RuleBook.from_settings(settings), standards)
+        service.load_problems = problems
+        return service
 
     def reload(self, standards: tuple[Standard, ...]) -> None:
         self.standards = standards
@@ -221,8 +237,35 @@ class KpiService:
             "handover": measured.handover,
             "broadcasts": measured.broadcasts,
             "breakdowns": self._breakdowns(measured, wc, scope, viewer, people),
+            "cases": await self.case_figures(period, viewer, people),
         }
         return report
+
+    async def case_figures(self, period: Period, viewer: Viewer | None = None,
+                           people: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """After-sales cases of the period (bot.cases' `case_stats`): opened / closed, time to
+        approval (median, P90, minutes of wall time), approval rate, 小额补偿 paid per week (decimal
+        strings), and 服务投诉 per person of the calendar month of the period's last day — the last
+        only for supervisors (and the CLI: no viewer)."""
+        start, end = Period(period.first, period.last).bounds(self.tz)
+        since = datetime.fromtimestamp(start, self.tz)
+        until = datetime.fromtimestamp(end, self.tz)
+        stats = await case_stats(self.cases, since, until, self.tz)
+        out: dict[str, Any] = {
+            "opened": stats.opened, "closed": stats.closed, "decided": stats.decided, "approved": stats.approved,
+            "approval_rate": None if stats.approval_rate is None else round(100 * stats.approval_rate, 1),
+            "median_minutes_to_approval": minutes(stats.approval_median_s),
+            "p90_minutes_to_approval": minutes(stats.approval_p90_s),
+            "compensation_per_week": {d.isoformat(): yuan(c) for d, c in stats.compensation_per_week.items()},
+            "compensation_paid": yuan(sum(stats.compensation_per_week.values())),
+        }
+        if viewer is None or viewer.supervisor:
+            people = people if people is not None else await self.store.people()
+            out["complaints_month"] = stats.month
+            out["complaints_by_person"] = {
+                str(k): {"name": people.get(k, {}).get("name", str(k)), "count": v}
+                for k, v in sorted(stats.complaints_by_person.items(), key=lambda kv: (-kv[1], kv[0]))}
+        return out
 
     def _breakdowns(self, measured: Measured, wc: WorkClock, scope: str, viewer: Viewer | None,
                     people: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -371,7 +414,55 @@ class KpiService:
             {"ref": f"handover:{r['id']}", "occurrence": r["occurrence"], "text": r["text"], "kind": r["kind"],
              "urgent": bool(r["urgent"]), "order_no": r["order_no"]}
             for r in await self.store.open_handover_items(end)])
-        return {"day": day.isoformat(), "sections": sections, "empty": not sections}
+        missed = await self._claims_missed(day, start, end)
+        return {"day": day.isoformat(), "sections": sections, "claims_missed": missed,
+                "empty": not sections and not missed}
+
+    async def _claims_missed(self, day: date, start: int, end: int) -> list[dict[str, Any]]:
+        """Per claim standard: yesterday's reminders that missed it (the nudged ones included) —
+        the digest's count instead of a page per miss."""
+        stds = [s for s in self.standards if s.metric == "payment_claim" and s.kind == "within"]
+        if not stds:
+            return []
+        measured, _ = await self.measure(Period(day, day))
+        obs = _by_metric(measured.obs).get("payment_claim", [])
+        nudged = await self.store.nudged_between(start, end)
+        out = []
+        for std in stds:
+            good, n = judge(std, obs)
+            if n - good > 0:
+                out.append({"standard": std.id, "name": std.name, "missed": n - good, "n": n,
+                            "within_minutes": std.within_minutes, "nudged": nudged})
+        return out
+
+    # --- when the scheduled sends are due (restart-safe: recorded in kpi_sent) -------------------
+
+    async def morning_review_due(self, now: datetime | None = None) -> date | None:
+        """The day to review when the morning review is due now and not sent yet."""
+        last = await self.store.last_sent("morning_review")
+        return morning_review_due(self.book.shifts, self.tz, now or self.clock.now(),
+                                  date.fromisoformat(last) if last else None)
+
+    async def monday_pack_due(self, now: datetime | None = None, lead_minutes: int = 30) -> date | None:
+        last = await self.store.last_sent("monday_pack")
+        return monday_pack_due(self.book.shifts, self.tz, now or self.clock.now(),
+                               date.fromisoformat(last) if last else None, lead_minutes)
+
+    async def baseline(self, now: datetime | None = None) -> bool:
+        """On a database that never sent a review or a pack (a fresh install): mark yesterday's
+        review and this week's pack as done, so the first ones are about days the bot was running.
+        True when it did so; afterwards (restarts) nothing changes and missed sends catch up."""
+        if await self.store.last_sent("morning_review") or await self.store.last_sent("monday_pack"):
+            return False
+        today = (now or self.clock.now()).astimezone(self.tz).date()
+        at = to_ts(now or self.clock.now())
+        await self.store.claim_send("morning_review", (today - timedelta(days=1)).isoformat(), at)
+        await self.store.claim_send("monday_pack", week_start(today).isoformat(), at)
+        return True
+
+    async def claim_send(self, kind: str, key: date) -> bool:
+        """Record before sending; False when this one was already sent (at most once, across restarts)."""
+        return await self.store.claim_send(kind, key.isoformat(), to_ts(self.clock.now()))
 
     async def _shipping_cases(self, start: int, end: int, now: int) -> tuple[list, list]:
         breaches, near = [], []

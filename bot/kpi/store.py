@@ -1,6 +1,6 @@
 """The KPI read model: SQL over other features' tables. It only READS them (orders, reminders,
 reminder_events, reminder_messages/items, handover_items/deliveries, broadcasts/recipients, users)
-and never writes them (its one own table is kpi_nudges); the measures are recomputed from those records every time, so a
+and never writes them (its own tables are kpi_nudges and kpi_sent); the measures are recomputed from those records every time, so a
 report can never drift from what the bot recorded. Volume is handled in SQL where it matters:
 shipping lateness over every paid order is grouped by (shop, 15-minute slot of the deadline) in
 SQLite, the per-event reads are limited to the period by indexed time columns.
@@ -164,6 +164,21 @@ class KpiStore:
                 "INSERT OR IGNORE INTO kpi_nudges (reminder_id, standard_id, at) VALUES (?, ?, ?)",
                 [(rid, sid, at) for rid, sid in pairs],
             )
+
+    async def nudged_between(self, start: int, end: int) -> int:
+        row = await self.db.fetchone("SELECT count(*) FROM kpi_nudges WHERE at >= ? AND at < ?", (start, end))
+        return int(row[0])
+
+    # --- scheduled sends (its own table) ----------------------------------------------------------
+
+    async def last_sent(self, kind: str) -> str | None:
+        row = await self.db.fetchone("SELECT max(key) FROM kpi_sent WHERE kind = ?", (kind,))
+        return row[0] if row else None
+
+    async def claim_send(self, kind: str, key: str, at: int) -> bool:
+        """Record that `kind` for `key` is being sent; False when it was already (another tick, before a restart)."""
+        return await self.db.execute("INSERT OR IGNORE INTO kpi_sent (kind, key, at) VALUES (?, ?, ?)",
+                                     (kind, key, at)) == 1
 
     # --- morning review ---------------------------------------------------------------------------
 

@@ -68,6 +68,9 @@ async def world(start):
     await kefu.svc.cases.edit(sup, case.id, resolution="compensation", amount_cents="30", buyer_phone=PHONE)
     await kefu.svc.cases.submit(sup, case.id)
     kefu.emu.state.chat(TEAM_CHAT).member_ids |= {ADMIN, SUP, STRANGER, DEACT}
+    # the scheduled sends due at this moment (Monday 10:00: the Monday pack, the morning review)
+    # go out now, not in the middle of a cell when the JobQueue's first tick comes
+    await kefu.tick()
     return kefu
 
 
@@ -184,7 +187,9 @@ async def test_cases_by_someone_without_a_part(world):
 async def test_commands_in_private_chats(world):
     kefu = world
     names = commands(kefu)
-    assert {"start", "order", "agents", "handovers", "invite", "kb_stats", "handover_stats"} <= set(names)
+    assert {"start", "order", "agents", "handovers", "invite", "kb_stats", "handover_stats", "kpi", "standards"} <= set(names)
+    assert access.command_rule("kpi").min_role == Role.AGENT and access.command_rule("standards").min_role == Role.SUPERVISOR
+    assert access.BUTTONS["kpi"] == Role.AGENT and not access.may_press_in_team_chat("kpi:x:2026-11-01:2026-11-02")
     for name in names:
         assert name == "start" or access.command_rule(name) is not None, f"/{name} has a handler but no access rule"
     # a stranger and a deactivated person: one refusal per command, nothing else anywhere
