@@ -23,6 +23,7 @@ import handlers  # the Telegram layer registers itself
 from bot.clock import Clock, SystemClock
 from bot.services import Services, build_services
 from bot.settings import Settings
+from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def build_application(
         )
         .rate_limiter(AIORateLimiter(max_retries=max_retries))
         .context_types(ContextTypes(context=KefuContext))
+        .concurrent_updates(KeyedUpdateProcessor())
         .post_init(on_startup)
         .post_shutdown(on_shutdown)
     )
