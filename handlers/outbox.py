@@ -13,8 +13,8 @@ Telegram's limits live here (issue 13), in one `Flow` per process, instead of PT
   a `retry_after`.
 - Bulk: everything sent on the bot's own initiative (jobs: the reminder tick, digests,
   escalations, broadcasts; `edit` of other people's copies, fan-out after a press). Bulk sends to
-  one chat go one at a time in order, at most 1/s to a private chat and 20/min to a group, and
-  all bulk together within ~30 messages/s overall minus what direct replies used. A chat that is
+  one chat go one at a time in order, at most 1/s to a private chat and 20/min to a group (after
+  a short burst of CHAT_BURST, which Telegram tolerates), and all bulk together within ~30 messages/s overall minus what direct replies used. A chat that is
   slow or under `retry_after` delays only its own queue: callers fan out per chat concurrently.
 - `in_background(target, coro)`: fan-out after the answer; the press is answered first.
 Tests may replace what the bot sends through the emulator's fault injection, never by replacing
@@ -54,14 +54,30 @@ ATTEMPTS = 3
 MAX_RETRY_AFTER = 60.0
 
 
+#: Telegram allows short bursts in one chat; beyond them the per-chat rate above holds.
+CHAT_BURST = 3
+
+
 class _Chat:
-    __slots__ = ("lock", "next_at", "not_before", "users")
+    __slots__ = ("lock", "credit", "stamp", "not_before", "users")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()  # bulk to one chat: one at a time, in order
-        self.next_at = 0.0  # earliest next bulk send (per-chat pacing)
+        self.credit = float(CHAT_BURST)  # per-chat bucket: sends available now
+        self.stamp: float | None = None
         self.not_before = 0.0  # Telegram said retry_after: nothing to this chat before then
         self.users = 0
+
+    def wait_needed(self, now: float, interval: float) -> float:
+        if self.stamp is not None:
+            self.credit = min(float(CHAT_BURST), self.credit + (now - self.stamp) / interval)
+        self.stamp = now
+        pace = 0.0 if self.credit >= 1 else (1 - self.credit) * interval
+        return max(pace, self.not_before - now)
+
+    def idle(self, now: float, interval: float) -> bool:
+        self.wait_needed(now, interval)
+        return self.users == 0 and self.not_before <= now and self.credit >= CHAT_BURST
 
 
 class Flow:
@@ -77,6 +93,24 @@ class Flow:
         self._stamp: float | None = None
         self._bulk_turn = asyncio.Lock()  # bulk sends take tokens one at a time, in order
         self._chats: dict[int, _Chat] = {}
+        self._active = 0  # bulk sends and background fan-outs under way
+        self._idle: asyncio.Event | None = None
+
+    def busy(self, delta: int) -> None:
+        self._active += delta
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        if self._active == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    async def wait_idle(self) -> None:
+        """Until no bulk send or background fan-out is under way (tests, orderly shutdown)."""
+        while self._active:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            await self._idle.wait()
 
     @staticmethod
     def _now() -> float:
@@ -126,19 +160,19 @@ class Flow:
         the chat and the overall budget. Returns what `send()` returns."""
         chat = self._chats.setdefault(chat_id, _Chat())
         chat.users += 1
+        self.busy(+1)
         try:
             async with chat.lock:
-                wait = max(chat.next_at, chat.not_before) - self._now()
-                if wait > 0:
+                interval = self.interval(chat_id)
+                while (wait := chat.wait_needed(self._now(), interval)) > 0:
                     await asyncio.sleep(wait)
+                chat.credit -= 1
                 await self.take()
-                try:
-                    return await send()
-                finally:
-                    chat.next_at = self._now() + self.interval(chat_id)
+                return await send()
         finally:
+            self.busy(-1)
             chat.users -= 1
-            if chat.users == 0 and chat.not_before <= self._now() and chat.next_at <= self._now():
+            if chat.idle(self._now(), self.interval(chat_id)):
                 self._chats.pop(chat_id, None)
 
 
@@ -184,14 +218,23 @@ def in_background(target: Target, coroutine, *, name: str = "kefu-fanout") -> as
     """Fan-out after the answer: run `coroutine` as a tracked Application task (errors logged,
     awaited at shutdown), so the handler returns as soon as the person has their answer."""
     app = target.application if isinstance(target, CallbackContext) else target
-    return app.create_task(_logged(coroutine, name), name=name)
+    f = flow(app)
+    f.busy(+1)
+    return app.create_task(_logged(f, coroutine, name), name=name)
 
 
-async def _logged(coroutine, name: str) -> None:
+async def _logged(f: Flow, coroutine, name: str) -> None:
     try:
         await coroutine
     except Exception:  # noqa: BLE001 - background work must never take the bot down
         log.exception("background %s failed", name)
+    finally:
+        f.busy(-1)
+
+
+async def wait_idle(target: Target) -> None:
+    """Until the outbox has no bulk send or background fan-out under way."""
+    await flow(target).wait_idle()
 
 
 async def reply(update: Update, context: KefuContext, text: str, **kwargs: Any) -> Message | None:
