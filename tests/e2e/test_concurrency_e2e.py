@@ -163,18 +163,21 @@ async def test_a_press_is_answered_before_the_other_copies_are_edited(kefu):
 
 @pytest.mark.parametrize("kind", ["slow", "429"])
 async def test_a_slow_or_rate_limited_chat_delays_only_itself_in_a_tick(kefu, kind):
-    kefu.emu.inject_fault(method="sendMessage", kind=kind, count=None, delay=3.0 if kind == "slow" else 0.0,
-                          retry_after=1, chat_id=SLOW)
+    from handlers.ticker import run_tick
+
+    kefu.emu.inject_fault(method="sendMessage", kind=kind, count=None, delay=4.0 if kind == "slow" else 0.0,
+                          retry_after=2, chat_id=SLOW)
     await save(kefu.svc.db, kefu.clock, unpaid(kefu.clock.now() - 13 * H, order_no="510004"))
-    tick = asyncio.create_task(kefu.tick())
+    tick = asyncio.create_task(run_tick(kefu.app))
     loop = asyncio.get_running_loop()
     started = loop.time()
     for chat in (AGENT, AGENT2, SUP):
         await kefu.emu.wait_for_message(chat, count=1, timeout=10)
     served_in = loop.time() - started
     await asyncio.wait_for(tick, 60)
+    await kefu.emu.wait_until_idle(timeout=30)
     kefu.emu.clear_faults()
-    assert served_in < 2.0, f"the others waited {served_in:.2f}s for one {kind} chat"
+    assert served_in < 3.0, f"the others waited {served_in:.2f}s for one {kind} chat (held 4 s)"
     for chat in (AGENT, AGENT2, SUP):
         assert len(reminder_cards(kefu, chat)) == 1, chat
     if kind == "slow":
@@ -190,7 +193,7 @@ async def test_a_slow_or_rate_limited_chat_delays_only_itself_in_a_broadcast(kef
     for tg_id in many:
         await kefu.add_person(tg_id, Role.AGENT, shift="night")
     panel = await compose(kefu, SUP, "/broadcast 慢群测试", "a:all", ack=False)
-    kefu.emu.inject_fault(method="sendMessage", kind=kind, count=None, delay=3.0 if kind == "slow" else 0.0,
+    kefu.emu.inject_fault(method="sendMessage", kind=kind, count=None, delay=4.0 if kind == "slow" else 0.0,
                           retry_after=3, chat_id=many[0])
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -205,6 +208,6 @@ async def test_a_slow_or_rate_limited_chat_delays_only_itself_in_a_broadcast(kef
     await kefu.emu.wait_until_idle(timeout=30)
     kefu.emu.clear_faults()
     assert all(len(copies(kefu, chat, "慢群测试")) == 1 for chat in others)
-    assert served_in < 2.5, f"everyone else waited {served_in:.2f}s for one {kind} chat"
+    assert served_in < 3.5, f"everyone else waited {served_in:.2f}s for one {kind} chat"
     expected = 1 if kind == "slow" else 0
     assert len(copies(kefu, many[0], "慢群测试")) == expected
