@@ -20,7 +20,7 @@ async def _stamps(flow: Flow, chat_id: int, n: int, log: list) -> None:
 
 
 async def test_bulk_to_one_chat_keeps_order_and_its_pace_after_a_short_burst():
-    flow = Flow(rate=1000, private_interval=0.05)
+    flow = Flow(rate=1000, burst=1000, private_interval=0.05)
     log: list = []
     await _stamps(flow, 7, CHAT_BURST + 3, log)
     assert [i for _, i, _ in log] == list(range(CHAT_BURST + 3))
@@ -34,7 +34,7 @@ async def test_groups_are_paced_slower_than_private_chats():
 
 
 async def test_a_chat_under_retry_after_delays_only_itself():
-    flow = Flow(rate=1000, private_interval=0.0001)
+    flow = Flow(rate=1000, burst=1000, private_interval=0.0001)
     flow.hold(1, 0.3)
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -48,7 +48,7 @@ async def test_a_chat_under_retry_after_delays_only_itself():
 
 
 async def test_bulk_waits_for_the_overall_budget_but_direct_replies_go_ahead():
-    flow = Flow(rate=20, private_interval=0.0001)
+    flow = Flow(rate=20, burst=20, private_interval=0.0001)
     loop = asyncio.get_running_loop()
     log: list = []
     start = loop.time()
