@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 #: Telegram's limits (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this)
 OVERALL_PER_SECOND = 28.0
 #: The overall bucket's burst. A token bucket lets burst + rate through in any one second, and
-#: Telegram counts a sliding second: 28 + 2 keeps every 1 s window within its 30.
-OVERALL_BURST = 2.0
+#: Telegram counts a sliding second: 28 + 8 may exceed its 30 for one second after a quiet spell
+#: (a few 429s, honoured per chat); 2 kept every window within 30 but queued replies at 30 updates/s.
+OVERALL_BURST = 8.0
 PRIVATE_INTERVAL = 1.0  # bulk messages to one private chat: at most one a second
 GROUP_INTERVAL = 3.0  # a group: at most 20 a minute
 ATTEMPTS = 3
