@@ -1,4 +1,4 @@
-"""Builds the python-telegram-bot Application: defaults, rate limiter, handlers, start-up hooks.
+"""Builds the python-telegram-bot Application: defaults, update processor, handlers, start-up hooks.
 
 The composition root of the Telegram side: `bot/cli.py` (`kefu run`) and `bot/sandbox.py` are
 the only core modules that import it. `kefu run` uses `run_polling`; tests and the sandbox use `start_application` /
@@ -16,7 +16,6 @@ from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ContextTypes,
@@ -27,6 +26,7 @@ import handlers  # the Telegram layer registers itself
 from bot.clock import Clock, SystemClock
 from bot.services import Services, build_services
 from bot.settings import Settings
+from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def build_application(
     services: Services | None = None,
     max_retries: int = 3,
 ) -> Application:
-    """An Application wired with every feature; services are built at start-up unless given."""
+    """An Application wired with every feature; services are built at start-up unless given.
+    `max_retries`: attempts per request on a 429 (the outbox's, per chat)."""
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
@@ -52,14 +53,17 @@ def build_application(
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
-        .rate_limiter(AIORateLimiter(max_retries=max_retries))
+        # No AIORateLimiter: it paused every request of the bot on one chat's 429 and queued
+        # each reply behind its overall budget. Telegram's limits are the outbox's (handlers/outbox.py).
         .context_types(ContextTypes(context=KefuContext))
+        .concurrent_updates(KeyedUpdateProcessor())
         .post_init(on_startup)
         .post_shutdown(on_shutdown)
     )
     app = builder.build()
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock or SystemClock()
+    app.bot_data["outbox_attempts"] = max(1, max_retries)
     if services is not None:
         app.bot_data["services"] = services
     if app.job_queue is not None:

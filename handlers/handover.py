@@ -9,6 +9,7 @@ edit updates all of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -181,19 +182,45 @@ def card_keyboard(target: Target, item: Item, cc: CardContext, *, author_view: b
     return keyboard(rows)
 
 
-async def refresh_cards(target: Target, item_id: int) -> None:
-    """Re-render every message showing this item (the author's copy and each shift's copies)."""
+async def refresh_cards(target: Target, item_id: int, *, skip: tuple[int, int] | None = None) -> None:
+    """Re-render every message showing this item (the author's copy and each shift's copies), as
+    bulk work, every chat on its own; `skip`: the (chat, message) already edited directly."""
     ho = services_of(target).handover
     item = await ho.require(item_id)
     cards = await ho.cards(item_id)
     if not cards:
         return
     cc = await card_context(target, [item])
+    edits = []
     for card in cards:
+        if skip is not None and (card.chat_id, card.message_id) == skip:
+            continue
         text, markup = render_card(target, item, cc, author_view=card.occurrence == "",
                                    late=_is_late(target, item, card.occurrence))
-        await outbox.edit(target, card.chat_id, card.message_id, text, reply_markup=markup,
-                          what=f"handover card {item_id}")
+        edits.append(outbox.edit(target, card.chat_id, card.message_id, text, reply_markup=markup,
+                                 what=f"handover card {item_id}"))
+    await asyncio.gather(*edits)
+
+
+async def refresh_after_press(update: Update, context: KefuContext, item_id: int) -> None:
+    """After a press (answered already): the pressed card now, directly; every other copy in the
+    background through the outbox's bulk queue (issue 13)."""
+    ho = services_of(context).handover
+    message = update.callback_query.message if update.callback_query is not None else None
+    pressed = None
+    if message is not None:
+        card = next((c for c in await ho.cards(item_id)
+                     if (c.chat_id, c.message_id) == (message.chat.id, message.message_id)), None)
+        if card is not None:
+            item = await ho.require(item_id)
+            cc = await card_context(context, [item])
+            text, markup = render_card(context, item, cc, author_view=card.occurrence == "",
+                                       late=_is_late(context, item, card.occurrence))
+            await outbox.edit(context, card.chat_id, card.message_id, text, reply_markup=markup,
+                              what=f"handover card {item_id}", bulk=False)
+            pressed = (card.chat_id, card.message_id)
+    outbox.in_background(context, refresh_cards(context.application, item_id, skip=pressed),
+                         name="kefu-handover-fanout")
 
 
 async def _send_author_card(update: Update, context: KefuContext, item: Item) -> None:
@@ -380,7 +407,7 @@ async def _button_take(update: Update, context: KefuContext, item_id: str, sourc
     item = await services_of(context).handover.take_over(int(item_id), person.tg_id, person.shift,
                                             supervisor=person.role >= Role.SUPERVISOR)
     await answer_callback(update, label(context, "handover.answers.taken", id=item.id))
-    await refresh_cards(context, item.id)
+    await refresh_after_press(update, context, item.id)
     if source == "l":
         await _show_open_list(update, context, edit=True)
 

@@ -15,6 +15,7 @@ role); each press is checked here against the reminder's state and recorded by t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -271,17 +272,18 @@ async def _send_to_chats(app: Application, view: View, chats: Sequence[int], rem
                          purpose: str) -> list[int]:
     """Send each chat the reminders it has not had yet for `purpose`; the chats that are not blocked."""
     have = await services_of(app).reminders.delivered(reminders, purpose)
-    served = []
+    # Every chat on its own (the outbox paces each and the overall budget): a slow or
+    # rate-limited chat delays only its own messages, not the rest of the team (issue 13); a
+    # chat whose delivery fails is backed off and never aborts the tick for the others (issue 12).
     now = to_ts(services_of(app).clock.now())
     _failures = _backoff(app)
-    for chat_id in chats:
+
+    async def serve(chat_id: int) -> bool:
         todo = [r for r in reminders if (r.id, chat_id) not in have]
         if not todo:
-            served.append(chat_id)
-            continue
+            return True
         if not _failures.due(chat_id, purpose, now):
-            served.append(chat_id)  # backing off: still a recipient, retried when its time comes
-            continue
+            return True  # backing off: still a recipient, retried when its time comes
         try:
             status = await _send_batch(app, view, chat_id, todo, purpose=purpose)
         except Exception as exc:  # noqa: BLE001 - one chat's failure never aborts the tick for the others
@@ -290,16 +292,15 @@ async def _send_to_chats(app: Application, view: View, chats: Sequence[int], rem
             from handlers.errors import report_job_error
 
             await report_job_error(app, exc)
-            if _failures.failures(chat_id, purpose) < _Backoff.HOLD_ROUND:
-                # counted as a recipient: the round stays open and this chat is retried soon
-                served.append(chat_id)
-            # else left out, as a blocked chat: the others' round completes (escalation runs);
-            # this chat still gets what it lacks when its backoff is due
-            continue
+            # below HOLD_ROUND failures it counts as a recipient (the round stays open and this
+            # chat is retried soon); after that it is left out like a blocked chat, so the others'
+            # round completes (escalation runs) and this chat still gets what it lacks later
+            return _failures.failures(chat_id, purpose) < _Backoff.HOLD_ROUND
         _failures.succeeded(chat_id, purpose)
-        if status != "blocked":
-            served.append(chat_id)
-    return served
+        return status != "blocked"
+
+    served = await asyncio.gather(*(serve(chat_id) for chat_id in chats))
+    return [chat_id for chat_id, ok in zip(chats, served, strict=True) if ok]
 
 
 class _Backoff:
@@ -355,19 +356,49 @@ async def escalate(app: Application, view: View) -> list[int]:
     return await engine.complete_escalation(due, served, services_of(app).clock.now())
 
 
-async def refresh_messages(target: Target, reminder_ids: Sequence[int], view: View | None = None) -> None:
-    """Edit every message that shows these reminders so it tells their current state."""
+async def refresh_messages(target: Target, reminder_ids: Sequence[int], view: View | None = None, *,
+                           skip: tuple[int, int] | None = None) -> None:
+    """Edit every message that shows these reminders so it tells their current state. The edits
+    go out as bulk work, every chat on its own (a slow or rate-limited chat delays only itself);
+    `skip`: the (chat, message) already edited directly (the pressed copy)."""
     if not reminder_ids:
         return
     engine = services_of(target).reminders
     view = view or await View.build(target)
+    edits = []
     for row in await engine.messages_showing(reminder_ids):
+        if skip is not None and (row.chat_id, row.message_id) == skip:
+            continue
         items = await engine.message_items(row.id)
         if not items:
             continue
         text, markup = view.message(row, items)
         # Blocked, gone, flood: logged by the outbox; the state is in the database anyway.
-        await outbox.edit(target, row.chat_id, row.message_id, text, reply_markup=markup, what="reminder message")
+        edits.append(outbox.edit(target, row.chat_id, row.message_id, text, reply_markup=markup, what="reminder message"))
+    await asyncio.gather(*edits)
+
+
+async def refresh_after_press(update: Update, context: KefuContext, reminder_ids: Sequence[int]) -> None:
+    """After a press: the pressed copy now (a direct edit, the presser sees it at once), every
+    other copy in the background through the outbox's bulk queue (issue 13: nobody waits for a
+    fan-out to 50 people)."""
+    if not reminder_ids:
+        return
+    engine = services_of(context).reminders
+    message = update.callback_query.message if update.callback_query is not None else None
+    pressed = None
+    if message is not None:
+        row = await engine.message_by_telegram_id(message.chat.id, message.message_id)
+        if row is not None:
+            items = await engine.message_items(row.id)
+            if items:
+                view = await View.build(context)
+                text, markup = view.message(row, items)
+                await outbox.edit(context, row.chat_id, row.message_id, text, reply_markup=markup,
+                                  what="reminder message", bulk=False)
+            pressed = (row.chat_id, row.message_id)
+    outbox.in_background(context, refresh_messages(context.application, list(reminder_ids), skip=pressed),
+                         name="kefu-reminder-fanout")
 
 
 async def tick(app: Application) -> None:
@@ -410,7 +441,7 @@ async def _refuse(update: Update, context: KefuContext, result: ActionResult) ->
         params["reason"] = _label(context, f"reasons.{params['reason']}")
     await answer_callback(update, _label(context, f"errors.{result.code}", **params), alert=True)
     if result.reminder is not None and (result.code.startswith("already_") or result.code == "claimed_by_other"):
-        await refresh_messages(context, [result.reminder.id])  # the pressed copy was out of date
+        await refresh_after_press(update, context, [result.reminder.id])  # the pressed copy was out of date
 
 
 async def _send_card(update: Update, context: KefuContext, r: ReminderView) -> bool:
@@ -434,13 +465,16 @@ async def _claim(update: Update, context: KefuContext, rid: int, arg: str, *, se
     if not result.ok and not (send_card and result.code == "already_yours"):
         await _refuse(update, context, result)
         return
-    if result.ok:
-        await refresh_messages(context, [rid])
     private = update.effective_chat is not None and update.effective_chat.id == context.person.tg_id
     if send_card and not await _send_card(update, context, result.reminder):
+        if result.ok:
+            await refresh_after_press(update, context, [rid])
         return
     sent_elsewhere = send_card and not private
+    # The presser first: the answer, their own copy; every other copy in the background.
     await answer_callback(update, _label(context, "answers.sent_private" if sent_elsewhere else "answers.claimed"))
+    if result.ok:
+        await refresh_after_press(update, context, [rid])
 
 
 async def _take(update: Update, context: KefuContext, rid: int, arg: str) -> None:
@@ -518,8 +552,8 @@ async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> 
     if not result.ok:
         await _refuse(update, context, result)
         return
-    await refresh_messages(context, [rid])
     await answer_callback(update, _label(context, "answers.done", outcome=_label(context, f"outcomes.{arg}")))
+    await refresh_after_press(update, context, [rid])
 
 
 async def _later(update: Update, context: KefuContext, rid: int, arg: str) -> None:
@@ -540,8 +574,8 @@ async def _later(update: Update, context: KefuContext, rid: int, arg: str) -> No
     if not result.ok:
         await _refuse(update, context, result)
         return
-    await refresh_messages(context, [rid])
     await answer_callback(update, _label(context, "answers.snoozed", time=svc.renderer.localtime(until)))
+    await refresh_after_press(update, context, [rid])
 
 
 async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> None:
@@ -549,8 +583,8 @@ async def _back(update: Update, context: KefuContext, rid: int, arg: str) -> Non
     if r is None:
         await _refuse(update, context, ActionResult(False, None, "not_found"))
         return
-    await refresh_messages(context, [rid])
     await answer_callback(update)
+    await refresh_after_press(update, context, [rid])
 
 
 async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> None:

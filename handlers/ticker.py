@@ -8,6 +8,7 @@ after downtime catches up. Features add a hook with `add_tick_hook(app, hook)`; 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -23,15 +24,18 @@ def add_tick_hook(app: Application, hook: TickHook) -> None:
 
 
 async def run_tick(app: Application) -> None:
-    """Run every feature's hook once; one failing feature does not stop the others."""
+    """Run every feature's hook once; one failing feature does not stop the others. One tick at
+    a time: the JobQueue's tick and a test's (or a late one) never interleave (issue 13: with
+    updates and fan-out running concurrently, two ticks would both see "not sent yet")."""
     from handlers.errors import report_job_error
 
-    for hook in app.bot_data.get("tick_hooks", []):
-        try:
-            await hook(app)
-        except Exception as exc:  # reported to admins, retried on the next tick
-            log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
-            await report_job_error(app, exc)
+    async with app.bot_data.setdefault("tick_lock", asyncio.Lock()):
+        for hook in app.bot_data.get("tick_hooks", []):
+            try:
+                await hook(app)
+            except Exception as exc:  # reported to admins, retried on the next tick
+                log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
+                await report_job_error(app, exc)
 
 
 async def _tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:

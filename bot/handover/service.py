@@ -138,7 +138,13 @@ class HandoverService:
         if actor_id == item.author_id:
             raise HandoverError("own_item", id=item_id)
         now = self._now()
+        # Checked again inside the write transaction: two people pressing 已接手 at once (updates
+        # run concurrently), or a resolve in between, leave exactly one outcome.
         async with self.db.transaction() as conn:
+            cursor = await conn.execute("SELECT status FROM handover_items WHERE id = ?", (item_id,))
+            current = await cursor.fetchone()
+            if current is None or current["status"] != "open":
+                self.check_open(await self.require(item_id))
             cursor = await conn.execute(
                 "SELECT occurrence, taken_by, taken_at FROM handover_deliveries WHERE item_id = ?"
                 " ORDER BY occurrence_start DESC, delivered_at DESC LIMIT 1",
@@ -152,10 +158,13 @@ class HandoverService:
             incoming = split_key(latest["occurrence"])[0]
             if not supervisor and actor_shift != incoming:
                 raise HandoverError("not_your_shift", id=item_id, shift=incoming)
-            await conn.execute(
-                "UPDATE handover_deliveries SET taken_by = ?, taken_at = ? WHERE item_id = ? AND occurrence = ?",
+            cursor = await conn.execute(
+                "UPDATE handover_deliveries SET taken_by = ?, taken_at = ?"
+                " WHERE item_id = ? AND occurrence = ? AND taken_by IS NULL",
                 (actor_id, now, item_id, latest["occurrence"]),
             )
+            if cursor.rowcount != 1:  # cannot happen under the transaction; refuse rather than overwrite
+                raise HandoverError("already_taken", id=item_id, by=None, at=None)
             await self._history(conn, item_id, actor_id, "take", {}, {"occurrence": latest["occurrence"]})
         return await self.require(item_id)
 

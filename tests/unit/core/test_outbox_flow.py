@@ -1,0 +1,92 @@
+"""The outbox's Flow (handlers/outbox.py): Telegram's limits owned in one place (issue 13).
+Timings here are a few tens of milliseconds of real loop time: behaviour, not benchmarks."""
+
+import asyncio
+
+from handlers.outbox import CHAT_BURST, Flow
+from handlers.concurrency import KeyedUpdateProcessor, update_key
+
+
+async def _stamps(flow: Flow, chat_id: int, n: int, log: list) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def one(i):
+        async def send():
+            log.append((chat_id, i, loop.time()))
+            return i
+        return await flow.bulk(chat_id, send)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def test_bulk_to_one_chat_keeps_order_and_its_pace_after_a_short_burst():
+    flow = Flow(rate=1000, burst=1000, private_interval=0.05)
+    log: list = []
+    await _stamps(flow, 7, CHAT_BURST + 3, log)
+    assert [i for _, i, _ in log] == list(range(CHAT_BURST + 3))
+    gaps = [b[2] - a[2] for a, b in zip(log[CHAT_BURST - 1:], log[CHAT_BURST:])]
+    assert all(g >= 0.045 for g in gaps), gaps
+
+
+async def test_groups_are_paced_slower_than_private_chats():
+    flow = Flow(rate=1000, private_interval=0.01, group_interval=0.06)
+    assert flow.interval(-100) == 0.06 and flow.interval(5) == 0.01
+
+
+async def test_a_chat_under_retry_after_delays_only_itself():
+    flow = Flow(rate=1000, burst=1000, private_interval=0.0001)
+    flow.hold(1, 0.3)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    log: list = []
+    held = asyncio.create_task(_stamps(flow, 1, 1, log))
+    await _stamps(flow, 2, 3, log)
+    others_done = loop.time() - start
+    await held
+    assert others_done < 0.1
+    assert log[-1][0] == 1 and log[-1][2] - start >= 0.29
+
+
+async def test_bulk_waits_for_the_overall_budget_but_direct_replies_go_ahead():
+    flow = Flow(rate=20, burst=20, private_interval=0.0001)
+    loop = asyncio.get_running_loop()
+    log: list = []
+    start = loop.time()
+    bulk = asyncio.gather(*(_stamps(flow, c, 1, log) for c in range(100, 140)))
+    await asyncio.sleep(0.05)
+    before = loop.time()
+    await flow.wait_direct(5)  # a reply: the next token, not queued behind the ~20 bulk sends waiting
+    assert loop.time() - before < 0.1
+    waiting_bulk = 40 - len(log)
+    assert waiting_bulk >= 15
+    await bulk
+    # 20 tokens at once, then 20/s: the last of 40 (plus the direct reply's token) after ~1 s
+    assert log[-1][2] - start >= 0.9
+    assert flow._active == 0
+
+
+async def test_keyed_processor_orders_one_person_and_overlaps_two():
+    from telegram import Chat, Message, Update, User
+
+    processor = KeyedUpdateProcessor()
+    order: list = []
+
+    def update(uid: int, n: int) -> Update:
+        user = User(uid, "u", False)
+        return Update(n, message=Message(n, None, Chat(uid, "private"), from_user=user, text="x"))
+
+    async def work(tag, delay):
+        order.append(("start", tag))
+        await asyncio.sleep(delay)
+        order.append(("end", tag))
+
+    a1, a2, b1 = update(1, 1), update(1, 2), update(2, 3)
+    assert update_key(a1) == ("u", 1)
+    await asyncio.gather(
+        processor.process_update(a1, work("a1", 0.05)),
+        processor.process_update(a2, work("a2", 0.0)),
+        processor.process_update(b1, work("b1", 0.0)),
+    )
+    assert order.index(("end", "a1")) < order.index(("start", "a2"))  # one person: in order
+    assert order.index(("end", "b1")) < order.index(("end", "a1"))  # another: not waiting
+    assert processor.waiting() == 0
