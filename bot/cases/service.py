@@ -486,17 +486,22 @@ class CaseService:
         assert case.approval is not None
         return Submission(case, case.approval, approver, timing)
 
+    async def _own_request(self, conn, case: Case, actor: Person) -> Approval:
+        """The case's pending request, which only its requester may withdraw or nudge."""
+        pending = await self.store.pending_approval_in(conn, case.id)
+        if pending is None:
+            raise UserError("case_no_request", no=case.id)
+        if actor.tg_id != pending.requester:
+            raise UserError("case_not_requester", no=case.id)
+        return pending
+
     async def withdraw(self, actor: Person, case_id: int) -> Case:
         """The requester takes a pending request back: the case returns to 处理中 to be edited and
         resubmitted (as a new request)."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
             case = await self._case_in(conn, case_id)
-            pending = await self.store.pending_approval_in(conn, case.id)
-            if pending is None:
-                raise UserError("case_no_request", no=case.id)
-            if actor.tg_id != pending.requester:
-                raise UserError("case_not_requester", no=case.id)
+            pending = await self._own_request(conn, case, actor)
             await self.store.update_approval(conn, pending.id, {"state": "withdrawn", "decided_at": now})
             await self.store.update_case(conn, case.id, {"state": OPEN, "updated_at": now})
             await self.store.add_history(conn, case.id, now, actor.tg_id, "withdraw", "state", PENDING, OPEN, f"approval={pending.id}")
@@ -507,11 +512,7 @@ class CaseService:
         now = self.clock.now()
         async with self.db.transaction() as conn:
             case = await self._case_in(conn, case_id)
-            pending = await self.store.pending_approval_in(conn, case.id)
-            if pending is None:
-                raise UserError("case_no_request", no=case.id)
-            if actor.tg_id != pending.requester:
-                raise UserError("case_not_requester", no=case.id)
+            pending = await self._own_request(conn, case, actor)
             if pending.nudged_at is not None and now - pending.nudged_at < NUDGE_GAP:
                 wait = NUDGE_GAP - (now - pending.nudged_at)
                 raise UserError("case_nudge_too_soon", minutes=max(1, int(wait.total_seconds() // 60)))

@@ -17,7 +17,7 @@ import pytest
 
 from bot.kb import load_kb, render_script
 
-SHIPPED = Path(__file__).resolve().parent.parent / "scripts_kb"
+SHIPPED = Path(__file__).resolve().parents[3] / "scripts_kb"
 
 
 @pytest.fixture(scope="module")
