@@ -299,7 +299,12 @@ async def _send_to_chats(app: Application, view: View, chats: Sequence[int], rem
         _failures.succeeded(chat_id, purpose)
         return status != "blocked"
 
-    served = await asyncio.gather(*(serve(chat_id) for chat_id in chats))
+    # Every chat finishes before anything is raised (what was sent is recorded message by
+    # message, so a crash here repeats nothing); then the first hard failure (a crash) is raised.
+    served = await asyncio.gather(*(serve(chat_id) for chat_id in chats), return_exceptions=True)
+    for outcome in served:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return [chat_id for chat_id, ok in zip(chats, served, strict=True) if ok]
 
 
