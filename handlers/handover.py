@@ -55,8 +55,7 @@ from handlers.ticker import add_tick_hook
 log = logging.getLogger(__name__)
 
 FEATURE = "handover"
-#: Shared with the other features (see handlers/scripts.py): "waiting for this user's next
-#: message" lives in user_data under this key, as {"feature": ..., ...}.
+#: How long /handover alone waits for the item's text (handlers/pending.py keeps the wait).
 PENDING_TTL = timedelta(minutes=15)
 CAPTION_COMMAND = re.compile(r"^/(handover|jj)(@\w+)?(\s|$)", re.IGNORECASE)
 LIST_LIMIT = 30
