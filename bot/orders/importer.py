@@ -40,11 +40,11 @@ from bot.db import Database
 from bot.orders import text
 from bot.orders.model import (
     PLATFORMS,
-    STATUS_RANK,
     NormalizedOrder,
     RejectedRow,
 )
 from bot.orders.readers import ExportReader, NotAnExport, Source, open_export
+from bot.orders.store import OrderStore
 from bot.render import mask_phone
 
 BATCH_SIZE = 10_000  # measured best of 2k/5k/10k/20k on the 1M-row benchmark
@@ -52,68 +52,6 @@ REJECTED_KEPT = 20_000
 PROGRESS_EVERY = 20_000
 
 Progress = Callable[[int], Awaitable[Any]]
-
-_COLUMNS = (
-    "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale",
-    "created_at", "paid_at", "shipped_at", "amount_cents", "buyer", "item_title", "tracking_no",
-    "carrier", "on_hold", "ship_from", "ship_by", "source", "first_seen_at", "updated_at",
-)
-
-
-def _rank(expr: str) -> str:
-    cases = " ".join(f"WHEN '{code}' THEN {rank}" for code, rank in STATUS_RANK.items())
-    return f"(CASE {expr} {cases} END)"
-
-
-def _upsert_sql() -> str:
-    """INSERT … ON CONFLICT DO UPDATE implementing the merge rule in the module docstring."""
-    # `closed` has the highest rank, so "same or later" also lets closed follow anything and
-    # keeps a closed order closed.
-    newer = f"({_rank('excluded.status')} >= {_rank('orders.status')})"
-
-    def pick(column: str, kind: str) -> str:
-        new, old = f"excluded.{column}", f"orders.{column}"
-        if kind == "state":  # follows the status
-            return f"CASE WHEN {newer} THEN {new} ELSE {old} END"
-        if kind == "sticky":  # presale: once on, stays on
-            return f"MAX({old}, {new})"
-        if kind == "text":  # '' means "the file had nothing"
-            new, old = f"NULLIF({new}, '')", f"NULLIF({old}, '')"
-            return f"COALESCE(CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END, '')"
-        return f"CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END"
-
-    kinds = {
-        "shop": "text", "status": "state", "status_raw": "state", "refunding": "state", "on_hold": "state", "presale": "sticky",
-        "created_at": "value", "paid_at": "value", "shipped_at": "value", "amount_cents": "value",
-        "ship_from": "value", "ship_by": "value", "buyer": "text", "item_title": "text", "tracking_no": "text", "carrier": "text",
-    }
-    merged = {column: pick(column, kind) for column, kind in kinds.items()}
-    assignments = ",\n    ".join(f"{column} = {expr}" for column, expr in merged.items())
-    changed = "\n    OR ".join(f"({expr}) IS NOT orders.{column}" for column, expr in merged.items())
-    columns = ", ".join(_COLUMNS)
-    # `WHERE true` is SQLite's required disambiguation for an upsert fed by a SELECT; rowid order
-    # applies the batch in file order, so a number twice in a file merges like two imports.
-    return (
-        f"INSERT INTO orders ({columns})\n"
-        f"SELECT {columns} FROM temp.{STAGING_TABLE} WHERE true ORDER BY rowid\n"
-        f"ON CONFLICT (platform, order_no) DO UPDATE SET\n    {assignments},\n"
-        f"    source = excluded.source,\n    updated_at = excluded.updated_at\n"
-        f"WHERE {changed}"
-    )
-
-
-#: Each batch is staged with executemany into a temp table, then merged by ONE upsert statement.
-#: A per-row `INSERT … ON CONFLICT DO UPDATE` pays a statement journal for every row once the
-#: orders table has an UPDATE trigger (0004_reminders adds one): twice as slow. The single
-#: statement also runs entirely inside SQLite, off the GIL.
-STAGING_TABLE = "orders_incoming"
-STAGING_CREATE_SQL = f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ({', '.join(_COLUMNS)})"
-STAGING_INSERT_SQL = (
-    f"INSERT INTO temp.{STAGING_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-)
-STAGING_CLEAR_SQL = f"DELETE FROM temp.{STAGING_TABLE}"
-UPSERT_SQL = _upsert_sql()
-
 
 def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
     """The row of `orders` for one normalised order (times → unix seconds, amount → cents)."""
@@ -157,46 +95,25 @@ class OrderWriter:
     """Upserts batches inside an open transaction and counts what each did."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+        self.rows = OrderStore.writer(conn)
         self.received = 0
         self.changed = 0
         self._before = 0
 
     async def begin(self) -> None:
-        self._before = await _count_orders(self.conn)
-        await self.conn.execute(STAGING_CREATE_SQL)
-        await self.conn.execute(STAGING_CLEAR_SQL)
+        self._before = await self.rows.count()
+        await self.rows.prepare()
 
     async def write(self, params: Sequence[tuple]) -> None:
         if not params:
             return
-        await self.conn.executemany(STAGING_INSERT_SQL, params)
-        cursor = await self.conn.execute(UPSERT_SQL)
-        self.changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
-        await cursor.close()
-        await self.conn.execute(STAGING_CLEAR_SQL)
+        self.changed += await self.rows.upsert(params)  # rows inserted or changed (not trigger rows)
         self.received += len(params)
 
     async def finish(self) -> UpsertCounts:
-        inserted = await _count_orders(self.conn) - self._before
+        inserted = await self.rows.count() - self._before
         updated = self.changed - inserted
         return UpsertCounts(inserted, updated, self.received - inserted - updated)
-
-
-async def _count_orders(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("SELECT count(*) FROM orders") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0])
-
-
-async def _record_batch(conn: aiosqlite.Connection, **values: Any) -> int:
-    columns = ", ".join(values)
-    cursor = await conn.execute(
-        f"INSERT INTO import_batches ({columns}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
-    )
-    batch_id = cursor.lastrowid
-    await cursor.close()
-    return int(batch_id)
 
 
 class _DryRun(Exception):
@@ -404,8 +321,7 @@ async def import_file(
             summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
             if dry_run:
                 raise _DryRun()
-            summary.batch_id = await _record_batch(
-                conn,
+            summary.batch_id = await writer.rows.record_batch(
                 source="file",
                 filename=filename,
                 format=summary.format,
@@ -479,8 +395,7 @@ async def upsert_orders(
             if dry_run:
                 raise _DryRun()
             if record:
-                await _record_batch(
-                    conn,
+                await writer.rows.record_batch(
                     source="api",
                     format=source,
                     rows_read=len(params),
@@ -544,17 +459,9 @@ def clean_order_no(order_no: str) -> str:
     return "".join(order_no.split()).strip("\"'=＝")
 
 
-_ALL_PLATFORMS_SQL = ", ".join(f"'{p}'" for p in PLATFORMS)
-
-
 async def find_orders(db: Database, order_no: str) -> list[StoredOrder]:
     """Every stored order with this number (normally one), most recently updated first."""
-    rows = await db.fetchall(
-        f"SELECT * FROM orders WHERE platform IN ({_ALL_PLATFORMS_SQL}) AND order_no = ? "
-        "ORDER BY updated_at DESC, id DESC",
-        (clean_order_no(order_no),),
-    )
-    return [StoredOrder.from_row(r) for r in rows]
+    return [StoredOrder.from_row(r) for r in await OrderStore(db).by_number(clean_order_no(order_no))]
 
 
 async def get_order(db: Database, order_no: str, platform: str | None = None) -> StoredOrder | None:
@@ -562,9 +469,7 @@ async def get_order(db: Database, order_no: str, platform: str | None = None) ->
     if platform is None:
         found = await find_orders(db, order_no)
         return found[0] if found else None
-    row = await db.fetchone(
-        "SELECT * FROM orders WHERE platform = ? AND order_no = ?", (platform, clean_order_no(order_no))
-    )
+    row = await OrderStore(db).by_key(platform, clean_order_no(order_no))
     return None if row is None else StoredOrder.from_row(row)
 
 
