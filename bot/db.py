@@ -317,6 +317,16 @@ def greatest(*expressions: str) -> str:
     return f"MAX({', '.join(expressions)})"
 
 
+def least(*expressions: str) -> str:
+    """The smallest of several SQL values (SQLite's multi-argument min(); LEAST elsewhere)."""
+    return f"MIN({', '.join(expressions)})"
+
+
+def contains(text: str, part: str) -> str:
+    """SQL condition: `part` occurs in `text` (SQLite's instr(); strpos/POSITION elsewhere)."""
+    return f"instr({text}, {part}) > 0"
+
+
 def insertion_order(alias: str | None = None) -> str:
     """A column that orders a table's rows by insertion, for tables without an id of their own
     (SQLite's implicit rowid)."""
