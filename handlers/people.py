@@ -28,7 +28,8 @@ def parse_role(context: KefuContext, text: str) -> Role:
 def parse_shift(context: KefuContext, text: str) -> str | None:
     text = text.strip()
     names = context.svc.renderer.labels["shifts"]
-    if text.lower() in ("none", "-") or text in (names["none"], names.get("off", "不排班")):
+    off_words = {"none", "-", *context.svc.renderer.labels["shift_off_words"]}
+    if text.lower() in off_words:
         return None
     for shift in context.svc.settings.shifts:
         if text.lower() == shift.name or text == names.get(shift.name):

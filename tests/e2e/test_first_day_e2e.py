@@ -68,6 +68,11 @@ async def test_people_are_named_by_display_name_and_told_of_changes(tmp_path, cl
         assert "需要管理员权限" in no_right["plain"] and "及以上" not in no_right["plain"]
         await running.say(ADMIN, "/setshift 阿强 不排班")
         assert "未排班" in running.texts(2003)[-1]
+        # the words for "no shift" come from labels.yaml (shift_off_words)
+        await running.say(ADMIN, "/setshift 阿强 晚班")
+        assert "晚班" in running.texts(2003)[-1]
+        await running.say(ADMIN, "/setshift 阿强 休息")
+        assert "未排班" in running.texts(2003)[-1]
     finally:
         await stop_kefu(running)
 
