@@ -43,11 +43,6 @@ OWNERS: dict[str, set[str]] = {
 #:   (issue 17's area while this contract landed): a read, never a write.
 SQL_ALSO_IN = {"bot/kpi/service.py"}
 
-#: Modules written before the stores that still hold their feature's SQL (shrinks to nothing).
-NOT_YET_MOVED: dict[str, set[str]] = {
-    "bot/broadcasts/service.py": OWNERS["bot/broadcasts/store.py"],
-}
-
 #: SQLite's own dialect: allowed in bot/db.py only.
 SQLITE_ONLY = {
     "INSERT OR IGNORE / OR REPLACE": r"\bOR\s+(?:IGNORE|REPLACE)\b",
@@ -143,8 +138,7 @@ def test_every_table_has_one_owner():
 def test_only_the_owner_writes_a_table():
     strays = []
     for module, tables in _writes().items():
-        allowed = OWNERS.get(module, set()) | NOT_YET_MOVED.get(module, set())
-        strays += [f"{module} writes {t} (owner: {_owner(t)})" for t in sorted(tables - allowed)]
+        strays += [f"{module} writes {t} (owner: {_owner(t)})" for t in sorted(tables - OWNERS.get(module, set()))]
     assert strays == []
 
 
@@ -153,13 +147,11 @@ def test_the_owners_do_write_their_tables():
     exists writes at least one of its tables."""
     writes = _writes()
     for module in OWNERS:
-        if not (ROOT / module).exists() and any(m.startswith(module.rsplit("/", 1)[0]) for m in NOT_YET_MOVED):
-            continue  # not written yet
         assert writes.get(module, set()) & OWNERS[module], module
 
 
 def test_sql_statements_live_in_store_modules():
-    allowed = set(OWNERS) | SQL_ALSO_IN | set(NOT_YET_MOVED) | {"bot/db.py"}
+    allowed = set(OWNERS) | SQL_ALSO_IN | {"bot/db.py"}
     strays = [
         module for module, tree in _sources()
         if module not in allowed and any(STATEMENT.search(text) for text in _literals(tree))
@@ -170,7 +162,7 @@ def test_sql_statements_live_in_store_modules():
 def test_sqlite_only_constructs_live_in_bot_db():
     found = []
     for module, tree in _sources():
-        if module == "bot/db.py" or module in NOT_YET_MOVED:
+        if module == "bot/db.py":
             continue
         texts = _literals(tree)
         for construct, pattern in SQLITE_ONLY.items():
