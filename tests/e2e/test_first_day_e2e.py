@@ -203,3 +203,27 @@ async def test_broadcasts_and_schedules_are_numbered_from_one_without_visible_ga
     await tap(kefu, SUP, {"chat_id": SUP, "message_id": done["message_id"]}, f"bc:{third}:ros")
     roster = kefu.emu.last_message(SUP)
     assert "通知 #3 回执" in roster["plain"], roster["plain"]
+
+
+async def test_handover_items_and_cases_are_numbered_from_one_and_never_reuse_a_number(kefu):
+    """The same class as the broadcast numbers: the first handover item of a fresh database is
+    #1 and the first case 售后#1; a withdrawn item keeps its number, refused input takes none."""
+    from tests.broadcast_helpers import A1, A2, add_team
+
+    await add_team(kefu)
+    first = await kefu.say(A1, "/handover 买家等回复颜色")
+    assert "#1 " in first["plain"], first["plain"]
+    assert "太长" in (await kefu.say(A1, "/handover " + "长" * 1001))["plain"]  # refused: no number taken
+    await kefu.press(A1, first, data="ho:wd:1")
+    confirm = next(m for m in reversed(kefu.emu.messages(A1)) if "ho:wdy:1" in str(m.get("reply_markup")))
+    await kefu.press(A1, confirm, data="ho:wdy:1")  # withdrawing asks to confirm
+    assert (await kefu.svc.handover.get(1)).status == "withdrawn"
+    second = await kefu.say(A2, "/handover 快递单号对不上")
+    assert "#2 " in second["plain"] and "#1 " not in second["plain"], second["plain"]
+
+    opened = await kefu.say(A1, "/case 买家要求仅退款")
+    assert "售后#1" in opened["plain"], opened["plain"]
+    missing = await kefu.say(A1, "/case #99")
+    assert "售后#1" not in missing["plain"]
+    opened = await kefu.say(A2, "/case 少件")
+    assert "售后#2" in opened["plain"], opened["plain"]
