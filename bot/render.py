@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class Renderer:
             role_label=self.role_label,
             shift_label=self.shift_label,
             mask_phone=mask_phone,
+            duration=self.duration,
         )
         self.env.globals.update(L=self.labels, label=self.label)
         #: label key -> its compiled snippet (or the plain string): compiled once, on first use.
@@ -90,6 +91,21 @@ class Renderer:
             return "-"
         moment = datetime.fromtimestamp(value, UTC) if isinstance(value, (int, float)) else value
         return moment.astimezone(self.tz).strftime(fmt)
+
+    def duration(self, value: float | timedelta | None) -> str:
+        """One way to write a length of time everywhere (issue 16: "20 小时" on one card and
+        "20.1 小时" on another): under an hour "N 分钟" (at least 1), under a day "H 小时 M 分钟"
+        (minutes left out on the hour), from a day on "D 天 H 小时". Seconds (or a timedelta),
+        rounded down; negative counts as its length. Words from labels.yaml `duration`."""
+        if value is None:
+            return "-"
+        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+        minutes = max(int(abs(seconds) // 60), 1)
+        if minutes < 60:
+            return self.label("duration.minutes", m=minutes)
+        if minutes < 24 * 60:
+            return self.label("duration.hours", h=minutes // 60, m=minutes % 60)
+        return self.label("duration.days", d=minutes // 1440, h=minutes % 1440 // 60)
 
     def role_label(self, role: Any) -> str:
         code = getattr(role, "code", role)

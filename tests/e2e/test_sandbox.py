@@ -59,7 +59,7 @@ def test_sandbox_clock_moves_time_and_shows_what_fires(tmp_path):
     assert code == 0, err
     assert "沙盒时间" in _after(out, "> :t\n")
     moved = _after(out, "> :t +25h")
-    assert "向前拨了 1 天1 小时" in moved
+    assert "向前拨了 1 天 1 小时" in moved
     assert "┌ 机器人" in moved or "新消息" in moved or "没有要触发" in moved
     assert "看不懂“9:5”" in out and "看不懂“-1h”" in out
 
