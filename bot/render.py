@@ -43,6 +43,7 @@ class Renderer:
             shift_label=self.shift_label,
             mask_phone=mask_phone,
             duration=self.duration,
+            localtime_beside=self.localtime_beside,
         )
         self.env.globals.update(L=self.labels, label=self.label)
         #: label key -> its compiled snippet (or the plain string): compiled once, on first use.
@@ -91,6 +92,18 @@ class Renderer:
             return "-"
         moment = datetime.fromtimestamp(value, UTC) if isinstance(value, (int, float)) else value
         return moment.astimezone(self.tz).strftime(fmt)
+
+    def localtime_beside(self, value: int | datetime | None, beside: int | datetime | str | None,
+                         fmt: str = "%m-%d %H:%M", time_fmt: str = "%H:%M") -> str:
+        """`value` as local time for a line that already shows `beside`'s date (a moment or an
+        ISO date such as an occurrence's "2026-11-23"): the time alone when both fall on the same
+        local day, else with the date, so no line says "11-23 · 11-23 16:00" (issue 16)."""
+        if value is None:
+            return "-"
+        if beside is not None and self.localtime(value, "%Y-%m-%d") == (
+                beside[:10] if isinstance(beside, str) else self.localtime(beside, "%Y-%m-%d")):
+            return self.localtime(value, time_fmt)
+        return self.localtime(value, fmt)
 
     def duration(self, value: float | timedelta | None) -> str:
         """One way to write a length of time everywhere (issue 16: "20 小时" on one card and
