@@ -80,6 +80,9 @@ async def test_no_line_shows_the_same_date_twice(kefu):
     await kefu.say(SUP, "/handover_stats")
     await kefu.press(DAY, logged, data="ho:view:1")
 
+    await kefu.say(SUP, "/kpi 2026-11-23")  # a one-day period, its previous one too
+    await kefu.say(SUP, "/kpi 7")
+
     # a one-off schedule's preview
     kefu.clock.set(local("2026-11-24 10:00"))
     panel = await kefu.say(SUP, "/schedule 2026-12-01 09:00 双十二预热开始")
@@ -87,9 +90,22 @@ async def test_no_line_shows_the_same_date_twice(kefu):
                  if d["callback_data"].startswith("bc:"))
     await kefu.press(SUP, panel, data=f"bc:{draft.split(':')[1]}:qk")
 
-    seen = {chat: [m["plain"] for m in kefu.emu.messages(chat)] for chat in (1000, DAY, NIGHT, SUP)}
+    seen = {chat: [m["plain"] + "\n" + (m.get("caption") or "") for m in kefu.emu.messages(chat)]
+            for chat in (1000, DAY, NIGHT, SUP)}
     assert sum(len(texts) for texts in seen.values()) > 30  # the day really happened
-    for needle in ("发货时限", "交接本", "已接手", "交接统计", "预览定时通知", "提醒记录"):
+    for needle in ("发货时限", "交接本", "已接手", "交接统计", "预览定时通知", "提醒记录", "服务指标"):
         assert any(needle in text for texts in seen.values() for text in texts), needle
     doubled = [(chat, line) for chat, texts in seen.items() for text in texts for line in repeated_dates(text)]
     assert doubled == [], "\n".join(f"{chat}: {line}" for chat, line in doubled)
+
+
+def test_a_one_day_kpi_period_is_written_once():
+    """The report file's caption and the chart's title (sent only on request) name one day once."""
+    from zoneinfo import ZoneInfo
+
+    from bot.render import Renderer
+
+    renderer = Renderer(ZoneInfo("Asia/Shanghai"))
+    for key in ("kpi.files.caption", "kpi.chart.report_title"):
+        assert repeated_dates(renderer.label(key, first="2026-11-22", last="2026-11-22")) == [], key
+        assert "2026-11-16 ~ 2026-11-22" in renderer.label(key, first="2026-11-16", last="2026-11-22")
