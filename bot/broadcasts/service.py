@@ -44,6 +44,9 @@ _RECIPIENT_COLUMNS = (
 #: they gave while still on the team stays on the record).
 _STILL_COUNTED = "(r.acked_at IS NOT NULL OR COALESCE(u.active, 1) = 1)"
 
+#: The next visible number, taken inside the transaction that sends (migration 0013).
+_NEXT_NUMBER = "(SELECT COALESCE(MAX(number), 0) + 1 FROM broadcasts)"
+
 
 @dataclass(frozen=True)
 class Fired:
@@ -183,7 +186,9 @@ class BroadcastService:
         now = self._now()
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE broadcasts SET status = 'sending', sent_at = ? WHERE id = ? AND status = 'draft'", (now, draft.id)
+                f"UPDATE broadcasts SET status = 'sending', sent_at = ?, number = {_NEXT_NUMBER}"
+                " WHERE id = ? AND status = 'draft'",
+                (now, draft.id),
             )
             if cursor.rowcount != 1:
                 raise UserError("already_sent")
@@ -316,7 +321,7 @@ class BroadcastService:
 
     async def recent(self, limit: int = 10) -> list[tuple[Broadcast, Counts]]:
         rows = await self.db.fetchall(
-            "SELECT * FROM broadcasts WHERE status IN ('sending', 'done') ORDER BY id DESC LIMIT ?", (limit,)
+            "SELECT * FROM broadcasts WHERE status IN ('sending', 'done') ORDER BY number DESC LIMIT ?", (limit,)
         )
         return [(Broadcast.from_row(r), await self.counts(r["id"])) for r in rows]
 
@@ -481,9 +486,9 @@ class BroadcastService:
             if due.fire_at is not None and template is not None:
                 cursor = await conn.execute(
                     "INSERT INTO broadcasts (author_id, status, kind, body_html, file_id, file_name, audience,"
-                    " ack_required, urgent, pin, silent, schedule_id, created_at, sent_at)"
+                    " ack_required, urgent, pin, silent, schedule_id, created_at, sent_at, number)"
                     " SELECT author_id, 'sending', kind, body_html, file_id, file_name, audience, ack_required, urgent,"
-                    " pin, silent, ?, ?, ? FROM broadcasts WHERE id = ?",
+                    f" pin, silent, ?, ?, ?, {_NEXT_NUMBER} FROM broadcasts WHERE id = ?",
                     (schedule.id, now, to_ts(due.fire_at), template.id),
                 )
                 broadcast_id = cursor.lastrowid
