@@ -134,7 +134,7 @@ class Progress:
         text = renderer(self.app).render("broadcasts/progress.html", b=b, counts=counts, state=state)
         markup = None
         if state == "done" and counts.total:
-            markup = keyboard([[button(self.app, "broadcast.buttons.roster", f"bc:{b.id}:ros", id=b.id)]])
+            markup = keyboard([[button(self.app, "broadcast.buttons.roster", f"bc:{b.id}:ros", number=b.number)]])
         if text == self._last and markup is None:
             return
         self._last = text

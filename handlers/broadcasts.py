@@ -124,7 +124,8 @@ def _command_content(message: Message, text_html: str, missing: str) -> Content:
 
 def _check_length(context: KefuContext, content: Content) -> None:
     """Refuse now what Telegram would refuse at sending: the copy with the longest header."""
-    worst = SimpleNamespace(urgent=True, schedule_id=None, body_html=content.body_html, ack_required=True)
+    worst = SimpleNamespace(urgent=True, schedule_id=None, body_html=content.body_html, ack_required=True,
+                            number=999_999)
     text = copy_text(context, worst, context.person.name, acked_at=to_ts(context.svc.clock.now()))
     limit = CAPTION_LIMIT if content.is_media else TEXT_LIMIT
     if len(plain(text)) > limit:
@@ -411,7 +412,7 @@ async def broadcasts_command(update: Update, context: KefuContext) -> None:
     text = context.svc.renderer.render(
         "broadcasts/list.html", items=items, authors=authors, excerpts={b.id: excerpt(b, 40) for b, _ in items}
     )
-    buttons = [button(context, "broadcast.buttons.roster", f"bc:{b.id}:ros", id=b.id) for b, _ in items]
+    buttons = [button(context, "broadcast.buttons.roster", f"bc:{b.id}:ros", number=b.number) for b, _ in items]
     await reply(update, context, text, reply_markup=keyboard(_rows(buttons, 3)))
 
 

@@ -22,6 +22,9 @@ RECIPIENT_COLUMNS = (
 #: they gave while still on the team stays on the record).
 STILL_COUNTED = "(r.acked_at IS NOT NULL OR COALESCE(u.active, 1) = 1)"
 
+#: The next visible number, taken inside the transaction that sends (migration 0013).
+_NEXT_NUMBER = "(SELECT COALESCE(MAX(number), 0) + 1 FROM broadcasts)"
+
 _RECIPIENTS_SQL = insert_ignore_sql("broadcast_recipients", ("broadcast_id", "tg_id", "status", "error"))
 
 
@@ -70,9 +73,11 @@ class BroadcastStore:
                               (chat_id, message_id, broadcast_id))
 
     async def start_sending(self, conn, broadcast_id: int, now: int) -> int:
-        """The draft becomes 'sending'; rows changed (0: not a draft any more)."""
+        """The draft becomes 'sending' with the next visible number; rows changed (0: not a draft any more)."""
         cursor = await conn.execute(
-            "UPDATE broadcasts SET status = 'sending', sent_at = ? WHERE id = ? AND status = 'draft'", (now, broadcast_id)
+            f"UPDATE broadcasts SET status = 'sending', sent_at = ?, number = {_NEXT_NUMBER}"
+            " WHERE id = ? AND status = 'draft'",
+            (now, broadcast_id),
         )
         return cursor.rowcount
 
@@ -99,7 +104,7 @@ class BroadcastStore:
 
     async def recent(self, limit: int) -> list[sqlite3.Row]:
         return await self.db.fetchall(
-            "SELECT * FROM broadcasts WHERE status IN ('sending', 'done') ORDER BY id DESC LIMIT ?", (limit,)
+            "SELECT * FROM broadcasts WHERE status IN ('sending', 'done') ORDER BY number DESC LIMIT ?", (limit,)
         )
 
     # -- recipients ---------------------------------------------------------------------------
@@ -273,12 +278,12 @@ class BroadcastStore:
         return cursor.rowcount
 
     async def start_from_template(self, conn, template_id: int, schedule_id: int, now: int, sent_at: int) -> int:
-        """A 'sending' broadcast copied from the schedule's template; its id."""
+        """A 'sending' broadcast copied from the schedule's template, with the next visible number; its id."""
         return await insert_id(
             conn,
             "INSERT INTO broadcasts (author_id, status, kind, body_html, file_id, file_name, audience,"
-            " ack_required, urgent, pin, silent, schedule_id, created_at, sent_at)"
+            " ack_required, urgent, pin, silent, schedule_id, created_at, sent_at, number)"
             " SELECT author_id, 'sending', kind, body_html, file_id, file_name, audience, ack_required, urgent,"
-            " pin, silent, ?, ?, ? FROM broadcasts WHERE id = ?",
+            f" pin, silent, ?, ?, ?, {_NEXT_NUMBER} FROM broadcasts WHERE id = ?",
             (schedule_id, now, sent_at, template_id),
         )
