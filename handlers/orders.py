@@ -59,7 +59,7 @@ from bot.orders import (
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
 from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
-from bot.render import Renderer
+from bot.render import renderer_for
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
@@ -95,7 +95,7 @@ def _render(target: Target, template: str, **values: Any) -> str:
 @functools.cache
 def caption_keys() -> dict[str, str]:
     """Caption word → option, from labels `orders.caption_keys` (translators add their own words)."""
-    words = Renderer(timezone.utc).labels["orders"]["caption_keys"]
+    words = renderer_for(timezone.utc).labels["orders"]["caption_keys"]
     return {word.lower(): option for option, spellings in words.items() for word in spellings}
 
 
