@@ -56,9 +56,9 @@ from bot.kb import (
     KnowledgeBase,
     Script,
     example_values,
+    fill_script,
     stats,
 )
-from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
 from handlers import callbacks, pending, routing
@@ -152,14 +152,13 @@ def order_numbers(text: str) -> list[str]:
     return found[:3]
 
 
-async def order_values(target: Target, order_no: str) -> dict[str, str] | None:
-    """Script variables of a stored order, or None when unknown (or orders are unavailable)."""
+async def stored_order(target: Target, order_no: str) -> Any | None:
+    """The stored order to fill scripts from, or None when unknown (or orders are unavailable)."""
     svc = services_of(target)
     try:
-        from bot.orders import get_order, order_variables
+        from bot.orders import get_order
 
-        order = await get_order(svc.db, order_no)
-        return None if order is None else order_variables(order, svc.tz)
+        return await get_order(svc.db, order_no)
     except Exception:
         log.exception("order lookup for script variables failed")
         return None
@@ -173,7 +172,7 @@ async def _order_in_query(context: KefuContext, text: str) -> tuple[str | None, 
         return None, text
     chosen = numbers[0]
     for number in numbers:
-        if await order_values(context, number) is not None:
+        if await stored_order(context, number) is not None:
             chosen = number
             break
     rest = text.replace(chosen, " ")
@@ -245,21 +244,10 @@ async def script_message(
         if found is None:
             raise KeyError(script)
         script = found
-    values: dict[str, Any] = {}
-    order_found = False
-    if order_no:
-        filled = await order_values(target, order_no)
-        if filled is not None:
-            values.update(filled)
-            order_found = True
-    if person is not None:
-        values["agent_name"] = person.name
-    body = kb.render(script, values)
-    missing = [  # the 【…】 slots actually left in the text, for the agent to fill before sending
-        desc or name
-        for name, desc in script.variables.items()
-        if not str(values.get(name) or "").strip() and SLOT_FORMAT.format(label=desc or name) in body
-    ]
+    order = await stored_order(target, order_no) if order_no else None
+    filled = fill_script(kb, script, order, tz=services_of(target).tz, agent_name=person.name if person else None)
+    body, order_found = filled.body, filled.order_found
+    missing = list(filled.missing)  # the 【…】 slots left in the text, for the agent to fill before sending
     category = kb.category(script.category)
     renderer = services_of(target).renderer
 
@@ -579,12 +567,10 @@ async def inline_query(update: Update, context: KefuContext) -> None:
         scripts = [h.script for h in kb.search(text, top=INLINE_MAX)]
     else:
         scripts = await _popular(context, kb)
-    values: dict[str, Any] = {"agent_name": context.person.name}
-    if order_no:
-        values.update(await order_values(context, order_no) or {})
+    order = await stored_order(context, order_no) if order_no else None
     results = []
     for script in scripts[:INLINE_MAX]:
-        body = kb.render(script, values)
+        body = fill_script(kb, script, order, tz=context.svc.tz, agent_name=context.person.name).body
         category = kb.category(script.category)
         preview = " ".join(body.split())[:60]
         results.append(
