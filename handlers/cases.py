@@ -32,7 +32,9 @@ from bot.cases import (
     Case,
     export_cases,
 )
+from bot.kb import fill_script
 from bot.people import Person, Role, UserError
+from bot.recipients import Notify, recipients
 from handlers import pending, routing
 from handlers.callbacks import CASE
 from handlers.common import arg_text, keyboard, label, user_errors
@@ -552,7 +554,7 @@ async def _decided(update: Update, context: KefuContext, decision) -> None:
 
 def _next_script(target: Target, case: Case) -> tuple[str | None, str | None]:
     """The script the case was opened from, filled with the case (amount, order…) through the
-    knowledge base's own fill (`KnowledgeBase.render`): missing values show as 【…】 slots."""
+    knowledge base's one fill rule (`bot.kb.fill_script`): missing values show as 【…】 slots."""
     if not case.source.startswith("script:"):
         return None, None
     try:
@@ -570,7 +572,7 @@ def _next_script(target: Target, case: Case) -> tuple[str | None, str | None]:
         # the next step is the related script that states this amount (e.g. 补偿金额), if there is one
         script = next((r for r in kb.related(script) if amount_name in r.variables), script)
     values.pop("amount", None)  # `amount` in scripts is the order's paid amount, not the case's
-    return script.title, kb.render(script, values)
+    return script.title, fill_script(kb, script, extra=values).body
 
 
 async def _b_withdraw(update: Update, context: KefuContext, no: str) -> None:
@@ -644,8 +646,7 @@ async def _escalate(app: Application, approval: Approval) -> bool:
         return False
     text = _render(app, "escalation.html", c=case, a=approval, names=await _names(app),
                    minutes=svc.cases.policy.escalate_minutes)
-    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
-    for admin in sorted(admins - {approval.requester}):
+    for admin in await recipients(svc.people, Notify.ADMINS, exclude=[approval.requester]):
         await deliver(app, admin, text, reply_markup=keyboard([_decision_row(app, approval)]))
     return True
 

@@ -13,7 +13,7 @@ from telegram.ext import Application
 from bot.clock import to_ts
 from bot.db import storage_fault
 from bot.notices import claim_notice
-from bot.people import Role
+from bot.recipients import Notify, recipients
 from handlers.context import KefuContext, Target, services_of
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ async def _admin_ids(svc) -> list[int]:
     """Admins from the database; when it cannot be read (corrupt), the last ones seen plus
     KEFU_ADMIN_IDS, so the alert about the fault still goes out."""
     try:
-        ids = [admin.tg_id for admin in await svc.people.with_role(Role.ADMIN)]
+        ids = await recipients(svc.people, Notify.ADMINS)
     except Exception as exc:  # noqa: BLE001 - the alert must not fail on the fault it reports
         log.warning("admins not readable (%s): alerting the last known and KEFU_ADMIN_IDS", exc)
         return sorted(_known_admins | set(svc.settings.kefu_admin_ids))

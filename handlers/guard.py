@@ -23,7 +23,8 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
-from bot.people import Person, Role
+from bot.people import Person
+from bot.recipients import Notify, recipients
 from handlers import routing
 from handlers.callbacks import numbers_in_range
 from handlers.common import label
@@ -235,9 +236,7 @@ async def leave(context: KefuContext, chat: Chat, *, added_by: User | None) -> N
 
 async def tell_admins(context: KefuContext, chat: Chat, added_by: User | None) -> None:
     svc = context.svc
-    admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
-    if not admins:
-        admins = list(svc.settings.kefu_admin_ids)
+    admins = await recipients(svc.people, Notify.ADMINS)
     who = None
     if added_by is not None:
         who = {"name": added_by.full_name, "username": added_by.username, "id": added_by.id}

@@ -45,6 +45,7 @@ from bot.handover import (
 )
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
+from bot.recipients import Notify, recipients
 from bot.services import Services
 from handlers import callbacks, outbox, pending, routing
 from handlers.common import arg_text, button, keyboard, label, user_errors
@@ -691,7 +692,7 @@ async def send_alerts(app: Application) -> None:
     due = await ho.due_alerts()
     if not due:
         return
-    supervisors = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    supervisors = await recipients(svc.people, Notify.SUPERVISORS)
     names = await _names(app)
     for key, items in due.items():
         text = _render(app, "alert.html", key=key, items=items, names=names, now=to_ts(svc.clock.now()),
@@ -701,8 +702,8 @@ async def send_alerts(app: Application) -> None:
              button(app, "handover.buttons.resolve_n", f"ho:res:{i.id}", id=i.id)]
             for i in items[:LIST_BUTTONS]
         ]
-        for person in supervisors:
-            await deliver(app, person.tg_id, text, reply_markup=keyboard(rows))
+        for chat_id in supervisors:
+            await deliver(app, chat_id, text, reply_markup=keyboard(rows))
         await ho.mark_alerted(key, [i.id for i in items])
 
 

@@ -20,6 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.kpi import Period, PeriodError, Viewer, render_pack, report_chart, report_xlsx
 from bot.people import Person, Role
+from bot.recipients import Notify, recipients
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label, render, user_errors
 from handlers.context import KefuContext, Target, services_of
@@ -118,8 +119,7 @@ async def standards_command(update: Update, context: KefuContext) -> None:
 # --- the ticker: nudges, morning review, Monday pack --------------------------------------------
 
 async def _supervisors(app: Application) -> list[int]:
-    svc = services_of(app)
-    return [p.tg_id for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    return await recipients(services_of(app).people, Notify.SUPERVISORS)
 
 
 async def send_nudges(app: Application) -> int:
@@ -129,7 +129,7 @@ async def send_nudges(app: Application) -> int:
     nudges = await svc.kpi.due_nudges(share=NUDGE_SHARE)
     if not nudges:
         return 0
-    agents = [p.tg_id for p in await svc.people.on_duty() if p.blocked_at is None]
+    agents = await recipients(svc.people, Notify.ON_DUTY)
     if not agents:  # nobody can still save them; they stay due for whoever comes on duty
         return 0
     text = svc.renderer.render("kpi/nudge.html", nudges=nudges)

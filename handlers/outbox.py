@@ -41,7 +41,7 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.people import Role
+from bot.recipients import Notify, recipients
 from bot.render import split_text
 from handlers.context import KefuContext, Target
 
@@ -340,10 +340,9 @@ async def _deliver(target: Target, chat_id: int, call, *, bulk: bool | None) -> 
 
 
 async def tell_admins(app: Target, text: str) -> None:
-    """Registered admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
+    """`Notify.ADMINS`: reachable admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
     svc = app.bot_data["services"]
-    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
-    for admin in sorted(admins):
+    for admin in await recipients(svc.people, Notify.ADMINS):
         try:
             await deliver(app, admin, text)
         except TelegramError as exc:

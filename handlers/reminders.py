@@ -31,6 +31,8 @@ from bot.reminders import ReminderView
 from bot.reminders.digest import group_by_rule, split_digest
 from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
+from bot.recipients import Notify, due_reminder_chats
+from bot.recipients import recipients as notify
 from bot.shifts import current_windows, next_shift_start
 from handlers import callbacks, outbox
 from handlers.common import button, keyboard
@@ -186,39 +188,22 @@ async def notify_chats(app: Application) -> list[int]:
     """Private chats of the people on duty who can be reached, then the team chat if set.
     Empty when nobody is on duty: reminders are then held."""
     svc = services_of(app)
-    people = [p.tg_id for p in await svc.people.on_duty() if p.blocked_at is None]
-    if not people:
-        return []
-    team = svc.settings.kefu_team_chat_id
-    return people + ([team] if team is not None and team not in people else [])
+    return await notify(svc.people, Notify.ON_DUTY, team_chat=svc.settings.kefu_team_chat_id)
 
 
 async def unstaffed_chats(app: Application) -> list[int]:
-    """A shift is working and nobody of it can be reached: the team chat (if set), then every
-    reachable supervisor and admin (and KEFU_ADMIN_IDS). Empty in the night gap (no shift working):
+    """A shift is working and nobody of it can be reached: `Notify.UNSTAFFED` (the team chat,
+    then every reachable supervisor and admin). Empty in the night gap (no shift working):
     reminders are then held for the next shift start, as before."""
     svc = services_of(app)
-    if not current_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
-        return []
-    team = svc.settings.kefu_team_chat_id
-    chats = [team] if team is not None else []
-    bosses = [p.tg_id for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
-    known = {p.tg_id for p in await svc.people.all()}
-    bosses += [a for a in svc.settings.kefu_admin_ids if a not in known]  # configured, not yet /start-ed
-    return list(dict.fromkeys([*chats, *bosses]))
+    return await notify(svc.people, Notify.UNSTAFFED, team_chat=svc.settings.kefu_team_chat_id)
 
 
 async def recipients(app: Application) -> tuple[list[int], str]:
     """(chats that get due reminders now, why held when empty): "" when delivered, "night_gap"
     when no shift is working, "nobody" when even the fallback has no one to reach."""
-    chats = await notify_chats(app)
-    if chats:
-        return chats, ""
-    chats = await unstaffed_chats(app)
-    if chats:
-        return chats, ""
     svc = services_of(app)
-    return [], "nobody" if current_windows(svc.settings.shifts, svc.clock.now(), svc.tz) else "night_gap"
+    return await due_reminder_chats(svc.people, svc.settings.kefu_team_chat_id)
 
 
 async def recipient_names(app: Application) -> tuple[list[str], str]:
@@ -241,9 +226,7 @@ async def tell_admins_unstaffed(app: Application) -> None:
     svc = services_of(app)
     now = svc.clock.now()
     staffed = {p.shift for p in await svc.people.on_duty() if p.blocked_at is None}
-    admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
-    known = {p.tg_id for p in await svc.people.all()}
-    admins += [a for a in svc.settings.kefu_admin_ids if a not in known]
+    admins = await notify(svc.people, Notify.ADMINS)
     for window in current_windows(svc.settings.shifts, now, svc.tz):
         if window.shift.name in staffed:
             continue
@@ -255,17 +238,13 @@ async def tell_admins_unstaffed(app: Application) -> None:
             start=window.start,
             end=window.end, team_chat=svc.settings.kefu_team_chat_id is not None,
         )
-        for admin in dict.fromkeys(admins):
+        for admin in admins:
             await deliver(app, admin, text)
 
 
 async def escalation_chats(app: Application) -> list[int]:
     """Supervisors (and admins) on duty; if none is, every supervisor."""
-    svc = services_of(app)
-    reachable = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
-    on_duty = {p.tg_id for p in await svc.people.on_duty()}
-    working = [p.tg_id for p in reachable if p.tg_id in on_duty]
-    return working or [p.tg_id for p in reachable]
+    return await notify(services_of(app).people, Notify.SUPERVISORS_ON_DUTY)
 
 
 async def _send_to_chats(app: Application, view: View, chats: Sequence[int], reminders: Sequence[ReminderView],
