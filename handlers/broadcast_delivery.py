@@ -21,7 +21,7 @@ from telegram.ext import Application
 
 from bot.broadcasts import Broadcast, Pacer, Recipient
 from bot.render import Renderer
-from handlers import outbox
+from handlers import callbacks, outbox
 from handlers.common import button, keyboard
 from handlers.context import Target, services_of
 from handlers.outbox import Delivery, deliver
@@ -70,7 +70,7 @@ def copy_text(target: Target, broadcast: Any, author: str, *, acked_at: int | No
 def ack_markup(target: Target, broadcast: Broadcast) -> InlineKeyboardMarkup | None:
     if not broadcast.ack_required:
         return None
-    return keyboard([[button(target, "broadcast.buttons.ack", f"ack:{broadcast.id}")]])
+    return keyboard([[button(target, "broadcast.buttons.ack", callbacks.Ack(broadcast.id).pack())]])
 
 
 class _SendFile:
@@ -134,7 +134,7 @@ class Progress:
         text = renderer(self.app).render("broadcasts/progress.html", b=b, counts=counts, state=state)
         markup = None
         if state == "done" and counts.total:
-            markup = keyboard([[button(self.app, "broadcast.buttons.roster", f"bc:{b.id}:ros", id=b.id)]])
+            markup = keyboard([[button(self.app, "broadcast.buttons.roster", callbacks.BcRoster(b.id).pack(), id=b.id)]])
         if text == self._last and markup is None:
             return
         self._last = text

@@ -385,7 +385,7 @@ async def card(target: Target, order: StoredOrder) -> tuple[str, Any]:
         status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
         history=history, names=names, now=to_ts(now),
     )
-    claims = [[button(target, "reminders.buttons.claim", callbacks.REMINDER.pack("claim", r.id))] for r in history if r.claimable][-1:]
+    claims = [[button(target, "reminders.buttons.claim", callbacks.RemClaim(r.id).pack())] for r in history if r.claimable][-1:]
     return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 
@@ -493,7 +493,7 @@ async def start_api(app: Application) -> None:
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("order", order_command))
-    app.add_handler(CallbackQueryHandler(card_button, pattern=rf"{callbacks.ORDER.pattern}card:"))
+    app.add_handler(CallbackQueryHandler(card_button, pattern=callbacks.OrderCard.pattern()))
     # Group 0, after the handover and broadcast handlers that take captioned files first.
     exports = (
         filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.Document.ALL & ~filters.CaptionRegex(r"^\s*/")

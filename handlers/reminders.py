@@ -41,6 +41,8 @@ from handlers.outbox import Delivery, answer_callback, deliver
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
+#: The per-reminder button of a list or digest, by what it does.
+TAKE_BUTTONS = {"take": callbacks.RemTake, "claim": callbacks.RemClaim, "open": callbacks.RemOpen}
 
 FEATURE = "reminders"
 LIST_LIMIT = 15
@@ -79,22 +81,22 @@ class View:
     def card_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         if not r.is_open:
             return None
-        first = [self._button("claim", callbacks.REMINDER.pack("claim", r.id))] if r.claimable else []
-        first.append(self._button("done", callbacks.REMINDER.pack("done", r.id)))
-        return keyboard([first, [self._button("snooze", callbacks.REMINDER.pack("snooze", r.id)), self._button("script", callbacks.REMINDER.pack("script", r.id))],
+        first = [self._button("claim", callbacks.RemClaim(r.id).pack())] if r.claimable else []
+        first.append(self._button("done", callbacks.RemDone(r.id).pack()))
+        return keyboard([first, [self._button("snooze", callbacks.RemSnooze(r.id).pack()), self._button("script", callbacks.RemScript(r.id).pack())],
                          [button(self.target, "cases.buttons.open_case", callbacks.new_case("r", r.id))]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
-        rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.REMINDER.pack("out", r.id, code))] for code in outcomes_for(r.rule, r.stage)]
-        rows.append([self._button("back", callbacks.REMINDER.pack("back", r.id))])
+        rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.RemOutcome(r.id, code).pack())] for code in outcomes_for(r.rule, r.stage)]
+        rows.append([self._button("back", callbacks.RemBack(r.id).pack())])
         return keyboard(rows)
 
     def snooze_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         shift = next_shift_start(self.svc.settings.shifts, self.svc.clock.now(), self.svc.tz)
         return keyboard([
-            [self._button("later_1h", callbacks.REMINDER.pack("later", r.id, "1h")), self._button("later_3h", callbacks.REMINDER.pack("later", r.id, "3h"))],
-            [self._button("later_shift", callbacks.REMINDER.pack("later", r.id, "shift"), time=self.svc.renderer.localtime(shift.start))],
-            [self._button("back", callbacks.REMINDER.pack("back", r.id))],
+            [self._button("later_1h", callbacks.RemLater(r.id, "1h").pack()), self._button("later_3h", callbacks.RemLater(r.id, "3h").pack())],
+            [self._button("later_shift", callbacks.RemLater(r.id, "shift").pack(), time=self.svc.renderer.localtime(shift.start))],
+            [self._button("back", callbacks.RemBack(r.id).pack())],
         ])
 
     def digest_text(self, items: Sequence[ReminderView], *, start: int, part: int, parts: int, unlisted: int,
@@ -107,7 +109,7 @@ class View:
 
     def take_keyboard(self, items: Sequence[ReminderView], start: int, action: str = "take") -> InlineKeyboardMarkup | None:
         buttons = [
-            self._button(action, callbacks.REMINDER.pack(action, r.id), n=start + index, tail=r.tail)
+            self._button(action, TAKE_BUTTONS[action](r.id).pack(), n=start + index, tail=r.tail)
             for index, r in enumerate(items)
             if action == "open" or r.claimable
         ]
@@ -519,8 +521,8 @@ async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> 
             claimer = await context.svc.people.get(r.claimed_by)
             who = claimer.name if claimer else str(r.claimed_by)
             markup = keyboard([
-                [button(context, "reminders.buttons.no_action_yes", callbacks.REMINDER.pack("out", rid, "nax"), who=who)],
-                [button(context, "reminders.buttons.back", callbacks.REMINDER.pack("back", rid))],
+                [button(context, "reminders.buttons.no_action_yes", callbacks.RemOutcome(rid, "nax").pack(), who=who)],
+                [button(context, "reminders.buttons.back", callbacks.RemBack(rid).pack())],
             ])
             try:
                 await update.callback_query.edit_message_reply_markup(markup)
@@ -606,26 +608,25 @@ async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> N
 
 
 ACTIONS = {
-    "claim": _claim,
-    "take": _take,
-    "open": _open,
-    "done": _done,
-    "out": _outcome,
-    "snooze": _snooze,
-    "later": _later,
-    "script": _script,
-    "back": _back,
+    callbacks.RemClaim: _claim,
+    callbacks.RemTake: _take,
+    callbacks.RemOpen: _open,
+    callbacks.RemDone: _done,
+    callbacks.RemOutcome: _outcome,
+    callbacks.RemSnooze: _snooze,
+    callbacks.RemLater: _later,
+    callbacks.RemScript: _script,
+    callbacks.RemBack: _back,
 }
 
 
 async def on_button(update: Update, context: KefuContext) -> None:
-    fields = callbacks.REMINDER.parse(update.callback_query.data, min_fields=2, max_fields=3)
-    action = ACTIONS.get(fields[0]) if fields else None
-    rid = int(fields[1]) if action is not None and fields[1].isdigit() else None
-    if action is None or rid is None:
+    pressed = callbacks.REMINDER.decode(update.callback_query.data)
+    action = ACTIONS.get(type(pressed))
+    if action is None:
         await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
         return
-    await action(update, context, rid, fields[2] if len(fields) > 2 else "")
+    await action(update, context, pressed.rid, pressed.arg)
 
 
 # --- /reminders ----------------------------------------------------------------------------------
