@@ -18,7 +18,6 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -55,7 +54,7 @@ from handlers.broadcast_delivery import (
 )
 from handlers.common import arg_text, button, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, reply
+from handlers.outbox import answer_callback, edit_pressed, in_background, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -282,14 +281,8 @@ async def _preview(target: Target, draft: Broadcast) -> tuple[str, InlineKeyboar
 async def _show(update: Update, context: KefuContext, text: str, markup: InlineKeyboardMarkup | None,
                 draft_id: int | None = None) -> None:
     """Edit the pressed message; if that fails, send a new one (and make it the draft's panel)."""
-    query = update.callback_query
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
+    if await edit_pressed(update, context, text, reply_markup=markup):
         return
-    except BadRequest as exc:
-        if "not modified" in str(exc).lower():
-            return
-        log.info("panel edit failed (%s); sending a new message", exc)
     sent = await reply(update, context, text, reply_markup=markup)
     if sent is not None and draft_id is not None:
         await services_of(context).broadcasts.set_panel(draft_id, sent.chat_id, sent.message_id)
@@ -484,10 +477,12 @@ async def ack_button(update: Update, context: KefuContext) -> None:
     recipient, recorded = await services_of(context).broadcasts.acknowledge(
         broadcast_id, context.person.tg_id, pressed.message_id if pressed else None
     )
+    # the presser has their answer first; their copy (and the reminder pressed) change after, through the outbox
+    await answer_callback(update, label(context, "broadcast.answers.acked" if recorded else "broadcast.answers.already_acked"))
     if recorded:
         broadcast = await services_of(context).broadcasts.get(broadcast_id)
-        await show_acknowledged(context.application, broadcast, recipient, pressed)
-    await answer_callback(update, label(context, "broadcast.answers.acked" if recorded else "broadcast.answers.already_acked"))
+        in_background(context, show_acknowledged(context.application, broadcast, recipient, pressed),
+                      name="kefu-ack-fanout")
 
 
 # --- schedules -------------------------------------------------------------------------------

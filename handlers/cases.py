@@ -40,7 +40,7 @@ from handlers import pending, routing
 from handlers import callbacks
 from handlers.common import arg_text, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, deliver, edit_or_send, reply
+from handlers.outbox import answer_callback, deliver, deliver_file, edit_or_send, edit_pressed_markup, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -229,10 +229,12 @@ async def _export(update: Update, context: KefuContext, words: list[str]) -> Non
         caption = _render(context, "exported.html", count=count, period=period, full=full,
                           admin=person.role >= Role.ADMIN)
         try:
-            with path.open("rb") as handle:
-                await context.bot.send_document(update.effective_chat.id, handle, filename=path.name, caption=caption)
+            delivery = await deliver_file(context, update.effective_chat.id, "document", path.read_bytes(), path.name, caption)
+            error = "" if delivery.ok else delivery.error
         except TelegramError as exc:
-            log.warning("cases export not sent: %s", exc)
+            error = str(exc)
+        if error:
+            log.warning("cases export not sent: %s", error)
             await reply(update, context, caption)
 
 
@@ -385,10 +387,8 @@ async def _b_show_evidence(update: Update, context: KefuContext, no: str) -> Non
 
 async def _send_evidence(target: Target, chat_id: int, case: Case) -> None:
     for evidence in case.evidence[:MAX_EVIDENCE_SENT]:
-        send = {"photo": target.bot.send_photo, "video": target.bot.send_video,
-                "voice": target.bot.send_voice}.get(evidence.kind, target.bot.send_document)
         try:
-            await send(chat_id, evidence.file_id, caption=evidence.caption or None)
+            await deliver_file(target, chat_id, evidence.kind, evidence.file_id, "", evidence.caption or None)
         except TelegramError as exc:  # a file id Telegram no longer knows: the rest still go
             log.info("evidence %s of case %s not sent: %s", evidence.id, case.id, exc)
 
@@ -482,19 +482,13 @@ async def send_request(target: Target, approval_id: int, *, to: int | None = Non
 
 async def _b_approve(update: Update, context: KefuContext, aid: str) -> None:
     decision = await context.svc.cases.approve(context.person, int(aid))
-    await _drop_buttons(update)
+    await _drop_buttons(update, context)
     await _decided(update, context, decision)
 
 
-async def _drop_buttons(update: Update) -> None:
+async def _drop_buttons(update: Update, context: KefuContext) -> None:
     """The request message keeps its text; its decision buttons go once it is decided."""
-    query = update.callback_query
-    if query is None or query.message is None:
-        return
-    try:
-        await query.edit_message_reply_markup(None)
-    except TelegramError as exc:
-        log.info("request buttons not removed: %s", exc)
+    await edit_pressed_markup(update, context, None)
 
 
 async def _b_reject(update: Update, context: KefuContext, aid: str) -> None:
@@ -508,7 +502,7 @@ async def _b_reject(update: Update, context: KefuContext, aid: str) -> None:
 async def _b_reject_reason(update: Update, context: KefuContext, aid: str, index: str) -> None:
     reasons = services_of(context).renderer.labels["cases"]["reject_reasons"]
     await _reject(update, context, int(aid), reasons[int(index)])
-    await _drop_buttons(update)
+    await _drop_buttons(update, context)
 
 
 async def _b_reject_typed(update: Update, context: KefuContext, aid: str) -> None:

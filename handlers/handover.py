@@ -224,6 +224,11 @@ async def refresh_after_press(update: Update, context: KefuContext, item_id: int
                          name="kefu-handover-fanout")
 
 
+def refresh_in_background(context: KefuContext, item_id: int) -> None:
+    """After a typed change (answered already): every copy of the item, in the background."""
+    outbox.in_background(context, refresh_cards(context.application, item_id), name="kefu-handover-fanout")
+
+
 async def _send_author_card(update: Update, context: KefuContext, item: Item) -> None:
     cc = await card_context(context, [item])
     text, markup = render_card(context, item, cc, author_view=True)
@@ -319,12 +324,12 @@ async def _consume_pending_text(update: Update, context: KefuContext) -> None:
         item = await ho.edit_text(int(state["item_id"]), person.tg_id, text)
         _clear_pending(context)
         await reply(update, context, label(context, "handover.answers.edited", id=item.id))
-        await refresh_cards(context, item.id)
+        refresh_in_background(context, item.id)
     elif state["action"] == "resolve":
         item = await ho.resolve(int(state["item_id"]), person.tg_id, person.shift, note=text)
         _clear_pending(context)
         await reply(update, context, label(context, "handover.answers.resolved", id=item.id))
-        await refresh_cards(context, item.id)
+        refresh_in_background(context, item.id)
     else:
         _clear_pending(context)
 
@@ -354,19 +359,15 @@ async def _button_pending_kind(update: Update, context: KefuContext, kind: str) 
     name = _labels(context)["kinds"][kind]
     await answer_callback(update, label(context, "handover.answers.pending_kind", name=name))
     stored = state.get("attachment")
-    try:
-        await update.callback_query.edit_message_text(
-            _render(context, "ask.html", kind=kind, attachment=Attachment(**stored) if stored else None),
-            reply_markup=_pending_kind_keyboard(context, kind),
-        )
-    except BadRequest as exc:
-        log.info("ask message not edited: %s", exc)
+    await outbox.edit_pressed(update, context,
+                              _render(context, "ask.html", kind=kind, attachment=Attachment(**stored) if stored else None),
+                              reply_markup=_pending_kind_keyboard(context, kind))
 
 
 async def _button_kind(update: Update, context: KefuContext, item_id: int, kind: str) -> None:
     item = await services_of(context).handover.set_kind(item_id, context.person.tg_id, kind)
     await answer_callback(update, label(context, "handover.answers.kind_set", name=_labels(context)["kinds"][item.kind]))
-    await refresh_cards(context, item.id)
+    await refresh_after_press(update, context, item.id)
 
 
 async def _button_edit(update: Update, context: KefuContext, item_id: int) -> None:
@@ -384,23 +385,20 @@ async def _button_withdraw(update: Update, context: KefuContext, item_id: int) -
     markup = keyboard([[button(context, "handover.buttons.withdraw_yes", callbacks.HoWithdrawYes(item.id).pack(), id=item.id),
                         button(context, "handover.buttons.withdraw_no", callbacks.HoWithdrawNo(item.id).pack())],
                        [button(context, "handover.buttons.history", callbacks.HoView(item.id).pack())]])
-    try:
-        await update.callback_query.edit_message_reply_markup(markup)
-    except BadRequest as exc:
-        log.info("withdraw confirmation not shown: %s", exc)
+    await outbox.edit_pressed_markup(update, context, markup)
     await answer_callback(update, label(context, "handover.answers.confirm_withdraw", id=item.id), alert=True)
 
 
 async def _button_withdraw_cancelled(update: Update, context: KefuContext, item_id: int) -> None:
     await answer_callback(update)
-    await refresh_cards(context, item_id)
+    await refresh_after_press(update, context, item_id)
 
 
 async def _button_withdraw_confirmed(update: Update, context: KefuContext, item_id: int) -> None:
     item = await services_of(context).handover.withdraw(item_id, context.person.tg_id)
     _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.withdrawn", id=item.id))
-    await refresh_cards(context, item.id)
+    await refresh_after_press(update, context, item.id)
 
 
 async def _button_take(update: Update, context: KefuContext, item_id: int, source: str | None = None) -> None:
@@ -429,11 +427,8 @@ async def _button_resolve_without_note(update: Update, context: KefuContext, ite
     if state is not None and state.get("item_id") == item.id:
         _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.resolved", id=item.id))
-    try:
-        await update.callback_query.edit_message_reply_markup(None)
-    except BadRequest:
-        pass
-    await refresh_cards(context, item.id)
+    await outbox.edit_pressed_markup(update, context, None)
+    await refresh_after_press(update, context, item.id)
 
 
 async def _button_view(update: Update, context: KefuContext, item_id: int) -> None:
@@ -453,10 +448,8 @@ async def _button_attachment(update: Update, context: KefuContext, item_id: int)
     chat_id = update.effective_chat.id
     caption = label(context, "handover.attachment_caption", id=item.id)
     try:
-        if item.attachment.type == "photo":
-            await context.bot.send_photo(chat_id, item.attachment.file_id, caption=caption)
-        else:
-            await context.bot.send_document(chat_id, item.attachment.file_id, caption=caption)
+        kind = "photo" if item.attachment.type == "photo" else "document"
+        await outbox.deliver_file(context, chat_id, kind, item.attachment.file_id, "", caption)
     except BadRequest as exc:
         log.info("attachment of handover %s not sent: %s", item.id, exc)
         await answer_callback(update, label(context, "handover.answers.attachment_gone"), alert=True)
@@ -516,13 +509,8 @@ async def _show_open_list(update: Update, context: KefuContext, *, edit: bool = 
     names = await _names(context)
     text = _render(context, "list.html", mode="open", items=shown, total=len(items), names=names, now=_now(context))
     rows = _list_buttons(context, shown)
-    if edit and update.callback_query is not None:
-        try:
-            await update.callback_query.edit_message_text(text, reply_markup=keyboard(rows))
-            return
-        except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return
+    if edit and await outbox.edit_pressed(update, context, text, reply_markup=keyboard(rows)):
+        return
     await reply(update, context, text, reply_markup=keyboard(rows))
 
 

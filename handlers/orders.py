@@ -32,7 +32,7 @@ from pathlib import PurePath
 from typing import Any
 
 from markupsafe import Markup
-from telegram import Document, InputFile, Message, Update
+from telegram import Document, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -63,7 +63,7 @@ from bot.render import renderer_for
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, reply, send, tell_admins
+from handlers.outbox import answer_callback, deliver, deliver_file, edit, reply, send, tell_admins
 
 log = logging.getLogger(__name__)
 
@@ -262,15 +262,16 @@ async def report_interrupted_imports(app: Application) -> None:
         return
     for item in leftovers:
         text = _render(app, "progress.html", filename=item.filename, interrupted=True)
-        try:
-            if item.message_id is None:
-                raise BadRequest("no progress message")
-            await app.bot.edit_message_text(text, chat_id=item.chat_id, message_id=item.message_id)
-        except TelegramError:
+        edited = item.message_id is not None and await edit(app, item.chat_id, item.message_id, text,
+                                                            what="interrupted import progress")
+        if not edited:
             try:
-                await app.bot.send_message(item.chat_id, text)
+                delivery = await deliver(app, item.chat_id, text)
+                error = "" if delivery.ok else delivery.error
             except TelegramError as exc:
-                log.warning("could not tell %s about the interrupted import: %s", item.chat_id, exc)
+                error = str(exc)
+            if error:
+                log.warning("could not tell %s about the interrupted import: %s", item.chat_id, error)
         await import_ended(svc.db, item.id)
         log.info("import of %s in chat %s was interrupted by a restart; sender told", item.filename, item.chat_id)
 
@@ -350,9 +351,12 @@ async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSumm
     name = _label(context, "rejected_filename", stem=Markup(PurePath(summary.filename).stem or "export"))
     caption = _label(context, "rejected_caption", count=summary.rejected_count, listed=len(summary.rejected))
     try:
-        await context.bot.send_document(chat_id, InputFile(summary.rejected_csv(), filename=name), caption=caption)
-    except TelegramError as exc:  # the summary already lists the first reasons
-        log.warning("rejected rows CSV not sent to %s: %s", chat_id, exc)
+        delivery = await deliver_file(context, chat_id, "document", summary.rejected_csv(), name, caption)
+        error = "" if delivery.ok else delivery.error
+    except TelegramError as exc:
+        error = str(exc)
+    if error:  # the summary already lists the first reasons
+        log.warning("rejected rows CSV not sent to %s: %s", chat_id, error)
 
 
 # --- the order card ------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.clock import to_ts
@@ -499,10 +498,7 @@ async def _sub_menu(update: Update, context: KefuContext, rid: int, which: str) 
         return
     view = await View.build(context)
     markup = view.outcome_keyboard(r) if which == "done" else view.snooze_keyboard(r)
-    try:
-        await update.callback_query.edit_message_reply_markup(markup)
-    except BadRequest as exc:
-        log.info("reminder keyboard not changed: %s", exc)
+    await outbox.edit_pressed_markup(update, context, markup)
     await answer_callback(update, _label(context, "answers.choose_outcome" if which == "done" else "answers.choose_snooze"))
 
 
@@ -524,10 +520,7 @@ async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> 
                 [button(context, "reminders.buttons.no_action_yes", callbacks.RemOutcome(rid, "nax").pack(), who=who)],
                 [button(context, "reminders.buttons.back", callbacks.RemBack(rid).pack())],
             ])
-            try:
-                await update.callback_query.edit_message_reply_markup(markup)
-            except BadRequest as exc:
-                log.info("confirmation not shown: %s", exc)
+            await outbox.edit_pressed_markup(update, context, markup)
             await answer_callback(update, _label(context, "answers.confirm_no_action", who=who), alert=True)
             return
     elif arg == "nax":

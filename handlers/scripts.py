@@ -66,7 +66,7 @@ from handlers.callbacks import checked
 from handlers.callbacks import open_script as open_data
 from handlers.common import arg_text, keyboard, label, render
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, edit_or_send, reply, send
+from handlers.outbox import answer_callback, edit_or_send, edit_pressed_markup, reply, send
 
 log = logging.getLogger(__name__)
 
@@ -453,10 +453,7 @@ async def _used(update: Update, context: KefuContext, script_id: str) -> None:
     if markup is None:
         return
     rows = [[b for b in row if b.callback_data != query.data] for row in markup.inline_keyboard]
-    try:
-        await query.edit_message_reply_markup(keyboard(rows))
-    except BadRequest as exc:
-        log.info("could not remove the 'used' button: %s", exc)
+    await edit_pressed_markup(update, context, keyboard(rows))
 
 
 # --- /aftersale -----------------------------------------------------------------------------------
