@@ -29,7 +29,7 @@ from handlers import routing
 from handlers.callbacks import numbers_in_range
 from handlers.common import label
 from handlers.context import KefuContext
-from handlers.outbox import answer_callback, deliver, reply
+from handlers.outbox import answer_callback, answer_inline, deliver, reply
 
 GROUP = routing.GUARD
 log = logging.getLogger(__name__)
@@ -179,8 +179,8 @@ async def refuse(update: Update, context: KefuContext, person: Person | None) ->
     if update.callback_query is not None:
         await answer_callback(update, label(context, f"{key}_short"), alert=True)
     elif update.inline_query is not None:
-        await update.inline_query.answer(
-            [],
+        await answer_inline(
+            update, [],
             cache_time=0,
             is_personal=True,
             button=InlineQueryResultsButton(text=label(context, "errors.inline_refused"), start_parameter="join"),

@@ -209,6 +209,7 @@ class Outbox(Protocol):
     async def deliver_file(self, target: Target, chat_id: int, kind: str, content: bytes | str, filename: str,
                            caption: str | None = None, *, bulk: bool | None = None, **kwargs: Any) -> Delivery: ...
     async def answer_callback(self, update: Update, text: str | None = None, *, alert: bool = False) -> None: ...
+    async def answer_inline(self, update: Update, results: Any, **kwargs: Any) -> None: ...
     async def edit_or_send(self, update: Update, context: KefuContext, text: str, **kwargs: Any) -> None: ...
     async def edit(self, target: Target, chat_id: int, message_id: int, text: str, *, what: str = "message",
                    bulk: bool = True, **kwargs: Any) -> bool: ...
@@ -431,6 +432,12 @@ async def answer_callback(update: Update, text: str | None = None, *, alert: boo
         await query.answer(text, show_alert=alert)
     except BadRequest as exc:  # query too old: the user pressed long ago, nothing to answer
         log.info("callback answer dropped: %s", exc)
+
+
+@fakeable
+async def answer_inline(update: Update, results: Any, **kwargs: Any) -> None:
+    """Answer an inline query (`@bot <text>`) with its results."""
+    await update.inline_query.answer(results, **kwargs)
 
 
 @fakeable

@@ -66,7 +66,7 @@ from handlers.callbacks import checked
 from handlers.callbacks import open_script as open_data
 from handlers.common import arg_text, keyboard, label, render
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, edit_or_send, edit_pressed_markup, reply, send
+from handlers.outbox import answer_callback, answer_inline, edit_or_send, edit_pressed_markup, reply, send
 
 log = logging.getLogger(__name__)
 
@@ -546,7 +546,7 @@ async def inline_query(update: Update, context: KefuContext) -> None:
     try:
         kb = _kb(context)
     except KbUnavailable:
-        await query.answer([], cache_time=0, is_personal=True)
+        await answer_inline(update, [], cache_time=0, is_personal=True)
         return
     order_no, text = await _order_in_query(context, query.query or "")
     if text.strip():
@@ -568,7 +568,7 @@ async def inline_query(update: Update, context: KefuContext) -> None:
                 input_message_content=InputTextMessageContent(body, parse_mode=None),
             )
         )
-    await query.answer(results, cache_time=INLINE_CACHE_SECONDS, is_personal=True)
+    await answer_inline(update, results, cache_time=INLINE_CACHE_SECONDS, is_personal=True)
 
 
 async def inline_chosen(update: Update, context: KefuContext) -> None:

@@ -72,6 +72,10 @@ class RecordingOutbox:
     async def answer_callback(self, update, text=None, *, alert=False):
         self._record("answer", None, text, alert=alert)
 
+    async def answer_inline(self, update, results, **kwargs):
+        self.sent.append(Sent("inline", None, markup=None, text=None))
+        self.inline_results = list(results)
+
     async def edit_or_send(self, update, context, text, **kwargs):
         message = update.callback_query.message if update.callback_query else None
         self._record("edit", message.chat.id if message else None, text, markup=kwargs.get("reply_markup"),

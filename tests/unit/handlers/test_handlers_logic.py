@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from telegram import InlineQuery, Update, User
 from telegram.ext import ApplicationHandlerStop
 
 from bot.broadcasts import Audience, Content
@@ -90,3 +91,14 @@ async def test_an_acknowledgement_answers_first_then_edits_the_copy(app, svc, te
     await broadcasts.ack_button(press(agent, callbacks.Ack(broadcast.id).pack(), message_id=copy), context_for(app, agent))
     await sent.settle()
     assert [s.op for s in sent.sent[again:]] == ["answer"]  # once only: no second edit
+
+
+async def test_the_inline_query_fills_the_scripts_with_the_stored_order(app, svc, team, sent, clock):
+    agent = team["day_agent"]
+    order = unpaid(clock.now() - timedelta(hours=1))
+    await save(svc.db, clock, order)
+    query = InlineQuery("q1", User(agent.tg_id, agent.full_name, is_bot=False), f"催付 {order.order_no}", "")
+    await scripts.inline_query(Update(1, inline_query=query), context_for(app, agent))
+    assert [s.op for s in sent.sent] == ["inline"]
+    bodies = [r.input_message_content.message_text for r in sent.inline_results]
+    assert bodies and any(order.order_no in body for body in bodies)
