@@ -8,6 +8,7 @@ Jinja2 snippets, looked up with `label("buttons.claim")` or `message("errors.adm
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -22,6 +23,15 @@ from bot import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 TELEGRAM_TEXT_LIMIT = 4096
+
+
+@functools.cache
+def renderer_for(tz: tzinfo) -> Renderer:
+    """The process's one Renderer for `tz` (templates compiled once). The composition root
+    (bot/services.py) takes the bot's from here and hands it to every handler; CLI commands that
+    run without services, and the UTC-only label readers, ask here too. Nothing else constructs one
+    (tests/unit/core/test_renderer_once.py)."""
+    return Renderer(tz)
 
 
 class Renderer:

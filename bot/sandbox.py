@@ -23,7 +23,7 @@ import yaml
 from bot import demo
 from bot.clock import ShiftedClock
 from bot.emulator import BotApiEmulator
-from bot.render import TEMPLATES_DIR, Renderer
+from bot.render import TEMPLATES_DIR, Renderer, renderer_for
 from bot.settings import Settings
 
 
@@ -283,7 +283,7 @@ async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> in
     from handlers.app import build_application, start_application, stop_application
 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-sandbox-"))
-    text = Renderer(ZoneInfo("Asia/Shanghai"))
+    text = renderer_for(ZoneInfo("Asia/Shanghai"))
     emu = BotApiEmulator(bot_username="kefu_demo_bot")
     await emu.start()
     for user in DEMO_USERS:

@@ -13,8 +13,9 @@ from telegram.ext import Application
 from bot.clock import to_ts
 from bot.db import storage_fault
 from bot.notices import claim_notice
-from bot.people import Role
+from bot.recipients import Notify, recipients
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, deliver
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +32,22 @@ async def on_error(update: object, context: KefuContext) -> None:
         # A number from the user beyond what we store (a 20-digit id): their input, not our fault.
         log.warning("number out of range in an update: %s", error)
         if isinstance(update, Update) and update.callback_query is not None:
-            try:
-                await update.callback_query.answer(renderer.label("errors.stale_button"), show_alert=True)
-            except TelegramError:
-                pass
+            await _quietly(answer_callback(update, renderer.label("errors.stale_button"), alert=True))
         elif isinstance(update, Update) and update.effective_chat is not None:
-            try:
-                await context.bot.send_message(update.effective_chat.id, renderer.label("errors.out_of_range"))
-            except TelegramError:
-                pass
+            await _quietly(deliver(context, update.effective_chat.id, renderer.label("errors.out_of_range")))
         return
     log.error("error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
-        try:
-            await context.bot.send_message(update.effective_chat.id, renderer.label("errors.internal"))
-        except TelegramError:
-            pass
+        await _quietly(deliver(context, update.effective_chat.id, renderer.label("errors.internal")))
     await alert_admins(context, error)
+
+
+async def _quietly(sending) -> None:
+    """The error handler's own messages: a Telegram refusal here is only logged."""
+    try:
+        await sending
+    except TelegramError as exc:
+        log.info("error message not sent: %s", exc)
 
 
 async def report_job_error(app: Application, error: BaseException) -> None:
@@ -72,9 +72,12 @@ async def alert_admins(target: Target, error: BaseException | None) -> None:
     text = svc.renderer.render("admin_error.html", kind=kind, detail=detail[-1500:], fault=fault or "")
     for admin_id in await _admin_ids(svc):
         try:
-            await target.bot.send_message(admin_id, text)
-        except TelegramError as exc:
-            log.warning("could not alert admin %s: %s", admin.tg_id, html.escape(str(exc)))
+            delivery = await deliver(target, admin_id, text)
+            error = "" if delivery.ok else delivery.error
+        except Exception as exc:  # noqa: BLE001 - e.g. marking a blocked admin in a broken database
+            error = str(exc)
+        if error:
+            log.warning("could not alert admin %s: %s", admin_id, html.escape(error))
 
 
 _known_admins: set[int] = set()
@@ -84,7 +87,7 @@ async def _admin_ids(svc) -> list[int]:
     """Admins from the database; when it cannot be read (corrupt), the last ones seen plus
     KEFU_ADMIN_IDS, so the alert about the fault still goes out."""
     try:
-        ids = [admin.tg_id for admin in await svc.people.with_role(Role.ADMIN)]
+        ids = await recipients(svc.people, Notify.ADMINS)
     except Exception as exc:  # noqa: BLE001 - the alert must not fail on the fault it reports
         log.warning("admins not readable (%s): alerting the last known and KEFU_ADMIN_IDS", exc)
         return sorted(_known_admins | set(svc.settings.kefu_admin_ids))
