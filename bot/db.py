@@ -2,11 +2,23 @@
 
 Writes that span several statements go through `transaction()`, which serialises them with an
 asyncio lock and `BEGIN IMMEDIATE`, so two handlers never interleave half-done changes.
+
+Read isolation (issue 13: updates run concurrently): all statements share the one connection, and
+SQLite shows a connection its own uncommitted changes, so a read running while another handler's
+transaction is open would see that transaction's half-done state (and might act on a change that is
+then rolled back). `fetchone` / `fetchall` outside a transaction therefore wait while a write
+transaction is open, and a transaction starts only when the reads under way have finished (it
+waits for no more than those: new reads queue behind it, so writes are never starved). Inside its
+own transaction a task reads directly (it sees its own changes, as before). Reads do not exclude
+one another. The alternative, a second read connection in WAL mode, would let reads run beside a
+write, but needs a second thread and does not work for `:memory:` databases; the statements here
+take milliseconds, so waiting for a transaction costs little.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import sqlite3
 import time
@@ -21,6 +33,9 @@ import aiosqlite
 
 #: How long a write waits for another process's transaction (e.g. `kefu import` of a big file).
 BUSY_TIMEOUT_MS = 15000
+
+#: The Database whose transaction the current task (and what it awaits) is inside.
+_IN_TRANSACTION: contextvars.ContextVar[Database | None] = contextvars.ContextVar("kefu_db_transaction", default=None)
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -111,6 +126,10 @@ class Database:
         self.path = path
         self._lock = asyncio.Lock()
         self._fault: tuple[str, str, float] | None = None
+        self._no_transaction = asyncio.Event()  # set while no write transaction is open or waiting
+        self._no_transaction.set()
+        self._readers = 0
+        self._readers_done = asyncio.Event()
 
     @property
     def fault(self) -> tuple[str, str] | None:
@@ -188,30 +207,45 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic unit of work; rolled back on any exception, cancellation included."""
         async with self._lock:
+            self._no_transaction.clear()  # reads from now on wait for this transaction's end
+            token = _IN_TRANSACTION.set(self)
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                while self._readers:  # reads already under way finish first
+                    self._readers_done.clear()
+                    await self._readers_done.wait()
+                async with self._begun():
+                    yield self.conn
+            finally:
+                _IN_TRANSACTION.reset(token)
+                self._no_transaction.set()
+
+    @asynccontextmanager
+    async def _begun(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+        try:
+            await self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.note_fault(exc)
+            raise
+        try:
+            yield
+        except BaseException as exc:
+            self.note_fault(exc)
+            try:
+                await self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+            raise
+        else:
+            try:
+                await self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self.note_fault(exc)
-                raise
-            try:
-                yield self.conn
-            except BaseException as exc:
                 self.note_fault(exc)
                 try:
                     await self.conn.execute("ROLLBACK")
                 except sqlite3.Error:
-                    pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+                    pass
                 raise
-            else:
-                try:
-                    await self.conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self.note_fault(exc)
-                    try:
-                        await self.conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
-                    raise
 
     async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run one write statement in its own transaction; return how many rows it changed."""
@@ -233,12 +267,28 @@ class Database:
         """Whether table `name` exists (SQLite's catalogue stays in this module)."""
         return await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """A read outside a transaction: not while another task's write transaction is open."""
+        if _IN_TRANSACTION.get() is self:
+            yield  # inside our own transaction: read our own changes
+            return
+        while not self._no_transaction.is_set():
+            await self._no_transaction.wait()
+        self._readers += 1
+        try:
+            yield
+        finally:
+            self._readers -= 1
+            if not self._readers:
+                self._readers_done.set()
+
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self._reading(), self.conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self._reading(), self.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     async def backup(self, target: str | Path) -> Path:
@@ -249,7 +299,8 @@ class Database:
             target.unlink()
         dest = sqlite3.connect(str(target))
         try:
-            await self.conn.backup(dest)
+            async with self._reading():  # never a copy with another task's transaction half done
+                await self.conn.backup(dest)
         finally:
             dest.close()
         return target
