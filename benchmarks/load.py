@@ -10,7 +10,8 @@ For each bot (a fresh emulator; kefu on a fresh database seeded through bot.peop
 with N agents, half of them in the shift working now, see _botproc.seed_team):
 1. Cold start: /help is queued, the process spawned; seconds from spawn to the answer.
 2. (kefu) waits for its first tick: a 10-reminder 催付 digest in every on-duty agent's chat.
-3. Open-loop load at increasing rates, flood control OFF: Poisson arrivals at the rate; each
+3. Open-loop load at increasing rates, under Telegram's flood control as the emulator models it
+   (per chat for every send, ~30/s overall for bulk only; --no-flood-control: off): Poisson arrivals at the rate; each
    arrival goes to a random idle agent (an agent waits for the answer to what they sent and reads
    it for 0.2 s; when all are busy the arrival waits, and its latency still counts from its
    scheduled moment, so a saturated bot shows as growing latency, not as a lower offered rate).
@@ -101,6 +102,7 @@ class Step:
     cpu_s: float = 0.0
     wall_s: float = 0.0
     driver_cpu_s: float = 0.0  # this process (emulator + load generator): near wall_s means it is the bottleneck
+    rejected_429: int = 0  # 429s the emulator's flood control answered during the step
     by_kind: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -221,7 +223,7 @@ class Load:
                 break
             arrivals.append(t)
         step.sent = len(arrivals)
-        cpu0, driver0 = bot.cpu_seconds(), time.process_time()
+        cpu0, driver0, rejected0 = bot.cpu_seconds(), time.process_time(), self.emu.rejected_429
         start = time.perf_counter()
         last_answer = start
 
@@ -258,6 +260,7 @@ class Load:
             await asyncio.wait(set(tasks))
         step.cpu_s = bot.cpu_seconds() - cpu0
         step.driver_cpu_s = time.process_time() - driver0
+        step.rejected_429 = self.emu.rejected_429 - rejected0
         step.wall_s = last_answer - start
         return step
 
@@ -441,15 +444,19 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
                 result.error += " the digest did not reach every on-duty agent;"
             await asyncio.sleep(1.0)
         unsustained = 0
+        if args.flood_control:  # Telegram's limits as the emulator models them (bot/emulator/faults.py)
+            emu.set_rate_limit(FLOOD_LIMIT)
         for rate in args.rates:
             step = await load.step(bot, rate, args.step_seconds, team.agents)
             result.steps.append(step)
             print(f"  {name:<11} {rate:>5.0f}/s  p50 {step.stats['p50']:8.1f}  p99 {step.stats['p99']:8.1f} ms  "
-                  f"answered {step.share:6.1%}  {step.cpu_ms_per_update:5.2f} CPU ms/update", flush=True)
+                  f"answered {step.share:6.1%}  {step.cpu_ms_per_update:5.2f} CPU ms/update  "
+                  f"{step.rejected_429} x 429", flush=True)
             unsustained = 0 if step.sustained else unsustained + 1
             if unsustained >= 2 or not bot.alive:
                 break
             await asyncio.sleep(1.0)
+        emu.set_rate_limit(None)
         result.rss_load_mb = bot.hwm_mb()
         if args.claims:
             await claim_probe(emu, team, result, name, args.claims)
@@ -483,16 +490,17 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def report(results: dict[str, BotResult], args: argparse.Namespace) -> None:
     print()
-    print("== load, flood control off (latency ms from injection to the emulator's answer) ==")
+    print(f"== load, {'Telegram flood control on (bot/emulator/faults.py)' if args.flood_control else 'flood control off'}"
+          " (latency ms from injection to the emulator's answer) ==")
     print(f"{'bot':<11} {'rate/s':>6} {'sent':>5} {'answ':>6} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} "
-          f"{'done/s':>7} {'CPU ms/upd':>10} {'bot CPU':>7} {'driver':>6} ok")
+          f"{'done/s':>7} {'CPU ms/upd':>10} {'bot CPU':>7} {'driver':>6} {'429':>4} ok")
     for name, r in results.items():
         for s in r.steps:
             st = s.stats
             print(f"{name:<11} {s.rate:>6.0f} {s.sent:>5} {s.share:>6.1%} {fmt(st['p50']):>8} {fmt(st['p95']):>8} "
                   f"{fmt(st['p99']):>8} {fmt(st['max']):>8} {s.achieved:>7.1f} {fmt(s.cpu_ms_per_update, '.2f'):>10} "
                   f"{s.cpu_s / s.wall_s if s.wall_s else 0:>7.0%} {s.driver_cpu_s / s.wall_s if s.wall_s else 0:>6.0%} "
-                  f"{'yes' if s.sustained else 'NO'}")
+                  f"{s.rejected_429:>4} {'yes' if s.sustained else 'NO'}")
     print("(bot CPU / driver: CPU time of the bot process / of this process (emulator + load) over the step's"
           " wall time; a driver near 100 % means the measurement, not the bot, is the limit)")
     kefu = results.get("kefu")
@@ -606,6 +614,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bots", default="kefu,minimal_rl,minimal")
     parser.add_argument("--rss-cap-mb", type=float, default=1536)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
+                        help="load steps without the emulator's Telegram flood control (on by default)")
     parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
     args = parser.parse_args(argv)
     quick = args.quick

@@ -3,16 +3,15 @@
 Writes that span several statements go through `transaction()`, which serialises them with an
 asyncio lock and `BEGIN IMMEDIATE`, so two handlers never interleave half-done changes.
 
-Read isolation (issue 13: updates run concurrently): all statements share the one connection, and
-SQLite shows a connection its own uncommitted changes, so a read running while another handler's
-transaction is open would see that transaction's half-done state (and might act on a change that is
-then rolled back). `fetchone` / `fetchall` outside a transaction therefore wait while a write
-transaction is open, and a transaction starts only when the reads under way have finished (it
-waits for no more than those: new reads queue behind it, so writes are never starved). Inside its
-own transaction a task reads directly (it sees its own changes, as before). Reads do not exclude
-one another. The alternative, a second read connection in WAL mode, would let reads run beside a
-write, but needs a second thread and does not work for `:memory:` databases; the statements here
-take milliseconds, so waiting for a transaction costs little.
+Read isolation (issue 13: updates run concurrently). SQLite shows a connection its own
+uncommitted changes, so with one shared connection a read running while another handler's
+transaction is open would see that transaction's half-done state (and might act on a change that
+is then rolled back). So reads outside a transaction use a second, read-only connection (WAL mode:
+it sees only committed data and never waits for the writer, so a long import does not hold up
+anyone's /s). Inside its own transaction a task reads on the write connection (it sees its own
+changes, as before). An in-memory database cannot be shared by two connections: there reads
+outside a transaction wait while a write transaction is open, and a transaction starts only when
+the reads under way have finished (new reads queue behind it, so writes are never starved).
 """
 
 from __future__ import annotations
@@ -33,6 +32,13 @@ import aiosqlite
 
 #: How long a write waits for another process's transaction (e.g. `kefu import` of a big file).
 BUSY_TIMEOUT_MS = 15000
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
 
 #: The Database whose transaction the current task (and what it awaits) is inside.
 _IN_TRANSACTION: contextvars.ContextVar[Database | None] = contextvars.ContextVar("kefu_db_transaction", default=None)
@@ -130,6 +136,8 @@ class Database:
         self._no_transaction.set()
         self._readers = 0
         self._readers_done = asyncio.Event()
+        #: Reads outside a transaction (see the module text); None: reads share `conn`, gated.
+        self.reader: aiosqlite.Connection | None = None
 
     @property
     def fault(self) -> tuple[str, str] | None:
@@ -164,12 +172,7 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = sqlite3.Row
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA synchronous=NORMAL",
-        ):
+        for pragma in _PRAGMAS:
             await conn.execute(pragma)
         db = cls(conn, path)
         if migrate:
@@ -178,9 +181,30 @@ class Database:
             except BaseException:
                 await conn.close()
                 raise
+        if str(path) != ":memory:":
+            try:
+                db.reader = await cls._open_reader(path)
+            except BaseException:
+                await conn.close()
+                raise
         return db
 
+    @staticmethod
+    async def _open_reader(path: Path) -> aiosqlite.Connection:
+        reader = await aiosqlite.connect(str(path), isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        try:
+            for pragma in (*_PRAGMAS[1:], "PRAGMA query_only=1"):  # the file is in WAL mode already
+                await reader.execute(pragma)
+        except BaseException:
+            await reader.close()
+            raise
+        return reader
+
     async def close(self) -> None:
+        if self.reader is not None:
+            reader, self.reader = self.reader, None
+            await reader.close()
         await self.conn.close()
 
     async def user_version(self) -> int:
@@ -268,27 +292,32 @@ class Database:
         return await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
     @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[None]:
-        """A read outside a transaction: not while another task's write transaction is open."""
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for a read: the reader outside a transaction; inside our own
+        transaction the write connection (our own changes); without a reader, the write
+        connection but not while another task's write transaction is open."""
         if _IN_TRANSACTION.get() is self:
-            yield  # inside our own transaction: read our own changes
+            yield self.conn
+            return
+        if self.reader is not None:
+            yield self.reader
             return
         while not self._no_transaction.is_set():
             await self._no_transaction.wait()
         self._readers += 1
         try:
-            yield
+            yield self.conn
         finally:
             self._readers -= 1
             if not self._readers:
                 self._readers_done.set()
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
-        async with self._reading(), self.conn.execute(sql, params) as cursor:
+        async with self._reading() as conn, conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
-        async with self._reading(), self.conn.execute(sql, params) as cursor:
+        async with self._reading() as conn, conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     async def backup(self, target: str | Path) -> Path:
@@ -299,7 +328,7 @@ class Database:
             target.unlink()
         dest = sqlite3.connect(str(target))
         try:
-            async with self._reading():  # never a copy with another task's transaction half done
+            async with self._lock:  # never a copy with a transaction half done
                 await self.conn.backup(dest)
         finally:
             dest.close()
