@@ -632,7 +632,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def compile_bytecode() -> None:
+    """Bytecode for the project's modules, as a deployed install has it (pip compiles on install;
+    this environment may set PYTHONDONTWRITEBYTECODE, which would make every cold start of kefu
+    compile ~100 modules from source while the minimal bot compiles one file)."""
+    import compileall
+
+    for package in ("bot", "handlers"):
+        compileall.compile_dir(str(bp.ROOT / package), quiet=1)
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    compile_bytecode()
     print(f"load benchmark: {args.agents} agents ({args.agents // 2} on duty), rates {args.rates} /s, "
           f"{args.step_seconds:.0f} s each; {bp.machine_load()}", flush=True)
     import_content = None

@@ -84,6 +84,13 @@ async def on_startup(app: Application) -> None:
     await handlers.on_startup(app)
 
 
+async def _after_polling(app: Application) -> None:
+    try:
+        await handlers.after_polling(app)
+    except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
+        log.exception("start-up work after polling failed")
+
+
 async def on_shutdown(app: Application) -> None:
     if "services" not in app.bot_data:
         return  # start-up failed before the services existed: nothing to close
@@ -98,6 +105,7 @@ async def start_application(app: Application, *, poll_timeout: int = 1) -> None:
     await on_startup(app)
     await app.start()
     await app.updater.start_polling(poll_interval=0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+    await handlers.after_polling(app)  # awaited here: tests see the menu and the notice at once
 
 
 async def stop_application(app: Application) -> None:
@@ -175,6 +183,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
             await on_startup(app)
             await app.start()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
+            app.create_task(_after_polling(app), name="kefu-after-polling")  # the first update does not wait
         except TelegramError as exc:
             log.debug("start-up failed", exc_info=exc)
             return StartFailure(classify_start_error(exc), str(exc).replace(settings.telegram_bot_token, "<redacted>"))
