@@ -136,6 +136,7 @@ class Database:
         self._no_transaction.set()
         self._readers = 0
         self._readers_done = asyncio.Event()
+        self._tables: set[str] = set()  # tables known to exist (table_exists)
         #: Reads outside a transaction (see the module text); None: reads share `conn`, gated.
         self.reader: aiosqlite.Connection | None = None
 
@@ -214,6 +215,7 @@ class Database:
     async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[int]:
         """Apply the pending migrations, each in its own transaction; return the versions applied."""
         applied = []
+        self._tables.clear()
         for migration in migrations if migrations is not None else available_migrations():
             if migration.version <= await self.user_version():
                 continue
@@ -288,8 +290,15 @@ class Database:
             await conn.executemany(sql, rows)
 
     async def table_exists(self, name: str) -> bool:
-        """Whether table `name` exists (SQLite's catalogue stays in this module)."""
-        return await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+        """Whether table `name` exists (SQLite's catalogue stays in this module). A table once
+        found is remembered (asked on every order lookup; tables are only ever added, by
+        migrations, which forget what was remembered)."""
+        if name in self._tables:
+            return True
+        found = await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+        if found:
+            self._tables.add(name)
+        return found
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
