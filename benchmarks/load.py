@@ -27,8 +27,9 @@ with N agents, half of them in the shift working now, see _botproc.seed_team):
    latencies, fan-out time (until every on-duty copy was edited). Then a ~20 MB Taobao export
    uploaded in the chat while bystanders send /s every 100 ms until the import's final word.
    The minimal bot gets the same presses and upload (it just answers them): the baseline.
-5. Flood control ON (30 sends/s, 429 beyond, as Telegram): 45 updates/s offered; counts the 429
-   answers the bot provoked and the most sends the emulator accepted in any 1 s window.
+5. Flood control ON, 45 updates/s offered; counts the 429 answers the bot provoked and the most
+   sends the emulator accepted in any 1 s window (replies may exceed 30/s: Telegram's ~30/s is
+   for bulk notifications, see bot/emulator/faults.py).
 Peak RSS: the bot process's VmHWM after the load steps (before the import) and over its life.
 
 Measured on today's main (b8eacb8), `benchmarks/load.py` (full), 2 shared cores, load average ~2:
@@ -527,13 +528,13 @@ def report(results: dict[str, BotResult], args: argparse.Namespace) -> None:
                   f"p99 {fmt(ib['p99'])} max {fmt(ib['max'])} ms, timeouts {r.import_bystander_timeouts}")
             print(f"{'':<11} final word: {r.import_word!r}")
     print()
-    print(f"== flood control on ({FLOOD_LIMIT} sends/s, 429 beyond), {FLOOD_OFFERED} updates/s offered ==")
+    print(f"== flood control on ({FLOOD_LIMIT} bulk sends/s, per-chat limits), {FLOOD_OFFERED} updates/s offered ==")
     for name, r in results.items():
         if r.flood is None:
             continue
         st = r.flood.stats
         print(f"{name:<11} 429 answers {r.flood_429}; most sends accepted in 1 s {r.flood_max_window} "
-              f"(limit {FLOOD_LIMIT}); answered {r.flood.share:.1%}; p50 {fmt(st['p50'])} p99 {fmt(st['p99'])} ms")
+              f"(bulk limit {FLOOD_LIMIT}; replies count only per chat); answered {r.flood.share:.1%}; p50 {fmt(st['p50'])} p99 {fmt(st['p99'])} ms")
     print()
     print("== each bot ==")
     for name, r in results.items():
@@ -594,8 +595,10 @@ def summary_line(kefu: BotResult, ref: BotResult, ks: Step | None, rs: Step | No
         rc = kefu.cold_start_s / ref.cold_start_s
         check("cold start", rc <= GOAL_COLD_RATIO, f"{rc:.1f}x")
     check("RSS", kefu.rss_load_mb <= GOAL_RSS_MB, f"{kefu.rss_load_mb:.0f}MB")
-    if kefu.flood is not None:
-        check("flood", kefu.flood_429 == 0 and kefu.flood_max_window <= FLOOD_LIMIT, f"{kefu.flood_429}x429")
+    if kefu.flood is not None:  # the emulator's flood control judges (replies are not bulk: >30/s may be fine)
+        steps_429 = sum(s.rejected_429 for s in kefu.steps)
+        check("flood", kefu.flood_429 == 0 and steps_429 == 0 and kefu.flood.share >= 0.99,
+              f"{kefu.flood_429 + steps_429}x429")
     met = sum(1 for ok, _ in checks if ok)
     body = "; ".join(f"{text} {'ok' if ok else 'MISS'}" for ok, text in checks)
     return f"SUMMARY goals met {met}/{len(checks)}: {body} ({bp.machine_load()})"

@@ -247,3 +247,30 @@ async def test_a_send_that_never_reached_telegram_is_retried(kefu):
     delivery = await deliver(kefu.app, AGENT, "重试测试")
     assert delivery.ok and not delivery.unconfirmed and delivery.message is not None
     assert [m["plain"] for m in kefu.emu.messages(AGENT)] == ["重试测试"]
+
+
+# --- Telegram's limits: replies per chat, bulk within the overall budget ---------------------------
+
+
+async def test_replies_to_many_people_are_not_held_to_the_bulk_budget_and_draw_no_429(kefu):
+    """Under the emulator's flood control (bulk 5/s overall, per-chat limits for every send),
+    twelve people writing at once are all answered without waiting for the overall budget and
+    without a single 429; a notification to someone who wrote nothing still keeps to it."""
+    people = list(range(6200, 6212))
+    for tg_id in people:
+        await kefu.add_person(tg_id, Role.AGENT, shift="day")
+    kefu.emu.set_rate_limit(5)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for tg_id in people:
+            kefu.emu.send_text(tg_id, "/reminders")
+        for tg_id in people:
+            await kefu.emu.wait_for_message(tg_id, count=1, timeout=10)
+        answered_in = loop.time() - started
+        await kefu.emu.wait_until_idle(timeout=10)
+        assert kefu.emu.stats["429"] == 0, kefu.emu.flood_refusals
+        assert answered_in < 2.0, f"12 replies took {answered_in:.2f}s: held to the bulk budget (5/s)"
+        assert all(len(kefu.emu.messages(tg_id)) == 1 for tg_id in people)
+    finally:
+        kefu.emu.set_rate_limit(None)
