@@ -96,6 +96,7 @@ class Kefu:
         settings = self.svc.settings
         self.svc = await build_services(settings, self.clock)
         self.app = build_application(settings, clock=self.clock, services=self.svc, max_retries=self.max_retries)
+        quick_replies(self.app)
         self.tracker.track(self.app)
         await start_application(self.app)
         await self.emu.wait_until_idle()
@@ -116,6 +117,15 @@ class Kefu:
         )
 
 
+def quick_replies(app: Any) -> None:
+    """The outbox's real Flow, with direct replies in a private chat paced at 50 ms instead of
+    1 s (a test may fire dozens of commands from one person); bulk keeps Telegram's real pacing.
+    Direct pacing itself is proven in tests/unit/core/test_outbox_flow.py."""
+    from handlers.outbox import Flow
+
+    app.bot_data["outbox_flow"] = Flow(reply_interval=0.05)
+
+
 async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, **overrides: Any) -> Kefu:
     emu = BotApiEmulator()
     await emu.start()
@@ -130,6 +140,7 @@ async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, **over
     )
     services = await build_services(settings, clock)
     app = build_application(settings, clock=clock, services=services, max_retries=max_retries)
+    quick_replies(app)
     tracker = UpdateTracker()
     tracker.track(app)
     emu.add_idle_condition(tracker.wait_handled)
