@@ -91,7 +91,9 @@ class _Chat:
         self.users = 0
 
     def wait_needed(self, now: float, interval: float) -> float:
-        if self.stamp is not None:
+        if interval <= 0:  # not paced (the sandbox's replies)
+            self.credit = float(CHAT_BURST)
+        elif self.stamp is not None:
             self.credit = min(float(CHAT_BURST), self.credit + (now - self.stamp) / interval)
         self.stamp = now
         pace = 0.0 if self.credit >= 1 else (1 - self.credit) * interval
