@@ -32,11 +32,14 @@ with N agents, half of them in the shift working now, see _botproc.seed_team):
    for bulk notifications, see bot/emulator/faults.py).
 Peak RSS: the bot process's VmHWM after the load steps (before the import) and over its life.
 
-Measured on today's main (b8eacb8), `benchmarks/load.py` (full), 2 shared cores, load average ~2:
-kefu at 30/s p50 15.5 / p99 142 ms vs 5.9 / 31.6 ms for minimal+limiter (4.5x), CPU 7.8 vs 3.8 ms
-per update (2.1x), sustained 30/s (40/s: p99 5.1 s), claim with 50 copies: press answered in
-1.28-1.69 s, bystander /s p99 1.63 s; 20 MB import: bystander /s p99 2.46 s; cold start 1.9 vs
-0.57 s; peak RSS 77 MB after load (136 MB with the import); with flood control on, 13 answers 429.
+Measured in session 3 (issue 13), `benchmarks/load.py --quick`, 2 shared cores, load average 1.9-2.0,
+reference = minimal PTB + AIORateLimiter in the same run: p99 at 30/s 33 vs 43 ms (0.8x), CPU
+8.5 vs 4.9 ms per update (1.7x), sustained 60/s (the reference: 30/s; minimal without limiter
+60/s), 0 x 429 under the emulator's flood control at every step and at 45/s offered; claim with
+50 copies: press answered max 72 ms, bystander /s p99 51 ms; 20 MB import: bystander /s p99
+126 ms; cold start 1.44 vs 0.82 s (1.75x); peak RSS 80 MB after load (139 MB with the import).
+Before this session (same command, load 5.2): p99 at 30/s 209 ms vs 36 ms, 60/s not sustained
+(p99 8.8 s). Figures move with the machine's load: compare ratios from one run.
 
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
