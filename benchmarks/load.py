@@ -10,7 +10,8 @@ For each bot (a fresh emulator; kefu on a fresh database seeded through bot.peop
 with N agents, half of them in the shift working now, see _botproc.seed_team):
 1. Cold start: /help is queued, the process spawned; seconds from spawn to the answer.
 2. (kefu) waits for its first tick: a 10-reminder 催付 digest in every on-duty agent's chat.
-3. Open-loop load at increasing rates, flood control OFF: Poisson arrivals at the rate; each
+3. Open-loop load at increasing rates, under Telegram's flood control as the emulator models it
+   (per chat for every send, ~30/s overall for bulk only; --no-flood-control: off): Poisson arrivals at the rate; each
    arrival goes to a random idle agent (an agent waits for the answer to what they sent and reads
    it for 0.2 s; when all are busy the arrival waits, and its latency still counts from its
    scheduled moment, so a saturated bot shows as growing latency, not as a lower offered rate).
@@ -26,15 +27,19 @@ with N agents, half of them in the shift working now, see _botproc.seed_team):
    latencies, fan-out time (until every on-duty copy was edited). Then a ~20 MB Taobao export
    uploaded in the chat while bystanders send /s every 100 ms until the import's final word.
    The minimal bot gets the same presses and upload (it just answers them): the baseline.
-5. Flood control ON (30 sends/s, 429 beyond, as Telegram): 45 updates/s offered; counts the 429
-   answers the bot provoked and the most sends the emulator accepted in any 1 s window.
+5. Flood control ON, 45 updates/s offered; counts the 429 answers the bot provoked and the most
+   sends the emulator accepted in any 1 s window (replies may exceed 30/s: Telegram's ~30/s is
+   for bulk notifications, see bot/emulator/faults.py).
 Peak RSS: the bot process's VmHWM after the load steps (before the import) and over its life.
 
-Measured on today's main (b8eacb8), `benchmarks/load.py` (full), 2 shared cores, load average ~2:
-kefu at 30/s p50 15.5 / p99 142 ms vs 5.9 / 31.6 ms for minimal+limiter (4.5x), CPU 7.8 vs 3.8 ms
-per update (2.1x), sustained 30/s (40/s: p99 5.1 s), claim with 50 copies: press answered in
-1.28-1.69 s, bystander /s p99 1.63 s; 20 MB import: bystander /s p99 2.46 s; cold start 1.9 vs
-0.57 s; peak RSS 77 MB after load (136 MB with the import); with flood control on, 13 answers 429.
+Measured in session 3 (issue 13), `benchmarks/load.py --quick`, 2 shared cores, load average 1.9-2.0,
+reference = minimal PTB + AIORateLimiter in the same run: p99 at 30/s 33 vs 43 ms (0.8x), CPU
+8.5 vs 4.9 ms per update (1.7x), sustained 60/s (the reference: 30/s; minimal without limiter
+60/s), 0 x 429 under the emulator's flood control at every step and at 45/s offered; claim with
+50 copies: press answered max 72 ms, bystander /s p99 51 ms; 20 MB import: bystander /s p99
+126 ms; cold start 1.44 vs 0.82 s (1.75x); peak RSS 80 MB after load (139 MB with the import).
+Before this session (same command, load 5.2): p99 at 30/s 209 ms vs 36 ms, 60/s not sustained
+(p99 8.8 s). Figures move with the machine's load: compare ratios from one run.
 
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
@@ -101,6 +106,7 @@ class Step:
     cpu_s: float = 0.0
     wall_s: float = 0.0
     driver_cpu_s: float = 0.0  # this process (emulator + load generator): near wall_s means it is the bottleneck
+    rejected_429: int = 0  # 429s the emulator's flood control answered during the step
     by_kind: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -221,7 +227,7 @@ class Load:
                 break
             arrivals.append(t)
         step.sent = len(arrivals)
-        cpu0, driver0 = bot.cpu_seconds(), time.process_time()
+        cpu0, driver0, rejected0 = bot.cpu_seconds(), time.process_time(), self.emu.rejected_429
         start = time.perf_counter()
         last_answer = start
 
@@ -258,6 +264,7 @@ class Load:
             await asyncio.wait(set(tasks))
         step.cpu_s = bot.cpu_seconds() - cpu0
         step.driver_cpu_s = time.process_time() - driver0
+        step.rejected_429 = self.emu.rejected_429 - rejected0
         step.wall_s = last_answer - start
         return step
 
@@ -441,15 +448,19 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
                 result.error += " the digest did not reach every on-duty agent;"
             await asyncio.sleep(1.0)
         unsustained = 0
+        if args.flood_control:  # Telegram's limits as the emulator models them (bot/emulator/faults.py)
+            emu.set_rate_limit(FLOOD_LIMIT)
         for rate in args.rates:
             step = await load.step(bot, rate, args.step_seconds, team.agents)
             result.steps.append(step)
             print(f"  {name:<11} {rate:>5.0f}/s  p50 {step.stats['p50']:8.1f}  p99 {step.stats['p99']:8.1f} ms  "
-                  f"answered {step.share:6.1%}  {step.cpu_ms_per_update:5.2f} CPU ms/update", flush=True)
+                  f"answered {step.share:6.1%}  {step.cpu_ms_per_update:5.2f} CPU ms/update  "
+                  f"{step.rejected_429} x 429", flush=True)
             unsustained = 0 if step.sustained else unsustained + 1
             if unsustained >= 2 or not bot.alive:
                 break
             await asyncio.sleep(1.0)
+        emu.set_rate_limit(None)
         result.rss_load_mb = bot.hwm_mb()
         if args.claims:
             await claim_probe(emu, team, result, name, args.claims)
@@ -483,16 +494,17 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def report(results: dict[str, BotResult], args: argparse.Namespace) -> None:
     print()
-    print("== load, flood control off (latency ms from injection to the emulator's answer) ==")
+    print(f"== load, {'Telegram flood control on (bot/emulator/faults.py)' if args.flood_control else 'flood control off'}"
+          " (latency ms from injection to the emulator's answer) ==")
     print(f"{'bot':<11} {'rate/s':>6} {'sent':>5} {'answ':>6} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} "
-          f"{'done/s':>7} {'CPU ms/upd':>10} {'bot CPU':>7} {'driver':>6} ok")
+          f"{'done/s':>7} {'CPU ms/upd':>10} {'bot CPU':>7} {'driver':>6} {'429':>4} ok")
     for name, r in results.items():
         for s in r.steps:
             st = s.stats
             print(f"{name:<11} {s.rate:>6.0f} {s.sent:>5} {s.share:>6.1%} {fmt(st['p50']):>8} {fmt(st['p95']):>8} "
                   f"{fmt(st['p99']):>8} {fmt(st['max']):>8} {s.achieved:>7.1f} {fmt(s.cpu_ms_per_update, '.2f'):>10} "
                   f"{s.cpu_s / s.wall_s if s.wall_s else 0:>7.0%} {s.driver_cpu_s / s.wall_s if s.wall_s else 0:>6.0%} "
-                  f"{'yes' if s.sustained else 'NO'}")
+                  f"{s.rejected_429:>4} {'yes' if s.sustained else 'NO'}")
     print("(bot CPU / driver: CPU time of the bot process / of this process (emulator + load) over the step's"
           " wall time; a driver near 100 % means the measurement, not the bot, is the limit)")
     kefu = results.get("kefu")
@@ -519,13 +531,13 @@ def report(results: dict[str, BotResult], args: argparse.Namespace) -> None:
                   f"p99 {fmt(ib['p99'])} max {fmt(ib['max'])} ms, timeouts {r.import_bystander_timeouts}")
             print(f"{'':<11} final word: {r.import_word!r}")
     print()
-    print(f"== flood control on ({FLOOD_LIMIT} sends/s, 429 beyond), {FLOOD_OFFERED} updates/s offered ==")
+    print(f"== flood control on ({FLOOD_LIMIT} bulk sends/s, per-chat limits), {FLOOD_OFFERED} updates/s offered ==")
     for name, r in results.items():
         if r.flood is None:
             continue
         st = r.flood.stats
         print(f"{name:<11} 429 answers {r.flood_429}; most sends accepted in 1 s {r.flood_max_window} "
-              f"(limit {FLOOD_LIMIT}); answered {r.flood.share:.1%}; p50 {fmt(st['p50'])} p99 {fmt(st['p99'])} ms")
+              f"(bulk limit {FLOOD_LIMIT}; replies count only per chat); answered {r.flood.share:.1%}; p50 {fmt(st['p50'])} p99 {fmt(st['p99'])} ms")
     print()
     print("== each bot ==")
     for name, r in results.items():
@@ -586,8 +598,10 @@ def summary_line(kefu: BotResult, ref: BotResult, ks: Step | None, rs: Step | No
         rc = kefu.cold_start_s / ref.cold_start_s
         check("cold start", rc <= GOAL_COLD_RATIO, f"{rc:.1f}x")
     check("RSS", kefu.rss_load_mb <= GOAL_RSS_MB, f"{kefu.rss_load_mb:.0f}MB")
-    if kefu.flood is not None:
-        check("flood", kefu.flood_429 == 0 and kefu.flood_max_window <= FLOOD_LIMIT, f"{kefu.flood_429}x429")
+    if kefu.flood is not None:  # the emulator's flood control judges (replies are not bulk: >30/s may be fine)
+        steps_429 = sum(s.rejected_429 for s in kefu.steps)
+        check("flood", kefu.flood_429 == 0 and steps_429 == 0 and kefu.flood.share >= 0.99,
+              f"{kefu.flood_429 + steps_429}x429")
     met = sum(1 for ok, _ in checks if ok)
     body = "; ".join(f"{text} {'ok' if ok else 'MISS'}" for ok, text in checks)
     return f"SUMMARY goals met {met}/{len(checks)}: {body} ({bp.machine_load()})"
@@ -606,6 +620,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bots", default="kefu,minimal_rl,minimal")
     parser.add_argument("--rss-cap-mb", type=float, default=1536)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
+                        help="load steps without the emulator's Telegram flood control (on by default)")
     parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -622,7 +638,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def compile_bytecode() -> None:
+    """Bytecode for the project's modules, as a deployed install has it (pip compiles on install;
+    this environment may set PYTHONDONTWRITEBYTECODE, which would make every cold start of kefu
+    compile ~100 modules from source while the minimal bot compiles one file)."""
+    import compileall
+
+    for package in ("bot", "handlers"):
+        compileall.compile_dir(str(bp.ROOT / package), quiet=1)
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    compile_bytecode()
     print(f"load benchmark: {args.agents} agents ({args.agents // 2} on duty), rates {args.rates} /s, "
           f"{args.step_seconds:.0f} s each; {bp.machine_load()}", flush=True)
     import_content = None

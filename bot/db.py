@@ -2,11 +2,22 @@
 
 Writes that span several statements go through `transaction()`, which serialises them with an
 asyncio lock and `BEGIN IMMEDIATE`, so two handlers never interleave half-done changes.
+
+Read isolation (issue 13: updates run concurrently). SQLite shows a connection its own
+uncommitted changes, so with one shared connection a read running while another handler's
+transaction is open would see that transaction's half-done state (and might act on a change that
+is then rolled back). So reads outside a transaction use a second, read-only connection (WAL mode:
+it sees only committed data and never waits for the writer, so a long import does not hold up
+anyone's /s). Inside its own transaction a task reads on the write connection (it sees its own
+changes, as before). An in-memory database cannot be shared by two connections: there reads
+outside a transaction wait while a write transaction is open, and a transaction starts only when
+the reads under way have finished (new reads queue behind it, so writes are never starved).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import sqlite3
 import time
@@ -21,6 +32,16 @@ import aiosqlite
 
 #: How long a write waits for another process's transaction (e.g. `kefu import` of a big file).
 BUSY_TIMEOUT_MS = 15000
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+
+#: The Database whose transaction the current task (and what it awaits) is inside.
+_IN_TRANSACTION: contextvars.ContextVar[Database | None] = contextvars.ContextVar("kefu_db_transaction", default=None)
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -111,6 +132,13 @@ class Database:
         self.path = path
         self._lock = asyncio.Lock()
         self._fault: tuple[str, str, float] | None = None
+        self._no_transaction = asyncio.Event()  # set while no write transaction is open or waiting
+        self._no_transaction.set()
+        self._readers = 0
+        self._readers_done = asyncio.Event()
+        self._tables: set[str] = set()  # tables known to exist (table_exists)
+        #: Reads outside a transaction (see the module text); None: reads share `conn`, gated.
+        self.reader: aiosqlite.Connection | None = None
 
     @property
     def fault(self) -> tuple[str, str] | None:
@@ -145,12 +173,7 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = sqlite3.Row
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA synchronous=NORMAL",
-        ):
+        for pragma in _PRAGMAS:
             await conn.execute(pragma)
         db = cls(conn, path)
         if migrate:
@@ -159,9 +182,30 @@ class Database:
             except BaseException:
                 await conn.close()
                 raise
+        if str(path) != ":memory:":
+            try:
+                db.reader = await cls._open_reader(path)
+            except BaseException:
+                await conn.close()
+                raise
         return db
 
+    @staticmethod
+    async def _open_reader(path: Path) -> aiosqlite.Connection:
+        reader = await aiosqlite.connect(str(path), isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        try:
+            for pragma in (*_PRAGMAS[1:], "PRAGMA query_only=1"):  # the file is in WAL mode already
+                await reader.execute(pragma)
+        except BaseException:
+            await reader.close()
+            raise
+        return reader
+
     async def close(self) -> None:
+        if self.reader is not None:
+            reader, self.reader = self.reader, None
+            await reader.close()
         await self.conn.close()
 
     async def user_version(self) -> int:
@@ -171,6 +215,7 @@ class Database:
     async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[int]:
         """Apply the pending migrations, each in its own transaction; return the versions applied."""
         applied = []
+        self._tables.clear()
         for migration in migrations if migrations is not None else available_migrations():
             if migration.version <= await self.user_version():
                 continue
@@ -188,57 +233,118 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic unit of work; rolled back on any exception, cancellation included."""
         async with self._lock:
+            self._no_transaction.clear()  # reads from now on wait for this transaction's end
+            token = _IN_TRANSACTION.set(self)
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                while self._readers:  # reads already under way finish first
+                    self._readers_done.clear()
+                    await self._readers_done.wait()
+                async with self._begun():
+                    yield self.conn
+            finally:
+                _IN_TRANSACTION.reset(token)
+                self._no_transaction.set()
+
+    @asynccontextmanager
+    async def _begun(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+        try:
+            await self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.note_fault(exc)
+            raise
+        try:
+            yield
+        except BaseException as exc:
+            self.note_fault(exc)
+            try:
+                await self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+            raise
+        else:
+            try:
+                await self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self.note_fault(exc)
-                raise
-            try:
-                yield self.conn
-            except BaseException as exc:
                 self.note_fault(exc)
                 try:
                     await self.conn.execute("ROLLBACK")
                 except sqlite3.Error:
-                    pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+                    pass
                 raise
-            else:
-                try:
-                    await self.conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self.note_fault(exc)
-                    try:
-                        await self.conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
-                    raise
+
+    async def _one_statement(self, sql: str, params: Sequence[Any] | dict) -> aiosqlite.Cursor:
+        """One write statement as its own transaction. SQLite makes a single statement atomic by
+        itself (autocommit), so this is one round trip to the database thread instead of three
+        (BEGIN, the statement, COMMIT: issue 13, CPU per update); it still waits for any open
+        transaction (the lock) so it never lands inside another task's."""
+        if _IN_TRANSACTION.get() is self:  # inside our own transaction: part of it
+            return await self.conn.execute(sql, params)
+        async with self._lock:
+            self._no_transaction.clear()
+            try:
+                while self._readers:
+                    self._readers_done.clear()
+                    await self._readers_done.wait()
+                return await self.conn.execute(sql, params)
+            except BaseException as exc:
+                self.note_fault(exc)
+                raise
+            finally:
+                self._no_transaction.set()
 
     async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run one write statement in its own transaction; return how many rows it changed."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(sql, params)
-            return cursor.rowcount
+        cursor = await self._one_statement(sql, params)
+        return cursor.rowcount
 
     async def insert(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run one INSERT in its own transaction; return the new row's id."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(sql, params)
-            return int(cursor.lastrowid)
+        cursor = await self._one_statement(sql, params)
+        return int(cursor.lastrowid)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
 
     async def table_exists(self, name: str) -> bool:
-        """Whether table `name` exists (SQLite's catalogue stays in this module)."""
-        return await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+        """Whether table `name` exists (SQLite's catalogue stays in this module). A table once
+        found is remembered (asked on every order lookup; tables are only ever added, by
+        migrations, which forget what was remembered)."""
+        if name in self._tables:
+            return True
+        found = await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+        if found:
+            self._tables.add(name)
+        return found
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for a read: the reader outside a transaction; inside our own
+        transaction the write connection (our own changes); without a reader, the write
+        connection but not while another task's write transaction is open."""
+        if _IN_TRANSACTION.get() is self:
+            yield self.conn
+            return
+        if self.reader is not None:
+            yield self.reader
+            return
+        while not self._no_transaction.is_set():
+            await self._no_transaction.wait()
+        self._readers += 1
+        try:
+            yield self.conn
+        finally:
+            self._readers -= 1
+            if not self._readers:
+                self._readers_done.set()
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self._reading() as conn, conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
-        async with self.conn.execute(sql, params) as cursor:
+        async with self._reading() as conn, conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     async def backup(self, target: str | Path) -> Path:
@@ -249,7 +355,8 @@ class Database:
             target.unlink()
         dest = sqlite3.connect(str(target))
         try:
-            await self.conn.backup(dest)
+            async with self._lock:  # never a copy with a transaction half done
+                await self.conn.backup(dest)
         finally:
             dest.close()
         return target

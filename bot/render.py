@@ -23,6 +23,8 @@ from bot import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 TELEGRAM_TEXT_LIMIT = 4096
+#: libyaml's safe loader when PyYAML has it (labels load ~10x faster at start-up), else PyYAML's own.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.cache
@@ -66,7 +68,7 @@ class Renderer:
         merged: dict[str, Any] = {}
         for path in files:
             with open(path, encoding="utf-8") as handle:
-                _deep_merge(merged, yaml.safe_load(handle) or {}, str(path))
+                _deep_merge(merged, yaml.load(handle, Loader=_SAFE_LOADER) or {}, str(path))
         return merged
 
     def render(self, name: str, **context: Any) -> str:

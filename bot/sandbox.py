@@ -298,7 +298,7 @@ async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> in
     clock = ShiftedClock()
     services = await build_services(settings, clock)
     await seed_demo(services)
-    app = build_application(settings, clock=clock, services=services)
+    app = build_application(settings, clock=clock, services=services, reply_interval=0.0)  # no Telegram here
     await start_application(app)
     if script:
         lines = iter(Path(script).read_text(encoding="utf-8", errors="surrogateescape").splitlines())

@@ -51,6 +51,11 @@ async def on_startup(app: Application) -> None:
         hook = getattr(feature, "on_startup", None)
         if hook is not None:
             await hook(app)
+
+
+async def after_polling(app: Application) -> None:
+    """Start-up work nobody's first update waits for (issue 13, cold start): the command menu (a
+    Bot API call per scope) and the admins' start notice, once polling runs."""
     await menu.publish_menu(app)
     await setup_notice.on_startup(app)  # last: sees the loaded KB and the team
 

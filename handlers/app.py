@@ -38,9 +38,12 @@ def build_application(
     clock: Clock | None = None,
     services: Services | None = None,
     max_retries: int = 3,
+    reply_interval: float | None = None,
 ) -> Application:
     """An Application wired with every feature; services are built at start-up unless given.
-    `max_retries`: attempts per request on a 429 (the outbox's, per chat)."""
+    `max_retries`: attempts per request on a 429 (the outbox's, per chat). `reply_interval`: the
+    outbox's pacing of direct replies in one private chat (default Telegram's 1 s; the sandbox,
+    which talks to no Telegram, and the e2e harness shorten it; bulk pacing is never changed)."""
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
@@ -64,6 +67,10 @@ def build_application(
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock or SystemClock()
     app.bot_data["outbox_attempts"] = max(1, max_retries)
+    if reply_interval is not None:
+        from handlers.outbox import Flow
+
+        app.bot_data["outbox_flow"] = Flow(reply_interval=reply_interval)
     if services is not None:
         app.bot_data["services"] = services
     if app.job_queue is not None:
@@ -84,6 +91,13 @@ async def on_startup(app: Application) -> None:
     await handlers.on_startup(app)
 
 
+async def _after_polling(app: Application) -> None:
+    try:
+        await handlers.after_polling(app)
+    except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
+        log.exception("start-up work after polling failed")
+
+
 async def on_shutdown(app: Application) -> None:
     if "services" not in app.bot_data:
         return  # start-up failed before the services existed: nothing to close
@@ -98,6 +112,7 @@ async def start_application(app: Application, *, poll_timeout: int = 1) -> None:
     await on_startup(app)
     await app.start()
     await app.updater.start_polling(poll_interval=0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+    await handlers.after_polling(app)  # awaited here: tests see the menu and the notice at once
 
 
 async def stop_application(app: Application) -> None:
@@ -175,6 +190,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
             await on_startup(app)
             await app.start()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
+            app.create_task(_after_polling(app), name="kefu-after-polling")  # the first update does not wait
         except TelegramError as exc:
             log.debug("start-up failed", exc_info=exc)
             return StartFailure(classify_start_error(exc), str(exc).replace(settings.telegram_bot_token, "<redacted>"))

@@ -652,7 +652,7 @@ async def send_digests(app: Application, epoch: int) -> None:
                 delivery = await deliver(app, person.tg_id, text, reply_markup=markup)
                 if delivery.status == "failed":
                     break
-                await ho.record_card(item.id, key, person.tg_id, delivery.message.message_id if delivery.ok else 0)
+                await ho.record_card(item.id, key, person.tg_id, delivery.message.message_id if delivery.message else 0)
                 if delivery.status == "blocked":
                     break
 

@@ -139,7 +139,7 @@ async def _send_recorded(app: Application, chat_id: int, text: str, markup, *, k
                          part: int = 1, parts: int = 1, total: int = 1) -> Delivery:
     """Send one message and, the moment Telegram has accepted it, record what it carries."""
     delivery = await deliver(app, chat_id, text, reply_markup=markup)
-    if delivery.ok:
+    if delivery.message is not None:  # an unconfirmed send has no id to record (outbox: one-message window)
         await services_of(app).reminders.record_message(
             chat_id=chat_id, message_id=delivery.message.message_id, kind=kind, purpose=purpose, items=items,
             rule=rule, part=part, parts=parts, total=total, now=services_of(app).clock.now(),
@@ -437,10 +437,11 @@ async def _send_card(update: Update, context: KefuContext, r: ReminderView) -> b
     if not delivery.ok:
         await answer_callback(update, _label(context, "errors.private_failed"), alert=True)
         return False
-    await services_of(context).reminders.record_message(
-        chat_id=context.person.tg_id, message_id=delivery.message.message_id, kind="card", purpose="detail",
-        items=[(r, 1)], rule=r.rule, now=context.svc.clock.now(),
-    )
+    if delivery.message is not None:  # unconfirmed: sent once, not kept up to date
+        await services_of(context).reminders.record_message(
+            chat_id=context.person.tg_id, message_id=delivery.message.message_id, kind="card", purpose="detail",
+            items=[(r, 1)], rule=r.rule, now=context.svc.clock.now(),
+        )
     return True
 
 

@@ -95,7 +95,8 @@ class Kefu:
         await self.svc.db.close()
         settings = self.svc.settings
         self.svc = await build_services(settings, self.clock)
-        self.app = build_application(settings, clock=self.clock, services=self.svc, max_retries=self.max_retries)
+        self.app = build_application(settings, clock=self.clock, services=self.svc, max_retries=self.max_retries,
+                                     reply_interval=REPLY_INTERVAL)
         self.tracker.track(self.app)
         await start_application(self.app)
         await self.emu.wait_until_idle()
@@ -116,6 +117,12 @@ class Kefu:
         )
 
 
+#: The outbox's pacing of direct replies in one private chat during e2e tests: 50 ms instead of
+#: Telegram's 1 s (a test may fire dozens of commands from one person); bulk keeps the real
+#: pacing. Direct pacing itself is proven in tests/unit/core/test_outbox_flow.py.
+REPLY_INTERVAL = 0.05
+
+
 async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, **overrides: Any) -> Kefu:
     emu = BotApiEmulator()
     await emu.start()
@@ -129,7 +136,8 @@ async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, **over
         **{"kefu_scan_interval_seconds": 3600, **overrides},  # ticks only when a test calls tick()
     )
     services = await build_services(settings, clock)
-    app = build_application(settings, clock=clock, services=services, max_retries=max_retries)
+    app = build_application(settings, clock=clock, services=services, max_retries=max_retries,
+                            reply_interval=REPLY_INTERVAL)
     tracker = UpdateTracker()
     tracker.track(app)
     emu.add_idle_condition(tracker.wait_handled)

@@ -15,8 +15,6 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-
 from bot.cases.model import Case, HistoryEntry
 from bot.render import mask_phone
 
@@ -96,6 +94,8 @@ def write_xlsx(
     names: dict[int, str], headers: dict[str, str], sheet_titles: tuple[str, str], full: bool = False,
 ) -> Path:
     """Write the workbook; `headers` maps column codes to the (Chinese) header texts from labels."""
+    from openpyxl import Workbook  # lazy: openpyxl (and numpy under it) costs ~0.3 s at start-up
+
     workbook = Workbook(write_only=True)
     cases_sheet = workbook.create_sheet(sheet_titles[0])
     cases_sheet.append([headers.get(c, c) for c in CASE_COLUMNS])

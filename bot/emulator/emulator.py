@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import METHOD_NOT_FOUND, UNAUTHORIZED, ApiError, too_many_requests
-from .faults import TIMEOUT_DELAY, Fault, FaultInjector, SlidingWindowLimiter
+from .faults import TIMEOUT_DELAY, Fault, FaultInjector, FloodControl
 from .markup import inline_buttons
 from .media import image_size
 from .methods import BotApiMethods
@@ -90,7 +90,8 @@ class BotApiEmulator:
             "supports_inline_queries": True, "can_connect_to_business": False, "has_main_web_app": False,
         })
         self.faults = FaultInjector()
-        self._limiter = SlidingWindowLimiter(rate_limit_per_second)
+        self._flood = FloodControl(rate_limit_per_second)
+        self.state.on_update = lambda chat_id: self._flood.incoming(chat_id, time.monotonic())
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
         self._methods = BotApiMethods(self.state, self._closing, self._notify)
@@ -184,8 +185,11 @@ class BotApiEmulator:
                 if error is not None:
                     raise error
             limited = (name.startswith("send") and name != "sendChatAction") or name in _FLOOD_LIMITED
-            if limited and not self._limiter.allow(asyncio.get_running_loop().time()):
-                raise too_many_requests(1)
+            if limited and self._flood.on:
+                chat = self.state.resolve_chat(params.get("chat_id"))
+                retry_after = self._flood.check(chat.id if chat is not None else None, time.monotonic())
+                if retry_after is not None:
+                    raise too_many_requests(retry_after)
             result = await implementation(self._methods, params)
             return 200, {"ok": True, "result": result}
         except ApiError as exc:
@@ -585,5 +589,11 @@ class BotApiEmulator:
         self.state.blocked.discard(user_id)
 
     def set_rate_limit(self, per_second: float | None) -> None:
-        """Global flood control over send* methods; None switches it off."""
-        self._limiter = SlidingWindowLimiter(per_second)
+        """Telegram's flood control over send* methods (faults.FloodControl: per chat for every
+        send, `per_second` overall for bulk sends); None switches it off."""
+        self._flood = FloodControl(per_second)
+
+    @property
+    def flood_refusals(self) -> dict[str, int]:
+        """429s answered by the flood control, by cause: "chat" (per-chat limit) or "overall"."""
+        return dict(self._flood.refused)

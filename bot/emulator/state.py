@@ -13,6 +13,7 @@ import itertools
 import mimetypes
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +185,8 @@ class EmulatorState:
         self._file_seq = itertools.count(1)
         self._query_seq = itertools.count(1)
         self._update_signal = asyncio.Event()
+        #: Told the chat id of every update queued (the flood control's "a reply may follow").
+        self.on_update: Callable[[int], None] | None = None
 
     # --- users and chats -------------------------------------------------------------------
     def add_user(
@@ -356,6 +359,10 @@ class EmulatorState:
         update_id = self.next_update_id
         self.next_update_id += 1
         self.updates.append({"update_id": update_id, kind: payload})
+        if self.on_update is not None:
+            chat = payload.get("chat") or (payload.get("message") or {}).get("chat") or payload.get("from") or {}
+            if isinstance(chat.get("id"), int):
+                self.on_update(chat["id"])
         self.wake_pollers()
         return update_id
 

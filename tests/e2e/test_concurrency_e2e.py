@@ -211,3 +211,66 @@ async def test_a_slow_or_rate_limited_chat_delays_only_itself_in_a_broadcast(kef
     assert served_in < 3.5, f"everyone else waited {served_in:.2f}s for one {kind} chat"
     expected = 1 if kind == "slow" else 0
     assert len(copies(kefu, many[0], "慢群测试")) == expected
+
+
+# --- a send slower than the read timeout: the one-message window -----------------------------------
+
+
+async def test_a_send_answered_after_the_read_timeout_arrives_once(kefu):
+    """Telegram carries out a send but its answer comes after PTB's 5 s read timeout: the outbox
+    does not send it again (the person would see it twice); the send counts as done, unconfirmed."""
+    from handlers.outbox import deliver
+
+    kefu.emu.inject_fault(method="sendMessage", kind="slow", count=1, delay=6.0, chat_id=AGENT)
+    delivery = await deliver(kefu.app, AGENT, "慢回执测试")
+    assert delivery.ok and delivery.unconfirmed and delivery.message is None
+    await kefu.emu.wait_for_message(AGENT, lambda m: "慢回执测试" in m["plain"], timeout=10)
+    await asyncio.sleep(1.5)  # a retry (the old behaviour) would have landed by now
+    assert [m["plain"] for m in kefu.emu.messages(AGENT)].count("慢回执测试") == 1
+    assert [int(r["params"]["chat_id"]) for r in kefu.emu.requests("sendMessage")].count(AGENT) == 1
+
+
+async def test_a_reply_answered_after_the_read_timeout_arrives_once(kefu):
+    kefu.emu.inject_fault(method="sendMessage", kind="slow", count=1, delay=6.0, chat_id=AGENT)
+    kefu.emu.send_text(AGENT, "/reminders")
+    await kefu.emu.wait_for_message(AGENT, count=1, timeout=10)
+    await asyncio.sleep(1.5)
+    await kefu.emu.wait_until_idle(timeout=10)
+    assert len(kefu.emu.messages(AGENT)) == 1
+
+
+async def test_a_send_that_never_reached_telegram_is_retried(kefu):
+    """A 502 (Telegram answered, nothing done) is retried: the message arrives once."""
+    from handlers.outbox import deliver
+
+    kefu.emu.inject_fault(method="sendMessage", kind="502", count=1, chat_id=AGENT)
+    delivery = await deliver(kefu.app, AGENT, "重试测试")
+    assert delivery.ok and not delivery.unconfirmed and delivery.message is not None
+    assert [m["plain"] for m in kefu.emu.messages(AGENT)] == ["重试测试"]
+
+
+# --- Telegram's limits: replies per chat, bulk within the overall budget ---------------------------
+
+
+async def test_replies_to_many_people_are_not_held_to_the_bulk_budget_and_draw_no_429(kefu):
+    """Under the emulator's flood control (bulk 5/s overall, per-chat limits for every send),
+    twelve people writing at once are all answered without waiting for the overall budget and
+    without a single 429; a notification to someone who wrote nothing still keeps to it."""
+    people = list(range(6200, 6212))
+    for tg_id in people:
+        await kefu.add_person(tg_id, Role.AGENT, shift="day")
+    kefu.emu.set_rate_limit(5)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for tg_id in people:
+            kefu.emu.send_text(tg_id, "/reminders")
+        for tg_id in people:
+            await kefu.emu.wait_for_message(tg_id, count=1, timeout=10)
+        answered_in = loop.time() - started
+        await kefu.emu.wait_until_idle(timeout=10)
+        assert kefu.emu.stats["429"] == 0, kefu.emu.flood_refusals
+        assert answered_in < 2.0, f"12 replies took {answered_in:.2f}s: held to the bulk budget (5/s)"
+        assert all(len(kefu.emu.messages(tg_id)) == 1 for tg_id in people)
+    finally:
+        kefu.emu.set_rate_limit(None)

@@ -71,3 +71,65 @@ async def test_execute_counts_changed_rows_and_insert_returns_the_id(db):
     assert second == first + 1
     assert await db.execute("UPDATE notices SET sent_at = 2 WHERE key = 'zzz'") == 0
     assert await db.execute("UPDATE notices SET sent_at = 2") == 2
+
+
+@pytest.mark.parametrize("where", ["file", ":memory:"])
+async def test_a_read_never_sees_another_tasks_uncommitted_transaction(tmp_path, where):
+    """Updates run concurrently: a read while another handler's transaction is open never sees
+    its uncommitted change (on a file: the read connection, at once; in memory: it waits)."""
+    import asyncio
+
+    db = await Database.open(tmp_path / "k.db" if where == "file" else ":memory:", migrate=False)
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def writer():
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 1  # its own change: visible
+            inside.set()
+            await release.wait()
+            raise RuntimeError("rolled back")
+
+    task = asyncio.create_task(writer())
+    await inside.wait()
+    read = asyncio.create_task(db.fetchone("SELECT count(*) FROM t"))
+    await asyncio.sleep(0.05)
+    if where == "file":
+        assert read.done() and (await read)[0] == 0  # committed data only, without waiting
+    else:
+        assert not read.done()  # waits while the other transaction is open
+    release.set()
+    with pytest.raises(RuntimeError):
+        await task
+    assert (await read)[0] == 0  # never saw the row that was rolled back
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (2)")
+    assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 1  # a commit is seen at once
+    await db.close()
+
+
+async def test_without_a_reader_a_transaction_waits_for_reads_under_way_and_reads_queue_behind_it():
+    import asyncio
+
+    db = await Database.open(":memory:", migrate=False)
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    await db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
+    order: list[str] = []
+
+    async def read(tag):
+        await db.fetchall("SELECT a.x FROM t a, t b WHERE a.x < 3 AND b.x < 300")
+        order.append(tag)
+
+    async def write():
+        await db.execute("INSERT INTO t VALUES (-1)")
+        order.append("write")
+
+    first = asyncio.create_task(read("read before"))
+    await asyncio.sleep(0)
+    w = asyncio.create_task(write())
+    await asyncio.sleep(0)
+    later = asyncio.create_task(read("read after"))
+    await asyncio.gather(first, w, later)
+    assert order == ["read before", "write", "read after"]
+    await db.close()

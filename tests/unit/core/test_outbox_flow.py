@@ -47,22 +47,46 @@ async def test_a_chat_under_retry_after_delays_only_itself():
     assert log[-1][0] == 1 and log[-1][2] - start >= 0.29
 
 
-async def test_bulk_waits_for_the_overall_budget_but_direct_replies_go_ahead():
-    flow = Flow(rate=20, burst=20, private_interval=0.0001)
+async def _direct(flow: Flow, chat_id: int):
+    async def send():
+        return asyncio.get_running_loop().time()
+    return await flow.direct(chat_id, send)
+
+
+async def test_direct_replies_do_not_wait_for_the_overall_budget_and_bulk_gets_what_they_leave():
+    """Telegram's ~30/s is for bulk notifications; a reply to a person's own update waits only
+    for its chat. Replies still draw on the overall bucket, so bulk waits while they use it."""
+    flow = Flow(rate=20, burst=2, private_interval=0.0001)
     loop = asyncio.get_running_loop()
-    log: list = []
     start = loop.time()
-    bulk = asyncio.gather(*(_stamps(flow, c, 1, log) for c in range(100, 140)))
-    await asyncio.sleep(0.05)
-    before = loop.time()
-    await flow.wait_direct(5)  # a reply: the next token, not queued behind the ~20 bulk sends waiting
-    assert loop.time() - before < 0.1
-    waiting_bulk = 40 - len(log)
-    assert waiting_bulk >= 15
-    await bulk
-    # 20 tokens at once, then 20/s: the last of 40 (plus the direct reply's token) after ~1 s
-    assert log[-1][2] - start >= 0.9
-    assert flow._active == 0
+    for chat in range(1000, 1040):  # 40 replies to 40 people at once: twice the overall rate
+        await _direct(flow, chat)
+    assert loop.time() - start < 0.1
+    log: list = []
+    await _stamps(flow, 7, 1, log)  # bulk waits until the replies' overdraft (capped at 1 s) is paid back
+    assert log[0][2] - start >= 0.9
+
+
+async def test_direct_replies_to_one_chat_are_paced_after_a_short_burst():
+    flow = Flow(rate=1000, burst=1000, private_interval=0.1)
+    stamps = [await _direct(flow, 9) for _ in range(CHAT_BURST + 2)]
+    assert stamps[CHAT_BURST - 1] - stamps[0] < 0.05  # a quick second message is not delayed
+    gaps = [b - a for a, b in zip(stamps[CHAT_BURST - 1:], stamps[CHAT_BURST:])]
+    assert all(g >= 0.09 for g in gaps), gaps
+
+
+async def test_429_from_two_chats_at_once_holds_every_send_for_that_window():
+    flow = Flow(rate=1000, burst=1000, private_interval=0.0001)
+    loop = asyncio.get_running_loop()
+    flow.hold(1, 0.3)
+    assert flow.held_for(2) == 0  # one chat's 429: only that chat waits
+    flow.hold(2, 0.3)  # a second chat within the window: Telegram limits the whole bot
+    assert flow.held_for(3) > 0.2
+    start = loop.time()
+    sent = await _direct(flow, 3)
+    log: list = []
+    await _stamps(flow, 4, 1, log)
+    assert sent - start >= 0.25 and log[0][2] - start >= 0.25
 
 
 async def test_keyed_processor_orders_one_person_and_overlaps_two():

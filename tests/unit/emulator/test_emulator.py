@@ -462,6 +462,49 @@ async def test_global_rate_limit_answers_429_beyond_the_window(bot: Bot, emu: Bo
     await bot.send_message(ALICE, "unlimited again")
 
 
+async def test_flood_control_overall_limit_is_for_bulk_not_for_replies(bot: Bot, emu: BotApiEmulator) -> None:
+    """Telegram's ~30/s is for bulk notifications; replies to a person's own update are limited
+    per chat only, but fill the overall window so bulk gets what they leave."""
+    people = list(range(5000, 5012))
+    for tg_id in people:
+        emu.add_user(tg_id, f"p{tg_id}")
+    emu.set_rate_limit(5)
+    for tg_id in people:  # 12 people write; 12 replies within one second: none refused
+        emu.send_text(tg_id, "/s 退货")
+    for tg_id in people:
+        await bot.send_message(tg_id, "reply")
+    assert emu.stats["429"] == 0
+    with pytest.raises(RetryAfter):  # bulk to someone who wrote nothing: the window is full
+        await bot.send_message(ALICE, "notification")
+    assert emu.flood_refusals == {"overall": 1}
+
+
+async def test_flood_control_limits_each_chat_replies_included(bot: Bot, emu: BotApiEmulator) -> None:
+    from bot.emulator.faults import CHAT_BURST
+
+    emu.set_rate_limit(30)
+    for _ in range(3):
+        emu.send_text(ALICE, "hello")  # reply allowance for more than the burst
+    for i in range(CHAT_BURST):  # a short burst is tolerated
+        await bot.send_message(ALICE, f"m{i}")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(ALICE, "one a second beyond the burst")
+    await bot.send_message(BOB, "another chat is not held")
+    assert emu.flood_refusals == {"chat": 1}
+    await asyncio.sleep(1.05)
+    await bot.send_message(ALICE, "a second later")
+
+
+async def test_flood_control_group_twenty_a_minute(bot: Bot, emu: BotApiEmulator) -> None:
+    emu.set_rate_limit(30)
+    for i in range(20):
+        await bot.send_message(GROUP, f"g{i}")
+        await asyncio.sleep(0)
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(GROUP, "21st within a minute")
+    assert caught.value.retry_after.total_seconds() > 1
+
+
 async def test_inline_answer_validation(bot: Bot, emu: BotApiEmulator) -> None:
     query_id = emu.inline_query(ALICE, "x")
     results = [InlineQueryResultArticle(str(i), f"t{i}", InputTextMessageContent("x")) for i in range(51)]
