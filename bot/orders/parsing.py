@@ -1,0 +1,361 @@
+"""Parse and validate an export in a separate process (issue 12).
+
+openpyxl (and csv, json) hold the GIL for long stretches: in a worker thread a legitimate XLSX
+at the shared-strings cap made another agent's /help wait ~300 ms. So the reading runs in a
+child process started through a `forkserver` (never `fork`: the bot has threads), which writes
+the parsed rows, a batch at a time, into a spool file on disk. The parent only receives small
+messages (rows read so far, the rejected rows to keep, the final counts) over a pipe, then reads
+the spool back and writes it in one short transaction (bot.orders.importer).
+
+The child is bounded: its address space is capped (RLIMIT_AS, `CHILD_MEMORY_MAX`), so a file
+that needs too much memory raises MemoryError there rather than starving the machine; it is
+killed after `PARSE_TIMEOUT_S`; it exits on its own when the process that started it dies (a
+kill -9 of the bot leaves no orphan behind). A crash, MemoryError or timeout becomes a
+NotAnExport with a Chinese reason ("parse_crashed", "parse_memory", "parse_timeout"): nothing is
+written and nobody waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from bot.orders.model import NormalizedOrder, RejectedRow
+from bot.orders.readers import NotAnExport, Source
+
+log = logging.getLogger(__name__)
+
+#: Address space of the parsing process. The largest legitimate file the limits allow (an XLSX
+#: whose shared strings are just under the 24 MB cap) peaks at ~230 MB RSS in the child and
+#: ~330 MB of address space; 1 GB leaves room and still keeps a hostile file from exhausting
+#: the machine.
+CHILD_MEMORY_MAX = 1024 * 2**20
+#: Wall-clock limit of one parse. A 1,000,000-row export parses in ~30 s on 2 busy cores.
+PARSE_TIMEOUT_S = 600.0
+#: Rejected rows kept with their details (a file re-saved by Excel can reject every row).
+REJECTED_KEPT = 20_000
+_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+OnBatch = Callable[[int, int, list[RejectedRow]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ParseJob:
+    path: str
+    spool: str
+    filename: str
+    tz: tzinfo
+    now: int
+    platform: str | None = None
+    shop: str | None = None
+    max_bytes: int | None = None
+    batch_size: int = 10_000
+    keep_orders: bool = False
+    memory_max: int | None = CHILD_MEMORY_MAX
+    rejected_kept: int = REJECTED_KEPT
+    #: Files the child removes when it finds itself orphaned (the bot was killed).
+    owned: tuple[str, ...] = ()
+
+
+@dataclass
+class ParseResult:
+    platform: str | None
+    format: str
+    rows_read: int
+    skipped: int
+    unknown_words: list[tuple[str, str, int]]
+    batches: int
+    peak_rss_kb: int = 0
+
+
+# --- the child ------------------------------------------------------------------------------------
+
+
+def _limit_memory(limit: int | None) -> None:
+    if not limit:
+        return
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError) as exc:  # not on this platform: the timeout still holds
+        log.warning("parsing process not memory-limited: %s", exc)
+
+
+def _watch_parent(owned: tuple[str, ...]) -> None:
+    """Exit when the process that started us is gone (then the forkserver exits and we are
+    re-parented): a killed bot must not leave a parser running."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                for path in owned:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                os._exit(70)
+
+    threading.Thread(target=watch, name="kefu-parse-watch", daemon=True).start()
+
+
+def _peak_rss_kb() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _parse(conn: Any, job: ParseJob) -> ParseResult:
+    from bot.orders.importer import order_params, unknown_words  # the child's own import
+    from bot.orders.readers import open_export
+
+    reader = open_export(
+        job.path, tz=job.tz, filename=job.filename, platform=job.platform, shop=job.shop, max_bytes=job.max_bytes
+    )
+    batches = kept = 0
+    with reader, open(job.spool, "wb") as spool:
+        items = iter(reader)
+        source, now = reader.format.name, job.now
+        while True:
+            params: list[tuple] = []
+            orders: list[NormalizedOrder] = []
+            rejected: list[RejectedRow] = []
+            for item in islice(items, job.batch_size):
+                if item.__class__ is NormalizedOrder:
+                    params.append(order_params(item, source, now))
+                    if job.keep_orders:
+                        orders.append(item)
+                else:
+                    rejected.append(item)
+            if not params and not rejected:
+                break
+            if params:
+                pickle.dump((params, orders if job.keep_orders else None), spool, protocol=pickle.HIGHEST_PROTOCOL)
+                batches += 1
+            keep = rejected[: max(0, job.rejected_kept - kept)]
+            kept += len(keep)
+            conn.send(("batch", reader.rows_read, len(rejected), keep))
+        return ParseResult(
+            platform=reader.platform,
+            format=reader.format.name,
+            rows_read=reader.rows_read,
+            skipped=reader.skipped,
+            unknown_words=unknown_words(reader.context.unknown),
+            batches=batches,
+        )
+
+
+def child_main(conn: Any, job: ParseJob) -> None:
+    """Entry point of the parsing process: every outcome is one last message on `conn`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the parent's to handle
+    _watch_parent(job.owned)
+    _limit_memory(job.memory_max)
+    outcome: tuple
+    try:
+        result = _parse(conn, job)
+        result.peak_rss_kb = _peak_rss_kb()
+        outcome = ("done", result)
+    except NotAnExport as exc:
+        outcome = ("refused", exc)
+    except MemoryError:
+        outcome = ("failed", "parse_memory", "")  # frames released here, so sending works again
+    except OSError as exc:
+        outcome = ("oserror", exc.errno, exc.strerror or str(exc), exc.filename)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which logs it
+        outcome = ("failed", "parse_crashed", f"{type(exc).__name__}: {exc}"[:500])
+    try:
+        conn.send(outcome)
+    except MemoryError:
+        conn.send(("failed", "parse_memory", ""))
+    finally:
+        conn.close()
+
+
+# --- the parent -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedFile:
+    """What the child read: counts and the spool of parsed batches (remove it with `close`)."""
+
+    result: ParseResult
+    spool: str
+    rejected: list[RejectedRow] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def batches(self) -> Iterator[Callable[[], tuple[list[tuple], list[NormalizedOrder] | None]]]:
+        """Loaders, one per batch (params, orders or None), to be called in a worker thread."""
+        handle = open(self.spool, "rb")  # noqa: SIM115 - closed below, after the last batch
+        try:
+            for _ in range(self.result.batches):
+                yield lambda: pickle.load(handle)
+        finally:
+            handle.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.spool)
+
+
+_PRELOADED = False
+
+
+def _context() -> Any:
+    global _PRELOADED
+    ctx = multiprocessing.get_context(_START_METHOD)
+    if _START_METHOD == "forkserver" and not _PRELOADED:
+        # The server imports the readers once; every parse then starts in milliseconds.
+        ctx.set_forkserver_preload(["bot.orders.parsing", "bot.orders.importer", "openpyxl"])
+        _PRELOADED = True
+    return ctx
+
+
+def _write_temp(data: Any) -> str:
+    fd, path = tempfile.mkstemp(prefix="kefu-upload-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                handle.write(data)
+            else:  # a binary file object, from where it stands
+                while chunk := data.read(1 << 20):
+                    handle.write(chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return path
+
+
+async def _readable(conn: Any, timeout: float) -> bool:
+    """Wait until `conn` has data (or EOF) without a thread; False on timeout."""
+    if conn.poll():
+        return True
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    fd = conn.fileno()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(True))
+    try:
+        return await asyncio.wait_for(ready, max(timeout, 0.0))
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+
+
+async def parse_file(
+    source: Source,
+    *,
+    filename: str,
+    tz: tzinfo,
+    now: int,
+    platform: str | None = None,
+    shop: str | None = None,
+    max_bytes: int | None = None,
+    batch_size: int = 10_000,
+    keep_orders: bool = False,
+    on_batch: OnBatch | None = None,
+    timeout: float = PARSE_TIMEOUT_S,
+    memory_max: int | None = CHILD_MEMORY_MAX,
+    rejected_kept: int = REJECTED_KEPT,
+) -> ParsedFile:
+    """Parse `source` in a child process into a spool file. Raises NotAnExport (a refusal, or the
+    child crashed / ran out of memory / of time) or OSError (the file could not be read).
+
+    `on_batch(rows_read, rejected_in_batch, rejected_rows_to_keep)` is awaited after each batch.
+    """
+    temp_source: str | None = None
+    if isinstance(source, (str, Path)):
+        path = str(source)
+    else:
+        temp_source = path = await asyncio.to_thread(_write_temp, source)
+    fd, spool = tempfile.mkstemp(prefix="kefu-import-")
+    os.close(fd)
+    owned = (spool,) if temp_source is None else (spool, temp_source)
+    job = ParseJob(
+        path=path, spool=spool, filename=filename, tz=tz, now=now, platform=platform, shop=shop,
+        max_bytes=max_bytes, batch_size=batch_size, keep_orders=keep_orders, memory_max=memory_max, rejected_kept=rejected_kept, owned=owned,
+    )
+    parsed = ParsedFile(result=None, spool=spool)  # type: ignore[arg-type]
+    process = None
+    receiver = sender = None
+    ok = False
+    try:
+        ctx = _context()
+        receiver, sender = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=child_main, args=(sender, job), name="kefu-parse", daemon=True)
+        await asyncio.to_thread(process.start)  # the first start launches the forkserver
+        sender.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if not await _readable(receiver, deadline - time.monotonic()):
+                log.warning("parsing %s took over %.0f s: stopped", filename, timeout)
+                raise NotAnExport("parse_timeout", filename=filename, minutes=max(1, round(timeout / 60)))
+            try:
+                message = receiver.recv()
+            except (EOFError, OSError):
+                await asyncio.to_thread(process.join, 5)
+                log.error("the parsing process for %s died (exit code %s)", filename, process.exitcode)
+                raise NotAnExport("parse_crashed", filename=filename) from None
+            kind = message[0]
+            if kind == "batch":
+                _, rows_read, rejected_count, keep = message
+                parsed.rejected_count += rejected_count
+                parsed.rejected.extend(keep)
+                if on_batch is not None:
+                    await on_batch(rows_read, rejected_count, keep)
+                continue
+            if kind == "done":
+                parsed.result = message[1]
+                ok = True
+                return parsed
+            if kind == "refused":
+                raise message[1]
+            if kind == "oserror":
+                _, errno, strerror, name = message
+                raise OSError(errno, strerror, name)
+            _, reason, detail = message
+            if detail:
+                log.error("parsing %s failed in the child: %s", filename, detail)
+            else:
+                log.warning("parsing %s ran out of memory in the child (limit %s bytes)", filename, memory_max)
+            raise NotAnExport(reason, filename=filename)
+    finally:
+        if receiver is not None:
+            receiver.close()
+        if sender is not None:
+            sender.close()
+        if process is not None and process.pid is not None:
+            if process.is_alive():
+                process.kill()
+            await asyncio.shield(asyncio.to_thread(process.join, 10))
+            process.close()
+        if temp_source is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_source)
+        if not ok:
+            parsed.close()
+
+
+__all__ = ["CHILD_MEMORY_MAX", "PARSE_TIMEOUT_S", "ParseResult", "ParsedFile", "child_main", "parse_file"]
