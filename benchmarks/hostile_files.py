@@ -51,8 +51,10 @@ import asyncio
 import io
 import json
 import logging
+import os
 import socket
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -68,6 +70,8 @@ GOAL_BYSTANDER_MS = 200
 API_TOKEN = "bench-hostile-token"
 HEADER = ["platform", "order_no", "shop", "status", "created_at", "amount"]
 KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30", "xlsx_strings_cap"]
+#: Legitimate files: they must import (not be refused); the 2 s refusal goal does not apply to them.
+LEGIT = {"xlsx_strings_cap"}
 
 
 # --- the hostile files ----------------------------------------------------------------------------
@@ -279,12 +283,65 @@ class Outcome:
     answer: str = ""
     http_status: int | None = None
     peak_rss_mb: float = 0.0
+    child_peak_mb: float = 0.0  # the largest descendant (forkserver, parsing process)
+    children_seen: int = 0
     bystander_max_ms: float | None = None
     bystander_unanswered: bool = False
     bystanders: int = 0
     killed: bool = False
     alive_after: bool = True
     note: str = ""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children of all its threads, recursively)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+class ChildSampler:
+    """Samples the peak RSS (VmHWM) of the bot's descendants every 20 ms: the forkserver and the
+    short-lived parsing process. VmHWM only grows, so a sample misses at most the last 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_mb = 0.0
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="child-rss", daemon=True)
+
+    def __enter__(self) -> ChildSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for child in descendants(self.pid):
+                try:
+                    _, hwm = bp.proc_memory_mb(child)
+                except OSError:
+                    continue
+                self.seen.add(child)
+                self.peak_mb = max(self.peak_mb, hwm)
+            self._stop.wait(0.02)
 
 
 def free_port() -> int:
@@ -325,12 +382,14 @@ async def run_kind(kind: str, how: str, what: bytes | Path, args: argparse.Names
                       KEFU_API_HOST="127.0.0.1")
     bot = bp.BotProcess(kind, bp.kefu_argv(), env, workdir, rss_cap_mb=args.rss_cap_mb)
     sender, helpers = team.on_duty[0], team.on_duty[1:4]
+    sampler: ChildSampler | None = None
     try:
         if await bp.cold_start(emu, bot, sender) is None:
             out.note = "bot did not answer /help at start: " + bot.tail_log(3)
             return out
         await asyncio.sleep(0.3)
         bot.reset_peak()
+        sampler = ChildSampler(bot.pid).__enter__()
         since = emu.mark(sender)
         started = time.perf_counter()
         if how == "upload":
@@ -397,10 +456,14 @@ async def run_kind(kind: str, how: str, what: bytes | Path, args: argparse.Names
             out.note = f"killed above the RSS cap {bot.killed_at - started:.1f} s after the upload"
         out.alive_after = bot.alive
         out.peak_rss_mb = max(bot.window_peak_mb(), bot.hwm_mb())
+        sampler.__exit__()
+        out.child_peak_mb, out.children_seen = sampler.peak_mb, len(sampler.seen)
         if not bot.alive and not out.killed:
             out.note = "process exited: " + " | ".join(bot.tail_log(3).splitlines())
         return out
     finally:
+        if sampler is not None:
+            sampler.__exit__()
         await bot.stop()
         await emu.stop()
 
@@ -409,7 +472,7 @@ async def run_kind(kind: str, how: str, what: bytes | Path, args: argparse.Names
 
 def report(outcomes: list[Outcome], args: argparse.Namespace) -> int:
     print()
-    print(f"{'kind':<12} {'final word (s)':>14} {'peak RSS MB':>11} {'/help waited ms':>15}  answer")
+    print(f"{'kind':<16} {'final word (s)':>14} {'bot RSS MB':>10} {'child RSS MB':>12} {'/help waited ms':>15}  answer")
     misses = 0
     for o in outcomes:
         seconds = f"{o.seconds:.2f}" if o.seconds is not None else f">{args.timeout:.0f}"
@@ -417,13 +480,16 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> int:
             seconds = "killed"
         rss = f"{o.peak_rss_mb:.0f}" + ("!" if o.killed else "")
         wait = "-" if o.bystander_max_ms is None else (">" if o.bystander_unanswered else "") + f"{o.bystander_max_ms:.0f}"
-        ok = (o.seconds is not None and o.seconds <= GOAL_REFUSE_S and o.peak_rss_mb <= GOAL_RSS_MB and not o.killed
+        child = f"{o.child_peak_mb:.0f}" if o.children_seen else "-"
+        in_time = o.seconds is not None and (o.kind in LEGIT or o.seconds <= GOAL_REFUSE_S)
+        ok = (in_time and max(o.peak_rss_mb, o.child_peak_mb) <= GOAL_RSS_MB and not o.killed
               and (o.bystander_max_ms or 0) <= GOAL_BYSTANDER_MS and not o.bystander_unanswered
               and (o.http_status is None or 400 <= o.http_status < 500))  # a 5xx is a crash, not a refusal
         misses += not ok
         extra = o.answer or o.note or "no answer"
-        print(f"{o.kind:<12} {seconds:>14} {rss:>11} {wait:>15}  {'ok  ' if ok else 'MISS'} {extra}")
-    print(f"goals: refuse or import <= {GOAL_REFUSE_S:.0f} s, peak RSS <= {GOAL_RSS_MB} MB, bystander /help "
+        print(f"{o.kind:<16} {seconds:>14} {rss:>10} {child:>12} {wait:>15}  {'ok  ' if ok else 'MISS'} {extra}")
+    print(f"goals: refuse <= {GOAL_REFUSE_S:.0f} s (legitimate kinds: {', '.join(sorted(LEGIT))} must import, time "
+          f"shown), peak RSS <= {GOAL_RSS_MB} MB for the bot and for each child process (forkserver, parser), bystander /help "
           f"<= {GOAL_BYSTANDER_MS} ms, the API answers 4xx (a 5xx is a crash, not a refusal); '!' = killed at the {args.rss_cap_mb:.0f} MB cap, '>' = still waiting at the end")
     print(f"SUMMARY hostile files: {len(outcomes) - misses}/{len(outcomes)} kinds within every goal "
           f"({bp.machine_load()})")
@@ -459,7 +525,7 @@ async def main_async(args: argparse.Namespace) -> int:
             how, what = made[kind]
             outcome = await run_kind(kind, how, what, args, Path(tmp))
             shown = f"{outcome.seconds:.2f} s" if outcome.seconds is not None else "no final word"
-            print(f"  {kind:<12} {shown}, peak RSS {outcome.peak_rss_mb:.0f} MB"
+            print(f"  {kind:<12} {shown}, peak RSS {outcome.peak_rss_mb:.0f} MB (children {outcome.child_peak_mb:.0f} MB)"
                   + (" (killed at the cap)" if outcome.killed else ""), flush=True)
             outcomes.append(outcome)
     return report(outcomes, args)

@@ -232,6 +232,16 @@ def _context() -> Any:
     return ctx
 
 
+def warm_up() -> None:
+    """Start the forkserver now (it imports the readers once, ~1 s on a busy machine), so the
+    first upload is not the one that waits for it. Blocking: call it in a worker thread."""
+    _context()
+    if _START_METHOD == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def _write_temp(data: Any) -> str:
     fd, path = tempfile.mkstemp(prefix="kefu-upload-")
     try:
@@ -307,6 +317,7 @@ async def parse_file(
         process = ctx.Process(target=child_main, args=(sender, job), name="kefu-parse", daemon=True)
         await asyncio.to_thread(process.start)  # the first start launches the forkserver
         sender.close()
+        log.debug("parsing %s in process %d", filename, process.pid)
         deadline = time.monotonic() + timeout
         while True:
             if not await _readable(receiver, deadline - time.monotonic()):
@@ -328,6 +339,8 @@ async def parse_file(
                 continue
             if kind == "done":
                 parsed.result = message[1]
+                log.info("parsed %s in a separate process: %d rows, peak RSS %.0f MB", filename,
+                         parsed.result.rows_read, parsed.result.peak_rss_kb / 1024)
                 ok = True
                 return parsed
             if kind == "refused":
@@ -350,7 +363,8 @@ async def parse_file(
             if process.is_alive():
                 process.kill()
             await asyncio.shield(asyncio.to_thread(process.join, 10))
-            process.close()
+            with contextlib.suppress(ValueError):
+                process.close()
         if temp_source is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp_source)
@@ -358,4 +372,4 @@ async def parse_file(
             parsed.close()
 
 
-__all__ = ["CHILD_MEMORY_MAX", "PARSE_TIMEOUT_S", "ParseResult", "ParsedFile", "child_main", "parse_file"]
+__all__ = ["CHILD_MEMORY_MAX", "PARSE_TIMEOUT_S", "ParseResult", "ParsedFile", "child_main", "parse_file", "warm_up"]
