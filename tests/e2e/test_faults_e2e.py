@@ -225,3 +225,101 @@ async def test_kill_9_at_random_points_of_a_broadcast_resumes_and_never_sends_tw
                 assert got == 1, (tg_id, got, rows[tg_id])
     finally:
         await emu.stop()
+
+
+def corrupt_pages(db_path: Path, *objects: str) -> list[int]:
+    """Overwrite the root pages of these tables/indexes with garbage (a disk that went bad while
+    the bot was down); returns the page numbers."""
+    conn = sqlite3.connect(db_path)
+    try:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        marks = ",".join("?" * len(objects))
+        pages = [r[0] for r in conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({marks})", objects)]
+    finally:
+        conn.close()
+    noise = random.Random(11)
+    with open(db_path, "r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * size)
+            f.write(bytes(noise.getrandbits(8) for _ in range(size)))
+    return pages
+
+
+async def health(port: int) -> tuple[int, dict]:
+    import httpx
+
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+        response = await client.get(f"http://127.0.0.1:{port}/api/health")
+    return response.status_code, response.json()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_corrupt_pages_are_named_in_the_admin_alert_and_in_health_and_the_bot_keeps_serving(tmp_path):
+    shifts = bp.on_off_shifts()
+    db_path = tmp_path / "kefu.db"
+    team = await bp.seed_team(db_path, shifts, 2, orders=3000, due=0)
+    assert len(corrupt_pages(db_path, "orders", "sqlite_autoindex_orders_1")) == 2
+    emu = await bp.start_emulator()
+    bp.add_team_to_emulator(emu, team)
+    port = free_port()
+    env = bp.kefu_env(emu, db_path, shifts, KEFU_API_TOKEN="fault-token", KEFU_API_PORT=str(port),
+                      KEFU_API_HOST="127.0.0.1")
+    agent = team.on_duty[0]
+    bot = bp.BotProcess("corrupt-pages", bp.kefu_argv(), env, tmp_path)
+    try:
+        assert await bp.cold_start(emu, bot, agent) is not None, bot.tail_log(5)
+        emu.send_text(agent, f"/order {team.order_nos[5]}")
+        alert = await emu.wait(lambda: next((m for m in emu.messages(team.admin) if "存储故障" in m["plain"]), None), 30)
+        assert alert is not None, bot.tail_log(10)
+        assert "数据库文件损坏" in alert["plain"]
+        assert await emu.wait(lambda: any("已通知管理员" in m["plain"] for m in emu.messages(agent)) or None, 10)
+        status, body = await health(port)
+        assert status == 503 and body["storage"] == "corrupt", body
+        # not a crash loop: the same process is still there and answers what does not need the orders
+        mark = emu.mark(agent)
+        emu.send_text(agent, "/help")
+        assert await emu.wait_send(agent, mark, 15) is not None
+        assert bot.alive
+    finally:
+        await bot.stop()
+        await emu.stop()
+
+
+async def test_a_corrupt_database_at_start_is_named_the_admins_told_and_the_process_exits(tmp_path):
+    """An unreadable database file (header overwritten): `kefu run` exits with code 2 and one
+    line naming the fault `corrupt` (no hang, no bare traceback on the terminal), the admins of
+    KEFU_ADMIN_IDS get an alert that needs no database; a restart within 10 minutes says it again
+    on the terminal but does not alert the admins a second time (a service manager's restart loop
+    does not flood them)."""
+    shifts = bp.on_off_shifts()
+    db_path = tmp_path / "kefu.db"
+    team = await bp.seed_team(db_path, shifts, 2, orders=20, due=0)
+    with open(db_path, "r+b") as f:
+        f.write(b"\x00not sqlite\x00" * 10)
+    emu = await bp.start_emulator()
+    bp.add_team_to_emulator(emu, team)
+    env = bp.kefu_env(emu, db_path, shifts)
+    try:
+        for attempt in range(2):
+            bot = bp.BotProcess(f"corrupt-start{attempt}", bp.kefu_argv(), env, tmp_path)
+            bot.start()
+            try:
+                code = await asyncio.wait_for(asyncio.to_thread(bot.proc.wait), 60)
+            finally:
+                await bot.stop()
+            log = bot.log_path.read_text(errors="replace")
+            assert code == 2, log[-2000:]
+            last = log.strip().splitlines()[-1]
+            assert last.startswith("启动失败：数据库无法使用") and "corrupt" in last, last
+            alerts = [m for m in emu.messages(team.admin) if "机器人无法启动" in m["plain"]]
+            assert len(alerts) == 1, [m["plain"] for m in emu.messages(team.admin)]
+            assert "数据库文件损坏" in alerts[0]["plain"]
+    finally:
+        await emu.stop()
