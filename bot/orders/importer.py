@@ -42,7 +42,14 @@ from bot.orders.model import (
     NormalizedOrder,
     RejectedRow,
 )
-from bot.orders.parsing import CHILD_MEMORY_MAX, PARSE_TIMEOUT_S, REJECTED_KEPT, parse_file
+from bot.orders.parsing import (  # order_params, unknown_words: used by the API too
+    CHILD_MEMORY_MAX,
+    PARSE_TIMEOUT_S,
+    REJECTED_KEPT,
+    order_params,
+    parse_file,
+    unknown_words,
+)
 from bot.orders.readers import NotAnExport, Source
 from bot.render import mask_phone
 
@@ -111,33 +118,6 @@ STAGING_INSERT_SQL = (
 )
 STAGING_CLEAR_SQL = f"DELETE FROM temp.{STAGING_TABLE}"
 UPSERT_SQL = _upsert_sql()
-
-
-def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
-    """The row of `orders` for one normalised order (times → unix seconds, amount → cents)."""
-    return (
-        order.platform,
-        order.order_no,
-        order.shop,
-        order.status,
-        order.status_raw,
-        int(order.refunding),
-        int(order.presale),
-        None if order.created_at is None else int(order.created_at.timestamp()),
-        None if order.paid_at is None else int(order.paid_at.timestamp()),
-        None if order.shipped_at is None else int(order.shipped_at.timestamp()),
-        None if order.amount is None else int(order.amount * 100),
-        order.buyer,
-        order.item_title,
-        order.tracking_no,
-        order.carrier,
-        int(order.on_hold),
-        None if order.ship_from is None else int(order.ship_from.timestamp()),
-        None if order.ship_by is None else int(order.ship_by.timestamp()),
-        source,
-        now,
-        now,
-    )
 
 
 @dataclass
@@ -384,11 +364,6 @@ async def import_file(
     finally:
         parsed.close()
     return summary
-
-
-def unknown_words(counter: Any) -> list[tuple[str, str, int]]:
-    """(column, word, rows) from a reader's counter, most frequent first."""
-    return sorted(((c, w, n) for (c, w), n in counter.items()), key=lambda t: (-t[2], t[0], t[1]))
 
 
 # --- Pushes (HTTP endpoint) -----------------------------------------------------------------------

@@ -82,6 +82,38 @@ class ParseResult:
     peak_rss_kb: int = 0
 
 
+def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
+    """The row of `orders` for one normalised order (times → unix seconds, amount → cents)."""
+    return (
+        order.platform,
+        order.order_no,
+        order.shop,
+        order.status,
+        order.status_raw,
+        int(order.refunding),
+        int(order.presale),
+        None if order.created_at is None else int(order.created_at.timestamp()),
+        None if order.paid_at is None else int(order.paid_at.timestamp()),
+        None if order.shipped_at is None else int(order.shipped_at.timestamp()),
+        None if order.amount is None else int(order.amount * 100),
+        order.buyer,
+        order.item_title,
+        order.tracking_no,
+        order.carrier,
+        int(order.on_hold),
+        None if order.ship_from is None else int(order.ship_from.timestamp()),
+        None if order.ship_by is None else int(order.ship_by.timestamp()),
+        source,
+        now,
+        now,
+    )
+
+
+def unknown_words(counter: Any) -> list[tuple[str, str, int]]:
+    """(column, word, rows) from a reader's counter, most frequent first."""
+    return sorted(((c, w, n) for (c, w), n in counter.items()), key=lambda t: (-t[2], t[0], t[1]))
+
+
 # --- the child ------------------------------------------------------------------------------------
 
 
@@ -128,7 +160,6 @@ def _peak_rss_kb() -> int:
 
 
 def _parse(conn: Any, job: ParseJob) -> ParseResult:
-    from bot.orders.importer import order_params, unknown_words  # the child's own import
     from bot.orders.readers import open_export
 
     reader = open_export(
@@ -227,7 +258,7 @@ def _context() -> Any:
     ctx = multiprocessing.get_context(_START_METHOD)
     if _START_METHOD == "forkserver" and not _PRELOADED:
         # The server imports the readers once; every parse then starts in milliseconds.
-        ctx.set_forkserver_preload(["bot.orders.parsing", "bot.orders.importer", "openpyxl"])
+        ctx.set_forkserver_preload(["bot.orders.parsing", "openpyxl"])
         _PRELOADED = True
     return ctx
 
