@@ -75,7 +75,7 @@ def _rank(expr: str) -> str:
     return f"(CASE {expr} {cases} END)"
 
 
-def _upsert_sql(table: str = "orders_incoming") -> str:
+def _upsert_sql(table: str = "orders_incoming", *, ranged: bool = False) -> str:
     """INSERT … ON CONFLICT DO UPDATE implementing the merge rule in the module docstring."""
     # `closed` has the highest rank, so "same or later" also lets closed follow anything and
     # keeps a closed order closed.
@@ -105,7 +105,7 @@ def _upsert_sql(table: str = "orders_incoming") -> str:
     # applies the batch in file order, so a number twice in a file merges like two imports.
     return (
         f"INSERT INTO orders ({columns})\n"
-        f"SELECT {columns} FROM temp.{table} WHERE true ORDER BY rowid\n"
+        f"SELECT {columns} FROM temp.{table} WHERE {'rowid > ? AND rowid <= ?' if ranged else 'true'} ORDER BY rowid\n"
         f"ON CONFLICT (platform, order_no) DO UPDATE SET\n    {assignments},\n"
         f"    source = excluded.source,\n    updated_at = excluded.updated_at\n"
         f"WHERE {changed}"
@@ -125,7 +125,7 @@ STAGING_CLEAR_SQL = f"DELETE FROM temp.{STAGING_TABLE}"
 UPSERT_SQL = _upsert_sql(STAGING_TABLE)
 #: A file import stages ALL its rows before the write transaction, a chunk at a time (each chunk
 #: holds the connection for milliseconds), in a temp table of its own: two imports at once never
-#: mix their rows. The transaction is then a single merge statement.
+#: mix their rows. The transaction then only merges, a chunk per statement.
 STAGE_CHUNK = 2_000
 _import_tables = itertools.count(1)
 
@@ -152,7 +152,8 @@ class _Staging:
 
     @property
     def upsert_sql(self) -> str:
-        return _upsert_sql(self.table)
+        """Merges the staged rows with rowid in (?, ?]."""
+        return _upsert_sql(self.table, ranged=True)
 
 
 @dataclass
@@ -394,9 +395,13 @@ async def import_file(
             received += len(params)
         async with db.transaction() as conn:
             before = await _count_orders(conn)
-            cursor = await conn.execute(staging.upsert_sql)
-            changed = max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
-            await cursor.close()
+            changed = 0
+            # A chunk per statement: the connection's one thread serves other people's queries
+            # between them (one statement for all rows kept them waiting the whole merge).
+            for start in range(0, received, STAGE_CHUNK):
+                cursor = await conn.execute(staging.upsert_sql, (start, start + STAGE_CHUNK))
+                changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
+                await cursor.close()
             inserted = await _count_orders(conn) - before
             summary.inserted, summary.updated = inserted, changed - inserted
             summary.unchanged = received - changed
