@@ -49,6 +49,7 @@ from bot.orders.parsing import (  # order_params, unknown_words: used by the API
     CHILD_MEMORY_MAX,
     PARSE_TIMEOUT_S,
     REJECTED_KEPT,
+    ParsedFile,
     order_params,
     parse_file,
     unknown_words,
@@ -211,6 +212,47 @@ async def _record_batch(conn: aiosqlite.Connection, **values: Any) -> int:
     batch_id = cursor.lastrowid
     await cursor.close()
     return int(batch_id)
+
+
+async def _stage_and_merge(
+    db: Database,
+    parsed: ParsedFile,
+    *,
+    finish: Callable[[aiosqlite.Connection, UpsertCounts], Awaitable[None]],
+    on_order: Callable[[NormalizedOrder], None] | None = None,
+) -> UpsertCounts:
+    """Stage the spooled rows in a temp table of their own, a chunk per short transaction, then
+    merge them into `orders` in one transaction, a chunk per statement; `finish(conn, counts)`
+    runs inside that transaction (records the batch, or raises to roll back)."""
+    staging = _Staging.new()
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(staging.create_sql)
+        received = 0
+        for load in parsed.batches():
+            params, orders = await asyncio.to_thread(load)
+            if on_order is not None and orders:
+                for order in orders:
+                    on_order(order)
+            for start in range(0, len(params), STAGE_CHUNK):
+                async with db.transaction() as conn:
+                    await conn.executemany(staging.insert_sql, params[start : start + STAGE_CHUNK])
+            received += len(params)
+        async with db.transaction() as conn:
+            before = await _count_orders(conn)
+            changed = 0
+            # A chunk per statement: the connection's one thread serves other people's queries
+            # between them (one statement for all rows kept them waiting the whole merge).
+            for start in range(0, received, STAGE_CHUNK):
+                cursor = await conn.execute(staging.upsert_sql, (start, start + STAGE_CHUNK))
+                changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
+                await cursor.close()
+            inserted = await _count_orders(conn) - before
+            counts = UpsertCounts(inserted, changed - inserted, received - changed)
+            await finish(conn, counts)
+        return counts
+    finally:
+        await _drop_staging(db, staging)
 
 
 async def _drop_staging(db: Database, staging: _Staging) -> None:
@@ -379,54 +421,33 @@ async def import_file(
     summary.rejected, summary.rejected_count = parsed.rejected, parsed.rejected_count
     # 2. Stage every parsed row in a temp table of this import, a chunk at a time (no lock on
     #    the orders meanwhile), then 3. merge them in ONE short transaction (all-or-nothing).
-    staging = _Staging.new()
+
+    async def finish(conn: aiosqlite.Connection, counts: UpsertCounts) -> None:
+        summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
+        if dry_run:
+            raise _DryRun()
+        summary.batch_id = await _record_batch(
+            conn,
+            source="file",
+            filename=filename,
+            format=summary.format,
+            platform=summary.platform,
+            rows_read=summary.rows_read,
+            inserted=summary.inserted,
+            updated=summary.updated,
+            unchanged=summary.unchanged,
+            rejected=summary.rejected_count,
+            skipped=summary.skipped,
+            created_at=now,
+            actor=actor,
+        )
+
     try:
-        async with db.transaction() as conn:
-            await conn.execute(staging.create_sql)
-        received = 0
-        for load in parsed.batches():
-            params, orders = await asyncio.to_thread(load)
-            if on_order is not None and orders:
-                for order in orders:
-                    on_order(order)
-            for start in range(0, len(params), STAGE_CHUNK):
-                async with db.transaction() as conn:
-                    await conn.executemany(staging.insert_sql, params[start : start + STAGE_CHUNK])
-            received += len(params)
-        async with db.transaction() as conn:
-            before = await _count_orders(conn)
-            changed = 0
-            # A chunk per statement: the connection's one thread serves other people's queries
-            # between them (one statement for all rows kept them waiting the whole merge).
-            for start in range(0, received, STAGE_CHUNK):
-                cursor = await conn.execute(staging.upsert_sql, (start, start + STAGE_CHUNK))
-                changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
-                await cursor.close()
-            inserted = await _count_orders(conn) - before
-            summary.inserted, summary.updated = inserted, changed - inserted
-            summary.unchanged = received - changed
-            if dry_run:
-                raise _DryRun()
-            summary.batch_id = await _record_batch(
-                conn,
-                source="file",
-                filename=filename,
-                format=summary.format,
-                platform=summary.platform,
-                rows_read=summary.rows_read,
-                inserted=summary.inserted,
-                updated=summary.updated,
-                unchanged=summary.unchanged,
-                rejected=summary.rejected_count,
-                skipped=summary.skipped,
-                created_at=now,
-                actor=actor,
-            )
+        await _stage_and_merge(db, parsed, on_order=on_order, finish=finish)
     except _DryRun:
         pass
     finally:
         parsed.close()
-        await _drop_staging(db, staging)
     return summary
 
 
@@ -471,6 +492,23 @@ async def upsert_orders(
     except _DryRun:
         pass
     return counts
+
+
+async def upsert_parsed(db: Database, parsed: ParsedFile, *, clock: Clock, actor: int | None = None) -> UpsertCounts:
+    """Write a push parsed in the parsing process (bot.orders.parsing.parse_push): the same merge
+    and record as `upsert_orders`, in one transaction. Closes `parsed`."""
+    now = to_ts(clock.now())
+
+    async def finish(conn: aiosqlite.Connection, counts: UpsertCounts) -> None:
+        await _record_batch(
+            conn, source="api", format="api", rows_read=parsed.result.rows_read, inserted=counts.inserted,
+            updated=counts.updated, unchanged=counts.unchanged, created_at=now, actor=actor,
+        )
+
+    try:
+        return await _stage_and_merge(db, parsed, finish=finish)
+    finally:
+        parsed.close()
 
 
 # --- Lookups for the /order card and script variables ---------------------------------------------
@@ -573,5 +611,5 @@ def order_variables(order: StoredOrder | NormalizedOrder, tz: tzinfo) -> dict[st
 
 __all__ = [
     "ImportSummary", "NotAnExport", "StoredOrder", "UpsertCounts", "find_orders", "get_order",
-    "import_file", "order_params", "order_variables", "upsert_orders",
+    "import_file", "order_params", "order_variables", "upsert_orders", "upsert_parsed",
 ]

@@ -60,6 +60,7 @@ OnBatch = Callable[[int, int, list[RejectedRow]], Awaitable[Any]]
 @dataclass(frozen=True)
 class ParseJob:
     path: str
+    kind: str  # "export" (a file: bot.orders.readers) or "push" (a POST /api/orders body)
     spool: str
     filename: str
     tz: tzinfo
@@ -84,6 +85,10 @@ class ParseResult:
     unknown_words: list[tuple[str, str, int]]
     batches: int
     peak_rss_kb: int = 0
+    #: A push with unreadable items: each item's reason (nothing spooled, nothing to write).
+    errors: list[dict] | None = None
+    #: A push that is not a readable body at all: (reason, detail) of bot.orders.push.BodyError.
+    body_error: tuple[str, str] | None = None
 
 
 def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
@@ -163,7 +168,40 @@ def _peak_rss_kb() -> int:
     return 0
 
 
+def _spool(spool: Any, params: list[tuple], orders: list[NormalizedOrder] | None) -> int:
+    """Write params (and orders, when kept) as small pickles; returns how many."""
+    count = 0
+    for start in range(0, len(params), SPOOL_CHUNK):
+        # small pickles: the parent unpickles each holding its GIL, a few ms at a time
+        end = start + SPOOL_CHUNK
+        pickle.dump((params[start:end], None if orders is None else orders[start:end]), spool,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+        count += 1
+    return count
+
+
+def _parse_push(job: ParseJob) -> ParseResult:
+    from bot.orders.push import BodyError, read_body
+
+    with open(job.path, "rb") as handle:
+        body = handle.read()
+    try:
+        records, orders, errors, ctx = read_body(body, job.tz)
+    except BodyError as exc:
+        return ParseResult(None, "api", 0, 0, [], 0, body_error=(exc.reason, exc.detail))
+    result = ParseResult(None, "api", len(records), 0, unknown_words(ctx.unknown), 0)
+    if errors:
+        result.errors = errors
+        return result
+    del records, body
+    with open(job.spool, "wb") as spool:
+        result.batches = _spool(spool, [order_params(o, "api", job.now) for o in orders], None)
+    return result
+
+
 def _parse(conn: Any, job: ParseJob) -> ParseResult:
+    if job.kind == "push":
+        return _parse_push(job)
     from bot.orders.readers import open_export
 
     reader = open_export(
@@ -186,12 +224,7 @@ def _parse(conn: Any, job: ParseJob) -> ParseResult:
                     rejected.append(item)
             if not params and not rejected:
                 break
-            for start in range(0, len(params), SPOOL_CHUNK):
-                # small pickles: the parent unpickles each holding its GIL, a few ms at a time
-                end = start + SPOOL_CHUNK
-                chunk = (params[start:end], orders[start:end] if job.keep_orders else None)
-                pickle.dump(chunk, spool, protocol=pickle.HIGHEST_PROTOCOL)
-                batches += 1
+            batches += _spool(spool, params, orders if job.keep_orders else None)
             keep = rejected[: max(0, job.rejected_kept - kept)]
             kept += len(keep)
             conn.send(("batch", reader.rows_read, len(rejected), keep))
@@ -329,6 +362,7 @@ async def parse_file(
     timeout: float = PARSE_TIMEOUT_S,
     memory_max: int | None = CHILD_MEMORY_MAX,
     rejected_kept: int = REJECTED_KEPT,
+    kind: str = "export",
 ) -> ParsedFile:
     """Parse `source` in a child process into a spool file. Raises NotAnExport (a refusal, or the
     child crashed / ran out of memory / of time) or OSError (the file could not be read).
@@ -344,7 +378,7 @@ async def parse_file(
     os.close(fd)
     owned = (spool,) if temp_source is None else (spool, temp_source)
     job = ParseJob(
-        path=path, spool=spool, filename=filename, tz=tz, now=now, platform=platform, shop=shop,
+        path=path, kind=kind, spool=spool, filename=filename, tz=tz, now=now, platform=platform, shop=shop,
         max_bytes=max_bytes, batch_size=batch_size, keep_orders=keep_orders, memory_max=memory_max, rejected_kept=rejected_kept, owned=owned,
     )
     parsed = ParsedFile(result=None, spool=spool)  # type: ignore[arg-type]
@@ -412,4 +446,18 @@ async def parse_file(
             parsed.close()
 
 
-__all__ = ["CHILD_MEMORY_MAX", "PARSE_TIMEOUT_S", "ParseResult", "ParsedFile", "child_main", "parse_file", "warm_up"]
+async def parse_push(body: bytes, *, tz: tzinfo, now: int, timeout: float = PARSE_TIMEOUT_S,
+                     memory_max: int | None = CHILD_MEMORY_MAX) -> ParsedFile:
+    """A POST /api/orders body read and validated in the parsing process (json.loads of a big
+    body would hold this process's GIL for its whole length). Raises BodyError for a body that
+    is not readable; `result.errors` lists unreadable items (then nothing is spooled)."""
+    parsed = await parse_file(body, filename="", tz=tz, now=now, timeout=timeout, memory_max=memory_max, kind="push")
+    if parsed.result.body_error is not None:
+        parsed.close()
+        from bot.orders.push import BodyError
+
+        raise BodyError(*parsed.result.body_error)
+    return parsed
+
+
+__all__ = ["CHILD_MEMORY_MAX", "PARSE_TIMEOUT_S", "ParseResult", "ParsedFile", "child_main", "parse_file", "parse_push", "warm_up"]
