@@ -13,6 +13,8 @@ Kinds (generated into a temp dir; --keep DIR keeps them):
 - line_10mb     a CSV of one 10 MB line (no line break)
 - json_nested   POST /api/orders with 100,000 nested arrays
 - json_1e30     POST /api/orders with one order whose amount is 1e30
+- json_push_18mb  a legitimate POST /api/orders of ~18 MB (~50,000 orders, under the 20 MB body limit):
+                must be written (HTTP 200); read in the parsing process, not the bot's
 - xlsx_strings_cap  a well-formed .xlsx whose sharedStrings.xml is just under the cap (24 MB, ~1M
                 distinct strings, all held by openpyxl) and 1,000 rows: the peak memory the limits allow
 Files are uploaded in the private chat of an agent through the emulator; the JSON goes to the
@@ -69,9 +71,10 @@ GOAL_RSS_MB = 300
 GOAL_BYSTANDER_MS = 200
 API_TOKEN = "bench-hostile-token"
 HEADER = ["platform", "order_no", "shop", "status", "created_at", "amount"]
-KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30", "xlsx_strings_cap"]
+KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30", "xlsx_strings_cap",
+         "json_push_18mb"]
 #: Legitimate files: they must import (not be refused); the 2 s refusal goal does not apply to them.
-LEGIT = {"xlsx_strings_cap"}
+LEGIT = {"xlsx_strings_cap", "json_push_18mb"}
 
 
 # --- the hostile files ----------------------------------------------------------------------------
@@ -237,6 +240,24 @@ def json_1e30() -> bytes:
     return json.dumps([order], ensure_ascii=False).replace('"buyer"', '"amount": 1e30, "buyer"').encode()
 
 
+def json_push(limit: int) -> bytes:
+    """A legitimate ERP push just under the 20 MB body limit: a JSON array of full orders."""
+    parts, size, i = [], 2, 0
+    while True:
+        item = json.dumps({
+            "platform": "taobao", "order_no": str(4_100_000_000_000_000_000 + i), "shop": "小棉袄旗舰店",
+            "status": "paid_unshipped", "status_raw": "买家已付款，等待卖家发货", "created_at": "2026-11-25 10:00:00",
+            "paid_at": "2026-11-25 10:01:00", "amount": "129.00", "buyer": f"tb_buyer_{i}",
+            "item_title": "加厚羽绒服 冬季 男女同款 " * 3, "tracking_no": "", "carrier": "",
+        }, ensure_ascii=False).encode()
+        if size + len(item) + 1 > limit:
+            break
+        parts.append(item)
+        size += len(item) + 1
+        i += 1
+    return b"[" + b",".join(parts) + b"]"
+
+
 def generate(kinds: list[str], folder: Path, bomb_mb: int) -> dict[str, tuple[str, bytes | Path]]:
     """kind → ("upload", path) or ("api", body)."""
     made: dict[str, tuple[str, bytes | Path]] = {}
@@ -266,6 +287,8 @@ def generate(kinds: list[str], folder: Path, bomb_mb: int) -> dict[str, tuple[st
             made[kind] = ("api", json_nested())
         elif kind == "json_1e30":
             made[kind] = ("api", json_1e30())
+        elif kind == "json_push_18mb":
+            made[kind] = ("api", json_push(18 * 2**20))
         else:
             raise ValueError(kind)
         what = made[kind][1]
@@ -484,7 +507,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> int:
         in_time = o.seconds is not None and (o.kind in LEGIT or o.seconds <= GOAL_REFUSE_S)
         ok = (in_time and max(o.peak_rss_mb, o.child_peak_mb) <= GOAL_RSS_MB and not o.killed
               and (o.bystander_max_ms or 0) <= GOAL_BYSTANDER_MS and not o.bystander_unanswered
-              and (o.http_status is None or 400 <= o.http_status < 500))  # a 5xx is a crash, not a refusal
+              and (o.http_status is None  # a 5xx is a crash, not a refusal; a legitimate push is written
+                   or (o.http_status == 200 if o.kind in LEGIT else 400 <= o.http_status < 500)))
         misses += not ok
         extra = o.answer or o.note or "no answer"
         print(f"{o.kind:<16} {seconds:>14} {rss:>10} {child:>12} {wait:>15}  {'ok  ' if ok else 'MISS'} {extra}")
