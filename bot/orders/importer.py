@@ -47,6 +47,7 @@ from bot.orders.model import (
 )
 from bot.orders.parsing import (  # order_params, unknown_words: used by the API too
     CHILD_MEMORY_MAX,
+    CHILD_NICENESS,
     PARSE_TIMEOUT_S,
     REJECTED_KEPT,
     ParsedFile,
@@ -384,6 +385,7 @@ async def import_file(
     batch_size: int = BATCH_SIZE,
     parse_timeout: float = PARSE_TIMEOUT_S,
     parse_memory_max: int | None = CHILD_MEMORY_MAX,
+    parse_niceness: int = CHILD_NICENESS,
 ) -> ImportSummary:
     """Import one export file in one transaction and say what it did.
 
@@ -412,7 +414,7 @@ async def import_file(
     parsed = await parse_file(
         path_or_bytes, filename=filename, tz=tz, now=now, platform=platform, shop=shop, max_bytes=max_bytes,
         batch_size=batch_size, keep_orders=on_order is not None, on_batch=on_batch, timeout=parse_timeout,
-        memory_max=parse_memory_max, rejected_kept=REJECTED_KEPT,
+        memory_max=parse_memory_max, rejected_kept=REJECTED_KEPT, niceness=parse_niceness,
     )
     result = parsed.result
     summary = ImportSummary(platform=result.platform, format=result.format, filename=filename, dry_run=dry_run)

@@ -48,7 +48,8 @@ CHILD_MEMORY_MAX = 1024 * 2**20
 PARSE_TIMEOUT_S = 600.0
 #: Rows per pickle in the spool (the parent loads one at a time while others are being served).
 SPOOL_CHUNK = 2_000
-#: The parser yields the CPU to the bot on a busy machine: a bystander's command comes first.
+#: The parser yields the CPU to the bot on a busy machine: a bystander's command comes first
+#: (`kefu import`, with nobody waiting, passes 0).
 CHILD_NICENESS = 10
 #: Rejected rows kept with their details (a file re-saved by Excel can reject every row).
 REJECTED_KEPT = 20_000
@@ -72,6 +73,7 @@ class ParseJob:
     keep_orders: bool = False
     memory_max: int | None = CHILD_MEMORY_MAX
     rejected_kept: int = REJECTED_KEPT
+    niceness: int = CHILD_NICENESS
     #: Files the child removes when it finds itself orphaned (the bot was killed).
     owned: tuple[str, ...] = ()
 
@@ -241,8 +243,9 @@ def _parse(conn: Any, job: ParseJob) -> ParseResult:
 def child_main(conn: Any, job: ParseJob) -> None:
     """Entry point of the parsing process: every outcome is one last message on `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is the parent's to handle
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(CHILD_NICENESS)
+    if job.niceness:
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(job.niceness)
     _watch_parent(job.owned)
     _limit_memory(job.memory_max)
     outcome: tuple
@@ -363,6 +366,7 @@ async def parse_file(
     memory_max: int | None = CHILD_MEMORY_MAX,
     rejected_kept: int = REJECTED_KEPT,
     kind: str = "export",
+    niceness: int = CHILD_NICENESS,
 ) -> ParsedFile:
     """Parse `source` in a child process into a spool file. Raises NotAnExport (a refusal, or the
     child crashed / ran out of memory / of time) or OSError (the file could not be read).
@@ -379,7 +383,7 @@ async def parse_file(
     owned = (spool,) if temp_source is None else (spool, temp_source)
     job = ParseJob(
         path=path, kind=kind, spool=spool, filename=filename, tz=tz, now=now, platform=platform, shop=shop,
-        max_bytes=max_bytes, batch_size=batch_size, keep_orders=keep_orders, memory_max=memory_max, rejected_kept=rejected_kept, owned=owned,
+        max_bytes=max_bytes, batch_size=batch_size, keep_orders=keep_orders, memory_max=memory_max, rejected_kept=rejected_kept, niceness=niceness, owned=owned,
     )
     parsed = ParsedFile(result=None, spool=spool)  # type: ignore[arg-type]
     process = None
