@@ -215,45 +215,67 @@ async def _record_batch(conn: aiosqlite.Connection, **values: Any) -> int:
     return int(batch_id)
 
 
+class _Stager:
+    """Stages spooled rows in a temp table of their own, a chunk per short transaction (while
+    the child may still be parsing), then merges them into `orders` in one transaction, a chunk
+    per statement. Nothing reaches `orders` before `merge`; `drop` removes the table."""
+
+    def __init__(self, db: Database, on_order: Callable[[NormalizedOrder], None] | None = None) -> None:
+        self.db, self.on_order = db, on_order
+        self.staging = _Staging.new()
+        self.received = 0
+        self._created = False
+
+    async def stage(self, parsed: ParsedFile) -> None:
+        """Everything the child has spooled so far."""
+        if not self._created:
+            async with self.db.transaction() as conn:
+                await conn.execute(self.staging.create_sql)
+            self._created = True
+        for load in parsed.batches():
+            params, orders = await asyncio.to_thread(load)
+            if self.on_order is not None and orders:
+                for order in orders:
+                    self.on_order(order)
+            for start in range(0, len(params), STAGE_CHUNK):
+                async with self.db.transaction() as conn:
+                    await conn.executemany(self.staging.insert_sql, params[start : start + STAGE_CHUNK])
+            self.received += len(params)
+
+    async def merge(self, finish: Callable[[aiosqlite.Connection, UpsertCounts], Awaitable[None]]) -> UpsertCounts:
+        """One transaction; `finish(conn, counts)` runs inside it (records the batch, or raises to
+        roll back)."""
+        async with self.db.transaction() as conn:
+            before = await _count_orders(conn)
+            changed = 0
+            # A chunk per statement: the connection's one thread serves other people's queries
+            # between them (one statement for all rows kept them waiting the whole merge).
+            for start in range(0, self.received, STAGE_CHUNK):
+                cursor = await conn.execute(self.staging.upsert_sql, (start, start + STAGE_CHUNK))
+                changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
+                await cursor.close()
+            inserted = await _count_orders(conn) - before
+            counts = UpsertCounts(inserted, changed - inserted, self.received - changed)
+            await finish(conn, counts)
+        return counts
+
+    async def drop(self) -> None:
+        if self._created:
+            await _drop_staging(self.db, self.staging)
+
+
 async def _stage_and_merge(
     db: Database,
     parsed: ParsedFile,
     *,
     finish: Callable[[aiosqlite.Connection, UpsertCounts], Awaitable[None]],
-    on_order: Callable[[NormalizedOrder], None] | None = None,
 ) -> UpsertCounts:
-    """Stage the spooled rows in a temp table of their own, a chunk per short transaction, then
-    merge them into `orders` in one transaction, a chunk per statement; `finish(conn, counts)`
-    runs inside that transaction (records the batch, or raises to roll back)."""
-    staging = _Staging.new()
+    stager = _Stager(db)
     try:
-        async with db.transaction() as conn:
-            await conn.execute(staging.create_sql)
-        received = 0
-        for load in parsed.batches():
-            params, orders = await asyncio.to_thread(load)
-            if on_order is not None and orders:
-                for order in orders:
-                    on_order(order)
-            for start in range(0, len(params), STAGE_CHUNK):
-                async with db.transaction() as conn:
-                    await conn.executemany(staging.insert_sql, params[start : start + STAGE_CHUNK])
-            received += len(params)
-        async with db.transaction() as conn:
-            before = await _count_orders(conn)
-            changed = 0
-            # A chunk per statement: the connection's one thread serves other people's queries
-            # between them (one statement for all rows kept them waiting the whole merge).
-            for start in range(0, received, STAGE_CHUNK):
-                cursor = await conn.execute(staging.upsert_sql, (start, start + STAGE_CHUNK))
-                changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
-                await cursor.close()
-            inserted = await _count_orders(conn) - before
-            counts = UpsertCounts(inserted, changed - inserted, received - changed)
-            await finish(conn, counts)
-        return counts
+        await stager.stage(parsed)
+        return await stager.merge(finish)
     finally:
-        await _drop_staging(db, staging)
+        await stager.drop()
 
 
 async def _drop_staging(db: Database, staging: _Staging) -> None:
@@ -402,8 +424,12 @@ async def import_file(
     now = to_ts(clock.now())
     next_progress = progress_every
 
-    async def on_batch(rows_read: int, _rejected: int, _kept: list[RejectedRow]) -> None:
+    stager = _Stager(db, on_order)
+
+    async def on_batch(rows_read: int, _rejected: int, _kept: list[RejectedRow], so_far: ParsedFile) -> None:
         nonlocal next_progress
+        # stage what the child spooled so far while it parses on (two cores: parse and stage overlap)
+        await stager.stage(so_far)
         if progress is not None and rows_read >= next_progress:
             await progress(rows_read)
             next_progress = (rows_read // progress_every + 1) * progress_every
@@ -411,11 +437,15 @@ async def import_file(
     # 1. Parse and validate the whole file first, in a separate process (the GIL stays free for
     #    everyone else), a batch at a time into a spool file on disk: no lock held, memory
     #    bounded, a refusal midway writes nothing.
-    parsed = await parse_file(
-        path_or_bytes, filename=filename, tz=tz, now=now, platform=platform, shop=shop, max_bytes=max_bytes,
-        batch_size=batch_size, keep_orders=on_order is not None, on_batch=on_batch, timeout=parse_timeout,
-        memory_max=parse_memory_max, rejected_kept=REJECTED_KEPT, niceness=parse_niceness,
-    )
+    try:
+        parsed = await parse_file(
+            path_or_bytes, filename=filename, tz=tz, now=now, platform=platform, shop=shop, max_bytes=max_bytes,
+            batch_size=batch_size, keep_orders=on_order is not None, on_batch=on_batch, timeout=parse_timeout,
+            memory_max=parse_memory_max, rejected_kept=REJECTED_KEPT, niceness=parse_niceness,
+        )
+    except BaseException:
+        await stager.drop()  # a refusal midway: the staged rows never reach the orders
+        raise
     result = parsed.result
     summary = ImportSummary(platform=result.platform, format=result.format, filename=filename, dry_run=dry_run)
     summary.rows_read, summary.skipped = result.rows_read, result.skipped
@@ -445,11 +475,13 @@ async def import_file(
         )
 
     try:
-        await _stage_and_merge(db, parsed, on_order=on_order, finish=finish)
+        await stager.stage(parsed)  # the rest
+        await stager.merge(finish)
     except _DryRun:
         pass
     finally:
         parsed.close()
+        await stager.drop()
     return summary
 
 

@@ -55,7 +55,8 @@ CHILD_NICENESS = 10
 REJECTED_KEPT = 20_000
 _START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
-OnBatch = Callable[[int, int, list[RejectedRow]], Awaitable[Any]]
+#: on_batch(rows_read, rejected in the batch, rejected rows to keep, the ParsedFile so far)
+OnBatch = Callable[[int, int, list[RejectedRow], "ParsedFile"], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def _parse(conn: Any, job: ParseJob) -> ParseResult:
             batches += _spool(spool, params, orders if job.keep_orders else None)
             keep = rejected[: max(0, job.rejected_kept - kept)]
             kept += len(keep)
-            conn.send(("batch", reader.rows_read, len(rejected), keep))
+            spool.flush()  # the parent may read every pickle counted so far while we go on
+            conn.send(("batch", reader.rows_read, len(rejected), keep, batches))
         return ParseResult(
             platform=reader.platform,
             format=reader.format.name,
@@ -281,16 +283,25 @@ class ParsedFile:
     rejected: list[RejectedRow] = field(default_factory=list)
     rejected_count: int = 0
 
+    #: Pickles written by the child so far (all of them once `result` is set) and read by us.
+    written: int = 0
+    read: int = 0
+    _handle: Any = None
+
     def batches(self) -> Iterator[Callable[[], tuple[list[tuple], list[NormalizedOrder] | None]]]:
-        """Loaders, one per batch (params, orders or None), to be called in a worker thread."""
-        handle = open(self.spool, "rb")  # noqa: SIM115 - closed below, after the last batch
-        try:
-            for _ in range(self.result.batches):
-                yield lambda: pickle.load(handle)
-        finally:
-            handle.close()
+        """Loaders, one per spooled pickle not read yet (params, orders or None), to be called in
+        a worker thread one after the other. Usable while the child still writes the spool."""
+        if self._handle is None:
+            self._handle = open(self.spool, "rb")  # noqa: SIM115 - closed by close()
+        handle = self._handle
+        while self.read < self.written:
+            self.read += 1
+            yield lambda: pickle.load(handle)
 
     def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
         with contextlib.suppress(OSError):
             os.unlink(self.spool)
 
@@ -371,7 +382,8 @@ async def parse_file(
     """Parse `source` in a child process into a spool file. Raises NotAnExport (a refusal, or the
     child crashed / ran out of memory / of time) or OSError (the file could not be read).
 
-    `on_batch(rows_read, rejected_in_batch, rejected_rows_to_keep)` is awaited after each batch.
+    `on_batch(rows_read, rejected_in_batch, rejected_rows_to_keep)` is awaited after each batch;
+    `parsed.batches()` then already yields what the child spooled so far (stage while it parses).
     """
     temp_source: str | None = None
     if isinstance(source, (str, Path)):
@@ -409,14 +421,15 @@ async def parse_file(
                 raise NotAnExport("parse_crashed", filename=filename) from None
             kind = message[0]
             if kind == "batch":
-                _, rows_read, rejected_count, keep = message
+                _, rows_read, rejected_count, keep, parsed.written = message
                 parsed.rejected_count += rejected_count
                 parsed.rejected.extend(keep)
                 if on_batch is not None:
-                    await on_batch(rows_read, rejected_count, keep)
+                    await on_batch(rows_read, rejected_count, keep, parsed)
                 continue
             if kind == "done":
                 parsed.result = message[1]
+                parsed.written = parsed.result.batches
                 log.info("parsed %s in a separate process: %d rows, peak RSS %.0f MB", filename,
                          parsed.result.rows_read, parsed.result.peak_rss_kb / 1024)
                 ok = True
