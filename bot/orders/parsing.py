@@ -143,19 +143,28 @@ def _limit_memory(limit: int | None) -> None:
         log.warning("parsing process not memory-limited: %s", exc)
 
 
-def _watch_parent(owned: tuple[str, ...]) -> None:
-    """Exit when the process that started us is gone (then the forkserver exits and we are
-    re-parented): a killed bot must not leave a parser running."""
-    parent = os.getppid()
+_FINISHED = threading.Event()
+
+
+def _watch_parent(conn: Any, owned: tuple[str, ...]) -> None:
+    """Exit when the process that started us is gone (kill -9 of the bot): a parser must not go
+    on for nobody. Our parent is the forkserver, which outlives the bot while we run (we hold
+    its "alive" pipe), so we watch our end of the pipe to the bot: a pipe's write end reports
+    POLLERR once nobody can read it any more."""
+    import select
+
+    fd = conn.fileno()
 
     def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                for path in owned:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-                os._exit(70)
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+        while not _FINISHED.is_set():
+            for _, events in poller.poll(500):
+                if events & (select.POLLERR | select.POLLHUP) and not _FINISHED.is_set():
+                    for path in owned:
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
+                    os._exit(70)
 
     threading.Thread(target=watch, name="kefu-parse-watch", daemon=True).start()
 
@@ -248,7 +257,7 @@ def child_main(conn: Any, job: ParseJob) -> None:
     if job.niceness:
         with contextlib.suppress(OSError, AttributeError):
             os.nice(job.niceness)
-    _watch_parent(job.owned)
+    _watch_parent(conn, job.owned)
     _limit_memory(job.memory_max)
     outcome: tuple
     try:
@@ -268,6 +277,7 @@ def child_main(conn: Any, job: ParseJob) -> None:
     except MemoryError:
         conn.send(("failed", "parse_memory", ""))
     finally:
+        _FINISHED.set()  # the parent now owns the spool: never remove it from here
         conn.close()
 
 

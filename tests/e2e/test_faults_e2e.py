@@ -42,6 +42,34 @@ async def kill_9(bot: bp.BotProcess) -> None:
     await asyncio.to_thread(bot.proc.wait, 10)
 
 
+def processes_of(db_path: Path) -> list[int]:
+    """Live processes started for this database: the bot, its forkserver and parsing process
+    (they inherit the bot's environment)."""
+    mark = f"KEFU_DB_PATH={db_path}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except OSError:
+            continue
+        found.append(int(entry))
+    return found
+
+
+async def no_process_left(db_path: Path, timeout: float = 5.0) -> list[int]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (left := processes_of(db_path)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    return left
+
+
 async def test_kill_9_at_random_points_of_an_import_loses_nothing_and_tells_the_sender(tmp_path):
     shifts = bp.on_off_shifts()
     db_path = tmp_path / "kefu.db"
@@ -61,6 +89,8 @@ async def test_kill_9_at_random_points_of_an_import_loses_nothing_and_tells_the_
             emu.send_document(sender, f"round{round_no}.csv", content)
             await asyncio.sleep(rng.uniform(0.2, 2.5))
             await kill_9(bot)
+            # the parser (its own process) does not outlive the bot: it notices and exits
+            assert await no_process_left(db_path) == []
             after_kill = orders_in(db_path)
             assert after_kill in (before, seeded + ROWS)  # one file: all or nothing
 
@@ -322,4 +352,35 @@ async def test_a_corrupt_database_at_start_is_named_the_admins_told_and_the_proc
             assert len(alerts) == 1, [m["plain"] for m in emu.messages(team.admin)]
             assert "数据库文件损坏" in alerts[0]["plain"]
     finally:
+        await emu.stop()
+
+
+async def test_a_parser_busy_in_one_long_step_exits_when_the_bot_is_killed(tmp_path):
+    """An XLSX at the shared-strings cap: openpyxl reads ~1M strings for seconds before the first
+    row, so the parser sends nothing for a while. kill -9 of the bot then: the parser notices
+    (its parent, the forkserver, is gone) and exits within a second, removing its temp files,
+    rather than parsing on for nobody."""
+    import hostile_files
+
+    shifts = bp.on_off_shifts()
+    db_path = tmp_path / "kefu.db"
+    team = await bp.seed_team(db_path, shifts, 2, orders=5, due=0)
+    book = tmp_path / "订单_strings.xlsx"
+    hostile_files.make_xlsx_strings_cap(book)
+    emu = await bp.start_emulator()
+    bp.add_team_to_emulator(emu, team)
+    env = bp.kefu_env(emu, db_path, shifts, KEFU_LOG_LEVEL="DEBUG")
+    bot = bp.BotProcess("long-step", bp.kefu_argv(), env, tmp_path)
+    try:
+        assert await bp.cold_start(emu, bot, team.on_duty[0]) is not None, bot.tail_log(5)
+        emu.send_document(team.on_duty[0], book.name, book.read_bytes())
+        started = await emu.wait(lambda: "parsing 订单_strings.xlsx in process" in bot.log_path.read_text(errors="replace")
+                                 or None, 20)
+        assert started, bot.tail_log(10)
+        await asyncio.sleep(1.0)
+        assert len(processes_of(db_path)) >= 3  # the bot, the forkserver, the parser at work
+        await kill_9(bot)
+        assert await no_process_left(db_path, timeout=3.0) == []
+    finally:
+        await bot.stop()
         await emu.stop()
