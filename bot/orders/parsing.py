@@ -272,12 +272,18 @@ def child_main(conn: Any, job: ParseJob) -> None:
         outcome = ("oserror", exc.errno, exc.strerror or str(exc), exc.filename)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which logs it
         outcome = ("failed", "parse_crashed", f"{type(exc).__name__}: {exc}"[:500])
+    # From here on the parent may take the spool and close the pipe at any moment: the watcher
+    # stands down (it would otherwise read that close as the bot's death and remove the spool).
+    _FINISHED.set()
     try:
         conn.send(outcome)
     except MemoryError:
         conn.send(("failed", "parse_memory", ""))
+    except OSError:  # the bot is gone: nobody will read the spool
+        for path in job.owned:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     finally:
-        _FINISHED.set()  # the parent now owns the spool: never remove it from here
         conn.close()
 
 
