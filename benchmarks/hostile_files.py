@@ -44,6 +44,12 @@ json_nested HTTP 400 too_deep in 0.17 s (101 MB, /help 67 ms); json_1e30 HTTP 40
 0.15 s (99 MB, /help 37 ms); xlsx_strings_cap (a legitimate import at the shared-strings cap)
 imported in 10.6 s at 227 MB peak, but /help waited 295 ms (openpyxl holds the GIL in the worker
 thread): 6/7 kinds within every goal. Before the 24 MB cap, 62 MB of shared strings peaked at 439 MB.
+
+With the parser in its own process (issue 12, branch s3-12; bot/orders/parsing.py), `--quick`,
+load average 1.5-1.8: 8/8 kinds within every goal. Refusals 0.12-0.35 s with /help 6-124 ms;
+xlsx_strings_cap imported in 10.0 s, bot 107 MB, parser 161 MB, /help 37 ms (was 295 ms);
+json_push_18mb (42,155 orders) written in 1.98 s, bot 137 MB, parser 140 MB, /help 26 ms.
+The "child RSS" column is the largest descendant of the bot (the forkserver idles at ~50 MB).
 """
 
 from __future__ import annotations

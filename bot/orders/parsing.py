@@ -39,10 +39,11 @@ from bot.orders.readers import NotAnExport, Source
 
 log = logging.getLogger(__name__)
 
-#: Address space of the parsing process. The largest legitimate file the limits allow (an XLSX
-#: whose shared strings are just under the 24 MB cap) peaks at ~230 MB RSS in the child and
-#: ~330 MB of address space; 1 GB leaves room and still keeps a hostile file from exhausting
-#: the machine.
+#: Address space of the parsing process. It starts at ~175 MB of address space (openpyxl
+#: preloaded; 37 MB resident), plus 64 MB per extra malloc arena; the largest legitimate file the
+#: limits allow (an XLSX whose shared strings are just under the 24 MB cap) peaks at ~160 MB RSS
+#: in the child (benchmarks/hostile_files.py). 1 GB leaves room and still keeps a hostile file
+#: from exhausting the machine.
 CHILD_MEMORY_MAX = 1024 * 2**20
 #: Wall-clock limit of one parse. A 1,000,000-row export parses in ~30 s on 2 busy cores.
 PARSE_TIMEOUT_S = 600.0
