@@ -402,23 +402,24 @@ async def parse_file(
     `on_batch(rows_read, rejected_in_batch, rejected_rows_to_keep)` is awaited after each batch;
     `parsed.batches()` then already yields what the child spooled so far (stage while it parses).
     """
-    temp_source: str | None = None
-    if isinstance(source, (str, Path)):
-        path = str(source)
-    else:
-        temp_source = path = await asyncio.to_thread(_write_temp, source)
     fd, spool = tempfile.mkstemp(prefix="kefu-import-")
     os.close(fd)
-    owned = (spool,) if temp_source is None else (spool, temp_source)
-    job = ParseJob(
-        path=path, kind=kind, spool=spool, filename=filename, tz=tz, now=now, platform=platform, shop=shop,
-        max_bytes=max_bytes, batch_size=batch_size, keep_orders=keep_orders, memory_max=memory_max, rejected_kept=rejected_kept, niceness=niceness, owned=owned,
-    )
     parsed = ParsedFile(result=None, spool=spool)  # type: ignore[arg-type]
+    temp_source: str | None = None
     process = None
     receiver = sender = None
     ok = False
     try:
+        if isinstance(source, (str, Path)):
+            path = str(source)
+        else:  # the upload's bytes: the child reads them from a file, not through the pipe
+            temp_source = path = await asyncio.to_thread(_write_temp, source)
+        job = ParseJob(
+            path=path, kind=kind, spool=spool, filename=filename, tz=tz, now=now, platform=platform, shop=shop,
+            max_bytes=max_bytes, batch_size=batch_size, keep_orders=keep_orders, memory_max=memory_max,
+            rejected_kept=rejected_kept, niceness=niceness,
+            owned=(spool,) if temp_source is None else (spool, temp_source),
+        )
         ctx = _context()
         receiver, sender = ctx.Pipe(duplex=False)
         process = ctx.Process(target=child_main, args=(sender, job), name="kefu-parse", daemon=True)
@@ -436,24 +437,24 @@ async def parse_file(
                 await asyncio.to_thread(process.join, 5)
                 log.error("the parsing process for %s died (exit code %s)", filename, process.exitcode)
                 raise NotAnExport("parse_crashed", filename=filename) from None
-            kind = message[0]
-            if kind == "batch":
+            what = message[0]
+            if what == "batch":
                 _, rows_read, rejected_count, keep, parsed.written = message
                 parsed.rejected_count += rejected_count
                 parsed.rejected.extend(keep)
                 if on_batch is not None:
                     await on_batch(rows_read, rejected_count, keep, parsed)
                 continue
-            if kind == "done":
+            if what == "done":
                 parsed.result = message[1]
                 parsed.written = parsed.result.batches
                 log.info("parsed %s in a separate process: %d rows, peak RSS %.0f MB", filename,
                          parsed.result.rows_read, parsed.result.peak_rss_kb / 1024)
                 ok = True
                 return parsed
-            if kind == "refused":
+            if what == "refused":
                 raise message[1]
-            if kind == "oserror":
+            if what == "oserror":
                 _, errno, strerror, name = message
                 raise OSError(errno, strerror, name)
             _, reason, detail = message
