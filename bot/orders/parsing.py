@@ -198,6 +198,9 @@ def _parse_push(job: ParseJob) -> ParseResult:
 
     with open(job.path, "rb") as handle:
         body = handle.read()
+    if job.path in job.owned:
+        with contextlib.suppress(OSError):
+            os.unlink(job.path)
     try:
         records, orders, errors, ctx = read_body(body, job.tz)
     except BodyError as exc:
@@ -217,8 +220,14 @@ def _parse(conn: Any, job: ParseJob) -> ParseResult:
         return _parse_push(job)
     from bot.orders.readers import open_export
 
+    source = open(job.path, "rb")  # noqa: SIM115 - the reader owns and closes it
+    if job.path in job.owned:
+        # the upload's temporary copy: gone from the disk now, readable through our handle (a
+        # kill -9 of everyone leaves no file behind)
+        with contextlib.suppress(OSError):
+            os.unlink(job.path)
     reader = open_export(
-        job.path, tz=job.tz, filename=job.filename, platform=job.platform, shop=job.shop, max_bytes=job.max_bytes
+        source, tz=job.tz, filename=job.filename, platform=job.platform, shop=job.shop, max_bytes=job.max_bytes
     )
     batches = kept = 0
     with reader, open(job.spool, "wb") as spool:
@@ -304,6 +313,13 @@ class ParsedFile:
     written: int = 0
     read: int = 0
     _handle: Any = None
+
+    def hold(self) -> None:
+        """Open the spool and remove its name: the data lives as long as this process holds it."""
+        if self._handle is None:
+            self._handle = open(self.spool, "rb")  # noqa: SIM115 - closed by close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.spool)
 
     def batches(self) -> Iterator[Callable[[], tuple[list[tuple], list[NormalizedOrder] | None]]]:
         """Loaders, one per spooled pickle not read yet (params, orders or None), to be called in
@@ -448,6 +464,7 @@ async def parse_file(
             if what == "done":
                 parsed.result = message[1]
                 parsed.written = parsed.result.batches
+                parsed.hold()  # from now on only our handle keeps the spool: a kill -9 leaves no file
                 log.info("parsed %s in a separate process: %d rows, peak RSS %.0f MB", filename,
                          parsed.result.rows_read, parsed.result.peak_rss_kb / 1024)
                 ok = True

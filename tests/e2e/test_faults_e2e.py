@@ -77,7 +77,9 @@ async def test_kill_9_at_random_points_of_an_import_loses_nothing_and_tells_the_
     seeded = orders_in(db_path)
     emu = await bp.start_emulator()
     bp.add_team_to_emulator(emu, team)
-    env = bp.kefu_env(emu, db_path, shifts)
+    temp = tmp_path / "tmp"  # where the bot's upload copy and spool go
+    temp.mkdir()
+    env = bp.kefu_env(emu, db_path, shifts, TMPDIR=str(temp))
     sender = team.on_duty[0]
     content = big_csv(ROWS)
     rng = random.Random(12)
@@ -112,6 +114,8 @@ async def test_kill_9_at_random_points_of_an_import_loses_nothing_and_tells_the_
             if any("中断" in w for w in words) and not summaries:
                 assert orders_in(db_path) == before  # interrupted: nothing written
         assert orders_in(db_path) in (seeded, seeded + ROWS)
+        # no temporary file outlives the killed bots (only the forkserver's own socket folder)
+        assert [p.name for p in temp.iterdir() if p.name.startswith("kefu-")] == []
     finally:
         await emu.stop()
 
