@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.reminders import ReminderEngine
-from bot.reminders.engine import (
+from bot.reminders.store import (
     ESCALATIONS_SQL,
     PENDING_SQL,
     REOPEN_SQL,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bot import __version__
-from bot.render import Renderer
+from bot.render import renderer_for
 
 #: Feature modules that add subcommands (kb check/search, import, reminders due, ...).
 SUBCOMMAND_MODULES = [
@@ -28,7 +28,7 @@ SUBCOMMAND_MODULES = [
 def cli_text(name: str, **values: object) -> str:
     from zoneinfo import ZoneInfo
 
-    return Renderer(ZoneInfo("UTC")).render(f"cli/{name}.txt", **values)
+    return renderer_for(ZoneInfo("UTC")).render(f"cli/{name}.txt", **values)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

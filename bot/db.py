@@ -267,3 +267,103 @@ class Database:
         finally:
             dest.close()
         return target
+
+
+# --- The SQLite dialect, in one place (issue 14) -----------------------------------------------------
+# Feature stores (bot/<feature>/store.py) keep their raw SQL, but every construct only SQLite
+# understands is built here, so a second engine could replace these few functions and nothing
+# else. tests/unit/core/test_storage_ownership.py refuses such constructs anywhere else.
+
+
+def _columns(columns: Sequence[str]) -> str:
+    return ", ".join(columns)
+
+
+def _marks(columns: Sequence[str]) -> str:
+    return ", ".join("?" for _ in columns)
+
+
+def insert_ignore_sql(table: str, columns: Sequence[str], *, select: str | None = None) -> str:
+    """INSERT that skips a row clashing with a unique key (SQLite `INSERT OR IGNORE`): one `?`
+    per column, or the rows of `select` (a SELECT of the same columns)."""
+    source = select if select is not None else f"VALUES ({_marks(columns)})"
+    return f"INSERT OR IGNORE INTO {table} ({_columns(columns)}) {source}"
+
+
+def insert_replace_sql(table: str, columns: Sequence[str]) -> str:
+    """INSERT that replaces the row clashing with a unique key (SQLite `INSERT OR REPLACE`)."""
+    return f"INSERT OR REPLACE INTO {table} ({_columns(columns)}) VALUES ({_marks(columns)})"
+
+
+def incoming(column: str) -> str:
+    """The value an upsert tried to insert, inside its update expressions (`excluded.<column>`)."""
+    return f"excluded.{column}"
+
+
+def upsert_sql(
+    table: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    updates: dict[str, str],
+    *,
+    from_table: str | None = None,
+    from_where: str | None = None,
+    order_by: str | None = None,
+    where: str | None = None,
+) -> str:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET column = expression …: one `?` per column, or every
+    row of `from_table` (same columns; those matching `from_where`, if given; applied in `order_by`
+    order). `updates` expressions name the stored row by the table name and the offered row by
+    `incoming(column)`; `where` limits which clashing rows change."""
+    if from_table is not None:
+        # An upsert fed by a SELECT needs a WHERE clause for SQLite to parse it (`WHERE true`).
+        source = f"SELECT {_columns(columns)} FROM {from_table} WHERE {from_where or 'true'}"
+        if order_by is not None:
+            source += f" ORDER BY {order_by}"
+    else:
+        source = f"VALUES ({_marks(columns)})"
+    assignments = ",\n    ".join(f"{column} = {expr}" for column, expr in updates.items())
+    sql = f"INSERT INTO {table} ({_columns(columns)})\n{source}\nON CONFLICT ({_columns(key)}) DO UPDATE SET\n    {assignments}"
+    return sql if where is None else f"{sql}\nWHERE {where}"
+
+
+def greatest(*expressions: str) -> str:
+    """The largest of several SQL values (SQLite's multi-argument max(); GREATEST elsewhere)."""
+    return f"MAX({', '.join(expressions)})"
+
+
+def least(*expressions: str) -> str:
+    """The smallest of several SQL values (SQLite's multi-argument min(); LEAST elsewhere)."""
+    return f"MIN({', '.join(expressions)})"
+
+
+def contains(text: str, part: str) -> str:
+    """SQL condition: `part` occurs in `text` (SQLite's instr(); strpos/POSITION elsewhere)."""
+    return f"instr({text}, {part}) > 0"
+
+
+def insertion_order(alias: str | None = None) -> str:
+    """A column that orders a table's rows by insertion, for tables without an id of their own
+    (SQLite's implicit rowid)."""
+    return "rowid" if alias is None else f"{alias}.rowid"
+
+
+def insertion_range(alias: str | None = None) -> str:
+    """SQL condition: the rows inserted (n, m]th, for `(n, m)` as parameters (insertion order
+    counts from 1 in a fresh table). A scratch table's rows merged a chunk per statement."""
+    order = insertion_order(alias)
+    return f"{order} > ? AND {order} <= ?"
+
+
+def staging_table_sql(name: str, columns: Sequence[str]) -> tuple[str, str]:
+    """(create, qualified name) of a per-connection scratch table (SQLite's TEMP schema): it lives
+    as long as the connection and no other connection sees it. `insertion_order()` orders its rows."""
+    return f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_columns(columns)})", f"temp.{name}"
+
+
+async def insert_id(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] | dict = ()) -> int:
+    """Run one INSERT on `conn` (inside the caller's transaction) and return the new row's id."""
+    cursor = await conn.execute(sql, params)
+    row_id = cursor.lastrowid
+    await cursor.close()
+    return int(row_id)

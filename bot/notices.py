@@ -1,18 +1,21 @@
 """The `notices` table: "was this notice sent lately?", for messages that must not flood (the
-admin alert of one error kind at most every ten minutes). The only module that writes it."""
+admin alert of one error kind at most every ten minutes). The only module that reads or writes it:
+the store of this core table (0001_core.sql)."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 
-from bot.db import Database
+from bot.db import Database, incoming, upsert_sql
 
 log = logging.getLogger(__name__)
 
 #: Fallback when the database cannot be written (disk full, read-only, corrupt): the alert about
 #: that very fault must still go out, throttled in this process's memory. (db path, key) → sent_at.
 _IN_MEMORY: dict[tuple[str, str], int] = {}
+
+_REMEMBER_SQL = upsert_sql("notices", ("key", "sent_at"), ("key",), {"sent_at": incoming("sent_at")})
 
 
 def claim_in_memory(db: Database, key: str, now: int, every_seconds: int) -> bool:
@@ -41,8 +44,5 @@ async def _claim_in_db(db: Database, key: str, now: int, every_seconds: int) -> 
         row = await cursor.fetchone()
         if row is not None and now - row[0] < every_seconds:
             return False
-        await conn.execute(
-            "INSERT INTO notices (key, sent_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET sent_at = excluded.sent_at",
-            (key, now),
-        )
+        await conn.execute(_REMEMBER_SQL, (key, now))
     return True

@@ -8,9 +8,10 @@ Jinja2 snippets, looked up with `label("buttons.claim")` or `message("errors.adm
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ from bot import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 TELEGRAM_TEXT_LIMIT = 4096
+
+
+@functools.cache
+def renderer_for(tz: tzinfo) -> Renderer:
+    """The process's one Renderer for `tz` (templates compiled once). The composition root
+    (bot/services.py) takes the bot's from here and hands it to every handler; CLI commands that
+    run without services, and the UTC-only label readers, ask here too. Nothing else constructs one
+    (tests/unit/core/test_renderer_once.py)."""
+    return Renderer(tz)
 
 
 class Renderer:
@@ -42,6 +52,8 @@ class Renderer:
             role_label=self.role_label,
             shift_label=self.shift_label,
             mask_phone=mask_phone,
+            duration=self.duration,
+            localtime_beside=self.localtime_beside,
         )
         self.env.globals.update(L=self.labels, label=self.label)
         #: label key -> its compiled snippet (or the plain string): compiled once, on first use.
@@ -90,6 +102,33 @@ class Renderer:
             return "-"
         moment = datetime.fromtimestamp(value, UTC) if isinstance(value, (int, float)) else value
         return moment.astimezone(self.tz).strftime(fmt)
+
+    def localtime_beside(self, value: int | datetime | None, beside: int | datetime | str | None,
+                         fmt: str = "%m-%d %H:%M", time_fmt: str = "%H:%M") -> str:
+        """`value` as local time for a line that already shows `beside`'s date (a moment or an
+        ISO date such as an occurrence's "2026-11-23"): the time alone when both fall on the same
+        local day, else with the date, so no line says "11-23 · 11-23 16:00" (issue 16)."""
+        if value is None:
+            return "-"
+        if beside is not None and self.localtime(value, "%Y-%m-%d") == (
+                beside[:10] if isinstance(beside, str) else self.localtime(beside, "%Y-%m-%d")):
+            return self.localtime(value, time_fmt)
+        return self.localtime(value, fmt)
+
+    def duration(self, value: float | timedelta | None) -> str:
+        """One way to write a length of time everywhere (issue 16: "20 小时" on one card and
+        "20.1 小时" on another): under an hour "N 分钟" (at least 1), under a day "H 小时 M 分钟"
+        (minutes left out on the hour), from a day on "D 天 H 小时". Seconds (or a timedelta),
+        rounded down; negative counts as its length. Words from labels.yaml `duration`."""
+        if value is None:
+            return "-"
+        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+        minutes = max(int(abs(seconds) // 60), 1)
+        if minutes < 60:
+            return self.label("duration.minutes", m=minutes)
+        if minutes < 24 * 60:
+            return self.label("duration.hours", h=minutes // 60, m=minutes % 60)
+        return self.label("duration.days", d=minutes // 1440, h=minutes % 1440 // 60)
 
     def role_label(self, role: Any) -> str:
         code = getattr(role, "code", role)

@@ -23,7 +23,7 @@ import yaml
 from bot import demo
 from bot.clock import ShiftedClock
 from bot.emulator import BotApiEmulator
-from bot.render import TEMPLATES_DIR, Renderer
+from bot.render import TEMPLATES_DIR, Renderer, renderer_for
 from bot.settings import Settings
 
 
@@ -49,17 +49,11 @@ def _load_demo() -> tuple[tuple[DemoUser, ...], frozenset[str]]:
 DEMO_USERS, QUIT_WORDS = _load_demo()
 
 async def seed_demo(services) -> None:
-    now = services.clock.now().timestamp()
-    async with services.db.transaction() as conn:
-        for user in DEMO_USERS:
-            if user.role is None:
-                continue
-            await conn.execute(
-                "INSERT INTO users (tg_id, username, full_name, display_name, employee_no, role, shift, active,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-                (user.tg_id, user.username, user.first_name, user.first_name, user.employee_no, user.role,
-                 user.shift, int(now), int(now)),
-            )
+    await services.people.seed_members([
+        {"tg_id": user.tg_id, "username": user.username, "full_name": user.first_name,
+         "display_name": user.first_name, "employee_no": user.employee_no, "role": user.role, "shift": user.shift}
+        for user in DEMO_USERS if user.role is not None
+    ])
     await demo.seed(services)  # orders due for reminders, handover items, a scheduled announcement
 
 
@@ -289,7 +283,7 @@ async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> in
     from handlers.app import build_application, start_application, stop_application
 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-sandbox-"))
-    text = Renderer(ZoneInfo("Asia/Shanghai"))
+    text = renderer_for(ZoneInfo("Asia/Shanghai"))
     emu = BotApiEmulator(bot_username="kefu_demo_bot")
     await emu.start()
     for user in DEMO_USERS:

@@ -17,7 +17,7 @@ from bot.kb import KbHolder
 from bot.kpi import KpiService
 from bot.people import PeopleService
 from bot.reminders import ReminderEngine
-from bot.render import Renderer
+from bot.render import Renderer, renderer_for
 from bot.settings import Settings
 
 
@@ -64,7 +64,7 @@ async def build_services(settings: Settings, clock: Clock, db: Database | None =
         settings=settings,
         db=db,
         clock=clock,
-        renderer=Renderer(settings.tz),
+        renderer=renderer_for(settings.tz),
         people=people,
         kb=kb,
         orders=OrdersDesk(),

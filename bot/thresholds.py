@@ -43,9 +43,9 @@ class ShopOverrideError(ValueError):
     def message(self) -> str:
         """The Chinese explanation from templates/reminders/settings_error.txt (the code if unavailable)."""
         try:
-            from bot.render import Renderer
+            from bot.render import renderer_for
 
-            return Renderer(UTC).render("reminders/settings_error.txt", code=self.code, **self.params)
+            return renderer_for(UTC).render("reminders/settings_error.txt", code=self.code, **self.params)
         except Exception:  # noqa: BLE001 — a broken template must not hide the setting's own problem
             return str(self)
 

@@ -21,10 +21,10 @@ from telegram.ext import Application
 
 from bot.broadcasts import Broadcast, Pacer, Recipient
 from bot.render import Renderer
-from handlers import outbox
+from handlers import callbacks, outbox
 from handlers.common import button, keyboard
 from handlers.context import Target, services_of
-from handlers.outbox import Delivery, deliver
+from handlers.outbox import Delivery, deliver, deliver_file, edit, edit_caption, pin
 
 log = logging.getLogger(__name__)
 
@@ -70,33 +70,16 @@ def copy_text(target: Target, broadcast: Any, author: str, *, acked_at: int | No
 def ack_markup(target: Target, broadcast: Broadcast) -> InlineKeyboardMarkup | None:
     if not broadcast.ack_required:
         return None
-    return keyboard([[button(target, "broadcast.buttons.ack", f"ack:{broadcast.id}")]])
-
-
-class _SendFile:
-    """Lets `handlers.common.deliver` send a photo or document with all its handling of 403,
-    429 and timeouts: `deliver` calls `target.bot.send_message(chat_id, text, **kw)`, which here
-    sends the file by its file_id with `text` as the caption."""
-
-    def __init__(self, app: Application, kind: str, file_id: str) -> None:
-        self.bot_data = app.bot_data
-        self.bot = self
-        self._bot = app.bot
-        self._kind = kind
-        self._file_id = file_id
-
-    async def send_message(self, chat_id: int, text: str, **kwargs: Any) -> Message:
-        if self._kind == "photo":
-            return await self._bot.send_photo(chat_id, self._file_id, caption=text, **kwargs)
-        return await self._bot.send_document(chat_id, self._file_id, caption=text, **kwargs)
+    return keyboard([[button(target, "broadcast.buttons.ack", callbacks.Ack(broadcast.id).pack())]])
 
 
 async def send_copy(app: Application, chat_id: int, broadcast: Broadcast, text: str, **kwargs: Any) -> Delivery:
     """Send one copy (text, photo or document). Never raises for a Telegram refusal: a message
     Telegram rejects (400) is a failed delivery for this recipient, not a stopped broadcast."""
-    target: Target = app if broadcast.kind == "text" else _SendFile(app, broadcast.kind, broadcast.file_id)
     try:
-        return await deliver(target, chat_id, text, **kwargs)
+        if broadcast.kind == "text":
+            return await deliver(app, chat_id, text, **kwargs)
+        return await deliver_file(app, chat_id, broadcast.kind, broadcast.file_id, "", text, **kwargs)
     except TelegramError as exc:
         log.warning("broadcast %s to %s failed: %s", broadcast.id, chat_id, exc)
         return Delivery("failed", error=str(exc)[:200])
@@ -134,7 +117,7 @@ class Progress:
         text = renderer(self.app).render("broadcasts/progress.html", b=b, counts=counts, state=state)
         markup = None
         if state == "done" and counts.total:
-            markup = keyboard([[button(self.app, "broadcast.buttons.roster", f"bc:{b.id}:ros", id=b.id)]])
+            markup = keyboard([[button(self.app, "broadcast.buttons.roster", callbacks.BcRoster(b.id).pack(), number=b.number)]])
         if text == self._last and markup is None:
             return
         self._last = text
@@ -235,11 +218,10 @@ async def _post_to_team(app: Application, broadcast: Broadcast, author: str) -> 
         message_id = delivery.message.message_id
         await svc.set_team_message(broadcast.id, message_id)
     if not broadcast.team_pinned:
-        try:
-            await app.bot.pin_chat_message(chat_id, message_id, disable_notification=bool(broadcast.silent))
+        # False when the bot may not pin there (not an admin of the group): logged by the outbox
+        if await pin(app, chat_id, message_id, what=f"pin of broadcast {broadcast.id}",
+                     disable_notification=bool(broadcast.silent)):
             await svc.set_team_pinned(broadcast.id)
-        except TelegramError as exc:  # the bot may not be an admin of the group
-            log.warning("broadcast %s not pinned in the team group: %s", broadcast.id, exc)
 
 
 # --- acknowledgement edits and reminders ---------------------------------------------------------
@@ -249,20 +231,16 @@ async def show_acknowledged(app: Application, broadcast: Broadcast, recipient: R
     show it was acknowledged; the 收到 button goes away."""
     if recipient.message_id is not None:
         text = copy_text(app, broadcast, await author_name(app, broadcast.author_id), acked_at=recipient.acked_at)
-        try:
-            if broadcast.is_media:
-                await app.bot.edit_message_caption(chat_id=recipient.tg_id, message_id=recipient.message_id, caption=text)
-            else:
-                await app.bot.edit_message_text(text, chat_id=recipient.tg_id, message_id=recipient.message_id)
-        except TelegramError as exc:  # deleted by the user, too old, unchanged
-            log.info("copy of broadcast %s for %s not edited: %s", broadcast.id, recipient.tg_id, exc)
+        what = f"copy of broadcast {broadcast.id} for {recipient.tg_id}"  # deleted by the user, too old: logged
+        if broadcast.is_media:
+            await edit_caption(app, recipient.tg_id, recipient.message_id, text, what=what)
+        else:
+            await edit(app, recipient.tg_id, recipient.message_id, text, what=what)
     if pressed is not None and pressed.message_id != recipient.message_id:
         text = renderer(app).render("broadcasts/reminder.html", b=broadcast, author="", excerpt="",
                                     round=0, acked_at=recipient.acked_at)
-        try:
-            await app.bot.edit_message_text(text, chat_id=pressed.chat_id, message_id=pressed.message_id)
-        except TelegramError as exc:
-            log.info("reminder of broadcast %s for %s not edited: %s", broadcast.id, recipient.tg_id, exc)
+        await edit(app, pressed.chat_id, pressed.message_id, text,
+                   what=f"reminder of broadcast {broadcast.id} for {recipient.tg_id}")
 
 
 async def send_reminder(app: Application, broadcast: Broadcast, recipient: Recipient, *, round: int = 0) -> Delivery:

@@ -18,7 +18,6 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -55,7 +54,7 @@ from handlers.broadcast_delivery import (
 )
 from handlers.common import arg_text, button, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, reply
+from handlers.outbox import answer_callback, edit_pressed, in_background, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,8 @@ def _command_content(message: Message, text_html: str, missing: str) -> Content:
 
 def _check_length(context: KefuContext, content: Content) -> None:
     """Refuse now what Telegram would refuse at sending: the copy with the longest header."""
-    worst = SimpleNamespace(urgent=True, schedule_id=None, body_html=content.body_html, ack_required=True)
+    worst = SimpleNamespace(urgent=True, schedule_id=None, body_html=content.body_html, ack_required=True,
+                            number=999_999)
     text = copy_text(context, worst, context.person.name, acked_at=to_ts(context.svc.clock.now()))
     limit = CAPTION_LIMIT if content.is_media else TEXT_LIMIT
     if len(plain(text)) > limit:
@@ -195,24 +195,24 @@ async def panel(target: Target, draft: Broadcast, *, view: str | None = None, pa
         return await _preview(target, draft)
     svc = target.bot_data["services"]
     b = draft.id
-    cancel = [button(target, "broadcast.buttons.cancel", f"bc:{b}:x")]
+    cancel = [button(target, "broadcast.buttons.cancel", callbacks.BcCancel(b).pack())]
     values: dict[str, Any] = {}
     if step == "audience":
-        shifts = [button(target, "broadcast.buttons.aud_shift", f"bc:{b}:a:s{i}", name=_shift_name(target, s.name))
+        shifts = [button(target, "broadcast.buttons.aud_shift", callbacks.BcAudience(b, f"s{i}").pack(), name=_shift_name(target, s.name))
                   for i, s in enumerate(svc.settings.shifts)]
         rows = [
-            [button(target, "broadcast.buttons.quick", f"bc:{b}:qk")],
-            [button(target, "broadcast.buttons.aud_all", f"bc:{b}:a:all"),
-             button(target, "broadcast.buttons.aud_duty", f"bc:{b}:a:duty")],
+            [button(target, "broadcast.buttons.quick", callbacks.BcQuick(b).pack())],
+            [button(target, "broadcast.buttons.aud_all", callbacks.BcAudience(b, "all").pack()),
+             button(target, "broadcast.buttons.aud_duty", callbacks.BcAudience(b, "duty").pack())],
             *_rows(shifts, 2),
-            [button(target, "broadcast.buttons.aud_role", f"bc:{b}:a:r"),
-             button(target, "broadcast.buttons.aud_pick", f"bc:{b}:a:p")],
+            [button(target, "broadcast.buttons.aud_role", callbacks.BcAudience(b, "r").pack()),
+             button(target, "broadcast.buttons.aud_pick", callbacks.BcAudience(b, "p").pack())],
             cancel,
         ]
     elif step == "roles":
-        roles = [button(target, "broadcast.buttons.role", f"bc:{b}:a:r:{r.code}", name=svc.renderer.role_label(r))
+        roles = [button(target, "broadcast.buttons.role", callbacks.BcAudience(b, "r", r.code).pack(), name=svc.renderer.role_label(r))
                  for r in ROLE_CHOICES]
-        rows = [roles, [button(target, "broadcast.buttons.back", f"bc:{b}:a:back")], cancel]
+        rows = [roles, [button(target, "broadcast.buttons.back", callbacks.BcAudience(b, "back").pack())], cancel]
     elif step == "pick":
         rows, values = await _picker(target, draft, page)
         rows.append(cancel)
@@ -220,8 +220,8 @@ async def panel(target: Target, draft: Broadcast, *, view: str | None = None, pa
         code = {"ack_required": "ack", "urgent": "urg", "pin": "pin", "silent": "sil"}[step]
         name = {"ack_required": "ack", "urgent": "urgent", "pin": "pin", "silent": "silent"}[step]
         rows = [
-            [button(target, f"broadcast.buttons.{name}_yes", f"bc:{b}:{code}:1"),
-             button(target, f"broadcast.buttons.{name}_no", f"bc:{b}:{code}:0")],
+            [button(target, f"broadcast.buttons.{name}_yes", callbacks.BcChoice(b, code, "1").pack()),
+             button(target, f"broadcast.buttons.{name}_no", callbacks.BcChoice(b, code, "0").pack())],
             cancel,
         ]
     asked = [c for c in CHOICES if c != "pin" or _team_chat(target) is not None]  # no group: no pin question
@@ -247,18 +247,18 @@ async def _picker(target: Target, draft: Broadcast, page: int) -> tuple[list[lis
     shown = people[page * PICK_PAGE_SIZE : (page + 1) * PICK_PAGE_SIZE]
     on, off = renderer.label("broadcast.buttons.picked"), renderer.label("broadcast.buttons.unpicked")
     toggles = [
-        InlineKeyboardButton(f"{on if p.tg_id in chosen else off} {p.name}", callback_data=f"bc:{draft.id}:pk:{p.tg_id}:{page}")
+        InlineKeyboardButton(f"{on if p.tg_id in chosen else off} {p.name}", callback_data=callbacks.BcPick(draft.id, p.tg_id, page).pack())
         for p in shown
     ]
     rows = _rows(toggles, 2)
     nav = []
     if page > 0:
-        nav.append(button(target, "broadcast.buttons.prev", f"bc:{draft.id}:pg:{page - 1}"))
+        nav.append(button(target, "broadcast.buttons.prev", callbacks.BcPage(draft.id, page - 1).pack()))
     if page < pages - 1:
-        nav.append(button(target, "broadcast.buttons.next", f"bc:{draft.id}:pg:{page + 1}"))
+        nav.append(button(target, "broadcast.buttons.next", callbacks.BcPage(draft.id, page + 1).pack()))
     rows.append(nav)
-    rows.append([button(target, "broadcast.buttons.back", f"bc:{draft.id}:a:back"),
-                 button(target, "broadcast.buttons.pick_done", f"bc:{draft.id}:pd", count=len(chosen))])
+    rows.append([button(target, "broadcast.buttons.back", callbacks.BcAudience(draft.id, "back").pack()),
+                 button(target, "broadcast.buttons.pick_done", callbacks.BcPickDone(draft.id).pack(), count=len(chosen))])
     return rows, {"picked": len(chosen), "page": page, "pages": pages}
 
 
@@ -273,31 +273,25 @@ async def _preview(target: Target, draft: Broadcast) -> tuple[str, InlineKeyboar
         blocked=sum(1 for p in recipients if p.blocked_at),
     )
     go = "broadcast.buttons.save" if draft.is_schedule_draft else "broadcast.buttons.send"
-    first = [button(target, go, f"bc:{draft.id}:go")] if recipients or draft.is_schedule_draft else []
-    rows = [first + [button(target, "broadcast.buttons.redo", f"bc:{draft.id}:redo")],
-            [button(target, "broadcast.buttons.cancel", f"bc:{draft.id}:x")]]
+    first = [button(target, go, callbacks.BcGo(draft.id).pack())] if recipients or draft.is_schedule_draft else []
+    rows = [first + [button(target, "broadcast.buttons.redo", callbacks.BcRedo(draft.id).pack())],
+            [button(target, "broadcast.buttons.cancel", callbacks.BcCancel(draft.id).pack())]]
     return text, keyboard(rows)
 
 
 async def _show(update: Update, context: KefuContext, text: str, markup: InlineKeyboardMarkup | None,
                 draft_id: int | None = None) -> None:
     """Edit the pressed message; if that fails, send a new one (and make it the draft's panel)."""
-    query = update.callback_query
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
+    if await edit_pressed(update, context, text, reply_markup=markup):
         return
-    except BadRequest as exc:
-        if "not modified" in str(exc).lower():
-            return
-        log.info("panel edit failed (%s); sending a new message", exc)
     sent = await reply(update, context, text, reply_markup=markup)
     if sent is not None and draft_id is not None:
         await services_of(context).broadcasts.set_panel(draft_id, sent.chat_id, sent.message_id)
 
 
-def _audience_from(context: KefuContext, args: list[str]) -> Audience | str:
+def _audience_from(context: KefuContext, pressed: callbacks.BcAudience) -> Audience | str:
     """The audience a button names, or the view to show instead ("roles", "pick", "audience")."""
-    choice = args[0] if args else ""
+    choice = pressed.choice
     if choice in ("all", "duty"):
         return Audience(choice)
     if choice.startswith("s") and choice[1:].isdigit():
@@ -307,7 +301,7 @@ def _audience_from(context: KefuContext, args: list[str]) -> Audience | str:
             raise UserError("bad_audience")
         return Audience("shift", shifts[index].name)
     if choice == "r":
-        return Audience("role", args[1]) if len(args) > 1 else "roles"
+        return Audience("role", pressed.role) if pressed.role is not None else "roles"
     if choice == "p":
         return Audience("people")
     if choice == "back":
@@ -318,58 +312,54 @@ def _audience_from(context: KefuContext, args: list[str]) -> Audience | str:
 @broadcast_errors
 async def broadcast_button(update: Update, context: KefuContext) -> None:
     """Every `bc:` button: composing steps (author only), rosters and reminders (supervisors)."""
-    parts = (update.callback_query.data or "").split(":")
-    if len(parts) < 3 or not parts[1].isdigit():
+    pressed = callbacks.BROADCAST.decode(update.callback_query.data)
+    if pressed is None:
         await answer_callback(update, label(context, "broadcast.answers.button_expired"))
         return
-    broadcast_id, action, args = int(parts[1]), parts[2], parts[3:]
-    if action == "ros":
-        await _roster(update, context, broadcast_id, edit=bool(args))
+    broadcast_id = pressed.broadcast_id
+    if isinstance(pressed, callbacks.BcRoster):
+        await _roster(update, context, broadcast_id, edit=pressed.refresh is not None)
         return
-    if action == "rem":
+    if isinstance(pressed, callbacks.BcRemind):
         await _remind(update, context, broadcast_id)
         return
     svc = services_of(context).broadcasts
     person = context.person
     draft = await svc.draft_for(broadcast_id, person)
     view, page = None, 0
-    if action == "a":
-        chosen = _audience_from(context, args)
+    if isinstance(pressed, callbacks.BcAudience):
+        chosen = _audience_from(context, pressed)
         if isinstance(chosen, str):
             view = chosen
         else:
             draft = await svc.choose(draft.id, person, "audience", chosen)
-    elif action in ("pk", "pg"):
-        if action == "pk":
-            if len(args) != 2 or not args[0].isdigit() or not args[1].isdigit():
-                raise UserError("bad_audience")
-            tg_id, page = int(args[0]), int(args[1])
-            if tg_id not in {p.tg_id for p in await svc.pickable(draft.author_id)}:
-                raise UserError("bad_audience")
-            current = draft.audience_spec if draft.audience_spec and draft.audience_spec.kind == "people" else Audience("people")
-            draft = await svc.choose(draft.id, person, "audience", current.toggled(tg_id))
-        else:
-            page = int(args[0]) if args and args[0].isdigit() else 0
+    elif isinstance(pressed, callbacks.BcPick):
+        page = pressed.page
+        if pressed.tg_id not in {p.tg_id for p in await svc.pickable(draft.author_id)}:
+            raise UserError("bad_audience")
+        current = draft.audience_spec if draft.audience_spec and draft.audience_spec.kind == "people" else Audience("people")
+        draft = await svc.choose(draft.id, person, "audience", current.toggled(pressed.tg_id))
         view = "pick"
-    elif action == "pd":
+    elif isinstance(pressed, callbacks.BcPage):
+        page, view = pressed.page, "pick"
+    elif isinstance(pressed, callbacks.BcPickDone):
         if draft.audience_spec is None or not draft.audience_spec.complete:
             raise UserError("pick_someone")
-    elif action in ("ack", "urg", "pin", "sil"):
-        name = {"ack": "ack_required", "urg": "urgent", "pin": "pin", "sil": "silent"}[action]
-        draft = await svc.choose(draft.id, person, name, args[:1] == ["1"])
-    elif action == "qk":  # the common case in one tap: everyone, 收到 required, normal, ringing
+    elif isinstance(pressed, callbacks.BcChoice):
+        draft = await svc.choose(draft.id, person, callbacks.BC_CHOICES[pressed.code], pressed.yes == "1")
+    elif isinstance(pressed, callbacks.BcQuick):  # the common case in one tap: everyone, 收到 required, normal, ringing
         draft = await svc.choose(draft.id, person, "audience", Audience("all"))
         for name, value in (("ack_required", True), ("urgent", False), ("pin", False), ("silent", False)):
             if getattr(draft, name) is None:
                 draft = await svc.choose(draft.id, person, name, value)
-    elif action == "redo":
+    elif isinstance(pressed, callbacks.BcRedo):
         draft = await svc.reset_choices(draft.id, person, pin_available=_team_chat(context) is not None)
-    elif action == "x":
+    elif isinstance(pressed, callbacks.BcCancel):
         draft = await svc.cancel(draft.id, person)
         await _show(update, context, context.svc.renderer.render("broadcasts/cancelled.html", b=draft), None)
         await answer_callback(update, label(context, "broadcast.answers.cancelled"))
         return
-    elif action == "go":
+    elif isinstance(pressed, callbacks.BcGo):
         await _go(update, context, draft)
         await answer_callback(update)
         return
@@ -411,7 +401,7 @@ async def broadcasts_command(update: Update, context: KefuContext) -> None:
     text = context.svc.renderer.render(
         "broadcasts/list.html", items=items, authors=authors, excerpts={b.id: excerpt(b, 40) for b, _ in items}
     )
-    buttons = [button(context, "broadcast.buttons.roster", f"bc:{b.id}:ros", id=b.id) for b, _ in items]
+    buttons = [button(context, "broadcast.buttons.roster", callbacks.BcRoster(b.id).pack(), number=b.number) for b, _ in items]
     await reply(update, context, text, reply_markup=keyboard(_rows(buttons, 3)))
 
 
@@ -431,8 +421,8 @@ async def _roster(update: Update, context: KefuContext, broadcast_id: int, *, ed
     )
     rows = []
     if broadcast.ack_required and waiting:
-        rows.append([button(context, "broadcast.buttons.remind", f"bc:{broadcast.id}:rem", count=len(waiting))])
-    rows.append([button(context, "broadcast.buttons.refresh", f"bc:{broadcast.id}:ros:r")])
+        rows.append([button(context, "broadcast.buttons.remind", callbacks.BcRemind(broadcast.id).pack(), count=len(waiting))])
+    rows.append([button(context, "broadcast.buttons.refresh", callbacks.BcRoster(broadcast.id, "r").pack())])
     if edit:
         await _show(update, context, text, keyboard(rows))
     else:
@@ -479,19 +469,21 @@ async def _remind_all(app: Application, broadcast: Broadcast, waiting: list, cha
 async def ack_button(update: Update, context: KefuContext) -> None:
     """收到 (`ack:<broadcast>`): record who and when, then show it on the copy."""
     query = update.callback_query
-    parts = (query.data or "").split(":")
-    if len(parts) != 2 or not parts[1].isdigit():
+    pressed = callbacks.ACK.decode(query.data)
+    if pressed is None:
         await answer_callback(update, label(context, "broadcast.answers.button_expired"))
         return
-    broadcast_id = int(parts[1])
+    broadcast_id = pressed.broadcast_id
     pressed = query.message if isinstance(query.message, Message) else None
     recipient, recorded = await services_of(context).broadcasts.acknowledge(
         broadcast_id, context.person.tg_id, pressed.message_id if pressed else None
     )
+    # the presser has their answer first; their copy (and the reminder pressed) change after, through the outbox
+    await answer_callback(update, label(context, "broadcast.answers.acked" if recorded else "broadcast.answers.already_acked"))
     if recorded:
         broadcast = await services_of(context).broadcasts.get(broadcast_id)
-        await show_acknowledged(context.application, broadcast, recipient, pressed)
-    await answer_callback(update, label(context, "broadcast.answers.acked" if recorded else "broadcast.answers.already_acked"))
+        in_background(context, show_acknowledged(context.application, broadcast, recipient, pressed),
+                      name="kefu-ack-fanout")
 
 
 # --- schedules -------------------------------------------------------------------------------
@@ -507,12 +499,12 @@ async def _schedules_view(target: Target, confirm: int | None = None) -> tuple[s
     rows = []
     for s, _ in items:
         if confirm == s.id:
-            rows.append([button(target, "broadcast.buttons.delete_confirm", f"sch:{s.id}:dd", id=s.id),
-                         button(target, "broadcast.buttons.list", "sch:0:list")])
+            rows.append([button(target, "broadcast.buttons.delete_confirm", callbacks.ScheduleAction(s.id, "dd").pack(), id=s.id),
+                         button(target, "broadcast.buttons.list", callbacks.ScheduleAction(0, "list").pack())])
             continue
         toggle = ("resume", "r") if s.paused else ("pause", "p")
-        rows.append([button(target, f"broadcast.buttons.{toggle[0]}", f"sch:{s.id}:{toggle[1]}", id=s.id),
-                     button(target, "broadcast.buttons.delete", f"sch:{s.id}:d", id=s.id)])
+        rows.append([button(target, f"broadcast.buttons.{toggle[0]}", callbacks.ScheduleAction(s.id, toggle[1]).pack(), id=s.id),
+                     button(target, "broadcast.buttons.delete", callbacks.ScheduleAction(s.id, "d").pack(), id=s.id)])
     return text, keyboard(rows)
 
 
@@ -525,11 +517,11 @@ async def schedules_command(update: Update, context: KefuContext) -> None:
 @broadcast_errors
 async def schedule_button(update: Update, context: KefuContext) -> None:
     """`sch:<id>:p|r|d|dd` pause, resume, ask to delete, delete; `sch:0:list` back to the list."""
-    parts = (update.callback_query.data or "").split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in ("p", "r", "d", "dd", "list"):
+    pressed = callbacks.SCHEDULE.decode(update.callback_query.data)
+    if pressed is None:
         await answer_callback(update, label(context, "broadcast.answers.button_expired"))
         return
-    schedule_id, action = int(parts[1]), parts[2]
+    schedule_id, action = pressed.schedule_id, pressed.action
     svc = services_of(context).broadcasts
     answer, confirm = None, None
     if action == "p":

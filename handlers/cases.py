@@ -9,6 +9,7 @@ rule (`case_forbidden`, `case_not_approver`…); the codec's minimum role is onl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import tempfile
@@ -32,12 +33,14 @@ from bot.cases import (
     Case,
     export_cases,
 )
+from bot.kb import fill_script
 from bot.people import Person, Role, UserError
+from bot.recipients import Notify, recipients
 from handlers import pending, routing
-from handlers.callbacks import CASE
+from handlers import callbacks
 from handlers.common import arg_text, keyboard, label, user_errors
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, deliver, edit_or_send, reply
+from handlers.outbox import answer_callback, deliver, deliver_file, edit_or_send, edit_pressed_markup, reply
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
@@ -69,9 +72,9 @@ def _render(target: Target, template: str, **values: Any) -> str:
     return services_of(target).renderer.render(f"cases/{template}", **values)
 
 
-def _btn(target: Target, key: str, *fields: object, **values: Any) -> InlineKeyboardButton:
+def _btn(target: Target, key: str, pressed: callbacks.Button, **values: Any) -> InlineKeyboardButton:
     caption = services_of(target).renderer.label(f"cases.buttons.{key}", **values)
-    return InlineKeyboardButton(caption, callback_data=CASE.pack(*fields))
+    return InlineKeyboardButton(caption, callback_data=pressed.pack())
 
 
 async def _names(target: Target) -> dict[int, str]:
@@ -96,32 +99,32 @@ def card_keyboard(target: Target, case: Case, viewer: Person, *, waiting_evidenc
     rows: list[list[InlineKeyboardButton]] = []
     approval = case.approval
     if waiting_evidence:
-        rows.append([_btn(target, "evidence_done", "evd", no)])
+        rows.append([_btn(target, "evidence_done", callbacks.CaseEvidenceDone(no))])
     if approval is not None and approval.pending:
         if viewer.tg_id == approval.requester:
-            rows.append([_btn(target, "withdraw", "wd", no), _btn(target, "nudge", "ndg", no)])
+            rows.append([_btn(target, "withdraw", callbacks.CaseWithdraw(no)), _btn(target, "nudge", callbacks.CaseNudge(no))])
         elif viewer.tg_id == approval.approver or viewer.role >= Role.ADMIN:
             rows.append(_decision_row(target, approval))
     if case.finished:
-        rows.append([_btn(target, "reopen", "reo", no)])
+        rows.append([_btn(target, "reopen", callbacks.CaseReopen(no))])
     else:
-        rows.append([_btn(target, "edit", "ed", no), _btn(target, "note", "note", no), _btn(target, "add_evidence", "ev", no)])
+        rows.append([_btn(target, "edit", callbacks.CaseEdit(no)), _btn(target, "note", callbacks.CaseNote(no)), _btn(target, "add_evidence", callbacks.CaseAddEvidence(no))])
         if case.state in SUBMITTABLE:
-            rows.append([_btn(target, "submit", "sub", no), _btn(target, "mark", "mark", no)])
-        moves = [_btn(target, "move", "mv", no, s, state=s) for s in sorted(MOVES[case.state]) if s != "open"]
+            rows.append([_btn(target, "submit", callbacks.CaseSubmit(no)), _btn(target, "mark", callbacks.CaseMark(no))])
+        moves = [_btn(target, "move", callbacks.CaseMove(no, s), state=s) for s in sorted(MOVES[case.state]) if s != "open"]
         if "open" in MOVES[case.state]:
-            moves.insert(0, _btn(target, "move", "mv", no, "open", state="open"))
+            moves.insert(0, _btn(target, "move", callbacks.CaseMove(no, "open"), state="open"))
         rows += [moves[i:i + 2] for i in range(0, len(moves), 2)]
-    last = [_btn(target, "history", "his", no)]
+    last = [_btn(target, "history", callbacks.CaseHistory(no))]
     if case.evidence:
-        last.insert(0, _btn(target, "show_evidence", "evs", no, n=len(case.evidence)))
+        last.insert(0, _btn(target, "show_evidence", callbacks.CaseShowEvidence(no), n=len(case.evidence)))
     rows.append(last)
     return keyboard(rows)
 
 
 def _decision_row(target: Target, approval: Approval) -> list[InlineKeyboardButton]:
-    return [_btn(target, "approve", "ok", approval.id), _btn(target, "reject", "no", approval.id),
-            _btn(target, "transfer", "tr", approval.id)]
+    return [_btn(target, "approve", callbacks.CaseApprove(approval.id)), _btn(target, "reject", callbacks.CaseReject(approval.id)),
+            _btn(target, "transfer", callbacks.CaseTransfer(approval.id))]
 
 
 async def card(target: Target, case: Case, viewer: Person, *, waiting_evidence: bool = False) -> tuple[str, Any]:
@@ -139,7 +142,7 @@ async def _show(update: Update, context: KefuContext, case: Case, *, edit: bool 
 
 def case_button(target: Target, case: Case) -> InlineKeyboardButton:
     """A button opening the case card (handover prompt and digest lines link cards with it)."""
-    return _btn(target, "view", "v", case.id, no=case.id)
+    return _btn(target, "view", callbacks.CaseView(case.id), no=case.id)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -226,10 +229,12 @@ async def _export(update: Update, context: KefuContext, words: list[str]) -> Non
         caption = _render(context, "exported.html", count=count, period=period, full=full,
                           admin=person.role >= Role.ADMIN)
         try:
-            with path.open("rb") as handle:
-                await context.bot.send_document(update.effective_chat.id, handle, filename=path.name, caption=caption)
+            delivery = await deliver_file(context, update.effective_chat.id, "document", path.read_bytes(), path.name, caption)
+            error = "" if delivery.ok else delivery.error
         except TelegramError as exc:
-            log.warning("cases export not sent: %s", exc)
+            error = str(exc)
+        if error:
+            log.warning("cases export not sent: %s", error)
             await reply(update, context, caption)
 
 
@@ -268,7 +273,7 @@ async def _take_evidence(update: Update, context: KefuContext) -> None:
         pending.start(context, FEATURE, "evidence", case_id=case_id)
     case = await context.svc.cases.view(context.person, case_id)
     await reply(update, context, label(context, "cases.answers.evidence_added", no=case_id, count=len(case.evidence)),
-                reply_markup=keyboard([[_btn(context, "evidence_done", "evd", case_id)]]))
+                reply_markup=keyboard([[_btn(context, "evidence_done", callbacks.CaseEvidenceDone(case_id))]]))
 
 
 async def pending_text(update: Update, context: KefuContext) -> None:
@@ -321,24 +326,20 @@ async def _consume_text(update: Update, context: KefuContext) -> None:
 # --- buttons ---------------------------------------------------------------------------------
 @case_errors
 async def button_pressed(update: Update, context: KefuContext) -> None:
-    fields = CASE.parse(update.callback_query.data, min_fields=1)
-    if not fields:
-        await answer_callback(update, label(context, "errors.stale_button"), alert=True)
-        return
-    action, args = fields[0], fields[1:]
-    handler = BUTTONS.get(action)
+    pressed = callbacks.CASE.decode(update.callback_query.data)
+    handler = BUTTONS.get(type(pressed))
     if handler is None:
         await answer_callback(update, label(context, "errors.stale_button"), alert=True)
         return
     try:
-        await handler(update, context, *args)
+        await handler(update, context, *(getattr(pressed, f.name) for f in dataclasses.fields(pressed)))
     except (TypeError, ValueError):  # wrong number or shape of fields: old or forged data
         await answer_callback(update, label(context, "errors.stale_button"), alert=True)
         return
     await answer_callback(update)
 
 
-async def _b_new(update: Update, context: KefuContext, source: str, ref: str = "", order_no: str = "") -> None:
+async def _b_new(update: Update, context: KefuContext, source: str, ref: str = "", order_no: str | None = None) -> None:
     """登记售后 from a script (s:<script_id>[:<order>]), an order card (o:<order>), a reminder (r:<id>)."""
     problem, origin = "other", source
     if source == "s":
@@ -356,7 +357,7 @@ async def _b_new(update: Update, context: KefuContext, source: str, ref: str = "
         order_no, origin = reminder.order_no, "reminder"
     else:
         raise ValueError(source)
-    await _open(update, context, order_no=order_no, problem=problem, source=origin)
+    await _open(update, context, order_no=order_no or "", problem=problem, source=origin)
 
 
 async def _b_view(update: Update, context: KefuContext, no: str) -> None:
@@ -376,7 +377,7 @@ async def _b_add_evidence(update: Update, context: KefuContext, no: str) -> None
         raise UserError("case_finished", no=case.id)
     pending.start(context, FEATURE, "evidence", case_id=case.id)
     await reply(update, context, _render(context, "ask.html", what="evidence", no=case.id),
-                reply_markup=keyboard([[_btn(context, "evidence_done", "evd", case.id)]]))
+                reply_markup=keyboard([[_btn(context, "evidence_done", callbacks.CaseEvidenceDone(case.id))]]))
 
 
 async def _b_show_evidence(update: Update, context: KefuContext, no: str) -> None:
@@ -386,10 +387,8 @@ async def _b_show_evidence(update: Update, context: KefuContext, no: str) -> Non
 
 async def _send_evidence(target: Target, chat_id: int, case: Case) -> None:
     for evidence in case.evidence[:MAX_EVIDENCE_SENT]:
-        send = {"photo": target.bot.send_photo, "video": target.bot.send_video,
-                "voice": target.bot.send_voice}.get(evidence.kind, target.bot.send_document)
         try:
-            await send(chat_id, evidence.file_id, caption=evidence.caption or None)
+            await deliver_file(target, chat_id, evidence.kind, evidence.file_id, "", evidence.caption or None)
         except TelegramError as exc:  # a file id Telegram no longer knows: the rest still go
             log.info("evidence %s of case %s not sent: %s", evidence.id, case.id, exc)
 
@@ -403,8 +402,8 @@ async def _b_note(update: Update, context: KefuContext, no: str) -> None:
 async def _b_edit(update: Update, context: KefuContext, no: str) -> None:
     case = await context.svc.cases.view(context.person, int(no))
     names = [*CHOICE_FIELDS, *TEXT_FIELDS]
-    buttons = [_btn(context, "field", "f", case.id, f, field=f) for f in names]
-    rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)] + [[_btn(context, "back", "v", case.id)]]
+    buttons = [_btn(context, "field", callbacks.CaseField(case.id, f), field=f) for f in names]
+    rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)] + [[_btn(context, "back", callbacks.CaseView(case.id))]]
     await edit_or_send(update, context, _render(context, "ask.html", what="fields", no=case.id), reply_markup=keyboard(rows))
 
 
@@ -412,8 +411,8 @@ async def _b_field(update: Update, context: KefuContext, no: str, field: str) ->
     case = await context.svc.cases.view(context.person, int(no))
     if field in CHOICE_FIELDS:
         names = services_of(context).renderer.labels["cases"][CHOICE_LABELS[field]]
-        options = [_btn(context, "choice", "set", case.id, field, code, text=names[code]) for code in CHOICE_FIELDS[field]]
-        rows = [options[i:i + 3] for i in range(0, len(options), 3)] + [[_btn(context, "back", "v", case.id)]]
+        options = [_btn(context, "choice", callbacks.CaseSet(case.id, field, code), text=names[code]) for code in CHOICE_FIELDS[field]]
+        rows = [options[i:i + 3] for i in range(0, len(options), 3)] + [[_btn(context, "back", callbacks.CaseView(case.id))]]
         await edit_or_send(update, context, _render(context, "ask.html", what="choose", no=case.id, field=field),
                            reply_markup=keyboard(rows))
     elif field in TEXT_FIELDS:
@@ -483,33 +482,27 @@ async def send_request(target: Target, approval_id: int, *, to: int | None = Non
 
 async def _b_approve(update: Update, context: KefuContext, aid: str) -> None:
     decision = await context.svc.cases.approve(context.person, int(aid))
-    await _drop_buttons(update)
+    await _drop_buttons(update, context)
     await _decided(update, context, decision)
 
 
-async def _drop_buttons(update: Update) -> None:
+async def _drop_buttons(update: Update, context: KefuContext) -> None:
     """The request message keeps its text; its decision buttons go once it is decided."""
-    query = update.callback_query
-    if query is None or query.message is None:
-        return
-    try:
-        await query.edit_message_reply_markup(None)
-    except TelegramError as exc:
-        log.info("request buttons not removed: %s", exc)
+    await edit_pressed_markup(update, context, None)
 
 
 async def _b_reject(update: Update, context: KefuContext, aid: str) -> None:
     approval = await _approval_for_decider(context, int(aid))
     reasons = services_of(context).renderer.labels["cases"]["reject_reasons"]
-    rows = [[_btn(context, "choice", "rr", approval.id, i, text=r)] for i, r in enumerate(reasons)]
-    rows.append([_btn(context, "reject_typed", "rt", approval.id)])
+    rows = [[_btn(context, "choice", callbacks.CaseRejectReason(approval.id, i), text=r)] for i, r in enumerate(reasons)]
+    rows.append([_btn(context, "reject_typed", callbacks.CaseRejectTyped(approval.id))])
     await reply(update, context, _render(context, "ask.html", what="reject", no=approval.case_id), reply_markup=keyboard(rows))
 
 
 async def _b_reject_reason(update: Update, context: KefuContext, aid: str, index: str) -> None:
     reasons = services_of(context).renderer.labels["cases"]["reject_reasons"]
     await _reject(update, context, int(aid), reasons[int(index)])
-    await _drop_buttons(update)
+    await _drop_buttons(update, context)
 
 
 async def _b_reject_typed(update: Update, context: KefuContext, aid: str) -> None:
@@ -552,7 +545,7 @@ async def _decided(update: Update, context: KefuContext, decision) -> None:
 
 def _next_script(target: Target, case: Case) -> tuple[str | None, str | None]:
     """The script the case was opened from, filled with the case (amount, order…) through the
-    knowledge base's own fill (`KnowledgeBase.render`): missing values show as 【…】 slots."""
+    knowledge base's one fill rule (`bot.kb.fill_script`): missing values show as 【…】 slots."""
     if not case.source.startswith("script:"):
         return None, None
     try:
@@ -570,7 +563,7 @@ def _next_script(target: Target, case: Case) -> tuple[str | None, str | None]:
         # the next step is the related script that states this amount (e.g. 补偿金额), if there is one
         script = next((r for r in kb.related(script) if amount_name in r.variables), script)
     values.pop("amount", None)  # `amount` in scripts is the order's paid amount, not the case's
-    return script.title, kb.render(script, values)
+    return script.title, fill_script(kb, script, extra=values).body
 
 
 async def _b_withdraw(update: Update, context: KefuContext, no: str) -> None:
@@ -598,7 +591,7 @@ async def _b_transfer(update: Update, context: KefuContext, aid: str) -> None:
     if not people:
         await reply(update, context, _render(context, "ask.html", what="no_transfer", no=approval.case_id))
         return
-    rows = [[_btn(context, "to_person", "to", approval.id, p.tg_id, name=p.name)] for p in people[:LIST_BUTTONS]]
+    rows = [[_btn(context, "to_person", callbacks.CaseTransferTo(approval.id, p.tg_id), name=p.name)] for p in people[:LIST_BUTTONS]]
     await reply(update, context, _render(context, "ask.html", what="transfer", no=approval.case_id), reply_markup=keyboard(rows))
 
 
@@ -613,11 +606,28 @@ async def _b_transfer_to(update: Update, context: KefuContext, aid: str, tg_id: 
 
 
 BUTTONS = {
-    "new": _b_new, "v": _b_view, "evd": _b_evidence_done, "ev": _b_add_evidence, "evs": _b_show_evidence,
-    "note": _b_note, "ed": _b_edit, "f": _b_field, "set": _b_set, "mv": _b_move, "his": _b_history,
-    "reo": _b_reopen, "sub": _b_submit, "mark": _b_mark, "ok": _b_approve, "no": _b_reject,
-    "rr": _b_reject_reason, "rt": _b_reject_typed, "wd": _b_withdraw, "ndg": _b_nudge, "tr": _b_transfer,
-    "to": _b_transfer_to,
+    callbacks.CaseNew: _b_new,
+    callbacks.CaseView: _b_view,
+    callbacks.CaseEvidenceDone: _b_evidence_done,
+    callbacks.CaseAddEvidence: _b_add_evidence,
+    callbacks.CaseShowEvidence: _b_show_evidence,
+    callbacks.CaseNote: _b_note,
+    callbacks.CaseEdit: _b_edit,
+    callbacks.CaseField: _b_field,
+    callbacks.CaseSet: _b_set,
+    callbacks.CaseMove: _b_move,
+    callbacks.CaseHistory: _b_history,
+    callbacks.CaseReopen: _b_reopen,
+    callbacks.CaseSubmit: _b_submit,
+    callbacks.CaseMark: _b_mark,
+    callbacks.CaseApprove: _b_approve,
+    callbacks.CaseReject: _b_reject,
+    callbacks.CaseRejectReason: _b_reject_reason,
+    callbacks.CaseRejectTyped: _b_reject_typed,
+    callbacks.CaseWithdraw: _b_withdraw,
+    callbacks.CaseNudge: _b_nudge,
+    callbacks.CaseTransfer: _b_transfer,
+    callbacks.CaseTransferTo: _b_transfer_to,
 }
 
 
@@ -644,8 +654,7 @@ async def _escalate(app: Application, approval: Approval) -> bool:
         return False
     text = _render(app, "escalation.html", c=case, a=approval, names=await _names(app),
                    minutes=svc.cases.policy.escalate_minutes)
-    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
-    for admin in sorted(admins - {approval.requester}):
+    for admin in await recipients(svc.people, Notify.ADMINS, exclude=[approval.requester]):
         await deliver(app, admin, text, reply_markup=keyboard([_decision_row(app, approval)]))
     return True
 
@@ -654,7 +663,7 @@ async def _escalate(app: Application, approval: Approval) -> bool:
 def register(app: Application) -> None:
     app.add_handler(CommandHandler(["case", "sh"], case_command))
     app.add_handler(CommandHandler("cases", cases_command))
-    app.add_handler(CallbackQueryHandler(button_pressed, pattern=CASE.pattern))
+    app.add_handler(CallbackQueryHandler(button_pressed, pattern=callbacks.CASE.pattern))
     awaited = pending.Awaiting(app, FEATURE, PENDING_TTL)
     media = filters.PHOTO | filters.Document.ALL | filters.VIDEO | filters.VOICE
     routing.add_first(app, MessageHandler(

@@ -13,10 +13,11 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.clock import to_ts
-from bot.db import storage_fault
 from bot.notices import claim_notice
-from bot.people import Role
+from bot.recipients import Notify, recipients
+from bot.render import renderer_for
 from handlers.context import KefuContext, Target, services_of
+from handlers.outbox import answer_callback, deliver
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,22 @@ async def on_error(update: object, context: KefuContext) -> None:
         # A number from the user beyond what we store (a 20-digit id): their input, not our fault.
         log.warning("number out of range in an update: %s", error)
         if isinstance(update, Update) and update.callback_query is not None:
-            try:
-                await update.callback_query.answer(renderer.label("errors.stale_button"), show_alert=True)
-            except TelegramError:
-                pass
+            await _quietly(answer_callback(update, renderer.label("errors.stale_button"), alert=True))
         elif isinstance(update, Update) and update.effective_chat is not None:
-            try:
-                await context.bot.send_message(update.effective_chat.id, renderer.label("errors.out_of_range"))
-            except TelegramError:
-                pass
+            await _quietly(deliver(context, update.effective_chat.id, renderer.label("errors.out_of_range")))
         return
     log.error("error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
-        try:
-            await context.bot.send_message(update.effective_chat.id, renderer.label("errors.internal"))
-        except TelegramError:
-            pass
+        await _quietly(deliver(context, update.effective_chat.id, renderer.label("errors.internal")))
     await alert_admins(context, error)
+
+
+async def _quietly(sending) -> None:
+    """The error handler's own messages: a Telegram refusal here is only logged."""
+    try:
+        await sending
+    except TelegramError as exc:
+        log.info("error message not sent: %s", exc)
 
 
 async def report_job_error(app: Application, error: BaseException) -> None:
@@ -74,9 +74,12 @@ async def alert_admins(target: Target, error: BaseException | None) -> None:
     text = svc.renderer.render("admin_error.html", kind=kind, detail=detail[-1500:], fault=fault or "")
     for admin_id in await _admin_ids(svc):
         try:
-            await target.bot.send_message(admin_id, text)
-        except TelegramError as exc:
-            log.warning("could not alert admin %s: %s", admin_id, html.escape(str(exc)))
+            delivery = await deliver(target, admin_id, text)
+            error = "" if delivery.ok else delivery.error
+        except Exception as exc:  # noqa: BLE001 - e.g. marking a blocked admin in a broken database
+            error = str(exc)
+        if error:
+            log.warning("could not alert admin %s: %s", admin_id, html.escape(error))
 
 
 async def alert_admins_at_start(app: Application, settings, error: BaseException, fault: str) -> int:
@@ -85,8 +88,6 @@ async def alert_admins_at_start(app: Application, settings, error: BaseException
     every ADMIN_ALERT_INTERVAL_SECONDS, remembered in a small file beside the database (best
     effort), so a service manager restarting the bot again and again does not flood them.
     Returns how many admins were told."""
-    from bot.render import Renderer
-
     marker = Path(f"{settings.kefu_db_path}.start-alert-{fault}")
     try:
         if time.time() - marker.stat().st_mtime < ADMIN_ALERT_INTERVAL_SECONDS:
@@ -97,11 +98,14 @@ async def alert_admins_at_start(app: Application, settings, error: BaseException
     detail = "".join(traceback.format_exception_only(type(error), error)).strip()
     if settings.telegram_bot_token:
         detail = detail.replace(settings.telegram_bot_token, "<redacted>")
-    text = Renderer(settings.tz).render("admin_error.html", kind=type(error).__name__, detail=detail[-1500:],
-                                        fault=fault, at_start=True)
+    text = renderer_for(settings.tz).render("admin_error.html", kind=type(error).__name__, detail=detail[-1500:],
+                                            fault=fault, at_start=True)
     told = 0
     for admin_id in sorted(set(settings.kefu_admin_ids)):
         try:
+            # Straight to the Bot API, not through handlers/outbox.py: the outbox's bookkeeping
+            # (marking an admin who blocked the bot, per-chat flow) needs the database and the
+            # services, which this start could not open.
             await app.bot.send_message(admin_id, text)
             told += 1
         except TelegramError as exc:
@@ -120,7 +124,7 @@ async def _admin_ids(svc) -> list[int]:
     """Admins from the database; when it cannot be read (corrupt), the last ones seen plus
     KEFU_ADMIN_IDS, so the alert about the fault still goes out."""
     try:
-        ids = [admin.tg_id for admin in await svc.people.with_role(Role.ADMIN)]
+        ids = await recipients(svc.people, Notify.ADMINS)
     except Exception as exc:  # noqa: BLE001 - the alert must not fail on the fault it reports
         log.warning("admins not readable (%s): alerting the last known and KEFU_ADMIN_IDS", exc)
         return sorted(_known_admins | set(svc.settings.kefu_admin_ids))

@@ -23,12 +23,13 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot import access
-from bot.people import Person, Role
+from bot.people import Person
+from bot.recipients import Notify, recipients
 from handlers import routing
 from handlers.callbacks import numbers_in_range
 from handlers.common import label
 from handlers.context import KefuContext
-from handlers.outbox import answer_callback, deliver, reply
+from handlers.outbox import answer_callback, answer_inline, deliver, reply
 
 GROUP = routing.GUARD
 log = logging.getLogger(__name__)
@@ -178,8 +179,8 @@ async def refuse(update: Update, context: KefuContext, person: Person | None) ->
     if update.callback_query is not None:
         await answer_callback(update, label(context, f"{key}_short"), alert=True)
     elif update.inline_query is not None:
-        await update.inline_query.answer(
-            [],
+        await answer_inline(
+            update, [],
             cache_time=0,
             is_personal=True,
             button=InlineQueryResultsButton(text=label(context, "errors.inline_refused"), start_parameter="join"),
@@ -235,9 +236,7 @@ async def leave(context: KefuContext, chat: Chat, *, added_by: User | None) -> N
 
 async def tell_admins(context: KefuContext, chat: Chat, added_by: User | None) -> None:
     svc = context.svc
-    admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
-    if not admins:
-        admins = list(svc.settings.kefu_admin_ids)
+    admins = await recipients(svc.people, Notify.ADMINS)
     who = None
     if added_by is not None:
         who = {"name": added_by.full_name, "username": added_by.username, "id": added_by.id}

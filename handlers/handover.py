@@ -10,6 +10,7 @@ edit updates all of them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import re
@@ -45,6 +46,7 @@ from bot.handover import (
 )
 from bot.handover.text import guess_kind, parse_date
 from bot.people import Person, Role, UserError
+from bot.recipients import Notify, recipients
 from bot.services import Services
 from handlers import callbacks, outbox, pending, routing
 from handlers.common import arg_text, button, keyboard, label, user_errors
@@ -158,25 +160,25 @@ def card_keyboard(target: Target, item: Item, cc: CardContext, *, author_view: b
     if item.is_open:
         if author_view and item.editable_at(cc.now):
             kinds = [
-                button(target, "handover.buttons.kind", f"ho:kind:{item.id}:{code}", name=names[code],
+                button(target, "handover.buttons.kind", callbacks.HoKind(item.id, code).pack(), name=names[code],
                        current=code == item.kind)
                 for code in KINDS
             ]
             rows += [kinds[:3], kinds[3:]]
-            rows.append([button(target, "handover.buttons.edit", f"ho:edit:{item.id}"),
-                         button(target, "handover.buttons.withdraw", f"ho:wd:{item.id}")])
+            rows.append([button(target, "handover.buttons.edit", callbacks.HoEdit(item.id).pack()),
+                         button(target, "handover.buttons.withdraw", callbacks.HoWithdraw(item.id).pack())])
         actions = []
         if not author_view and item.awaiting_takeover:
-            actions.append(button(target, "handover.buttons.take", f"ho:take:{item.id}"))
-        actions.append(button(target, "handover.buttons.resolve", f"ho:res:{item.id}"))
+            actions.append(button(target, "handover.buttons.take", callbacks.HoTake(item.id).pack()))
+        actions.append(button(target, "handover.buttons.resolve", callbacks.HoResolve(item.id).pack()))
         rows.append(actions)
     extras = []
     if item.attachment:
-        extras.append(button(target, "handover.buttons.attachment", f"ho:att:{item.id}"))
+        extras.append(button(target, "handover.buttons.attachment", callbacks.HoAttachment(item.id).pack()))
     order_data = callbacks.order_card(item.order_no or "")
     if item.order_no in cc.orders and cc.order_button and order_data is not None:
         extras.append(button(target, "handover.buttons.order", order_data, order_no=item.order_no))
-    extras.append(button(target, "handover.buttons.history", f"ho:view:{item.id}"))
+    extras.append(button(target, "handover.buttons.history", callbacks.HoView(item.id).pack()))
     rows.append(extras)
     return keyboard(rows)
 
@@ -222,6 +224,11 @@ async def refresh_after_press(update: Update, context: KefuContext, item_id: int
                          name="kefu-handover-fanout")
 
 
+def refresh_in_background(context: KefuContext, item_id: int) -> None:
+    """After a typed change (answered already): every copy of the item, in the background."""
+    outbox.in_background(context, refresh_cards(context.application, item_id), name="kefu-handover-fanout")
+
+
 async def _send_author_card(update: Update, context: KefuContext, item: Item) -> None:
     cc = await card_context(context, [item])
     text, markup = render_card(context, item, cc, author_view=True)
@@ -261,7 +268,7 @@ async def _ask_for_text(update: Update, context: KefuContext, *, attachment: Att
 def _pending_kind_keyboard(context: KefuContext, chosen: str | None) -> InlineKeyboardMarkup | None:
     names = _labels(context)["kinds"]
     kinds = [
-        button(context, "handover.buttons.pending_kind", f"ho:pk:{code}", name=names[code], current=code == chosen)
+        button(context, "handover.buttons.pending_kind", callbacks.HoPendingKind(code).pack(), name=names[code], current=code == chosen)
         for code in KINDS
     ]
     return keyboard([kinds[:3], kinds[3:]])
@@ -317,12 +324,12 @@ async def _consume_pending_text(update: Update, context: KefuContext) -> None:
         item = await ho.edit_text(int(state["item_id"]), person.tg_id, text)
         _clear_pending(context)
         await reply(update, context, label(context, "handover.answers.edited", id=item.id))
-        await refresh_cards(context, item.id)
+        refresh_in_background(context, item.id)
     elif state["action"] == "resolve":
         item = await ho.resolve(int(state["item_id"]), person.tg_id, person.shift, note=text)
         _clear_pending(context)
         await reply(update, context, label(context, "handover.answers.resolved", id=item.id))
-        await refresh_cards(context, item.id)
+        refresh_in_background(context, item.id)
     else:
         _clear_pending(context)
 
@@ -352,58 +359,51 @@ async def _button_pending_kind(update: Update, context: KefuContext, kind: str) 
     name = _labels(context)["kinds"][kind]
     await answer_callback(update, label(context, "handover.answers.pending_kind", name=name))
     stored = state.get("attachment")
-    try:
-        await update.callback_query.edit_message_text(
-            _render(context, "ask.html", kind=kind, attachment=Attachment(**stored) if stored else None),
-            reply_markup=_pending_kind_keyboard(context, kind),
-        )
-    except BadRequest as exc:
-        log.info("ask message not edited: %s", exc)
+    await outbox.edit_pressed(update, context,
+                              _render(context, "ask.html", kind=kind, attachment=Attachment(**stored) if stored else None),
+                              reply_markup=_pending_kind_keyboard(context, kind))
 
 
-async def _button_kind(update: Update, context: KefuContext, item_id: str, kind: str) -> None:
-    item = await services_of(context).handover.set_kind(int(item_id), context.person.tg_id, kind)
+async def _button_kind(update: Update, context: KefuContext, item_id: int, kind: str) -> None:
+    item = await services_of(context).handover.set_kind(item_id, context.person.tg_id, kind)
     await answer_callback(update, label(context, "handover.answers.kind_set", name=_labels(context)["kinds"][item.kind]))
-    await refresh_cards(context, item.id)
+    await refresh_after_press(update, context, item.id)
 
 
-async def _button_edit(update: Update, context: KefuContext, item_id: str) -> None:
+async def _button_edit(update: Update, context: KefuContext, item_id: int) -> None:
     ho = services_of(context).handover
-    item = await ho.require(int(item_id))
+    item = await ho.require(item_id)
     await ho.check_editable(item.id, context.person.tg_id)
     _set_pending(context, "edit", item_id=item.id)
     await answer_callback(update, label(context, "handover.answers.ask_sent"))
     await deliver(context, context.person.tg_id, _render(context, "ask_edit.html", item=item))
 
 
-async def _button_withdraw(update: Update, context: KefuContext, item_id: str) -> None:
+async def _button_withdraw(update: Update, context: KefuContext, item_id: int) -> None:
     """↩️ 撤回 affects the people the item went to: ask once more before doing it."""
-    item = await services_of(context).handover.check_editable(int(item_id), context.person.tg_id)
-    markup = keyboard([[button(context, "handover.buttons.withdraw_yes", f"ho:wdy:{item.id}", id=item.id),
-                        button(context, "handover.buttons.withdraw_no", f"ho:wdn:{item.id}")],
-                       [button(context, "handover.buttons.history", f"ho:view:{item.id}")]])
-    try:
-        await update.callback_query.edit_message_reply_markup(markup)
-    except BadRequest as exc:
-        log.info("withdraw confirmation not shown: %s", exc)
+    item = await services_of(context).handover.check_editable(item_id, context.person.tg_id)
+    markup = keyboard([[button(context, "handover.buttons.withdraw_yes", callbacks.HoWithdrawYes(item.id).pack(), id=item.id),
+                        button(context, "handover.buttons.withdraw_no", callbacks.HoWithdrawNo(item.id).pack())],
+                       [button(context, "handover.buttons.history", callbacks.HoView(item.id).pack())]])
+    await outbox.edit_pressed_markup(update, context, markup)
     await answer_callback(update, label(context, "handover.answers.confirm_withdraw", id=item.id), alert=True)
 
 
-async def _button_withdraw_cancelled(update: Update, context: KefuContext, item_id: str) -> None:
+async def _button_withdraw_cancelled(update: Update, context: KefuContext, item_id: int) -> None:
     await answer_callback(update)
-    await refresh_cards(context, int(item_id))
+    await refresh_after_press(update, context, item_id)
 
 
-async def _button_withdraw_confirmed(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await services_of(context).handover.withdraw(int(item_id), context.person.tg_id)
+async def _button_withdraw_confirmed(update: Update, context: KefuContext, item_id: int) -> None:
+    item = await services_of(context).handover.withdraw(item_id, context.person.tg_id)
     _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.withdrawn", id=item.id))
-    await refresh_cards(context, item.id)
+    await refresh_after_press(update, context, item.id)
 
 
-async def _button_take(update: Update, context: KefuContext, item_id: str, source: str = "") -> None:
+async def _button_take(update: Update, context: KefuContext, item_id: int, source: str | None = None) -> None:
     person = context.person
-    item = await services_of(context).handover.take_over(int(item_id), person.tg_id, person.shift,
+    item = await services_of(context).handover.take_over(item_id, person.tg_id, person.shift,
                                             supervisor=person.role >= Role.SUPERVISOR)
     await answer_callback(update, label(context, "handover.answers.taken", id=item.id))
     await refresh_after_press(update, context, item.id)
@@ -411,32 +411,29 @@ async def _button_take(update: Update, context: KefuContext, item_id: str, sourc
         await _show_open_list(update, context, edit=True)
 
 
-async def _button_resolve(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await services_of(context).handover.require(int(item_id))
+async def _button_resolve(update: Update, context: KefuContext, item_id: int) -> None:
+    item = await services_of(context).handover.require(item_id)
     services_of(context).handover.check_open(item)
     _set_pending(context, "resolve", item_id=item.id)
     await answer_callback(update, label(context, "handover.answers.ask_sent"))
-    markup = keyboard([[button(context, "handover.buttons.resolve_no_note", f"ho:rsn:{item.id}")]])
+    markup = keyboard([[button(context, "handover.buttons.resolve_no_note", callbacks.HoResolveNoNote(item.id).pack())]])
     await deliver(context, context.person.tg_id, _render(context, "ask_note.html", item=item), reply_markup=markup)
 
 
-async def _button_resolve_without_note(update: Update, context: KefuContext, item_id: str) -> None:
+async def _button_resolve_without_note(update: Update, context: KefuContext, item_id: int) -> None:
     person = context.person
-    item = await services_of(context).handover.resolve(int(item_id), person.tg_id, person.shift)
+    item = await services_of(context).handover.resolve(item_id, person.tg_id, person.shift)
     state = _pending(context)
     if state is not None and state.get("item_id") == item.id:
         _clear_pending(context)
     await answer_callback(update, label(context, "handover.answers.resolved", id=item.id))
-    try:
-        await update.callback_query.edit_message_reply_markup(None)
-    except BadRequest:
-        pass
-    await refresh_cards(context, item.id)
+    await outbox.edit_pressed_markup(update, context, None)
+    await refresh_after_press(update, context, item.id)
 
 
-async def _button_view(update: Update, context: KefuContext, item_id: str) -> None:
+async def _button_view(update: Update, context: KefuContext, item_id: int) -> None:
     ho = services_of(context).handover
-    item = await ho.require(int(item_id))
+    item = await ho.require(item_id)
     cc = await card_context(context, [item])
     await answer_callback(update)
     text = _render(context, "detail.html", item=item, names=cc.names, order=cc.orders.get(item.order_no or ""),
@@ -444,17 +441,15 @@ async def _button_view(update: Update, context: KefuContext, item_id: str) -> No
     await reply(update, context, text, reply_markup=card_keyboard(context, item, cc))
 
 
-async def _button_attachment(update: Update, context: KefuContext, item_id: str) -> None:
-    item = await services_of(context).handover.require(int(item_id))
+async def _button_attachment(update: Update, context: KefuContext, item_id: int) -> None:
+    item = await services_of(context).handover.require(item_id)
     if item.attachment is None:
         raise ValueError("no attachment")
     chat_id = update.effective_chat.id
     caption = label(context, "handover.attachment_caption", id=item.id)
     try:
-        if item.attachment.type == "photo":
-            await context.bot.send_photo(chat_id, item.attachment.file_id, caption=caption)
-        else:
-            await context.bot.send_document(chat_id, item.attachment.file_id, caption=caption)
+        kind = "photo" if item.attachment.type == "photo" else "document"
+        await outbox.deliver_file(context, chat_id, kind, item.attachment.file_id, "", caption)
     except BadRequest as exc:
         log.info("attachment of handover %s not sent: %s", item.id, exc)
         await answer_callback(update, label(context, "handover.answers.attachment_gone"), alert=True)
@@ -463,32 +458,32 @@ async def _button_attachment(update: Update, context: KefuContext, item_id: str)
 
 
 BUTTONS = {
-    "new": (_button_new, 0),
-    "pk": (_button_pending_kind, 1),
-    "kind": (_button_kind, 2),
-    "edit": (_button_edit, 1),
-    "wd": (_button_withdraw, 1),
-    "wdy": (_button_withdraw_confirmed, 1),
-    "wdn": (_button_withdraw_cancelled, 1),
-    "take": (_button_take, 1),
-    "res": (_button_resolve, 1),
-    "rsn": (_button_resolve_without_note, 1),
-    "view": (_button_view, 1),
-    "att": (_button_attachment, 1),
+    callbacks.HoNew: _button_new,
+    callbacks.HoPendingKind: _button_pending_kind,
+    callbacks.HoKind: _button_kind,
+    callbacks.HoEdit: _button_edit,
+    callbacks.HoWithdraw: _button_withdraw,
+    callbacks.HoWithdrawYes: _button_withdraw_confirmed,
+    callbacks.HoWithdrawNo: _button_withdraw_cancelled,
+    callbacks.HoTake: _button_take,
+    callbacks.HoResolve: _button_resolve,
+    callbacks.HoResolveNoNote: _button_resolve_without_note,
+    callbacks.HoView: _button_view,
+    callbacks.HoAttachment: _button_attachment,
 }
 
 
 @handover_errors
 async def button_pressed(update: Update, context: KefuContext) -> None:
-    """`ho:<action>:<args>`; anything malformed or outdated gets a short "button expired"."""
-    parts = (update.callback_query.data or "").split(":")
-    action, args = (parts[1] if len(parts) > 1 else ""), parts[2:]
-    entry = BUTTONS.get(action)
-    if entry is None or len(args) < entry[1]:
+    """Every `ho:` button (handlers/callbacks.py `Ho*`); anything malformed or outdated gets a
+    short "button expired"."""
+    pressed = callbacks.HANDOVER.decode(update.callback_query.data)
+    handle = BUTTONS.get(type(pressed))
+    if handle is None:
         await answer_callback(update, label(context, "handover.answers.stale"), alert=True)
         return
     try:
-        await entry[0](update, context, *args)
+        await handle(update, context, *(getattr(pressed, f.name) for f in dataclasses.fields(pressed)))
     except (ValueError, KeyError, TypeError):
         await answer_callback(update, label(context, "handover.answers.stale"), alert=True)
 
@@ -500,10 +495,10 @@ def _list_buttons(context: KefuContext, items: list[Item]) -> list[list]:
     for item in items[:LIST_BUTTONS]:
         row = []
         if item.awaiting_takeover and item.author_id != context.person.tg_id:
-            row.append(button(context, "handover.buttons.take_n", f"ho:take:{item.id}:l", id=item.id))
+            row.append(button(context, "handover.buttons.take_n", callbacks.HoTake(item.id, "l").pack(), id=item.id))
         if item.is_open:
-            row.append(button(context, "handover.buttons.resolve_n", f"ho:res:{item.id}", id=item.id))
-        row.append(button(context, "handover.buttons.history_n", f"ho:view:{item.id}", id=item.id))
+            row.append(button(context, "handover.buttons.resolve_n", callbacks.HoResolve(item.id).pack(), id=item.id))
+        row.append(button(context, "handover.buttons.history_n", callbacks.HoView(item.id).pack(), id=item.id))
         rows.append(row)
     return rows
 
@@ -514,13 +509,8 @@ async def _show_open_list(update: Update, context: KefuContext, *, edit: bool = 
     names = await _names(context)
     text = _render(context, "list.html", mode="open", items=shown, total=len(items), names=names, now=_now(context))
     rows = _list_buttons(context, shown)
-    if edit and update.callback_query is not None:
-        try:
-            await update.callback_query.edit_message_text(text, reply_markup=keyboard(rows))
-            return
-        except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return
+    if edit and await outbox.edit_pressed(update, context, text, reply_markup=keyboard(rows)):
+        return
     await reply(update, context, text, reply_markup=keyboard(rows))
 
 
@@ -603,7 +593,7 @@ async def send_prompts(app: Application, epoch: int) -> None:
                 claims=await claimed_reminders(svc.db, person.tg_id), owned=await ho.owned_by(person.tg_id),
                 names=names, now=to_ts(now), cases=(cases := await svc.cases.open_cases_of(person.tg_id)),
             )
-            markup = keyboard([[button(app, "handover.buttons.new", "ho:new")], *_case_rows(app, cases)])
+            markup = keyboard([[button(app, "handover.buttons.new", callbacks.HoNew().pack())], *_case_rows(app, cases)])
             delivery = await deliver(app, person.tg_id, text, reply_markup=markup)
             if delivery.status != "failed":  # a transient failure is retried on the next tick
                 await ho.record_notice(key, "prompt", person.tg_id, delivery.status)
@@ -691,18 +681,18 @@ async def send_alerts(app: Application) -> None:
     due = await ho.due_alerts()
     if not due:
         return
-    supervisors = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    supervisors = await recipients(svc.people, Notify.SUPERVISORS)
     names = await _names(app)
     for key, items in due.items():
         text = _render(app, "alert.html", key=key, items=items, names=names, now=to_ts(svc.clock.now()),
                        minutes=svc.settings.kefu_handover_ack_minutes, limit=ALERT_LIMIT)
         rows = [
-            [button(app, "handover.buttons.take_n", f"ho:take:{i.id}", id=i.id),
-             button(app, "handover.buttons.resolve_n", f"ho:res:{i.id}", id=i.id)]
+            [button(app, "handover.buttons.take_n", callbacks.HoTake(i.id).pack(), id=i.id),
+             button(app, "handover.buttons.resolve_n", callbacks.HoResolve(i.id).pack(), id=i.id)]
             for i in items[:LIST_BUTTONS]
         ]
-        for person in supervisors:
-            await deliver(app, person.tg_id, text, reply_markup=keyboard(rows))
+        for chat_id in supervisors:
+            await deliver(app, chat_id, text, reply_markup=keyboard(rows))
         await ho.mark_alerted(key, [i.id for i in items])
 
 

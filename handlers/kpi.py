@@ -20,6 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.kpi import Period, PeriodError, Viewer, render_pack, report_chart, report_xlsx
 from bot.people import Person, Role
+from bot.recipients import Notify, recipients
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label, render, user_errors
 from handlers.context import KefuContext, Target, services_of
@@ -70,21 +71,21 @@ async def kpi_command(update: Update, context: KefuContext) -> None:
     viewer = _viewer(context.person)
     report = await context.svc.kpi.report(period, "team", viewer)
     first, last = period.first.isoformat(), period.last.isoformat()
-    markup = keyboard([[button(context, "kpi.buttons.xlsx", callbacks.KPI.pack("x", first, last)),
-                        button(context, "kpi.buttons.chart", callbacks.KPI.pack("c", first, last))]])
+    markup = keyboard([[button(context, "kpi.buttons.xlsx", callbacks.KpiFile("x", first, last).pack()),
+                        button(context, "kpi.buttons.chart", callbacks.KpiFile("c", first, last).pack())]])
     await reply(update, context, _report_text(context, report, viewer), reply_markup=markup)
 
 
 @user_errors
 async def kpi_button(update: Update, context: KefuContext) -> None:
     """`kpi:x|c:<first>:<last>`: the same report, for the presser, as an XLSX or a chart."""
-    fields = callbacks.KPI.parse(update.callback_query.data, min_fields=3, max_fields=3)
+    pressed = callbacks.KPI.decode(update.callback_query.data)
+    action = pressed.fmt if pressed is not None else ""
     try:
-        action = fields[0] if fields else ""
-        period = Period(date.fromisoformat(fields[1]), date.fromisoformat(fields[2])) if fields else None
+        period = Period(date.fromisoformat(pressed.first), date.fromisoformat(pressed.last)) if pressed else None
     except (ValueError, PeriodError):
         period = None
-    if period is None or action not in ("x", "c") or period.days > MAX_DAYS:
+    if period is None or period.days > MAX_DAYS:
         await answer_callback(update, label(context, "kpi.errors.stale"), alert=True)
         return
     await answer_callback(update, label(context, "kpi.answers.preparing"))
@@ -118,8 +119,7 @@ async def standards_command(update: Update, context: KefuContext) -> None:
 # --- the ticker: nudges, morning review, Monday pack --------------------------------------------
 
 async def _supervisors(app: Application) -> list[int]:
-    svc = services_of(app)
-    return [p.tg_id for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
+    return await recipients(services_of(app).people, Notify.SUPERVISORS)
 
 
 async def send_nudges(app: Application) -> int:
@@ -129,11 +129,11 @@ async def send_nudges(app: Application) -> int:
     nudges = await svc.kpi.due_nudges(share=NUDGE_SHARE)
     if not nudges:
         return 0
-    agents = [p.tg_id for p in await svc.people.on_duty() if p.blocked_at is None]
+    agents = await recipients(svc.people, Notify.ON_DUTY)
     if not agents:  # nobody can still save them; they stay due for whoever comes on duty
         return 0
     text = svc.renderer.render("kpi/nudge.html", nudges=nudges)
-    rows = [[button(app, "kpi.buttons.claim", callbacks.REMINDER.pack("claim", n["reminder_id"]),
+    rows = [[button(app, "kpi.buttons.claim", callbacks.RemClaim(n["reminder_id"]).pack(),
                      order_no=n["order_no"])] for n in nudges[:10]]
     await svc.kpi.record_nudges(nudges)
     for chat_id in agents:

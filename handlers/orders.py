@@ -32,7 +32,7 @@ from pathlib import PurePath
 from typing import Any
 
 from markupsafe import Markup
-from telegram import Document, InputFile, Message, Update
+from telegram import Document, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -60,11 +60,11 @@ from bot.orders import (
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
 from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
-from bot.render import Renderer
+from bot.render import renderer_for
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, reply, send, tell_admins
+from handlers.outbox import answer_callback, deliver, deliver_file, edit, reply, send, tell_admins
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _render(target: Target, template: str, **values: Any) -> str:
 @functools.cache
 def caption_keys() -> dict[str, str]:
     """Caption word → option, from labels `orders.caption_keys` (translators add their own words)."""
-    words = Renderer(timezone.utc).labels["orders"]["caption_keys"]
+    words = renderer_for(timezone.utc).labels["orders"]["caption_keys"]
     return {word.lower(): option for option, spellings in words.items() for word in spellings}
 
 
@@ -263,15 +263,16 @@ async def report_interrupted_imports(app: Application) -> None:
         return
     for item in leftovers:
         text = _render(app, "progress.html", filename=item.filename, interrupted=True)
-        try:
-            if item.message_id is None:
-                raise BadRequest("no progress message")
-            await app.bot.edit_message_text(text, chat_id=item.chat_id, message_id=item.message_id)
-        except TelegramError:
+        edited = item.message_id is not None and await edit(app, item.chat_id, item.message_id, text,
+                                                            what="interrupted import progress")
+        if not edited:
             try:
-                await app.bot.send_message(item.chat_id, text)
+                delivery = await deliver(app, item.chat_id, text)
+                error = "" if delivery.ok else delivery.error
             except TelegramError as exc:
-                log.warning("could not tell %s about the interrupted import: %s", item.chat_id, exc)
+                error = str(exc)
+            if error:
+                log.warning("could not tell %s about the interrupted import: %s", item.chat_id, error)
         await import_ended(svc.db, item.id)
         log.info("import of %s in chat %s was interrupted by a restart; sender told", item.filename, item.chat_id)
 
@@ -351,9 +352,12 @@ async def _send_rejected(context: KefuContext, chat_id: int, summary: ImportSumm
     name = _label(context, "rejected_filename", stem=Markup(PurePath(summary.filename).stem or "export"))
     caption = _label(context, "rejected_caption", count=summary.rejected_count, listed=len(summary.rejected))
     try:
-        await context.bot.send_document(chat_id, InputFile(summary.rejected_csv(), filename=name), caption=caption)
-    except TelegramError as exc:  # the summary already lists the first reasons
-        log.warning("rejected rows CSV not sent to %s: %s", chat_id, exc)
+        delivery = await deliver_file(context, chat_id, "document", summary.rejected_csv(), name, caption)
+        error = "" if delivery.ok else delivery.error
+    except TelegramError as exc:
+        error = str(exc)
+    if error:  # the summary already lists the first reasons
+        log.warning("rejected rows CSV not sent to %s: %s", chat_id, error)
 
 
 # --- the order card ------------------------------------------------------------------------------
@@ -386,7 +390,7 @@ async def card(target: Target, order: StoredOrder) -> tuple[str, Any]:
         status=order_text.status_name(order.status), deadline=deadline, left=left, warn_left=warn_left,
         history=history, names=names, now=to_ts(now),
     )
-    claims = [[button(target, "reminders.buttons.claim", callbacks.REMINDER.pack("claim", r.id))] for r in history if r.claimable][-1:]
+    claims = [[button(target, "reminders.buttons.claim", callbacks.RemClaim(r.id).pack())] for r in history if r.claimable][-1:]
     return text, script_keyboard(target, order, overdue=left is not None and left <= 0, first_rows=claims)
 
 
@@ -494,7 +498,7 @@ async def start_api(app: Application) -> None:
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("order", order_command))
-    app.add_handler(CallbackQueryHandler(card_button, pattern=rf"{callbacks.ORDER.pattern}card:"))
+    app.add_handler(CallbackQueryHandler(card_button, pattern=callbacks.OrderCard.pattern()))
     # Group 0, after the handover and broadcast handlers that take captioned files first.
     exports = (
         filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & filters.Document.ALL & ~filters.CaptionRegex(r"^\s*/")

@@ -26,9 +26,14 @@ this module.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Message, Update
 from telegram.ext import CallbackContext
@@ -41,7 +46,7 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.people import Role
+from bot.recipients import Notify, recipients
 from bot.render import split_text
 from handlers.context import KefuContext, Target
 
@@ -193,6 +198,65 @@ class Flow:
                 self._chats.pop(chat_id, None)
 
 
+class Outbox(Protocol):
+    """What handlers send through, as an interface: these functions of this module. A test may
+    stand a recording implementation in for it (`replaced_by`), to test handler logic without the
+    emulator; the real one is this module."""
+
+    async def reply(self, update: Update, context: KefuContext, text: str, **kwargs: Any) -> Message | None: ...
+    async def deliver(self, target: Target, chat_id: int, text: str, *, bulk: bool | None = None,
+                      **kwargs: Any) -> Delivery: ...
+    async def deliver_file(self, target: Target, chat_id: int, kind: str, content: bytes | str, filename: str,
+                           caption: str | None = None, *, bulk: bool | None = None, **kwargs: Any) -> Delivery: ...
+    async def answer_callback(self, update: Update, text: str | None = None, *, alert: bool = False) -> None: ...
+    async def answer_inline(self, update: Update, results: Any, **kwargs: Any) -> None: ...
+    async def edit_or_send(self, update: Update, context: KefuContext, text: str, **kwargs: Any) -> None: ...
+    async def edit(self, target: Target, chat_id: int, message_id: int, text: str, *, what: str = "message",
+                   bulk: bool = True, **kwargs: Any) -> bool: ...
+    async def edit_markup(self, target: Target, chat_id: int, message_id: int, reply_markup: Any, *,
+                          what: str = "keyboard", bulk: bool = True) -> bool: ...
+    async def edit_caption(self, target: Target, chat_id: int, message_id: int, caption: str, *,
+                           what: str = "caption", bulk: bool = True, **kwargs: Any) -> bool: ...
+    async def pin(self, target: Target, chat_id: int, message_id: int, *, what: str = "pin", **kwargs: Any) -> bool: ...
+    async def edit_pressed(self, update: Update, context: KefuContext, text: str, **kwargs: Any) -> bool: ...
+    async def edit_pressed_markup(self, update: Update, context: KefuContext, reply_markup: Any) -> bool: ...
+    def in_background(self, target: Target, coroutine, *, name: str = "kefu-fanout") -> Any: ...
+
+
+#: The Outbox standing in for this module, in this task and the tasks it starts (tests only).
+_STAND_IN: ContextVar[Outbox | None] = ContextVar("kefu_outbox_stand_in", default=None)
+
+
+@contextmanager
+def replaced_by(outbox: Outbox) -> Iterator[Outbox]:
+    """Within the block, every `Outbox` function of this module goes to `outbox` instead."""
+    token = _STAND_IN.set(outbox)
+    try:
+        yield outbox
+    finally:
+        _STAND_IN.reset(token)
+
+
+def fakeable(function):
+    """An `Outbox` operation: done by the stand-in when one is set (`replaced_by`)."""
+    name = function.__name__
+    if inspect.iscoroutinefunction(function):
+        @functools.wraps(function)
+        async def operation(*args: Any, **kwargs: Any):
+            stand_in = _STAND_IN.get()
+            if stand_in is not None:
+                return await getattr(stand_in, name)(*args, **kwargs)
+            return await function(*args, **kwargs)
+    else:
+        @functools.wraps(function)
+        def operation(*args: Any, **kwargs: Any):
+            stand_in = _STAND_IN.get()
+            if stand_in is not None:
+                return getattr(stand_in, name)(*args, **kwargs)
+            return function(*args, **kwargs)
+    return operation
+
+
 def flow(target: Target) -> Flow:
     """The process's Flow (one per Application)."""
     found = target.bot_data.get("outbox_flow")
@@ -231,6 +295,7 @@ async def _request(target: Target, chat_id: int, call, *, bulk: bool):
     raise AssertionError("unreachable")
 
 
+@fakeable
 def in_background(target: Target, coroutine, *, name: str = "kefu-fanout") -> asyncio.Task:
     """Fan-out after the answer: run `coroutine` as a tracked Application task (errors logged,
     awaited at shutdown), so the handler returns as soon as the person has their answer."""
@@ -254,6 +319,7 @@ async def wait_idle(target: Target) -> None:
     await flow(target).wait_idle()
 
 
+@fakeable
 async def reply(update: Update, context: KefuContext, text: str, **kwargs: Any) -> Message | None:
     """Answer in the chat the update came from, splitting text over Telegram's limit."""
     chat = update.effective_chat
@@ -284,6 +350,7 @@ class Delivery:
         return self.status == "sent"
 
 
+@fakeable
 async def deliver(target: Target, chat_id: int, text: str, *, bulk: bool | None = None, **kwargs: Any) -> Delivery:
     """Send a message, handling what Telegram may answer instead of delivering it.
 
@@ -297,17 +364,19 @@ async def deliver(target: Target, chat_id: int, text: str, *, bulk: bool | None 
     return await _deliver(target, chat_id, lambda: target.bot.send_message(chat_id, text, **kwargs), bulk=bulk)
 
 
+@fakeable
 async def deliver_file(target: Target, chat_id: int, kind: str, content: bytes | str, filename: str,
                        caption: str | None = None, *, bulk: bool | None = None, **kwargs: Any) -> Delivery:
-    """Send bytes (or a file_id Telegram gave for an earlier upload) as a `photo` or a `document`
-    (an XLSX, a chart), with `deliver`'s handling and pacing."""
+    """Send bytes (or a file_id Telegram gave for an earlier upload) as a `photo`, `video`,
+    `voice` or (anything else) a `document` (an XLSX, a chart, a forwarded attachment), with
+    `deliver`'s handling and pacing."""
     from telegram import InputFile
 
     def call():
         upload = content if isinstance(content, str) else InputFile(content, filename=filename)
-        if kind == "photo":
-            return target.bot.send_photo(chat_id, upload, caption=caption, **kwargs)
-        return target.bot.send_document(chat_id, upload, caption=caption, **kwargs)
+        send = {"photo": target.bot.send_photo, "video": target.bot.send_video,
+                "voice": target.bot.send_voice}.get(kind, target.bot.send_document)
+        return send(chat_id, upload, caption=caption, **kwargs)
 
     return await _deliver(target, chat_id, call, bulk=bulk)
 
@@ -340,10 +409,9 @@ async def _deliver(target: Target, chat_id: int, call, *, bulk: bool | None) -> 
 
 
 async def tell_admins(app: Target, text: str) -> None:
-    """Registered admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
+    """`Notify.ADMINS`: reachable admins and KEFU_ADMIN_IDS (who may not have sent /start yet)."""
     svc = app.bot_data["services"]
-    admins = {p.tg_id for p in await svc.people.with_role(Role.ADMIN)} | set(svc.settings.kefu_admin_ids)
-    for admin in sorted(admins):
+    for admin in await recipients(svc.people, Notify.ADMINS):
         try:
             await deliver(app, admin, text)
         except TelegramError as exc:
@@ -355,6 +423,7 @@ async def send(target: Target, chat_id: int, text: str, **kwargs: Any) -> Messag
     return (await deliver(target, chat_id, text, **kwargs)).message
 
 
+@fakeable
 async def answer_callback(update: Update, text: str | None = None, *, alert: bool = False) -> None:
     query = update.callback_query
     if query is None:
@@ -365,6 +434,13 @@ async def answer_callback(update: Update, text: str | None = None, *, alert: boo
         log.info("callback answer dropped: %s", exc)
 
 
+@fakeable
+async def answer_inline(update: Update, results: Any, **kwargs: Any) -> None:
+    """Answer an inline query (`@bot <text>`) with its results."""
+    await update.inline_query.answer(results, **kwargs)
+
+
+@fakeable
 async def edit_or_send(update: Update, context: KefuContext, text: str, **kwargs: Any) -> None:
     """Edit the message a button belongs to; if it cannot be edited, send a new one."""
     query = update.callback_query
@@ -383,6 +459,7 @@ def not_modified(exc: BaseException) -> bool:
     return isinstance(exc, BadRequest) and "not modified" in str(exc).lower()
 
 
+@fakeable
 async def edit(target: Target, chat_id: int, message_id: int, text: str, *, what: str = "message",
                bulk: bool = True, **kwargs: Any) -> bool:
     """Edit a message the bot sent earlier (a card, a digest, a progress panel). "Not modified"
@@ -401,3 +478,65 @@ async def edit(target: Target, chat_id: int, message_id: int, text: str, *, what
             return True
         log.info("%s %s/%s not edited: %s", what, chat_id, message_id, exc)
         return False
+
+
+async def _perform(target: Target, chat_id: int, call, *, what: str, bulk: bool) -> bool:
+    """One change to a message the bot sent (markup, caption, pin), paced like `edit`: "not
+    modified" counts as done; any other Telegram answer is logged and gives False."""
+    try:
+        await _request(target, chat_id, call, bulk=bulk)
+        return True
+    except TelegramError as exc:
+        if not_modified(exc):
+            return True
+        log.info("%s in %s not changed: %s", what, chat_id, exc)
+        return False
+
+
+@fakeable
+async def edit_markup(target: Target, chat_id: int, message_id: int, reply_markup: Any, *, what: str = "keyboard",
+                      bulk: bool = True) -> bool:
+    """Replace (None: remove) the buttons of a message the bot sent."""
+    return await _perform(target, chat_id, lambda: target.bot.edit_message_reply_markup(
+        chat_id=chat_id, message_id=message_id, reply_markup=reply_markup), what=what, bulk=bulk)
+
+
+@fakeable
+async def edit_caption(target: Target, chat_id: int, message_id: int, caption: str, *, what: str = "caption",
+                       bulk: bool = True, **kwargs: Any) -> bool:
+    """`edit` for a photo's or document's caption."""
+    return await _perform(target, chat_id, lambda: target.bot.edit_message_caption(
+        chat_id=chat_id, message_id=message_id, caption=caption, **kwargs), what=what, bulk=bulk)
+
+
+@fakeable
+async def pin(target: Target, chat_id: int, message_id: int, *, what: str = "pin", **kwargs: Any) -> bool:
+    """Pin a message the bot sent (False when the bot may not pin there)."""
+    return await _perform(target, chat_id, lambda: target.bot.pin_chat_message(chat_id, message_id, **kwargs),
+                          what=what, bulk=True)
+
+
+def _pressed(update: Update) -> tuple[int, int] | None:
+    query = update.callback_query
+    message = query.message if query is not None else None
+    return None if message is None else (message.chat.id, message.message_id)
+
+
+@fakeable
+async def edit_pressed(update: Update, context: KefuContext, text: str, **kwargs: Any) -> bool:
+    """Edit the message whose button was pressed (direct: the presser's own copy); False when it
+    could not be edited (the caller may send a new one)."""
+    pressed = _pressed(update)
+    if pressed is None:
+        return False
+    return await edit(context, *pressed, text, what="pressed message", bulk=False, **kwargs)
+
+
+@fakeable
+async def edit_pressed_markup(update: Update, context: KefuContext, reply_markup: Any) -> bool:
+    """Replace (None: remove) the buttons of the message whose button was pressed."""
+    pressed = _pressed(update)
+    if pressed is None:
+        return False
+    return await edit_markup(context, *pressed, reply_markup, what="pressed keyboard", bulk=False)
+

@@ -7,6 +7,7 @@ from telegram.ext import Application, ChatMemberHandler, CommandHandler
 
 from bot import offboarding
 from bot.people import Person, Role, UserError
+from bot.recipients import Notify, recipients
 from bot.shifts import shifts_on
 from handlers.cases import send_request
 from handlers.common import arg_text, render, user_errors
@@ -28,7 +29,8 @@ def parse_role(context: KefuContext, text: str) -> Role:
 def parse_shift(context: KefuContext, text: str) -> str | None:
     text = text.strip()
     names = context.svc.renderer.labels["shifts"]
-    if text.lower() in ("none", "-") or text in (names["none"], names.get("off", "不排班")):
+    off_words = {"none", "-", *context.svc.renderer.labels["shift_off_words"]}
+    if text.lower() in off_words:
         return None
     for shift in context.svc.settings.shifts:
         if text.lower() == shift.name or text == names.get(shift.name):
@@ -138,9 +140,8 @@ async def _set_active(update: Update, context: KefuContext, active: bool) -> Non
             await send_request(context, approval.id)
     if done.paused_schedules:
         text = render(context, "people/schedules_paused.html", person=done.person, schedules=done.paused_schedules)
-        for supervisor in await context.svc.people.with_role(Role.SUPERVISOR):
-            if supervisor.tg_id != context.person.tg_id and supervisor.blocked_at is None:
-                await deliver(context, supervisor.tg_id, text)
+        for supervisor in await recipients(context.svc.people, Notify.SUPERVISORS, exclude=[context.person.tg_id]):
+            await deliver(context, supervisor, text)
     await reply_template(update, context, "people/deactivated.html", person=done.person, change="active", d=done)
 
 

@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.clock import to_ts
@@ -31,6 +30,8 @@ from bot.reminders import ReminderView
 from bot.reminders.digest import group_by_rule, split_digest
 from bot.reminders.engine import ActionResult, MessageRow, note_unstaffed_once
 from bot.reminders.rules import RULES, outcomes_for, script_choice
+from bot.recipients import Notify, due_reminder_chats
+from bot.recipients import recipients as notify
 from bot.shifts import current_windows, next_shift_start
 from handlers import callbacks, outbox
 from handlers.common import button, keyboard
@@ -39,6 +40,8 @@ from handlers.outbox import Delivery, answer_callback, deliver
 from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
+#: The per-reminder button of a list or digest, by what it does.
+TAKE_BUTTONS = {"take": callbacks.RemTake, "claim": callbacks.RemClaim, "open": callbacks.RemOpen}
 
 FEATURE = "reminders"
 LIST_LIMIT = 15
@@ -77,22 +80,22 @@ class View:
     def card_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         if not r.is_open:
             return None
-        first = [self._button("claim", callbacks.REMINDER.pack("claim", r.id))] if r.claimable else []
-        first.append(self._button("done", callbacks.REMINDER.pack("done", r.id)))
-        return keyboard([first, [self._button("snooze", callbacks.REMINDER.pack("snooze", r.id)), self._button("script", callbacks.REMINDER.pack("script", r.id))],
+        first = [self._button("claim", callbacks.RemClaim(r.id).pack())] if r.claimable else []
+        first.append(self._button("done", callbacks.RemDone(r.id).pack()))
+        return keyboard([first, [self._button("snooze", callbacks.RemSnooze(r.id).pack()), self._button("script", callbacks.RemScript(r.id).pack())],
                          [button(self.target, "cases.buttons.open_case", callbacks.new_case("r", r.id))]])
 
     def outcome_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
-        rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.REMINDER.pack("out", r.id, code))] for code in outcomes_for(r.rule, r.stage)]
-        rows.append([self._button("back", callbacks.REMINDER.pack("back", r.id))])
+        rows = [[button(self.target, f"reminders.outcomes.{code}", callbacks.RemOutcome(r.id, code).pack())] for code in outcomes_for(r.rule, r.stage)]
+        rows.append([self._button("back", callbacks.RemBack(r.id).pack())])
         return keyboard(rows)
 
     def snooze_keyboard(self, r: ReminderView) -> InlineKeyboardMarkup | None:
         shift = next_shift_start(self.svc.settings.shifts, self.svc.clock.now(), self.svc.tz)
         return keyboard([
-            [self._button("later_1h", callbacks.REMINDER.pack("later", r.id, "1h")), self._button("later_3h", callbacks.REMINDER.pack("later", r.id, "3h"))],
-            [self._button("later_shift", callbacks.REMINDER.pack("later", r.id, "shift"), time=self.svc.renderer.localtime(shift.start))],
-            [self._button("back", callbacks.REMINDER.pack("back", r.id))],
+            [self._button("later_1h", callbacks.RemLater(r.id, "1h").pack()), self._button("later_3h", callbacks.RemLater(r.id, "3h").pack())],
+            [self._button("later_shift", callbacks.RemLater(r.id, "shift").pack(), time=self.svc.renderer.localtime(shift.start))],
+            [self._button("back", callbacks.RemBack(r.id).pack())],
         ])
 
     def digest_text(self, items: Sequence[ReminderView], *, start: int, part: int, parts: int, unlisted: int,
@@ -105,7 +108,7 @@ class View:
 
     def take_keyboard(self, items: Sequence[ReminderView], start: int, action: str = "take") -> InlineKeyboardMarkup | None:
         buttons = [
-            self._button(action, callbacks.REMINDER.pack(action, r.id), n=start + index, tail=r.tail)
+            self._button(action, TAKE_BUTTONS[action](r.id).pack(), n=start + index, tail=r.tail)
             for index, r in enumerate(items)
             if action == "open" or r.claimable
         ]
@@ -186,39 +189,22 @@ async def notify_chats(app: Application) -> list[int]:
     """Private chats of the people on duty who can be reached, then the team chat if set.
     Empty when nobody is on duty: reminders are then held."""
     svc = services_of(app)
-    people = [p.tg_id for p in await svc.people.on_duty() if p.blocked_at is None]
-    if not people:
-        return []
-    team = svc.settings.kefu_team_chat_id
-    return people + ([team] if team is not None and team not in people else [])
+    return await notify(svc.people, Notify.ON_DUTY, team_chat=svc.settings.kefu_team_chat_id)
 
 
 async def unstaffed_chats(app: Application) -> list[int]:
-    """A shift is working and nobody of it can be reached: the team chat (if set), then every
-    reachable supervisor and admin (and KEFU_ADMIN_IDS). Empty in the night gap (no shift working):
+    """A shift is working and nobody of it can be reached: `Notify.UNSTAFFED` (the team chat,
+    then every reachable supervisor and admin). Empty in the night gap (no shift working):
     reminders are then held for the next shift start, as before."""
     svc = services_of(app)
-    if not current_windows(svc.settings.shifts, svc.clock.now(), svc.tz):
-        return []
-    team = svc.settings.kefu_team_chat_id
-    chats = [team] if team is not None else []
-    bosses = [p.tg_id for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
-    known = {p.tg_id for p in await svc.people.all()}
-    bosses += [a for a in svc.settings.kefu_admin_ids if a not in known]  # configured, not yet /start-ed
-    return list(dict.fromkeys([*chats, *bosses]))
+    return await notify(svc.people, Notify.UNSTAFFED, team_chat=svc.settings.kefu_team_chat_id)
 
 
 async def recipients(app: Application) -> tuple[list[int], str]:
     """(chats that get due reminders now, why held when empty): "" when delivered, "night_gap"
     when no shift is working, "nobody" when even the fallback has no one to reach."""
-    chats = await notify_chats(app)
-    if chats:
-        return chats, ""
-    chats = await unstaffed_chats(app)
-    if chats:
-        return chats, ""
     svc = services_of(app)
-    return [], "nobody" if current_windows(svc.settings.shifts, svc.clock.now(), svc.tz) else "night_gap"
+    return await due_reminder_chats(svc.people, svc.settings.kefu_team_chat_id)
 
 
 async def recipient_names(app: Application) -> tuple[list[str], str]:
@@ -241,9 +227,7 @@ async def tell_admins_unstaffed(app: Application) -> None:
     svc = services_of(app)
     now = svc.clock.now()
     staffed = {p.shift for p in await svc.people.on_duty() if p.blocked_at is None}
-    admins = [p.tg_id for p in await svc.people.with_role(Role.ADMIN) if p.blocked_at is None]
-    known = {p.tg_id for p in await svc.people.all()}
-    admins += [a for a in svc.settings.kefu_admin_ids if a not in known]
+    admins = await notify(svc.people, Notify.ADMINS)
     for window in current_windows(svc.settings.shifts, now, svc.tz):
         if window.shift.name in staffed:
             continue
@@ -255,17 +239,13 @@ async def tell_admins_unstaffed(app: Application) -> None:
             start=window.start,
             end=window.end, team_chat=svc.settings.kefu_team_chat_id is not None,
         )
-        for admin in dict.fromkeys(admins):
+        for admin in admins:
             await deliver(app, admin, text)
 
 
 async def escalation_chats(app: Application) -> list[int]:
     """Supervisors (and admins) on duty; if none is, every supervisor."""
-    svc = services_of(app)
-    reachable = [p for p in await svc.people.with_role(Role.SUPERVISOR) if p.blocked_at is None]
-    on_duty = {p.tg_id for p in await svc.people.on_duty()}
-    working = [p.tg_id for p in reachable if p.tg_id in on_duty]
-    return working or [p.tg_id for p in reachable]
+    return await notify(services_of(app).people, Notify.SUPERVISORS_ON_DUTY)
 
 
 async def _send_to_chats(app: Application, view: View, chats: Sequence[int], reminders: Sequence[ReminderView],
@@ -518,10 +498,7 @@ async def _sub_menu(update: Update, context: KefuContext, rid: int, which: str) 
         return
     view = await View.build(context)
     markup = view.outcome_keyboard(r) if which == "done" else view.snooze_keyboard(r)
-    try:
-        await update.callback_query.edit_message_reply_markup(markup)
-    except BadRequest as exc:
-        log.info("reminder keyboard not changed: %s", exc)
+    await outbox.edit_pressed_markup(update, context, markup)
     await answer_callback(update, _label(context, "answers.choose_outcome" if which == "done" else "answers.choose_snooze"))
 
 
@@ -540,13 +517,10 @@ async def _outcome(update: Update, context: KefuContext, rid: int, arg: str) -> 
             claimer = await context.svc.people.get(r.claimed_by)
             who = claimer.name if claimer else str(r.claimed_by)
             markup = keyboard([
-                [button(context, "reminders.buttons.no_action_yes", callbacks.REMINDER.pack("out", rid, "nax"), who=who)],
-                [button(context, "reminders.buttons.back", callbacks.REMINDER.pack("back", rid))],
+                [button(context, "reminders.buttons.no_action_yes", callbacks.RemOutcome(rid, "nax").pack(), who=who)],
+                [button(context, "reminders.buttons.back", callbacks.RemBack(rid).pack())],
             ])
-            try:
-                await update.callback_query.edit_message_reply_markup(markup)
-            except BadRequest as exc:
-                log.info("confirmation not shown: %s", exc)
+            await outbox.edit_pressed_markup(update, context, markup)
             await answer_callback(update, _label(context, "answers.confirm_no_action", who=who), alert=True)
             return
     elif arg == "nax":
@@ -627,26 +601,25 @@ async def _script(update: Update, context: KefuContext, rid: int, arg: str) -> N
 
 
 ACTIONS = {
-    "claim": _claim,
-    "take": _take,
-    "open": _open,
-    "done": _done,
-    "out": _outcome,
-    "snooze": _snooze,
-    "later": _later,
-    "script": _script,
-    "back": _back,
+    callbacks.RemClaim: _claim,
+    callbacks.RemTake: _take,
+    callbacks.RemOpen: _open,
+    callbacks.RemDone: _done,
+    callbacks.RemOutcome: _outcome,
+    callbacks.RemSnooze: _snooze,
+    callbacks.RemLater: _later,
+    callbacks.RemScript: _script,
+    callbacks.RemBack: _back,
 }
 
 
 async def on_button(update: Update, context: KefuContext) -> None:
-    fields = callbacks.REMINDER.parse(update.callback_query.data, min_fields=2, max_fields=3)
-    action = ACTIONS.get(fields[0]) if fields else None
-    rid = int(fields[1]) if action is not None and fields[1].isdigit() else None
-    if action is None or rid is None:
+    pressed = callbacks.REMINDER.decode(update.callback_query.data)
+    action = ACTIONS.get(type(pressed))
+    if action is None:
         await answer_callback(update, _label(context, "errors.stale_button"), alert=True)
         return
-    await action(update, context, rid, fields[2] if len(fields) > 2 else "")
+    await action(update, context, pressed.rid, pressed.arg)
 
 
 # --- /reminders ----------------------------------------------------------------------------------

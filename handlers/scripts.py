@@ -56,17 +56,17 @@ from bot.kb import (
     KnowledgeBase,
     Script,
     example_values,
+    fill_script,
     stats,
 )
-from bot.kb.render import SLOT_FORMAT
 from bot.people import Person
 from bot.render import TELEGRAM_TEXT_LIMIT, split_text
 from handlers import callbacks, pending, routing
-from handlers.callbacks import FLOW, KB, LIMIT, checked
+from handlers.callbacks import checked
 from handlers.callbacks import open_script as open_data
 from handlers.common import arg_text, keyboard, label, render
 from handlers.context import KefuContext, Target, services_of
-from handlers.outbox import answer_callback, edit_or_send, reply, send, tell_admins
+from handlers.outbox import answer_callback, answer_inline, edit_or_send, edit_pressed_markup, reply, send
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +121,6 @@ def _button(target: Target, key: str, data: str, **values: Any) -> InlineKeyboar
     return InlineKeyboardButton(_caption(target, key, **values), callback_data=checked(data))
 
 
-def _with_order(data: str, order_no: str | None) -> str:
-    """Append the order number when it fits in the callback data; otherwise leave it out."""
-    if order_no:
-        longer = f"{data}:{order_no}"
-        if len(longer.encode()) <= LIMIT:
-            return longer
-    return data
-
-
 def open_button(target: Target, script: Script | str, order_no: str | None = None, *, source: str = "x",
                 key: str = "scripts.buttons.open") -> InlineKeyboardButton:
     """A button that opens a script as a new message (for order cards, reminders, flows)."""
@@ -152,14 +143,13 @@ def order_numbers(text: str) -> list[str]:
     return found[:3]
 
 
-async def order_values(target: Target, order_no: str) -> dict[str, str] | None:
-    """Script variables of a stored order, or None when unknown (or orders are unavailable)."""
+async def stored_order(target: Target, order_no: str) -> Any | None:
+    """The stored order to fill scripts from, or None when unknown (or orders are unavailable)."""
     svc = services_of(target)
     try:
-        from bot.orders import get_order, order_variables
+        from bot.orders import get_order
 
-        order = await get_order(svc.db, order_no)
-        return None if order is None else order_variables(order, svc.tz)
+        return await get_order(svc.db, order_no)
     except Exception:
         log.exception("order lookup for script variables failed")
         return None
@@ -173,7 +163,7 @@ async def _order_in_query(context: KefuContext, text: str) -> tuple[str | None, 
         return None, text
     chosen = numbers[0]
     for number in numbers:
-        if await order_values(context, number) is not None:
+        if await stored_order(context, number) is not None:
             chosen = number
             break
     rest = text.replace(chosen, " ")
@@ -245,21 +235,10 @@ async def script_message(
         if found is None:
             raise KeyError(script)
         script = found
-    values: dict[str, Any] = {}
-    order_found = False
-    if order_no:
-        filled = await order_values(target, order_no)
-        if filled is not None:
-            values.update(filled)
-            order_found = True
-    if person is not None:
-        values["agent_name"] = person.name
-    body = kb.render(script, values)
-    missing = [  # the 【…】 slots actually left in the text, for the agent to fill before sending
-        desc or name
-        for name, desc in script.variables.items()
-        if not str(values.get(name) or "").strip() and SLOT_FORMAT.format(label=desc or name) in body
-    ]
+    order = await stored_order(target, order_no) if order_no else None
+    filled = fill_script(kb, script, order, tz=services_of(target).tz, agent_name=person.name if person else None)
+    body, order_found = filled.body, filled.order_found
+    missing = list(filled.missing)  # the 【…】 slots left in the text, for the agent to fill before sending
     category = kb.category(script.category)
     renderer = services_of(target).renderer
 
@@ -292,7 +271,7 @@ async def script_message(
 
     link_order = order_no
     rows: list[list[InlineKeyboardButton]] = []
-    first = [_button(target, "scripts.buttons.used", f"kb:u:{script.id}")]
+    first = [_button(target, "scripts.buttons.used", callbacks.KbUsed(script.id).pack())]
     if 0 < len(body) <= COPY_TEXT_LIMIT:
         first.append(InlineKeyboardButton(_caption(target, "scripts.buttons.copy"), copy_text=CopyTextButton(body)))
     rows.append(first)
@@ -345,7 +324,7 @@ def _menu_markup(context: KefuContext, kb: KnowledgeBase, order_no: str | None,
                  weak: list[Script] = ()) -> InlineKeyboardMarkup | None:
     rows = [[_button(context, "scripts.buttons.weak_hit", open_data(s.id, order_no, "w"), title=s.title)] for s in weak]
     menu = [
-        _button(context, "scripts.buttons.category", _with_order(f"kb:c:{c.code}", order_no), label=c.label, count=count)
+        _button(context, "scripts.buttons.category", callbacks.KbCategory(c.code, order_no or None).shortened(), label=c.label, count=count)
         for c, count in kb.category_menu()
         if count
     ]
@@ -410,20 +389,19 @@ async def pasted_text(update: Update, context: KefuContext) -> None:
 
 # --- buttons --------------------------------------------------------------------------------------
 async def kb_button(update: Update, context: KefuContext) -> None:
-    data = update.callback_query.data or ""
-    parts = data.split(":")
-    action = parts[1] if len(parts) > 1 else ""
+    """Every `kb:` button (handlers/callbacks.py `Kb*`)."""
+    pressed = callbacks.KB.decode(update.callback_query.data)
     try:
-        if action == "m":
-            await _show_menu(update, context, parts[2] if len(parts) > 2 else None)
-        elif action == "c" and len(parts) >= 3:
-            await _show_category(update, context, parts[2], parts[3] if len(parts) > 3 else None)
-        elif action == "o" and len(parts) >= 4:
-            await _open_script(update, context, parts[3], parts[4] if len(parts) > 4 else None, SOURCES.get(parts[2], "button"))
-        elif action == "open" and len(parts) >= 3:  # kb:open:<script>[:<order>] from other features
-            await _open_script(update, context, parts[2], parts[3] if len(parts) > 3 else None, "order")
-        elif action == "u" and len(parts) >= 3:
-            await _used(update, context, parts[2])
+        if isinstance(pressed, callbacks.KbMenu):
+            await _show_menu(update, context, pressed.order_no)
+        elif isinstance(pressed, callbacks.KbCategory):
+            await _show_category(update, context, pressed.code, pressed.order_no)
+        elif isinstance(pressed, callbacks.KbOpen):
+            await _open_script(update, context, pressed.script_id, pressed.order_no, SOURCES.get(pressed.source, "button"))
+        elif isinstance(pressed, callbacks.KbOpenOld):  # kb:open:<script>[:<order>] from buttons already sent
+            await _open_script(update, context, pressed.script_id, pressed.order_no, "order")
+        elif isinstance(pressed, callbacks.KbUsed):
+            await _used(update, context, pressed.script_id)
         else:
             await answer_callback(update, label(context, "scripts.answers.stale"))
     except KbUnavailable:
@@ -447,7 +425,7 @@ async def _show_category(update: Update, context: KefuContext, code: str, order_
     scripts = kb.scripts_in(code)
     rows = [[_button(context, "scripts.buttons.open", open_data(s.id, order_no, "m"), title=s.title)]
             for s in scripts[:CATEGORY_LIST_MAX]]
-    rows.append([_button(context, "scripts.buttons.back_menu", _with_order("kb:m", order_no))])
+    rows.append([_button(context, "scripts.buttons.back_menu", callbacks.KbMenu(order_no or None).shortened())])
     text = render(context, "scripts/category.html", category=category, count=len(scripts), order_no=order_no)
     await edit_or_send(update, context, text, reply_markup=keyboard(rows))
 
@@ -475,10 +453,7 @@ async def _used(update: Update, context: KefuContext, script_id: str) -> None:
     if markup is None:
         return
     rows = [[b for b in row if b.callback_data != query.data] for row in markup.inline_keyboard]
-    try:
-        await query.edit_message_reply_markup(keyboard(rows))
-    except BadRequest as exc:
-        log.info("could not remove the 'used' button: %s", exc)
+    await edit_pressed_markup(update, context, keyboard(rows))
 
 
 # --- /aftersale -----------------------------------------------------------------------------------
@@ -497,7 +472,7 @@ def _walk(flow, path: str):
 
 
 def _flow_menu(context: KefuContext, kb: KnowledgeBase) -> tuple[str, InlineKeyboardMarkup | None]:
-    rows = [[_button(context, "scripts.buttons.flow_stage", f"flow:g:{f.id}:", stage=f.stage, title=f.title)] for f in kb.flows]
+    rows = [[_button(context, "scripts.buttons.flow_stage", callbacks.FlowStep(f.id).pack(), stage=f.stage, title=f.title)] for f in kb.flows]
     return render(context, "scripts/flow_menu.html"), keyboard(rows)
 
 
@@ -511,40 +486,39 @@ async def aftersale(update: Update, context: KefuContext) -> None:
 
 
 async def flow_button(update: Update, context: KefuContext) -> None:
-    data = update.callback_query.data or ""
-    parts = data.split(":", 3)
+    pressed = callbacks.FLOW.decode(update.callback_query.data)
     try:
         kb = _kb(context)
     except KbUnavailable:
         await _unavailable(update, context)
         return
-    if parts[1:2] == ["m"]:
+    if isinstance(pressed, callbacks.FlowMenu):
         await answer_callback(update)
         text, markup = _flow_menu(context, kb)
         await edit_or_send(update, context, text, reply_markup=markup)
         return
-    flow = kb.flow(parts[2]) if len(parts) == 4 and parts[1] == "g" else None
-    node, trail = _walk(flow, parts[3]) if flow is not None else (None, [])
+    flow = kb.flow(pressed.flow_id) if isinstance(pressed, callbacks.FlowStep) else None
+    node, trail = _walk(flow, pressed.path) if flow is not None else (None, [])
     if node is None:
         await answer_callback(update, label(context, "scripts.answers.flow_stale"))
         text, markup = _flow_menu(context, kb)
         await edit_or_send(update, context, text, reply_markup=markup)
         return
     await answer_callback(update)
-    path = parts[3]
+    path = pressed.path
     rows: list[list[InlineKeyboardButton]] = []
     scripts = [s for s in (kb.get(sid) for sid in node.send) if s is not None]
     if node.is_outcome:
         rows += [[open_button(context, s, source="f")] for s in scripts]
     else:
         for index, choice in enumerate(node.choices[: len(PATH_CHARS)]):
-            next_data = FLOW.fits("g", flow.id, f"{path}{PATH_CHARS[index]}")
+            next_data = callbacks.FlowStep(flow.id, f"{path}{PATH_CHARS[index]}").fits()
             if next_data is not None:
                 rows.append([_button(context, "scripts.buttons.flow_choice", next_data, label=choice.label)])
-    back = f"flow:g:{flow.id}:{path[:-1]}" if path else "flow:m"
+    back = callbacks.FlowStep(flow.id, path[:-1]).pack() if path else callbacks.FlowMenu().pack()
     rows.append([
         _button(context, "scripts.buttons.flow_back", back),
-        _button(context, "scripts.buttons.flow_restart", "flow:m"),
+        _button(context, "scripts.buttons.flow_restart", callbacks.FlowMenu().pack()),
     ])
     text = render(context, "scripts/flow_node.html", flow=flow, node=node, trail=trail, scripts=scripts)
     await edit_or_send(update, context, text, reply_markup=keyboard(rows))
@@ -572,19 +546,17 @@ async def inline_query(update: Update, context: KefuContext) -> None:
     try:
         kb = _kb(context)
     except KbUnavailable:
-        await query.answer([], cache_time=0, is_personal=True)
+        await answer_inline(update, [], cache_time=0, is_personal=True)
         return
     order_no, text = await _order_in_query(context, query.query or "")
     if text.strip():
         scripts = [h.script for h in kb.search(text, top=INLINE_MAX)]
     else:
         scripts = await _popular(context, kb)
-    values: dict[str, Any] = {"agent_name": context.person.name}
-    if order_no:
-        values.update(await order_values(context, order_no) or {})
+    order = await stored_order(context, order_no) if order_no else None
     results = []
     for script in scripts[:INLINE_MAX]:
-        body = kb.render(script, values)
+        body = fill_script(kb, script, order, tz=context.svc.tz, agent_name=context.person.name).body
         category = kb.category(script.category)
         preview = " ".join(body.split())[:60]
         results.append(
@@ -596,7 +568,7 @@ async def inline_query(update: Update, context: KefuContext) -> None:
                 input_message_content=InputTextMessageContent(body, parse_mode=None),
             )
         )
-    await query.answer(results, cache_time=INLINE_CACHE_SECONDS, is_personal=True)
+    await answer_inline(update, results, cache_time=INLINE_CACHE_SECONDS, is_personal=True)
 
 
 async def inline_chosen(update: Update, context: KefuContext) -> None:
@@ -722,8 +694,8 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("aftersale", aftersale))
     app.add_handler(CommandHandler("kb_reload", kb_reload))
     app.add_handler(CommandHandler("kb_stats", kb_stats))
-    app.add_handler(CallbackQueryHandler(kb_button, pattern=KB.pattern))
-    app.add_handler(CallbackQueryHandler(flow_button, pattern=FLOW.pattern))
+    app.add_handler(CallbackQueryHandler(kb_button, pattern=callbacks.KB.pattern))
+    app.add_handler(CallbackQueryHandler(flow_button, pattern=callbacks.FLOW.pattern))
     app.add_handler(InlineQueryHandler(inline_query))
     app.add_handler(ChosenInlineResultHandler(inline_chosen))
     private_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND

@@ -56,6 +56,8 @@ class Broadcast:
     created_at: int
     sent_at: int | None
     finished_at: int | None
+    #: The visible number ("通知 #3"), given when sent; None for drafts and schedule templates.
+    number: int | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Broadcast:
@@ -82,6 +84,7 @@ class Broadcast:
             created_at=row["created_at"],
             sent_at=row["sent_at"],
             finished_at=row["finished_at"],
+            number=row["number"],
         )
 
     @property

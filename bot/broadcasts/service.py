@@ -5,6 +5,8 @@ The per-recipient rows are the resume point after a crash: a row is claimed ('se
 before its message goes out and settled right after, so a restart sends only 'pending' rows.
 A row left 'sending' by a crash may or may not have arrived; it is never re-sent (no double
 sends) and shows as failed, so "remind the rest" can still reach that person.
+
+The SQL is in bot/broadcasts/store.py.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bot.broadcasts.model import (
     Recipient,
     Schedule,
 )
+from bot.broadcasts.store import BroadcastStore
 from bot.broadcasts.when import DEFAULT_GRACE, Due, Rule, due_occurrences, next_run
 from bot.clock import Clock, from_ts, to_ts
 from bot.db import Database
@@ -34,16 +37,6 @@ CAPTION_LIMIT = 1024
 MAX_RENOTIFY = 3
 INTERRUPTED = "interrupted"
 KNOWN_BLOCKED = "blocked before sending"
-
-_RECIPIENT_COLUMNS = (
-    "r.broadcast_id, r.tg_id, r.status, r.message_id, r.error, r.sent_at, r.acked_at, r.renotify_count,"
-    " r.last_notified_at, u.display_name, u.full_name, u.username"
-)
-
-#: A deactivated person no longer counts: not as missing, not as waiting (an acknowledgement
-#: they gave while still on the team stays on the record).
-_STILL_COUNTED = "(r.acked_at IS NOT NULL OR COALESCE(u.active, 1) = 1)"
-
 
 @dataclass(frozen=True)
 class Fired:
@@ -64,6 +57,7 @@ class BroadcastService:
         self.shifts = tuple(shifts)
         self.tz = tz
         self.grace = grace
+        self.store = BroadcastStore(db)
 
     def _now(self) -> int:
         return to_ts(self.clock.now())
@@ -77,23 +71,15 @@ class BroadcastService:
         if content.kind != "text" and not content.file_id:
             raise UserError("unsupported_content")
         rule, rule_text = schedule if schedule else (None, None)
-        broadcast_id = await self.db.insert(
-            "INSERT INTO broadcasts (author_id, status, kind, body_html, file_id, file_name, pin, schedule_rule,"
-            " schedule_text, created_at) VALUES (?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (author.tg_id, content.kind, content.body_html, content.file_id, content.file_name,
-             None if pin_available else 0, rule.encode() if rule else None, rule_text, self._now()),
+        broadcast_id = await self.store.add_draft(
+            author.tg_id, content.kind, content.body_html, content.file_id, content.file_name,
+            None if pin_available else 0, rule.encode() if rule else None, rule_text, self._now(),
         )
         return await self.get(broadcast_id)
 
     async def get(self, broadcast_id: int) -> Broadcast | None:
-        row = await self.db.fetchone("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        row = await self.store.broadcast(broadcast_id)
         return Broadcast.from_row(row) if row else None
-
-    async def _update(self, sql: str, params: Sequence[object]) -> int:
-        """One UPDATE; returns the number of rows changed (Database.execute returns lastrowid)."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(sql, params)
-            return cursor.rowcount
 
     async def require(self, broadcast_id: int) -> Broadcast:
         """A broadcast that was sent (or is being sent): rosters and reminders need one."""
@@ -130,31 +116,22 @@ class BroadcastService:
                 changes["silent"] = 0  # an urgent announcement always rings; the preview says so
             if name == "silent" and value and (await self.get(broadcast_id)).urgent:
                 raise UserError("urgent_not_silent")
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        await self.db.execute(
-            f"UPDATE broadcasts SET {assignments} WHERE id = ? AND status = 'draft'", (*changes.values(), broadcast_id)
-        )
+        await self.store.set_draft_choices(broadcast_id, changes)
         return await self.get(broadcast_id)
 
     async def reset_choices(self, broadcast_id: int, actor: Person, *, pin_available: bool) -> Broadcast:
         await self.draft_for(broadcast_id, actor)
-        await self.db.execute(
-            "UPDATE broadcasts SET audience = NULL, ack_required = NULL, urgent = NULL, pin = ?, silent = NULL"
-            " WHERE id = ? AND status = 'draft'",
-            (None if pin_available else 0, broadcast_id),
-        )
+        await self.store.reset_draft_choices(broadcast_id, None if pin_available else 0)
         return await self.get(broadcast_id)
 
     async def cancel(self, broadcast_id: int, actor: Person) -> Broadcast:
         await self.draft_for(broadcast_id, actor)
-        await self.db.execute("UPDATE broadcasts SET status = 'cancelled' WHERE id = ? AND status = 'draft'",
-                              (broadcast_id,))
+        await self.store.cancel_draft(broadcast_id)
         return await self.get(broadcast_id)
 
     async def set_panel(self, broadcast_id: int, chat_id: int, message_id: int) -> None:
         """Remember the author's compose/progress message, so a resumed delivery edits it."""
-        await self.db.execute("UPDATE broadcasts SET panel_chat_id = ?, panel_message_id = ? WHERE id = ?",
-                              (chat_id, message_id, broadcast_id))
+        await self.store.set_panel(broadcast_id, chat_id, message_id)
 
     async def resolve(self, broadcast: Broadcast) -> list[Person]:
         """Who the audience means right now (the author is never among them)."""
@@ -182,71 +159,44 @@ class BroadcastService:
             raise UserError("no_recipients")
         now = self._now()
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE broadcasts SET status = 'sending', sent_at = ? WHERE id = ? AND status = 'draft'", (now, draft.id)
-            )
-            if cursor.rowcount != 1:
+            if await self.store.start_sending(conn, draft.id, now) != 1:
                 raise UserError("already_sent")
             await self._insert_recipients(conn, draft.id, recipients)
         return await self.get(draft.id)
 
     async def _insert_recipients(self, conn, broadcast_id: int, recipients: Sequence[Person]) -> None:
         """People already known to have blocked the bot are recorded as such and not tried."""
-        await conn.executemany(
-            "INSERT OR IGNORE INTO broadcast_recipients (broadcast_id, tg_id, status, error) VALUES (?, ?, ?, ?)",
+        await self.store.add_recipients(
+            conn,
             [(broadcast_id, p.tg_id, "blocked" if p.blocked_at else "pending", KNOWN_BLOCKED if p.blocked_at else None)
              for p in recipients],
         )
 
     async def unfinished(self) -> list[Broadcast]:
-        rows = await self.db.fetchall("SELECT * FROM broadcasts WHERE status = 'sending' ORDER BY id")
+        rows = await self.store.sending()
         return [Broadcast.from_row(r) for r in rows]
 
     async def release_interrupted(self, broadcast_id: int) -> int:
         """Rows claimed by a process that died: unknown whether they arrived, so never re-sent."""
-        return await self._update(
-            "UPDATE broadcast_recipients SET status = 'failed', error = ? WHERE broadcast_id = ? AND status = 'sending'",
-            (INTERRUPTED, broadcast_id),
-        )
+        return await self.store.release_interrupted(broadcast_id, INTERRUPTED)
 
     async def claim_next(self, broadcast_id: int) -> int | None:
         """Take the next pending recipient (marks it 'sending'); None when none are left."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE broadcast_recipients SET status = 'sending' WHERE rowid = ("
-                " SELECT rowid FROM broadcast_recipients WHERE broadcast_id = ? AND status = 'pending'"
-                " ORDER BY rowid LIMIT 1) RETURNING tg_id",
-                (broadcast_id,),
-            )
-            row = await cursor.fetchone()
-            await cursor.close()
-        return row[0] if row else None
+        return await self.store.claim_next(broadcast_id)
 
     async def unclaim(self, broadcast_id: int, tg_id: int) -> None:
         """Give a claimed row back untried (the bot is stopping before it was sent)."""
-        await self.db.execute(
-            "UPDATE broadcast_recipients SET status = 'pending' WHERE broadcast_id = ? AND tg_id = ? AND status = 'sending'",
-            (broadcast_id, tg_id),
-        )
+        await self.store.unclaim(broadcast_id, tg_id)
 
     async def record(self, broadcast_id: int, tg_id: int, status: str, *, message_id: int | None = None,
                      error: str | None = None) -> None:
         if status not in ("sent", "blocked", "failed"):
             raise ValueError(f"bad delivery status {status!r}")
         now = self._now()
-        await self.db.execute(
-            "UPDATE broadcast_recipients SET status = ?, message_id = ?, error = ?, sent_at = ?, last_notified_at = ?"
-            " WHERE broadcast_id = ? AND tg_id = ?",
-            (status, message_id, error, now if status == "sent" else None, now if status == "sent" else None,
-             broadcast_id, tg_id),
-        )
+        await self.store.settle(broadcast_id, tg_id, status, message_id, error, now if status == "sent" else None)
 
     async def counts(self, broadcast_id: int) -> Counts:
-        rows = await self.db.fetchall(
-            "SELECT r.status, COUNT(*) AS n, COUNT(r.acked_at) AS acked FROM broadcast_recipients r"
-            f" LEFT JOIN users u ON u.tg_id = r.tg_id WHERE r.broadcast_id = ? AND {_STILL_COUNTED} GROUP BY r.status",
-            (broadcast_id,),
-        )
+        rows = await self.store.status_counts(broadcast_id)
         by_status = {r["status"]: r["n"] for r in rows}
         return Counts(
             total=sum(by_status.values()),
@@ -256,25 +206,17 @@ class BroadcastService:
 
     async def finish(self, broadcast_id: int) -> bool:
         """Mark the broadcast done once no row is pending or in flight; True if it was just done."""
-        return bool(await self._update(
-            "UPDATE broadcasts SET status = 'done', finished_at = ? WHERE id = ? AND status = 'sending' AND NOT EXISTS"
-            " (SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND status IN ('pending', 'sending'))",
-            (self._now(), broadcast_id, broadcast_id),
-        ))
+        return bool(await self.store.finish(broadcast_id, self._now()))
 
     async def set_team_message(self, broadcast_id: int, message_id: int) -> None:
-        await self.db.execute("UPDATE broadcasts SET team_message_id = ? WHERE id = ?", (message_id, broadcast_id))
+        await self.store.set_team_message(broadcast_id, message_id)
 
     async def set_team_pinned(self, broadcast_id: int) -> None:
-        await self.db.execute("UPDATE broadcasts SET team_pinned = 1 WHERE id = ?", (broadcast_id,))
+        await self.store.set_team_pinned(broadcast_id)
 
     # --- acknowledgement and rosters ----------------------------------------------------------
     async def recipient(self, broadcast_id: int, tg_id: int) -> Recipient | None:
-        row = await self.db.fetchone(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM broadcast_recipients r LEFT JOIN users u ON u.tg_id = r.tg_id"
-            " WHERE r.broadcast_id = ? AND r.tg_id = ?",
-            (broadcast_id, tg_id),
-        )
+        row = await self.store.recipient(broadcast_id, tg_id)
         return Recipient.from_row(row) if row else None
 
     async def acknowledge(self, broadcast_id: int, tg_id: int, message_id: int | None = None) -> tuple[Recipient, bool]:
@@ -286,20 +228,11 @@ class BroadcastService:
             raise UserError("not_recipient")
         if current.acked_at is not None:
             return current, False
-        await self.db.execute(
-            "UPDATE broadcast_recipients SET acked_at = ?, status = 'sent', error = NULL,"
-            " message_id = COALESCE(message_id, ?), sent_at = COALESCE(sent_at, ?)"
-            " WHERE broadcast_id = ? AND tg_id = ? AND acked_at IS NULL",
-            (self._now(), message_id, self._now(), broadcast_id, tg_id),
-        )
+        await self.store.acknowledge(broadcast_id, tg_id, message_id, self._now())
         return await self.recipient(broadcast_id, tg_id), True
 
     async def roster(self, broadcast_id: int) -> list[Recipient]:
-        rows = await self.db.fetchall(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM broadcast_recipients r LEFT JOIN users u ON u.tg_id = r.tg_id"
-            f" WHERE r.broadcast_id = ? AND {_STILL_COUNTED} ORDER BY r.acked_at IS NULL, r.acked_at, r.rowid",
-            (broadcast_id,),
-        )
+        rows = await self.store.roster(broadcast_id)
         return [Recipient.from_row(r) for r in rows]
 
     async def unacked(self, broadcast_id: int) -> list[Recipient]:
@@ -308,31 +241,17 @@ class BroadcastService:
 
     async def mark_notified(self, broadcast_id: int, tg_id: int, *, renotify: bool) -> None:
         """A reminder went out; urgent re-notifications also count toward the limit of three."""
-        await self.db.execute(
-            "UPDATE broadcast_recipients SET last_notified_at = ?, renotify_count = renotify_count + ?"
-            " WHERE broadcast_id = ? AND tg_id = ?",
-            (self._now(), 1 if renotify else 0, broadcast_id, tg_id),
-        )
+        await self.store.mark_notified(broadcast_id, tg_id, self._now(), 1 if renotify else 0)
 
     async def recent(self, limit: int = 10) -> list[tuple[Broadcast, Counts]]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM broadcasts WHERE status IN ('sending', 'done') ORDER BY id DESC LIMIT ?", (limit,)
-        )
+        rows = await self.store.recent(limit)
         return [(Broadcast.from_row(r), await self.counts(r["id"])) for r in rows]
 
     async def due_renotifies(self, interval: timedelta, limit: int = MAX_RENOTIFY) -> list[tuple[Broadcast, Recipient]]:
         """Urgent copies not acknowledged, last notified at least `interval` ago, fewer than `limit`
         re-notifications so far, whose recipient is on duty now (others wait for their shift)."""
         now = self._now()
-        rows = await self.db.fetchall(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM broadcast_recipients r JOIN broadcasts b ON b.id = r.broadcast_id"
-            " LEFT JOIN users u ON u.tg_id = r.tg_id"
-            " WHERE b.urgent = 1 AND b.ack_required = 1 AND b.status IN ('sending', 'done')"
-            " AND r.status = 'sent' AND r.acked_at IS NULL AND r.renotify_count < ?"
-            " AND COALESCE(r.last_notified_at, r.sent_at) <= ? AND u.active = 1 AND u.blocked_at IS NULL"
-            " ORDER BY r.broadcast_id, r.rowid",
-            (limit, now - int(interval.total_seconds())),
-        )
+        rows = await self.store.renotify_candidates(limit, now - int(interval.total_seconds()))
         working = set(shifts_on(self.shifts, self.clock.now(), self.tz))
         on_duty = {p.tg_id for p in await self.people.all(active_only=True) if p.shift in working}
         due = [Recipient.from_row(r) for r in rows if r["tg_id"] in on_duty]
@@ -351,29 +270,19 @@ class BroadcastService:
         first = next_run(rule, self.clock.now(), self.tz)
         if first is None:
             raise UserError("schedule_past")
-        same = await self.db.fetchone(
-            "SELECT s.id FROM broadcast_schedules s JOIN broadcasts b ON b.id = s.template_id"
-            " WHERE s.status = 'active' AND s.rule = ? AND b.kind = ? AND b.body_html = ?"
-            " AND COALESCE(b.file_id, '') = COALESCE(?, '') AND b.audience IS ? AND b.ack_required IS ?"
-            " AND b.urgent IS ? AND b.pin IS ? AND b.silent IS ?",
-            (draft.schedule_rule, draft.kind, draft.body_html, draft.file_id, draft.audience, draft.ack_required,
-             draft.urgent, draft.pin, draft.silent),
+        same = await self.store.same_schedule(
+            draft.schedule_rule, draft.kind, draft.body_html, draft.file_id, draft.audience, draft.ack_required,
+            draft.urgent, draft.pin, draft.silent,
         )
         if same is not None:  # an identical schedule already runs: saving it again would send twice
-            raise UserError("schedule_duplicate", id=same["id"])
+            raise UserError("schedule_duplicate", id=same)
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE broadcasts SET status = 'template' WHERE id = ? AND status = 'draft'", (draft.id,)
-            )
-            if cursor.rowcount != 1:
+            if await self.store.make_template(conn, draft.id) != 1:
                 raise UserError("already_sent")
-            cursor = await conn.execute(
-                "INSERT INTO broadcast_schedules (template_id, author_id, rule, rule_text, next_run, grace_minutes,"
-                " status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
-                (draft.id, draft.author_id, draft.schedule_rule, draft.schedule_text or "", to_ts(first),
-                 int(self.grace.total_seconds() // 60), self._now()),
+            schedule_id = await self.store.add_schedule(
+                conn, draft.id, draft.author_id, draft.schedule_rule, draft.schedule_text or "", to_ts(first),
+                int(self.grace.total_seconds() // 60), self._now(),
             )
-            schedule_id = cursor.lastrowid
         return await self.get_schedule(schedule_id)
 
     async def create_schedule(self, author: Person, content: Content, rule: Rule, rule_text: str, *,
@@ -387,14 +296,12 @@ class BroadcastService:
         return await self.save_schedule(draft.id, author)
 
     async def get_schedule(self, schedule_id: int) -> Schedule | None:
-        row = await self.db.fetchone("SELECT * FROM broadcast_schedules WHERE id = ?", (schedule_id,))
+        row = await self.store.schedule(schedule_id)
         return Schedule.from_row(row) if row else None
 
     async def schedules(self) -> list[tuple[Schedule, Broadcast]]:
         """Schedules still in force (paused ones included), soonest first."""
-        rows = await self.db.fetchall(
-            "SELECT * FROM broadcast_schedules WHERE status = 'active' ORDER BY paused, next_run IS NULL, next_run, id"
-        )
+        rows = await self.store.active_schedules()
         result = []
         for row in rows:
             schedule = Schedule.from_row(row)
@@ -411,35 +318,26 @@ class BroadcastService:
         """Pause, or resume from now on (what fell due while paused is not sent afterwards)."""
         schedule = await self._live_schedule(schedule_id)
         if paused:
-            await self.db.execute("UPDATE broadcast_schedules SET paused = 1 WHERE id = ?", (schedule.id,))
+            await self.store.pause(schedule.id)
         else:
             upcoming = next_run(Rule.decode(schedule.rule), self.clock.now(), self.tz)
             if upcoming is None:
                 raise UserError("schedule_past")
-            await self.db.execute("UPDATE broadcast_schedules SET paused = 0, next_run = ? WHERE id = ?",
-                                  (to_ts(upcoming), schedule.id))
+            await self.store.resume(schedule.id, to_ts(upcoming))
         return await self.get_schedule(schedule.id)
 
     async def pause_schedules_of(self, author_id: int) -> list[Schedule]:
         """The author left the team: their running schedules stop firing until someone resumes them."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE broadcast_schedules SET paused = 1 WHERE author_id = ? AND status = 'active' AND paused = 0"
-                " RETURNING id",
-                (author_id,),
-            )
-            ids = [row[0] for row in await cursor.fetchall()]
+        ids = await self.store.pause_running_of(author_id)
         return [await self.get_schedule(i) for i in ids]
 
     async def drop_undelivered(self, tg_id: int) -> int:
         """Copies not sent yet to someone who left the team are not sent at all."""
-        return await self.db.execute(
-            "DELETE FROM broadcast_recipients WHERE tg_id = ? AND status = 'pending'", (tg_id,)
-        )
+        return await self.store.drop_pending_of(tg_id)
 
     async def delete_schedule(self, schedule_id: int) -> Schedule:
         schedule = await self._live_schedule(schedule_id)
-        await self.db.execute("UPDATE broadcast_schedules SET status = 'deleted' WHERE id = ?", (schedule.id,))
+        await self.store.delete_schedule(schedule.id)
         return await self.get_schedule(schedule.id)
 
     async def fire_due(self) -> list[Fired]:
@@ -447,10 +345,7 @@ class BroadcastService:
         period) or report it missed, and move it to its next run, in one transaction each, so
         a restart neither loses nor repeats an occurrence."""
         now_dt = self.clock.now()
-        rows = await self.db.fetchall(
-            "SELECT * FROM broadcast_schedules WHERE status = 'active' AND paused = 0 AND next_run <= ? ORDER BY next_run",
-            (to_ts(now_dt),),
-        )
+        rows = await self.store.due_schedules(to_ts(now_dt))
         fired = []
         for row in rows:
             schedule = Schedule.from_row(row)
@@ -470,23 +365,16 @@ class BroadcastService:
         latest = due.fire_at or due.missed[-1]
         broadcast_id = None
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE broadcast_schedules SET next_run = ?, last_run = ?, status = ?"
-                " WHERE id = ? AND status = 'active' AND next_run = ?",
-                (to_ts(due.next_run) if due.next_run else None, to_ts(latest),
-                 "active" if due.next_run else "finished", schedule.id, schedule.next_run),
+            advanced = await self.store.advance(
+                conn, schedule.id, schedule.next_run, to_ts(due.next_run) if due.next_run else None, to_ts(latest),
+                "active" if due.next_run else "finished",
             )
-            if cursor.rowcount != 1:
+            if advanced != 1:
                 return None  # another tick took it
             if due.fire_at is not None and template is not None:
-                cursor = await conn.execute(
-                    "INSERT INTO broadcasts (author_id, status, kind, body_html, file_id, file_name, audience,"
-                    " ack_required, urgent, pin, silent, schedule_id, created_at, sent_at)"
-                    " SELECT author_id, 'sending', kind, body_html, file_id, file_name, audience, ack_required, urgent,"
-                    " pin, silent, ?, ?, ? FROM broadcasts WHERE id = ?",
-                    (schedule.id, now, to_ts(due.fire_at), template.id),
+                broadcast_id = await self.store.start_from_template(
+                    conn, template.id, schedule.id, now, to_ts(due.fire_at)
                 )
-                broadcast_id = cursor.lastrowid
                 await self._insert_recipients(conn, broadcast_id, recipients)
         refreshed = await self.get_schedule(schedule.id)
         return Fired(refreshed, await self.get(broadcast_id) if broadcast_id else None, due.missed)

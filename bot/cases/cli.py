@@ -34,7 +34,7 @@ from bot.cases.store import CaseStore
 from bot.clock import SystemClock
 from bot.db import Database
 from bot.people import PeopleService
-from bot.render import Renderer, mask_phone
+from bot.render import mask_phone, renderer_for
 
 EXIT_OK = 0
 EXIT_NO_DB = 1
@@ -94,7 +94,7 @@ async def list_cases(db: Database, tz: tzinfo, *, only_open: bool = False, as_js
     cases = await CaseStore(db).search(unfinished=only_open)
     if as_json:
         return [json.dumps(case_json(c, tz), ensure_ascii=False) for c in cases]
-    renderer = Renderer(tz)
+    renderer = renderer_for(tz)
     return [renderer.render("cli/cases_line.txt", case=c) for c in cases] or [renderer.render("cli/cases_none.txt")]
 
 
@@ -117,7 +117,7 @@ async def export_cases(
     cases.sort(key=lambda c: c.id)
     people = PeopleService(db, SystemClock(), (), (), tz)  # read-only: names of everyone who ever worked
     names = {p.tg_id: p.name for p in await people.all()}
-    renderer = Renderer(tz)
+    renderer = renderer_for(tz)
     labels = renderer.labels["cases"]["export"]
     write_xlsx(
         path, cases, await store.history(), tz, names=names, headers=labels["columns"],
@@ -135,7 +135,7 @@ def run_list_command(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         if not Path(settings.kefu_db_path).exists():
-            print(Renderer(settings.tz).render("cli/db_missing.txt", path=settings.kefu_db_path), file=sys.stderr)
+            print(renderer_for(settings.tz).render("cli/db_missing.txt", path=settings.kefu_db_path), file=sys.stderr)
             return EXIT_NO_DB
         db = await Database.open(settings.kefu_db_path)
         try:
@@ -153,7 +153,7 @@ def run_export_command(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _utf8_stdio()
-    renderer = Renderer(settings.tz)
+    renderer = renderer_for(settings.tz)
     try:
         date_from, date_to = _day(args.date_from), _day(args.date_to)
     except ValueError:

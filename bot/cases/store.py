@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.cases.model import UNFINISHED, Approval, Case, Evidence, HistoryEntry
 from bot.clock import from_ts, to_ts
-from bot.db import Database
+from bot.db import Database, insert_id
 
 CASE_COLUMNS = (
     "platform", "shop", "order_no", "order_id", "buyer", "buyer_phone", "buyer_address", "item", "problem",
@@ -77,11 +77,11 @@ class CaseStore:
 
     async def insert_case(self, conn, values: dict[str, Any]) -> int:
         names = [n for n in CASE_COLUMNS if n in values]
-        cursor = await conn.execute(
+        return await insert_id(
+            conn,
             f"INSERT INTO cases ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
             [_ts(values[n]) for n in names],
         )
-        return int(cursor.lastrowid)
 
     async def update_case(self, conn, case_id: int, changes: dict[str, Any]) -> None:
         if not changes:
@@ -103,20 +103,20 @@ class CaseStore:
 
     async def add_evidence(self, conn, case_id: int, kind: str, file_id: str, file_unique_id: str,
                            caption: str, actor: int, at: datetime) -> int:
-        cursor = await conn.execute(
+        return await insert_id(
+            conn,
             "INSERT INTO case_evidence (case_id, kind, file_id, file_unique_id, caption, added_by, added_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (case_id, kind, file_id, file_unique_id, caption, actor, to_ts(at)),
         )
-        return int(cursor.lastrowid)
 
     async def insert_approval(self, conn, values: dict[str, Any]) -> int:
         names = list(values)
-        cursor = await conn.execute(
+        return await insert_id(
+            conn,
             f"INSERT INTO case_approvals ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
             [_ts(v) for v in values.values()],
         )
-        return int(cursor.lastrowid)
 
     async def update_approval(self, conn, approval_id: int, changes: dict[str, Any], *, only_pending: bool = True) -> int:
         assignments = ", ".join(f"{name} = ?" for name in changes)

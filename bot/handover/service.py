@@ -2,7 +2,7 @@
 until someone resolves them, each handing confirmed (taken over) by the incoming shift.
 
 No Telegram here: the service takes ids, text and a clock, and answers with plain records.
-Every change to an item is kept in handover_history.
+Every change to an item is kept in handover_history. The SQL is in bot/handover/store.py.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bot.handover.occurrences import (
     windows_between,
 )
 from bot.handover.orders import DueOrder, OrderRef, due_within, known_orders
+from bot.handover.store import SEARCH_DATE, SEARCH_KEYWORD, SEARCH_KIND, SEARCH_ORDER, HandoverStore
 from bot.handover.text import (
     choose_order_no,
     order_candidates,
@@ -47,18 +48,6 @@ from bot.shifts import ShiftWindow
 
 SEARCH_LIMIT = 20
 
-# An item with the shift it was last handed to (the newest delivery) and how often it was handed.
-ITEM_SELECT = """
-SELECT i.*,
-       (SELECT COUNT(*) FROM handover_deliveries c WHERE c.item_id = i.id) AS handed_count,
-       d.occurrence AS handed_to, d.delivered_at AS handed_at, d.taken_by, d.taken_at
-FROM handover_items i
-LEFT JOIN handover_deliveries d ON d.rowid = (
-    SELECT x.rowid FROM handover_deliveries x WHERE x.item_id = i.id
-    ORDER BY x.occurrence_start DESC, x.delivered_at DESC LIMIT 1)
-"""
-
-
 class HandoverService:
     def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
         self.db = db
@@ -66,6 +55,7 @@ class HandoverService:
         self.settings = settings
         self.shifts = settings.shifts
         self.tz = settings.tz
+        self.store = HandoverStore(db)
 
     def _now(self) -> int:
         return to_ts(self.clock.now())
@@ -92,19 +82,13 @@ class HandoverService:
         window = self.occurrence_for(author_shift)
         now = self._now()
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO handover_items (author_id, occurrence, occurrence_start, created_at, updated_at, text,"
-                " kind, urgent, order_no, attachment_file_id, attachment_type, attachment_name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    author_id, occurrence_key(window), to_ts(window.start), now, now, body, kind, int(urgent),
-                    order_no,
-                    attachment.file_id if attachment else None,
-                    attachment.type if attachment else None,
-                    attachment.name if attachment else None,
-                ),
-            )
-            item_id = cursor.lastrowid
+            item_id = await self.store.add_item(conn, (
+                author_id, occurrence_key(window), to_ts(window.start), now, now, body, kind, int(urgent),
+                order_no,
+                attachment.file_id if attachment else None,
+                attachment.type if attachment else None,
+                attachment.name if attachment else None,
+            ))
             after = {"text": body, "kind": kind, "urgent": urgent, "order_no": order_no}
             if attachment:
                 after["attachment"] = attachment.type
@@ -141,16 +125,9 @@ class HandoverService:
         # Checked again inside the write transaction: two people pressing 已接手 at once (updates
         # run concurrently), or a resolve in between, leave exactly one outcome.
         async with self.db.transaction() as conn:
-            cursor = await conn.execute("SELECT status FROM handover_items WHERE id = ?", (item_id,))
-            current = await cursor.fetchone()
-            if current is None or current["status"] != "open":
+            if await self.store.item_status_in(conn, item_id) != "open":
                 self.check_open(await self.require(item_id))
-            cursor = await conn.execute(
-                "SELECT occurrence, taken_by, taken_at FROM handover_deliveries WHERE item_id = ?"
-                " ORDER BY occurrence_start DESC, delivered_at DESC LIMIT 1",
-                (item_id,),
-            )
-            latest = await cursor.fetchone()
+            latest = await self.store.latest_delivery_in(conn, item_id)
             if latest is None:
                 raise HandoverError("not_handed_over", id=item_id)
             if latest["taken_by"] is not None:
@@ -158,12 +135,7 @@ class HandoverService:
             incoming = split_key(latest["occurrence"])[0]
             if not supervisor and actor_shift != incoming:
                 raise HandoverError("not_your_shift", id=item_id, shift=incoming)
-            cursor = await conn.execute(
-                "UPDATE handover_deliveries SET taken_by = ?, taken_at = ?"
-                " WHERE item_id = ? AND occurrence = ? AND taken_by IS NULL",
-                (actor_id, now, item_id, latest["occurrence"]),
-            )
-            if cursor.rowcount != 1:  # cannot happen under the transaction; refuse rather than overwrite
+            if await self.store.take(conn, item_id, latest["occurrence"], actor_id, now) != 1:  # cannot happen under the transaction; refuse rather than overwrite
                 raise HandoverError("already_taken", id=item_id, by=None, at=None)
             await self._history(conn, item_id, actor_id, "take", {}, {"occurrence": latest["occurrence"]})
         return await self.require(item_id)
@@ -188,14 +160,9 @@ class HandoverService:
         changed = {name: value for name, value in changes.items() if current[name] != value}
         if not changed:
             return item
-        assignments = ", ".join(f"{name} = ?" for name in changed)
-        values = [int(v) if isinstance(v, bool) else v for v in changed.values()]
+        values = {name: int(v) if isinstance(v, bool) else v for name, v in changed.items()}
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE handover_items SET {assignments}, updated_at = ? WHERE id = ? AND status = 'open'",
-                (*values, self._now(), item.id),
-            )
-            if cursor.rowcount == 0:  # closed meanwhile by someone else
+            if await self.store.update_open_item(conn, item.id, values, self._now()) == 0:  # closed meanwhile by someone else
                 fresh = await self.require(item.id)
                 self.check_open(fresh)
             before = {name: current[name] for name in changed}
@@ -232,14 +199,11 @@ class HandoverService:
         return choose_order_no(candidates, set(known))
 
     async def _history(self, conn, item_id: int, actor: int, action: str, before: dict, after: dict) -> None:
-        await conn.execute(
-            "INSERT INTO handover_history (item_id, at, actor, action, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-            (item_id, self._now(), actor, action, _json(before), _json(after)),
-        )
+        await self.store.add_history(conn, item_id, self._now(), actor, action, _json(before), _json(after))
 
     # --- reading ----------------------------------------------------------------------------
     async def get(self, item_id: int) -> Item | None:
-        row = await self.db.fetchone(f"{ITEM_SELECT} WHERE i.id = ?", (item_id,))
+        row = await self.store.item(item_id)
         return Item.from_row(row) if row else None
 
     async def require(self, item_id: int) -> Item:
@@ -250,24 +214,16 @@ class HandoverService:
 
     async def open_items(self) -> list[Item]:
         """Every open item, urgent first, then oldest first."""
-        rows = await self.db.fetchall(
-            f"{ITEM_SELECT} WHERE i.status = 'open' ORDER BY i.urgent DESC, i.created_at, i.id"
-        )
+        rows = await self.store.open_items()
         return [Item.from_row(r) for r in rows]
 
     async def owned_by(self, tg_id: int) -> list[Item]:
         """Open items this person wrote, or took over for the shift they were last handed to."""
-        rows = await self.db.fetchall(
-            f"{ITEM_SELECT} WHERE i.status = 'open' AND (i.author_id = ? OR d.taken_by = ?)"
-            " ORDER BY i.urgent DESC, i.created_at, i.id",
-            (tg_id, tg_id),
-        )
+        rows = await self.store.open_items_of(tg_id)
         return [Item.from_row(r) for r in rows]
 
     async def history(self, item_id: int) -> list[HistoryEntry]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM handover_history WHERE item_id = ? ORDER BY id", (item_id,)
-        )
+        rows = await self.store.history(item_id)
         return [HistoryEntry(r["at"], r["actor"], r["action"], json.loads(r["before"]), json.loads(r["after"])) for r in rows]
 
     async def search(
@@ -292,29 +248,19 @@ class HandoverService:
         if day is not None:
             start = datetime.combine(day, datetime.min.time(), self.tz)
             end = datetime.combine(day + timedelta(days=1), datetime.min.time(), self.tz)
-            return await self._search("date", day.isoformat(), "i.created_at >= ? AND i.created_at < ?",
-                                      (to_ts(start), to_ts(end)), limit)
+            return await self._search("date", day.isoformat(), SEARCH_DATE, (to_ts(start), to_ts(end)), limit)
         number = order_query(query)
         if number is not None:
-            return await self._search("order", number, "(i.order_no = ? OR instr(i.text, ?) > 0)",
-                                      (number, number), limit)
+            return await self._search("order", number, SEARCH_ORDER, (number, number), limit)
         for code, name in (kind_names or {}).items():
             if query == name:
-                return await self._search("kind", code, "i.kind = ?", (code,), limit)
+                return await self._search("kind", code, SEARCH_KIND, (code,), limit)
         lowered = query.lower()
-        return await self._search(
-            "keyword", query,
-            "(instr(lower(i.text), ?) > 0 OR instr(lower(i.resolution_note), ?) > 0"
-            " OR instr(lower(coalesce(i.attachment_name, '')), ?) > 0)",
-            (lowered, lowered, lowered), limit,
-        )
+        return await self._search("keyword", query, SEARCH_KEYWORD, (lowered, lowered, lowered), limit)
 
     async def _search(self, mode: str, value: str, where: str, params: tuple, limit: int) -> SearchResult:
-        total = await self.db.fetchone(f"SELECT COUNT(*) FROM handover_items i WHERE {where}", params)
-        rows = await self.db.fetchall(
-            f"{ITEM_SELECT} WHERE {where} ORDER BY i.created_at DESC, i.id DESC LIMIT ?", (*params, limit)
-        )
-        return SearchResult(mode, value, [Item.from_row(r) for r in rows], int(total[0]))
+        rows, total = await self.store.search(where, params, limit)
+        return SearchResult(mode, value, [Item.from_row(r) for r in rows], total)
 
     async def stats(self, since: datetime, until: datetime) -> list[ShiftStats]:
         """Per shift occurrence starting in [since, until], newest first: items written, handed
@@ -323,23 +269,9 @@ class HandoverService:
         keys = [occurrence_key(w) for w in windows]
         if not keys:
             return []
-        marks = ", ".join("?" for _ in keys)
-        written = {
-            r[0]: r[1] for r in await self.db.fetchall(
-                f"SELECT occurrence, COUNT(*) FROM handover_items WHERE status != 'withdrawn'"
-                f" AND occurrence IN ({marks}) GROUP BY occurrence", keys)
-        }
-        handed = {
-            r["occurrence"]: r for r in await self.db.fetchall(
-                "SELECT occurrence, COUNT(*) AS received, COUNT(taken_at) AS taken,"
-                " AVG(taken_at - delivered_at) AS avg_take, MAX(taken_at - delivered_at) AS max_take"
-                f" FROM handover_deliveries WHERE occurrence IN ({marks}) GROUP BY occurrence", keys)
-        }
-        resolved = {
-            r[0]: r[1] for r in await self.db.fetchall(
-                f"SELECT resolved_occurrence, COUNT(*) FROM handover_items WHERE status = 'resolved'"
-                f" AND resolved_occurrence IN ({marks}) GROUP BY resolved_occurrence", keys)
-        }
+        written = await self.store.written_per_occurrence(keys)
+        handed = await self.store.handed_per_occurrence(keys)
+        resolved = await self.store.resolved_per_occurrence(keys)
         result = []
         for window, key in sorted(zip(windows, keys), key=lambda pair: pair[0].start, reverse=True):
             h = handed.get(key)
@@ -362,14 +294,12 @@ class HandoverService:
 
     # --- shift change -----------------------------------------------------------------------
     async def ensure_epoch(self) -> int:
-        await self.db.execute(
-            "INSERT OR IGNORE INTO handover_state (key, value) VALUES ('epoch', ?)", (str(self._now()),)
-        )
+        await self.store.ensure_epoch(self._now())
         return await self.epoch()
 
     async def epoch(self) -> int:
-        row = await self.db.fetchone("SELECT value FROM handover_state WHERE key = 'epoch'")
-        return int(row[0]) if row else self._now()
+        epoch = await self.store.epoch()
+        return epoch if epoch is not None else self._now()
 
     async def hand_over_to(self, window: ShiftWindow) -> int:
         """Hand every open item written before this shift began to it; returns how many are new.
@@ -377,22 +307,11 @@ class HandoverService:
         Called on every tick while the shift runs, so items written later by the previous
         shift (or for it) still reach it.
         """
-        start = to_ts(window.start)
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO handover_deliveries (item_id, occurrence, occurrence_start, delivered_at)"
-                " SELECT id, ?, ?, ? FROM handover_items WHERE status = 'open' AND occurrence_start < ?",
-                (occurrence_key(window), start, self._now(), start),
-            )
-            return cursor.rowcount
+        return await self.store.hand_over(occurrence_key(window), to_ts(window.start), self._now())
 
     async def handed_items(self, occurrence: str) -> list[Item]:
         """The open items handed to this shift occurrence, urgent first, then oldest first."""
-        rows = await self.db.fetchall(
-            f"{ITEM_SELECT} JOIN handover_deliveries s ON s.item_id = i.id AND s.occurrence = ?"
-            " WHERE i.status = 'open' ORDER BY i.urgent DESC, i.created_at, i.id",
-            (occurrence,),
-        )
+        rows = await self.store.handed_items(occurrence)
         return [Item.from_row(r) for r in rows]
 
     async def due_orders(self, window: ShiftWindow) -> list[DueOrder]:
@@ -401,36 +320,19 @@ class HandoverService:
         return await due_within(self.db, RuleBook.from_settings(self.settings), start, window.end)
 
     async def notice_status(self, occurrence: str, kind: str, tg_id: int) -> str | None:
-        row = await self.db.fetchone(
-            "SELECT status FROM handover_notices WHERE occurrence = ? AND kind = ? AND tg_id = ?",
-            (occurrence, kind, tg_id),
-        )
-        return row[0] if row else None
+        return await self.store.notice_status(occurrence, kind, tg_id)
 
     async def record_notice(self, occurrence: str, kind: str, tg_id: int, status: str) -> None:
-        await self.db.execute(
-            "INSERT OR REPLACE INTO handover_notices (occurrence, kind, tg_id, status, at) VALUES (?, ?, ?, ?, ?)",
-            (occurrence, kind, tg_id, status, self._now()),
-        )
+        await self.store.set_notice(occurrence, kind, tg_id, status, self._now())
 
     async def has_card(self, item_id: int, occurrence: str, chat_id: int) -> bool:
-        row = await self.db.fetchone(
-            "SELECT 1 FROM handover_cards WHERE item_id = ? AND occurrence = ? AND chat_id = ?",
-            (item_id, occurrence, chat_id),
-        )
-        return row is not None
+        return await self.store.has_card(item_id, occurrence, chat_id)
 
     async def record_card(self, item_id: int, occurrence: str, chat_id: int, message_id: int) -> None:
-        await self.db.execute(
-            "INSERT OR REPLACE INTO handover_cards (item_id, occurrence, chat_id, message_id, sent_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (item_id, occurrence, chat_id, message_id, self._now()),
-        )
+        await self.store.set_card(item_id, occurrence, chat_id, message_id, self._now())
 
     async def cards(self, item_id: int) -> list[CardMessage]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM handover_cards WHERE item_id = ? AND message_id > 0 ORDER BY sent_at", (item_id,)
-        )
+        rows = await self.store.cards(item_id)
         return [CardMessage(r["item_id"], r["occurrence"], r["chat_id"], r["message_id"]) for r in rows]
 
     async def due_alerts(self) -> dict[str, list[Item]]:
@@ -440,15 +342,7 @@ class HandoverService:
         handed to a later shift, the older one is marked superseded instead of alerted.
         """
         cutoff = self._now() - self.settings.kefu_handover_ack_minutes * 60
-        rows = await self.db.fetchall(
-            "SELECT d.item_id, d.occurrence, d.rowid AS rid,"
-            " (SELECT x.rowid FROM handover_deliveries x WHERE x.item_id = d.item_id"
-            "  ORDER BY x.occurrence_start DESC, x.delivered_at DESC LIMIT 1) AS latest"
-            " FROM handover_deliveries d JOIN handover_items i ON i.id = d.item_id"
-            " WHERE d.taken_at IS NULL AND d.alert IS NULL AND d.delivered_at <= ? AND i.status = 'open'"
-            " ORDER BY d.occurrence_start, d.item_id",
-            (cutoff,),
-        )
+        rows = await self.store.untaken(cutoff)
         superseded = [(r["item_id"], r["occurrence"]) for r in rows if r["rid"] != r["latest"]]
         if superseded:
             await self._mark_alert(superseded, "superseded")
@@ -464,11 +358,7 @@ class HandoverService:
         await self._mark_alert([(item_id, occurrence) for item_id in item_ids], "sent")
 
     async def _mark_alert(self, pairs: list[tuple[int, str]], status: str) -> None:
-        now = self._now()
-        await self.db.executemany(
-            "UPDATE handover_deliveries SET alert = ?, alerted_at = ? WHERE item_id = ? AND occurrence = ?",
-            [(status, now, item_id, occurrence) for item_id, occurrence in pairs],
-        )
+        await self.store.mark_alert(pairs, status, self._now())
 
 
 def _json(values: dict) -> str:

@@ -1,11 +1,13 @@
 """Reply scripts (话术) knowledge base: loading + validation, rendering, search, usage stats.
 
-No Telegram here: the handlers call `load_kb`, `KnowledgeBase.search/get/render/...` and the
+No Telegram here: the handlers call `load_kb`, `KnowledgeBase.search/get/render/...`,
+`fill_script` (a script filled with an order) and the
 async functions in `bot.kb.stats`.
 """
 
 from .base import GOOD_MATCH_SCORE, KnowledgeBase
 from .checks import example_values, policy_warnings
+from .fill import FilledScript, fill_script, script_values
 from .holder import KbHolder
 from .loader import collect, load_kb
 from .model import (
@@ -35,6 +37,7 @@ __all__ = [
     "GOOD_MATCH_SCORE",
     "ORDER_VARIABLES",
     "Category",
+    "FilledScript",
     "Flow",
     "FlowChoice",
     "FlowNode",
@@ -47,6 +50,7 @@ __all__ = [
     "collect",
     "default_kb_dir",
     "example_values",
+    "fill_script",
     "load_kb",
     "policy_warnings",
     "record_view",
@@ -54,5 +58,6 @@ __all__ = [
     "SCRIPT_CHOICES",
     "order_situation",
     "pick_script",
+    "script_values",
     "scripts_for_situation",
 ]

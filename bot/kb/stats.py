@@ -1,7 +1,7 @@
 """Usage statistics of the knowledge base: script views/copies and searches that found nothing.
 
-Plain async functions over the project's Database (bot.db); timestamps are unix seconds (UTC).
-The caller passes `at` from its clock so tests can move time; it defaults to now.
+Plain async functions over the project's Database (bot.db), their SQL in bot/kb/store.py;
+timestamps are unix seconds (UTC).The caller passes `at` from its clock so tests can move time; it defaults to now.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from bot.kb.store import KbStatsStore
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -42,10 +44,7 @@ def normalise_query(query: str) -> str:
 
 
 async def _record_event(db: Database, tg_id: int, script_id: str, kind: str, source: str, at: int | None) -> None:
-    await db.execute(
-        "INSERT INTO kb_script_events (tg_id, script_id, kind, source, at) VALUES (?, ?, ?, ?, ?)",
-        (int(tg_id), script_id, kind, source, _now(at)),
-    )
+    await KbStatsStore(db).add_event(int(tg_id), script_id, kind, source, _now(at))
 
 
 async def record_view(db: Database, tg_id: int, script_id: str, *, source: str = "", at: int | None = None) -> None:
@@ -59,40 +58,16 @@ async def record_copy(db: Database, tg_id: int, script_id: str, *, source: str =
 async def record_miss(db: Database, tg_id: int, query: str, *, at: int | None = None) -> None:
     text = normalise_query(query)
     if text:
-        await db.execute(
-            "INSERT INTO kb_misses (tg_id, query, at) VALUES (?, ?, ?)", (int(tg_id), text, _now(at))
-        )
+        await KbStatsStore(db).add_miss(int(tg_id), text, _now(at))
 
 
 async def top_scripts(db: Database, since_ts: int, limit: int = 10, until_ts: int | None = None) -> list[ScriptUsage]:
     """Most used scripts since `since_ts` (views, then copies), most used first."""
-    rows = await db.fetchall(
-        """
-        SELECT script_id,
-               SUM(kind = 'view') AS views,
-               SUM(kind = 'copy') AS copies
-          FROM kb_script_events
-         WHERE at >= ? AND (? IS NULL OR at < ?)
-         GROUP BY script_id
-         ORDER BY views + copies DESC, copies DESC, script_id
-         LIMIT ?
-        """,
-        (int(since_ts), until_ts, until_ts, int(limit)),
-    )
+    rows = await KbStatsStore(db).script_usage(int(since_ts), until_ts, int(limit))
     return [ScriptUsage(row["script_id"], int(row["views"]), int(row["copies"])) for row in rows]
 
 
 async def top_misses(db: Database, since_ts: int, limit: int = 20, until_ts: int | None = None) -> list[MissCount]:
     """Queries that found nothing since `since_ts`, most frequent first."""
-    rows = await db.fetchall(
-        """
-        SELECT query, COUNT(*) AS n, MAX(at) AS last_at
-          FROM kb_misses
-         WHERE at >= ? AND (? IS NULL OR at < ?)
-         GROUP BY query
-         ORDER BY n DESC, last_at DESC
-         LIMIT ?
-        """,
-        (int(since_ts), until_ts, until_ts, int(limit)),
-    )
+    rows = await KbStatsStore(db).misses(int(since_ts), until_ts, int(limit))
     return [MissCount(row["query"], int(row["n"]), int(row["last_at"])) for row in rows]

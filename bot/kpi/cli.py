@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _renderer(tz):
-    from bot.render import Renderer
+    from bot.render import renderer_for
 
-    return Renderer(tz)
+    return renderer_for(tz)
 
 
 def _utf8() -> None:

@@ -24,9 +24,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import itertools
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -41,7 +39,6 @@ from bot.db import Database
 from bot.orders import text
 from bot.orders.model import (
     PLATFORMS,
-    STATUS_RANK,
     NormalizedOrder,
     RejectedRow,
 )
@@ -56,106 +53,19 @@ from bot.orders.parsing import (  # order_params, unknown_words: used by the API
     unknown_words,
 )
 from bot.orders.readers import NotAnExport, Source
+from bot.orders.store import OrderBatchWriter, OrderStaging, OrderStore
 from bot.render import mask_phone
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 10_000  # measured best of 2k/5k/10k/20k on the 1M-row benchmark
 PROGRESS_EVERY = 20_000
+#: A file import stages ALL its rows before the write transaction, a chunk at a time (each chunk
+#: holds the connection for milliseconds), in a scratch table of its own: two imports at once
+#: never mix their rows. The transaction then only merges, a chunk per statement.
+STAGE_CHUNK = 2_000
 
 Progress = Callable[[int], Awaitable[Any]]
-
-_COLUMNS = (
-    "platform", "order_no", "shop", "status", "status_raw", "refunding", "presale",
-    "created_at", "paid_at", "shipped_at", "amount_cents", "buyer", "item_title", "tracking_no",
-    "carrier", "on_hold", "ship_from", "ship_by", "source", "first_seen_at", "updated_at",
-)
-
-
-def _rank(expr: str) -> str:
-    cases = " ".join(f"WHEN '{code}' THEN {rank}" for code, rank in STATUS_RANK.items())
-    return f"(CASE {expr} {cases} END)"
-
-
-def _upsert_sql(table: str = "orders_incoming", *, ranged: bool = False) -> str:
-    """INSERT … ON CONFLICT DO UPDATE implementing the merge rule in the module docstring."""
-    # `closed` has the highest rank, so "same or later" also lets closed follow anything and
-    # keeps a closed order closed.
-    newer = f"({_rank('excluded.status')} >= {_rank('orders.status')})"
-
-    def pick(column: str, kind: str) -> str:
-        new, old = f"excluded.{column}", f"orders.{column}"
-        if kind == "state":  # follows the status
-            return f"CASE WHEN {newer} THEN {new} ELSE {old} END"
-        if kind == "sticky":  # presale: once on, stays on
-            return f"MAX({old}, {new})"
-        if kind == "text":  # '' means "the file had nothing"
-            new, old = f"NULLIF({new}, '')", f"NULLIF({old}, '')"
-            return f"COALESCE(CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END, '')"
-        return f"CASE WHEN {newer} THEN COALESCE({new}, {old}) ELSE COALESCE({old}, {new}) END"
-
-    kinds = {
-        "shop": "text", "status": "state", "status_raw": "state", "refunding": "state", "on_hold": "state", "presale": "sticky",
-        "created_at": "value", "paid_at": "value", "shipped_at": "value", "amount_cents": "value",
-        "ship_from": "value", "ship_by": "value", "buyer": "text", "item_title": "text", "tracking_no": "text", "carrier": "text",
-    }
-    merged = {column: pick(column, kind) for column, kind in kinds.items()}
-    assignments = ",\n    ".join(f"{column} = {expr}" for column, expr in merged.items())
-    changed = "\n    OR ".join(f"({expr}) IS NOT orders.{column}" for column, expr in merged.items())
-    columns = ", ".join(_COLUMNS)
-    # `WHERE true` is SQLite's required disambiguation for an upsert fed by a SELECT; rowid order
-    # applies the batch in file order, so a number twice in a file merges like two imports.
-    return (
-        f"INSERT INTO orders ({columns})\n"
-        f"SELECT {columns} FROM temp.{table} WHERE {'rowid > ? AND rowid <= ?' if ranged else 'true'} ORDER BY rowid\n"
-        f"ON CONFLICT (platform, order_no) DO UPDATE SET\n    {assignments},\n"
-        f"    source = excluded.source,\n    updated_at = excluded.updated_at\n"
-        f"WHERE {changed}"
-    )
-
-
-#: Each batch is staged with executemany into a temp table, then merged by ONE upsert statement.
-#: A per-row `INSERT … ON CONFLICT DO UPDATE` pays a statement journal for every row once the
-#: orders table has an UPDATE trigger (0004_reminders adds one): twice as slow. The single
-#: statement also runs entirely inside SQLite, off the GIL.
-STAGING_TABLE = "orders_incoming"
-STAGING_CREATE_SQL = f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ({', '.join(_COLUMNS)})"
-STAGING_INSERT_SQL = (
-    f"INSERT INTO temp.{STAGING_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-)
-STAGING_CLEAR_SQL = f"DELETE FROM temp.{STAGING_TABLE}"
-UPSERT_SQL = _upsert_sql(STAGING_TABLE)
-#: A file import stages ALL its rows before the write transaction, a chunk at a time (each chunk
-#: holds the connection for milliseconds), in a temp table of its own: two imports at once never
-#: mix their rows. The transaction then only merges, a chunk per statement.
-STAGE_CHUNK = 2_000
-_import_tables = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class _Staging:
-    table: str
-
-    @classmethod
-    def new(cls) -> _Staging:
-        return cls(f"orders_import_{os.getpid()}_{next(_import_tables)}")
-
-    @property
-    def create_sql(self) -> str:
-        return f"CREATE TEMP TABLE IF NOT EXISTS {self.table} ({', '.join(_COLUMNS)})"
-
-    @property
-    def insert_sql(self) -> str:
-        return f"INSERT INTO temp.{self.table} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-
-    @property
-    def drop_sql(self) -> str:
-        return f"DROP TABLE IF EXISTS temp.{self.table}"
-
-    @property
-    def upsert_sql(self) -> str:
-        """Merges the staged rows with rowid in (?, ?]."""
-        return _upsert_sql(self.table, ranged=True)
 
 
 @dataclass
@@ -173,102 +83,78 @@ class OrderWriter:
     """Upserts batches inside an open transaction and counts what each did."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+        self.rows = OrderStore.writer(conn)
         self.received = 0
         self.changed = 0
         self._before = 0
 
     async def begin(self) -> None:
-        self._before = await _count_orders(self.conn)
-        await self.conn.execute(STAGING_CREATE_SQL)
-        await self.conn.execute(STAGING_CLEAR_SQL)
+        self._before = await self.rows.count()
+        await self.rows.prepare()
 
     async def write(self, params: Sequence[tuple]) -> None:
         if not params:
             return
-        await self.conn.executemany(STAGING_INSERT_SQL, params)
-        cursor = await self.conn.execute(UPSERT_SQL)
-        self.changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
-        await cursor.close()
-        await self.conn.execute(STAGING_CLEAR_SQL)
+        self.changed += await self.rows.upsert(params)  # rows inserted or changed (not trigger rows)
         self.received += len(params)
 
     async def finish(self) -> UpsertCounts:
-        inserted = await _count_orders(self.conn) - self._before
+        inserted = await self.rows.count() - self._before
         updated = self.changed - inserted
         return UpsertCounts(inserted, updated, self.received - inserted - updated)
 
 
-async def _count_orders(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("SELECT count(*) FROM orders") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0])
-
-
-async def _record_batch(conn: aiosqlite.Connection, **values: Any) -> int:
-    columns = ", ".join(values)
-    cursor = await conn.execute(
-        f"INSERT INTO import_batches ({columns}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
-    )
-    batch_id = cursor.lastrowid
-    await cursor.close()
-    return int(batch_id)
-
-
 class _Stager:
-    """Stages spooled rows in a temp table of their own, a chunk per short transaction (while
-    the child may still be parsing), then merges them into `orders` in one transaction, a chunk
-    per statement. Nothing reaches `orders` before `merge`; `drop` removes the table."""
+    """Stages spooled rows in a scratch table of their own (bot.orders.store.OrderStaging), a chunk
+    per short transaction (while the child may still be parsing), then merges them into `orders`
+    in one transaction, a chunk per statement. Nothing reaches `orders` before `merge`; `drop`
+    removes the table."""
 
     def __init__(self, db: Database, on_order: Callable[[NormalizedOrder], None] | None = None) -> None:
         self.db, self.on_order = db, on_order
-        self.staging = _Staging.new()
+        self.staging = OrderStaging(db)
         self.received = 0
-        self._created = False
 
     async def stage(self, parsed: ParsedFile) -> None:
         """Everything the child has spooled so far."""
-        if not self._created:
-            async with self.db.transaction() as conn:
-                await conn.execute(self.staging.create_sql)
-            self._created = True
+        await self.staging.create()
         for load in parsed.batches():
             params, orders = await asyncio.to_thread(load)
             if self.on_order is not None and orders:
                 for order in orders:
                     self.on_order(order)
             for start in range(0, len(params), STAGE_CHUNK):
-                async with self.db.transaction() as conn:
-                    await conn.executemany(self.staging.insert_sql, params[start : start + STAGE_CHUNK])
+                await self.staging.insert(params[start : start + STAGE_CHUNK])
             self.received += len(params)
 
-    async def merge(self, finish: Callable[[aiosqlite.Connection, UpsertCounts], Awaitable[None]]) -> UpsertCounts:
-        """One transaction; `finish(conn, counts)` runs inside it (records the batch, or raises to
+    async def merge(self, finish: Callable[[OrderBatchWriter, UpsertCounts], Awaitable[None]]) -> UpsertCounts:
+        """One transaction; `finish(rows, counts)` runs inside it (records the batch, or raises to
         roll back)."""
         async with self.db.transaction() as conn:
-            before = await _count_orders(conn)
+            rows = OrderStore.writer(conn)
+            before = await rows.count()
             changed = 0
             # A chunk per statement: the connection's one thread serves other people's queries
             # between them (one statement for all rows kept them waiting the whole merge).
             for start in range(0, self.received, STAGE_CHUNK):
-                cursor = await conn.execute(self.staging.upsert_sql, (start, start + STAGE_CHUNK))
-                changed += max(cursor.rowcount, 0)  # rows inserted or changed (not trigger rows)
-                await cursor.close()
-            inserted = await _count_orders(conn) - before
+                changed += await rows.merge_staged(self.staging, start, start + STAGE_CHUNK)
+            inserted = await rows.count() - before
             counts = UpsertCounts(inserted, changed - inserted, self.received - changed)
-            await finish(conn, counts)
+            await finish(rows, counts)
         return counts
 
     async def drop(self) -> None:
-        if self._created:
-            await _drop_staging(self.db, self.staging)
+        try:
+            await asyncio.shield(self.staging.drop())
+        except Exception as exc:  # noqa: BLE001 - a leftover scratch table goes with the connection
+            log.warning("staging table %s not dropped: %s", self.staging.name, exc)
 
 
 async def _stage_and_merge(
     db: Database,
     parsed: ParsedFile,
     *,
-    finish: Callable[[aiosqlite.Connection, UpsertCounts], Awaitable[None]],
+    finish: Callable[[OrderBatchWriter, UpsertCounts], Awaitable[None]],
 ) -> UpsertCounts:
     stager = _Stager(db)
     try:
@@ -276,18 +162,6 @@ async def _stage_and_merge(
         return await stager.merge(finish)
     finally:
         await stager.drop()
-
-
-async def _drop_staging(db: Database, staging: _Staging) -> None:
-    try:
-        await asyncio.shield(_drop(db, staging))
-    except Exception as exc:  # noqa: BLE001 - a leftover temp table goes with the connection
-        log.warning("staging table %s not dropped: %s", staging.table, exc)
-
-
-async def _drop(db: Database, staging: _Staging) -> None:
-    async with db.transaction() as conn:
-        await conn.execute(staging.drop_sql)
 
 
 class _DryRun(Exception):
@@ -454,12 +328,11 @@ async def import_file(
     # 2. Stage every parsed row in a temp table of this import, a chunk at a time (no lock on
     #    the orders meanwhile), then 3. merge them in ONE short transaction (all-or-nothing).
 
-    async def finish(conn: aiosqlite.Connection, counts: UpsertCounts) -> None:
+    async def finish(rows: OrderBatchWriter, counts: UpsertCounts) -> None:
         summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
         if dry_run:
             raise _DryRun()
-        summary.batch_id = await _record_batch(
-            conn,
+        summary.batch_id = await rows.record_batch(
             source="file",
             filename=filename,
             format=summary.format,
@@ -512,8 +385,7 @@ async def upsert_orders(
             if dry_run:
                 raise _DryRun()
             if record:
-                await _record_batch(
-                    conn,
+                await writer.rows.record_batch(
                     source="api",
                     format=source,
                     rows_read=len(params),
@@ -533,9 +405,9 @@ async def upsert_parsed(db: Database, parsed: ParsedFile, *, clock: Clock, actor
     and record as `upsert_orders`, in one transaction. Closes `parsed`."""
     now = to_ts(clock.now())
 
-    async def finish(conn: aiosqlite.Connection, counts: UpsertCounts) -> None:
-        await _record_batch(
-            conn, source="api", format="api", rows_read=parsed.result.rows_read, inserted=counts.inserted,
+    async def finish(rows: OrderBatchWriter, counts: UpsertCounts) -> None:
+        await rows.record_batch(
+            source="api", format="api", rows_read=parsed.result.rows_read, inserted=counts.inserted,
             updated=counts.updated, unchanged=counts.unchanged, created_at=now, actor=actor,
         )
 
@@ -594,17 +466,9 @@ def clean_order_no(order_no: str) -> str:
     return "".join(order_no.split()).strip("\"'=＝")
 
 
-_ALL_PLATFORMS_SQL = ", ".join(f"'{p}'" for p in PLATFORMS)
-
-
 async def find_orders(db: Database, order_no: str) -> list[StoredOrder]:
     """Every stored order with this number (normally one), most recently updated first."""
-    rows = await db.fetchall(
-        f"SELECT * FROM orders WHERE platform IN ({_ALL_PLATFORMS_SQL}) AND order_no = ? "
-        "ORDER BY updated_at DESC, id DESC",
-        (clean_order_no(order_no),),
-    )
-    return [StoredOrder.from_row(r) for r in rows]
+    return [StoredOrder.from_row(r) for r in await OrderStore(db).by_number(clean_order_no(order_no))]
 
 
 async def get_order(db: Database, order_no: str, platform: str | None = None) -> StoredOrder | None:
@@ -612,9 +476,7 @@ async def get_order(db: Database, order_no: str, platform: str | None = None) ->
     if platform is None:
         found = await find_orders(db, order_no)
         return found[0] if found else None
-    row = await db.fetchone(
-        "SELECT * FROM orders WHERE platform = ? AND order_no = ?", (platform, clean_order_no(order_no))
-    )
+    row = await OrderStore(db).by_key(platform, clean_order_no(order_no))
     return None if row is None else StoredOrder.from_row(row)
 
 

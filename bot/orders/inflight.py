@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.db import Database
+from bot.orders.store import OrderStore
 
 
 @dataclass(frozen=True)
@@ -20,18 +21,15 @@ class InFlightImport:
 
 async def import_started(db: Database, *, chat_id: int, message_id: int | None, user_id: int | None,
                          filename: str, now: int) -> int:
-    return await db.insert(
-        "INSERT INTO imports_in_flight (chat_id, message_id, user_id, filename, started_at) VALUES (?, ?, ?, ?, ?)",
-        (chat_id, message_id, user_id, filename[:255], now),
-    )
+    return await OrderStore(db).import_started(chat_id, message_id, user_id, filename[:255], now)
 
 
 async def import_ended(db: Database, record_id: int) -> None:
-    await db.execute("DELETE FROM imports_in_flight WHERE id = ?", (record_id,))
+    await OrderStore(db).import_ended(record_id)
 
 
 async def interrupted_imports(db: Database) -> list[InFlightImport]:
     """The imports a previous run left unfinished (call at start, before any import begins)."""
-    rows = await db.fetchall("SELECT * FROM imports_in_flight ORDER BY id")
+    rows = await OrderStore(db).imports_in_flight()
     return [InFlightImport(r["id"], r["chat_id"], r["message_id"], r["user_id"], r["filename"], r["started_at"])
             for r in rows]

@@ -14,12 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.clock import from_ts, to_ts
 from bot.db import Database
-from bot.orders.model import PLATFORMS
-
-UNPAID = "unpaid"
-SHIPPING_STATUSES = ("paid_unshipped", "partially_shipped")
-#: Every platform the orders table accepts: `platform IN (…)` puts lookups on its unique index.
-ALL_PLATFORMS_SQL = ", ".join(f"'{p}'" for p in PLATFORMS)
+from bot.orders.store import OrderStore
 
 
 @dataclass(frozen=True)
@@ -47,23 +42,13 @@ class OrderClock:
     on_hold: bool
 
 
-async def _orders_table_exists(db: Database) -> bool:
-    return await db.table_exists("orders")
-
-
 async def known_orders(db: Database, numbers: Iterable[str]) -> dict[str, OrderRef]:
     """The stored orders among these numbers (the most recently updated one per number)."""
     numbers = sorted({n for n in numbers if n})
-    if not numbers or not await _orders_table_exists(db):
+    store = OrderStore(db)
+    if not numbers or not await store.table_exists():
         return {}
-    marks = ", ".join("?" for _ in numbers)
-    # Naming every platform lets SQLite use the UNIQUE (platform, order_no) index; on the order
-    # number alone it would scan the whole orders table.
-    rows = await db.fetchall(
-        f"SELECT order_no, platform, shop, status FROM orders WHERE platform IN ({ALL_PLATFORMS_SQL})"
-        f" AND order_no IN ({marks}) ORDER BY updated_at ASC, id ASC",
-        numbers,
-    )
+    rows = await store.refs(numbers)
     return {r["order_no"]: OrderRef(r["order_no"], r["platform"], r["shop"], r["status"]) for r in rows}
 
 
@@ -87,20 +72,11 @@ async def orders_due_within(
     `shortest` / `longest` bound the time from an order's clock start (created, or ship_from /
     paid) to its deadline over every shop: they only narrow the indexed pre-selection. An order's
     own promised deadline (ship_by) is selected by itself."""
-    if not await _orders_table_exists(db):
+    store = OrderStore(db)
+    if not await store.table_exists():
         return []
     low, high = to_ts(start - longest), to_ts(end - shortest)
-    base = "COALESCE(ship_from, paid_at)"
-    ship_marks = ", ".join("?" for _ in SHIPPING_STATUSES)
-    rows = await db.fetchall(
-        "SELECT order_no, platform, shop, status, created_at, paid_at, ship_from, ship_by, presale, refunding,"
-        " on_hold FROM orders WHERE status = ? AND created_at >= ? AND created_at < ?"
-        " UNION ALL "
-        "SELECT order_no, platform, shop, status, created_at, paid_at, ship_from, ship_by, presale, refunding,"
-        f" on_hold FROM orders WHERE status IN ({ship_marks}) AND presale = 0 AND refunding = 0 AND on_hold = 0"
-        f" AND ((ship_by IS NULL AND {base} >= ? AND {base} < ?) OR (ship_by >= ? AND ship_by < ?))",
-        (UNPAID, low, high, *SHIPPING_STATUSES, low, high, to_ts(start), to_ts(end)),
-    )
+    rows = await store.open_clocks(low, high, to_ts(start), to_ts(end))
     due: list[tuple[datetime, OrderClock]] = []
     for r in rows:
         order = OrderClock(

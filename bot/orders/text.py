@@ -13,12 +13,12 @@ from datetime import UTC
 from functools import cache
 from typing import Any
 
-from bot.render import Renderer
+from bot.render import renderer_for
 
 
 @cache
 def _environment():
-    return Renderer(UTC).env
+    return renderer_for(UTC).env
 
 
 @cache

@@ -47,9 +47,9 @@ def parse_moment(text: str | None, tz: tzinfo, now: datetime) -> datetime:
 
 
 def _renderer(tz: tzinfo):
-    from bot.render import Renderer
+    from bot.render import renderer_for
 
-    return Renderer(tz)
+    return renderer_for(tz)
 
 
 def run_due_command(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
 
+from bot.db import greatest, least
 from bot.shifts import Shift, windows_around
 from bot.thresholds import (  # noqa: F401 — part of the rules' vocabulary
     MAX_HOURS,
@@ -212,7 +213,8 @@ def due_queries(book: RuleBook, now: datetime) -> list[DueQuery]:
                     # deadlines before the next shift starts: warn now, before the last shift ends
                     gap_end, early_at = _ts(gap.end), _ts(gap.start - EARLY_WARNING_LEAD)
                     where_params[0] = max(cutoff, gap_end - breach - 1)
-                    due_at = f"CASE WHEN {column} + ? < ? THEN MIN({column} + ?, MAX({column}, ?)) ELSE {column} + ? END"
+                    early = least(f"{column} + ?", greatest(column, "?"))
+                    due_at = f"CASE WHEN {column} + ? < ? THEN {early} ELSE {column} + ? END"
                     due_params = (breach, gap_end, seconds, early_at, seconds)
                 conds.append(f"{column} > ?")
                 where_params.append(breach_cutoff)

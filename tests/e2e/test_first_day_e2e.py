@@ -68,6 +68,11 @@ async def test_people_are_named_by_display_name_and_told_of_changes(tmp_path, cl
         assert "需要管理员权限" in no_right["plain"] and "及以上" not in no_right["plain"]
         await running.say(ADMIN, "/setshift 阿强 不排班")
         assert "未排班" in running.texts(2003)[-1]
+        # the words for "no shift" come from labels.yaml (shift_off_words)
+        await running.say(ADMIN, "/setshift 阿强 晚班")
+        assert "晚班" in running.texts(2003)[-1]
+        await running.say(ADMIN, "/setshift 阿强 休息")
+        assert "未排班" in running.texts(2003)[-1]
     finally:
         await stop_kefu(running)
 
@@ -105,7 +110,7 @@ async def test_one_tap_broadcast_to_everyone_with_receipt_and_urgent_is_never_si
     assert "需" in preview["plain"] and "回执" in preview["plain"], preview["plain"]
     done = await send(kefu, SUP, preview)
     assert "已发送" in done["plain"]
-    assert f"#{b}" in preview["plain"] and b == 1, (b, preview["plain"])  # first broadcast of a fresh database
+    assert "通知 #1 发送完成" in done["plain"], done["plain"]  # first broadcast of a fresh database
     # urgent: the silent question is answered (ringing) and a forged "silent" is refused
     panel = await say(kefu, SUP, "/broadcast 系统故障")
     b = draft_id(panel)
@@ -153,3 +158,77 @@ async def test_schedule_numbers_are_the_saved_ones_and_an_identical_schedule_is_
     assert "已保存定时通知 #1" in saved[0], saved[0]
     assert "一模一样的定时通知 #1" in saved[1], saved[1]
     assert len(await kefu.svc.broadcasts.schedules()) == 1
+
+
+async def test_broadcasts_and_schedules_are_numbered_from_one_without_visible_gaps(kefu):
+    """Drafts, schedule templates and sent broadcasts share one internal id sequence; what the
+    users see is each thing's own number: the first sent broadcast is 通知 #1 even after a saved
+    schedule and a cancelled draft, a fired schedule takes the next one, schedules run 1, 2."""
+    from tests.broadcast_helpers import SUP, A1, add_team, callback_data, compose, copies, draft_id, message, press, say, send, tap
+    from tests.conftest import local
+
+    await add_team(kefu)
+    kefu.clock.set(local("2026-11-23 10:00"))
+    panel = await say(kefu, SUP, "/schedule 每天 11:00 午间巡检")
+    await tap(kefu, SUP, panel, f"bc:{draft_id(panel)}:qk")
+    saved = await press(kefu, SUP, message(kefu, SUP, panel["message_id"]), "go")
+    assert "已保存定时通知 #1" in saved["plain"], saved["plain"]
+    dropped = await say(kefu, SUP, "/broadcast 写错了")
+    await press(kefu, SUP, dropped, "x")
+    assert draft_id(dropped) == 2  # internal ids 1 and 2 are taken …
+
+    panel = await compose(kefu, SUP, "/broadcast 第一条通知", "a:all")
+    assert "#" not in panel["plain"], panel["plain"]  # a draft has no number
+    first = draft_id(panel)
+    done = await send(kefu, SUP, panel)
+    assert "通知 #1 发送完成" in done["plain"], done["plain"]  # … yet the first broadcast is #1
+    assert "📋 #1 回执" in str(done["reply_markup"]) and f"bc:{first}:ros" in callback_data(done)
+    [copy] = copies(kefu, A1, "第一条通知")
+    assert "通知 #1 ·" in copy["plain"] and callback_data(copy) == [f"ack:{first}"]
+
+    kefu.clock.set(local("2026-11-23 11:00"))
+    await kefu.tick()
+    fired = await kefu.emu.wait_for_message(SUP, lambda m: "发送完成" in m["plain"] and "#2" in m["plain"], timeout=10)
+    assert "通知 #2 发送完成" in fired["plain"], fired["plain"]
+    [copy] = copies(kefu, A1, "午间巡检")
+    assert "定时通知 #2 ·" in copy["plain"], copy["plain"]
+
+    panel = await compose(kefu, SUP, "/broadcast 第三条通知", "a:all")
+    third = draft_id(panel)
+    done = await send(kefu, SUP, panel)
+    assert "通知 #3 发送完成" in done["plain"], done["plain"]
+    panel = await say(kefu, SUP, "/schedule 每天 18:00 晚间巡检")
+    await tap(kefu, SUP, panel, f"bc:{draft_id(panel)}:qk")
+    saved = await press(kefu, SUP, message(kefu, SUP, panel["message_id"]), "go")
+    assert "已保存定时通知 #2" in saved["plain"], saved["plain"]
+
+    listing = (await say(kefu, SUP, "/broadcasts"))["plain"]
+    shown = [line.split()[0] for line in listing.splitlines() if line.startswith("#")]
+    assert shown == ["#3", "#2", "#1"], listing
+    await tap(kefu, SUP, {"chat_id": SUP, "message_id": done["message_id"]}, f"bc:{third}:ros")
+    roster = kefu.emu.last_message(SUP)
+    assert "通知 #3 回执" in roster["plain"], roster["plain"]
+
+
+async def test_handover_items_and_cases_are_numbered_from_one_and_never_reuse_a_number(kefu):
+    """The same class as the broadcast numbers: the first handover item of a fresh database is
+    #1 and the first case 售后#1; a withdrawn item keeps its number, refused input takes none."""
+    from tests.broadcast_helpers import A1, A2, add_team
+
+    await add_team(kefu)
+    first = await kefu.say(A1, "/handover 买家等回复颜色")
+    assert "#1 " in first["plain"], first["plain"]
+    assert "太长" in (await kefu.say(A1, "/handover " + "长" * 1001))["plain"]  # refused: no number taken
+    await kefu.press(A1, first, data="ho:wd:1")
+    confirm = next(m for m in reversed(kefu.emu.messages(A1)) if "ho:wdy:1" in str(m.get("reply_markup")))
+    await kefu.press(A1, confirm, data="ho:wdy:1")  # withdrawing asks to confirm
+    assert (await kefu.svc.handover.get(1)).status == "withdrawn"
+    second = await kefu.say(A2, "/handover 快递单号对不上")
+    assert "#2 " in second["plain"] and "#1 " not in second["plain"], second["plain"]
+
+    opened = await kefu.say(A1, "/case 买家要求仅退款")
+    assert "售后#1" in opened["plain"], opened["plain"]
+    missing = await kefu.say(A1, "/case #99")
+    assert "售后#1" not in missing["plain"]
+    opened = await kefu.say(A2, "/case 少件")
+    assert "售后#2" in opened["plain"], opened["plain"]

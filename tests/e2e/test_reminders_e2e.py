@@ -370,7 +370,7 @@ async def test_night_gap_holds_reminders_and_delivers_digests_at_08_30(kefu):
     for chat in (AGENT, AGENT2, SUP):
         unpaid_digest, unshipped_digest = reminder_messages(kefu, chat)
         assert "共 2 单" in unpaid_digest["plain"] and "410001" in unpaid_digest["plain"] and "410002" in unpaid_digest["plain"]
-        assert "共 2 单" in unshipped_digest["plain"] and "已超时 5.5 小时" in unshipped_digest["plain"]
+        assert "共 2 单" in unshipped_digest["plain"] and "已超时 5 小时 30 分钟" in unshipped_digest["plain"]
     assert reminder_messages(kefu, NIGHT) == []
     # held reminders are not escalated at 08:30 for the night; their clock starts at delivery
     kefu.clock.advance(minutes=29)

@@ -59,7 +59,7 @@ def test_sandbox_clock_moves_time_and_shows_what_fires(tmp_path):
     assert code == 0, err
     assert "沙盒时间" in _after(out, "> :t\n")
     moved = _after(out, "> :t +25h")
-    assert "向前拨了 1 天1 小时" in moved
+    assert "向前拨了 1 天 1 小时" in moved
     assert "┌ 机器人" in moved or "新消息" in moved or "没有要触发" in moved
     assert "看不懂“9:5”" in out and "看不懂“-1h”" in out
 
@@ -72,3 +72,12 @@ def test_sandbox_numbers_press_only_your_own_buttons_and_never_show_callback_dat
     stranger = _after(out, "[路人甲] > 1")
     assert "需要主管邀请" in stranger, stranger  # "1" went as text from the stranger
     assert "callback_data" not in out and "kb:" not in out
+
+
+def test_sandbox_first_broadcast_is_number_one_although_the_demo_seeds_a_schedule(tmp_path):
+    # the demo's scheduled announcement took an internal id first: users still see 通知 #1
+    code, out, err = _sandbox(tmp_path, ":u 4\n/broadcast 今晚盘点\n1\n1\n:w 3\n/broadcasts\n/schedules\n:q\n".encode())
+    assert code == 0, err
+    assert "通知 #1 发送" in out and "通知 #2" not in out, out
+    assert "#1 " in _after(out, "[李主管] > /broadcasts"), out
+    assert "#1" in _after(out, "[李主管] > /schedules")  # and the demo's schedule is 定时通知 #1

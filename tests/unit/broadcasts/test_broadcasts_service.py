@@ -307,6 +307,43 @@ async def test_schedule_draft_saves_only_with_a_future_time(svc, clock):
     assert saved.rule_text == "今天 11:00" and (await svc.get(draft.id)).status == "template"
 
 
+async def test_visible_numbers_count_only_sent_broadcasts_in_sending_order(svc, clock):
+    """Drafts, cancelled drafts and schedule templates take internal ids but no number; a sent
+    broadcast and a fired schedule take the next number, 1, 2, 3 (migration 0013)."""
+    actor = await person(svc, SUP)
+    clock.set(local("2026-11-23 10:00"))
+    template = await schedule(svc, Rule("daily", 11, 0))
+    dropped = await ready_draft(svc, "写错了")
+    await svc.cancel(dropped.id, actor)
+    waiting = await ready_draft(svc, "先不发")
+    first = await svc.start_sending((await ready_draft(svc, "第一条")).id, actor)
+    assert first.id == 4 and first.number == 1
+    clock.set(local("2026-11-23 11:00"))
+    [fired] = await svc.fire_due()
+    assert fired.broadcast.number == 2 and fired.broadcast.schedule_id == template.id
+    later = await svc.start_sending(waiting.id, actor)  # composed earlier, sent later: numbered when sent
+    assert later.number == 3
+    assert [(await svc.get(i)).number for i in (1, 2)] == [None, None]  # template, cancelled draft
+    assert [b.number for b, _ in await svc.recent()] == [3, 2, 1]  # /broadcasts: newest number first
+
+
+async def test_migration_0013_numbers_existing_broadcasts_in_id_order(tmp_path):
+    from bot.db import Database, available_migrations
+
+    db = await Database.open(tmp_path / "old.db", migrate=False)
+    await db.migrate([m for m in available_migrations() if m.version < 13])
+    for status in ("template", "done", "cancelled", "draft", "done", "sending"):
+        await db.execute("INSERT INTO broadcasts (author_id, status, kind, created_at) VALUES (1, ?, 'text', 0)",
+                         (status,))
+    await db.migrate()
+    rows = await db.fetchall("SELECT status, number FROM broadcasts ORDER BY id")
+    assert [(r["status"], r["number"]) for r in rows] == [
+        ("template", None), ("done", 1), ("cancelled", None), ("draft", None), ("done", 2), ("sending", 3)]
+    with pytest.raises(Exception, match="UNIQUE"):
+        await db.execute("UPDATE broadcasts SET number = 1 WHERE id = 6")
+    await db.close()
+
+
 # --- pacing ------------------------------------------------------------------------------------
 async def test_pacer_never_exceeds_the_window_and_spaces_sends():
     pacer = Pacer(rate=200, window_limit=10, window=0.2)

@@ -20,7 +20,7 @@ def test_every_kind_declares_its_role_and_team_chat_actions():
 def test_pack_refuses_over_64_bytes_and_fits_leaves_it_out():
     assert callbacks.order_card("3912345678901234567", "taobao") == "ord:card:taobao:3912345678901234567"
     with pytest.raises(callbacks.CallbackTooLong):
-        callbacks.KB.pack("o", "x", "话" * 30)
+        callbacks.KbOpen("x", "话" * 30).pack()
     assert callbacks.order_card("9" * 70) is None
     long_order = "1" * 50
     assert callbacks.open_script("ship_when", long_order) == "kb:o:x:ship_when"  # the order is left out
@@ -35,5 +35,5 @@ def test_order_card_round_trip():
     for platform in PLATFORMS:
         assert callbacks.parse_order_card(callbacks.order_card("123456", platform), PLATFORMS) == (platform, "123456")
     assert callbacks.parse_order_card("ord:card:123456", PLATFORMS) == (None, "123456")
-    assert callbacks.REMINDER.parse("rem:claim:5", min_fields=2, max_fields=3) == ["claim", "5"]
-    assert callbacks.REMINDER.parse("ho:claim:5") is None
+    assert callbacks.REMINDER.decode("rem:claim:5") == callbacks.RemClaim(5)
+    assert callbacks.REMINDER.decode("ho:claim:5") is None

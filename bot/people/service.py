@@ -1,4 +1,5 @@
-"""People, roles and invitations. No Telegram here: callers pass ids and names."""
+"""People, roles and invitations. No Telegram here: callers pass ids and names; the SQL is in
+bot/people/store.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from enum import IntEnum
 
 from bot.clock import Clock, to_ts
 from bot.db import Database
+from bot.people.store import PeopleStore
 from bot.shifts import Shift, shifts_on
 
 INVITE_TTL = timedelta(hours=24)
@@ -126,20 +128,17 @@ class PeopleService:
         self.admin_ids = frozenset(admin_ids)
         self.shifts = tuple(shifts)
         self.tz = tz
+        self.store = PeopleStore(db)
 
     def _now(self) -> int:
         return to_ts(self.clock.now())
 
     async def get(self, tg_id: int) -> Person | None:
-        row = await self.db.fetchone("SELECT * FROM users WHERE tg_id = ?", (tg_id,))
+        row = await self.store.user(tg_id)
         return Person.from_row(row) if row else None
 
     async def all(self, *, active_only: bool = False) -> list[Person]:
-        where = "WHERE active = 1" if active_only else ""
-        rows = await self.db.fetchall(
-            f"SELECT * FROM users {where} ORDER BY CASE role WHEN 'admin' THEN 0 WHEN 'supervisor' THEN 1 ELSE 2 END,"
-            " shift, employee_no, tg_id"
-        )
+        rows = await self.store.users(active_only=active_only)
         return [Person.from_row(r) for r in rows]
 
     async def with_role(self, minimum: Role, *, active_only: bool = True) -> list[Person]:
@@ -156,15 +155,17 @@ class PeopleService:
             return None
         now = self._now()
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO users (tg_id, username, full_name, role, active, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'admin', 1, ?, ?)"
-                " ON CONFLICT (tg_id) DO UPDATE SET role = 'admin', active = 1, username = excluded.username,"
-                " full_name = excluded.full_name, updated_at = excluded.updated_at",
-                (tg_id, username, full_name, now, now),
-            )
+            await self.store.make_admin(conn, tg_id, username, full_name, now)
             await self._audit(conn, tg_id, "admin_bootstrap", "")
         return await self.get(tg_id)
+
+    async def seed_members(self, members: Sequence[dict]) -> None:
+        """Store complete active members at once (the sandbox's demo team), in one transaction:
+        each a dict of tg_id, username, full_name, display_name, employee_no, role (code), shift."""
+        now = self._now()
+        async with self.db.transaction() as conn:
+            for member in members:
+                await self.store.add_member(conn, now=now, **member)
 
     async def touch(self, person: Person, username: str | None, full_name: str) -> None:
         """Keep Telegram names fresh and clear a 'blocked' mark once the user writes again.
@@ -173,10 +174,7 @@ class PeopleService:
         behind any long transaction (a big import) while a read does not."""
         if person.username == username and person.full_name == full_name and person.blocked_at is None:
             return
-        await self.db.execute(
-            "UPDATE users SET username = ?, full_name = ?, blocked_at = NULL WHERE tg_id = ?",
-            (username, full_name, person.tg_id),
-        )
+        await self.store.set_names(person.tg_id, username, full_name)
 
     async def create_invite(self, actor: Person, role: Role) -> Invite:
         if role == Role.ADMIN:
@@ -187,10 +185,7 @@ class PeopleService:
         now = self._now()
         expires = now + int(INVITE_TTL.total_seconds())
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO invites (code, role, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (code, role.code, actor.tg_id, now, expires),
-            )
+            await self.store.add_invite(conn, code, role.code, actor.tg_id, now, expires)
             await self._audit(conn, actor.tg_id, "invite", role.code)
         return Invite(code, role, expires)
 
@@ -199,27 +194,21 @@ class PeopleService:
         now = self._now()
         async with self.db.transaction() as conn:
             since = now - int(JOIN_FAILURE_WINDOW.total_seconds())
-            cursor = await conn.execute(
-                "SELECT COUNT(*) FROM join_failures WHERE tg_id = ? AND at > ?", (tg_id, since)
-            )
-            if (await cursor.fetchone())[0] >= JOIN_FAILURE_LIMIT:
+            if await self.store.join_failures_in(conn, tg_id, since) >= JOIN_FAILURE_LIMIT:
                 raise UserError("join_throttled", minutes=int(JOIN_FAILURE_WINDOW.total_seconds() // 60))
-            cursor = await conn.execute("SELECT * FROM users WHERE tg_id = ?", (tg_id,))
-            existing = await cursor.fetchone()
+            existing = await self.store.user_in(conn, tg_id)
             if existing is not None and existing["active"]:
                 raise UserError("already_member")
             if existing is not None:
                 raise UserError("deactivated_rejoin")  # only an admin's /activate brings someone back
-            cursor = await conn.execute("SELECT * FROM invites WHERE code = ?", (code,))
-            invite = await cursor.fetchone()
+            invite = await self.store.invite_in(conn, code)
             problem = None
             if invite is None:
                 problem = "invite_unknown"
             elif invite["used_by"] is not None:
                 problem = "invite_used"
             else:
-                cursor = await conn.execute("SELECT role, active FROM users WHERE tg_id = ?", (invite["created_by"],))
-                creator = await cursor.fetchone()
+                creator = await self.store.user_in(conn, invite["created_by"])
                 if creator is None or not creator["active"] or not may_invite(
                     Role[creator["role"].upper()], Role[invite["role"].upper()]
                 ):
@@ -227,22 +216,13 @@ class PeopleService:
                 elif invite["expires_at"] <= now:
                     problem = "invite_expired"
             if problem:
-                await conn.execute("INSERT INTO join_failures (tg_id, at) VALUES (?, ?)", (tg_id, now))
+                await self.store.add_join_failure(conn, tg_id, now)
                 # The failure must be stored although the join is refused: commit, then raise.
                 error = UserError(problem)
             else:
                 error = None
-                await conn.execute(
-                    "UPDATE invites SET used_by = ?, used_at = ? WHERE code = ?", (tg_id, now, code)
-                )
-                await conn.execute(
-                    "INSERT INTO users (tg_id, username, full_name, role, active, invited_by, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, 1, ?, ?, ?)"
-                    " ON CONFLICT (tg_id) DO UPDATE SET role = excluded.role, active = 1,"
-                    " username = excluded.username, full_name = excluded.full_name,"
-                    " invited_by = excluded.invited_by, updated_at = excluded.updated_at",
-                    (tg_id, username, full_name, invite["role"], invite["created_by"], now, now),
-                )
+                await self.store.use_invite(conn, code, tg_id, now)
+                await self.store.make_member(conn, tg_id, username, full_name, invite["role"], invite["created_by"], now)
                 await self._audit(conn, tg_id, "join", invite["role"])
         if error:
             raise error
@@ -260,9 +240,9 @@ class PeopleService:
             if found:
                 return found
         if ref.startswith("@"):
-            row = await self.db.fetchone("SELECT * FROM users WHERE lower(username) = lower(?)", (ref[1:],))
+            row = await self.store.by_username(ref[1:])
             return Person.from_row(row) if row else None
-        row = await self.db.fetchone("SELECT * FROM users WHERE employee_no = ?", (ref,))
+        row = await self.store.by_employee_no(ref)
         if row:
             return Person.from_row(row)
         return await self.find_by_name(ref)
@@ -286,14 +266,12 @@ class PeopleService:
 
     async def inviter_of(self, tg_id: int) -> Person | None:
         """Who created the invitation this person joined with (None: an admin from settings)."""
-        row = await self.db.fetchone(
-            "SELECT created_by FROM invites WHERE used_by = ? ORDER BY used_at DESC LIMIT 1", (tg_id,))
-        return await self.get(row["created_by"]) if row else None
+        inviter = await self.store.inviter_id(tg_id)
+        return await self.get(inviter) if inviter is not None else None
 
     async def free_employee_no(self, prefix: str = "KF") -> str:
         """An example 工号 nobody has yet (KF001, KF002, ...), for the welcome's /me hint."""
-        rows = await self.db.fetchall("SELECT employee_no FROM users WHERE employee_no IS NOT NULL")
-        taken = {row["employee_no"].upper() for row in rows}
+        taken = {number.upper() for number in await self.store.employee_numbers()}
         number = 1
         while f"{prefix}{number:03d}" in taken:
             number += 1
@@ -328,21 +306,13 @@ class PeopleService:
         """End the creator's unused, unexpired codes now (they stay refused if the creator returns)."""
         now = self._now()
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE invites SET expires_at = ? WHERE created_by = ? AND used_by IS NULL AND expires_at > ?",
-                (now, creator.tg_id, now),
-            )
-            revoked = cursor.rowcount
+            revoked = await self.store.expire_open_invites(conn, creator.tg_id, now)
             if revoked:
                 await self._audit(conn, actor.tg_id, "revoke_invites", f"creator={creator.tg_id} count={revoked}")
         return revoked
 
     async def open_invites(self, creator_id: int) -> int:
-        row = await self.db.fetchone(
-            "SELECT COUNT(*) FROM invites WHERE created_by = ? AND used_by IS NULL AND expires_at > ?",
-            (creator_id, self._now()),
-        )
-        return row[0]
+        return await self.store.open_invites(creator_id, self._now())
 
     async def update_profile(self, person: Person, *, display_name: str | None = None, employee_no: str | None = None) -> Person:
         changes: dict[str, object] = {}
@@ -360,34 +330,22 @@ class PeopleService:
             employee_no = employee_no.strip()
             if not (1 <= len(employee_no) <= 16 and employee_no.replace("-", "").replace("_", "").isalnum()):
                 raise UserError("bad_employee_no")
-            other = await self.db.fetchone(
-                "SELECT tg_id FROM users WHERE employee_no = ? AND tg_id != ?", (employee_no, person.tg_id)
-            )
-            if other:
+            if await self.store.employee_no_taken(employee_no, person.tg_id):
                 raise UserError("employee_no_taken", value=employee_no)
             changes["employee_no"] = employee_no
         return await self._update(person, person, "profile", **changes)
 
     async def mark_blocked(self, tg_id: int, blocked: bool = True) -> None:
-        await self.db.execute(
-            "UPDATE users SET blocked_at = ? WHERE tg_id = ?", (self._now() if blocked else None, tg_id)
-        )
+        await self.store.set_blocked_at(tg_id, self._now() if blocked else None)
 
     async def _keep_one_admin(self, target: Person) -> None:
-        row = await self.db.fetchone(
-            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1 AND tg_id != ?", (target.tg_id,)
-        )
-        if row[0] == 0:
+        if await self.store.other_active_admins(target.tg_id) == 0:
             raise UserError("last_admin")
 
     async def _update(self, actor: Person, target: Person, action: str, **changes: object) -> Person:
         if changes:
-            assignments = ", ".join(f"{column} = ?" for column in changes)
             async with self.db.transaction() as conn:
-                await conn.execute(
-                    f"UPDATE users SET {assignments}, updated_at = ? WHERE tg_id = ?",
-                    (*changes.values(), self._now(), target.tg_id),
-                )
+                await self.store.update_user(conn, target.tg_id, changes, self._now())
                 detail = ", ".join(f"{k}={v}" for k, v in changes.items())
                 await self._audit(conn, actor.tg_id, action, f"target={target.tg_id} {detail}")
         updated = await self.get(target.tg_id)
@@ -395,7 +353,4 @@ class PeopleService:
         return updated
 
     async def _audit(self, conn, actor: int | None, action: str, detail: str) -> None:
-        await conn.execute(
-            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (self._now(), actor, action, detail),
-        )
+        await self.store.audit(conn, self._now(), actor, action, detail)
