@@ -13,6 +13,8 @@ Kinds (generated into a temp dir; --keep DIR keeps them):
 - line_10mb     a CSV of one 10 MB line (no line break)
 - json_nested   POST /api/orders with 100,000 nested arrays
 - json_1e30     POST /api/orders with one order whose amount is 1e30
+- json_push_18mb  a legitimate POST /api/orders of ~18 MB (~50,000 orders, under the 20 MB body limit):
+                must be written (HTTP 200); read in the parsing process, not the bot's
 - xlsx_strings_cap  a well-formed .xlsx whose sharedStrings.xml is just under the cap (24 MB, ~1M
                 distinct strings, all held by openpyxl) and 1,000 rows: the peak memory the limits allow
 Files are uploaded in the private chat of an agent through the emulator; the JSON goes to the
@@ -42,6 +44,12 @@ json_nested HTTP 400 too_deep in 0.17 s (101 MB, /help 67 ms); json_1e30 HTTP 40
 0.15 s (99 MB, /help 37 ms); xlsx_strings_cap (a legitimate import at the shared-strings cap)
 imported in 10.6 s at 227 MB peak, but /help waited 295 ms (openpyxl holds the GIL in the worker
 thread): 6/7 kinds within every goal. Before the 24 MB cap, 62 MB of shared strings peaked at 439 MB.
+
+With the parser in its own process (issue 12, branch s3-12; bot/orders/parsing.py), `--quick`,
+load average 1.5-1.8: 8/8 kinds within every goal. Refusals 0.12-0.35 s with /help 6-124 ms;
+xlsx_strings_cap imported in 10.0 s, bot 107 MB, parser 161 MB, /help 37 ms (was 295 ms);
+json_push_18mb (42,155 orders) written in 1.98 s, bot 137 MB, parser 140 MB, /help 26 ms.
+The "child RSS" column is the largest descendant of the bot (the forkserver idles at ~50 MB).
 """
 
 from __future__ import annotations
@@ -51,8 +59,10 @@ import asyncio
 import io
 import json
 import logging
+import os
 import socket
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -67,7 +77,10 @@ GOAL_RSS_MB = 300
 GOAL_BYSTANDER_MS = 200
 API_TOKEN = "bench-hostile-token"
 HEADER = ["platform", "order_no", "shop", "status", "created_at", "amount"]
-KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30", "xlsx_strings_cap"]
+KINDS = ["xlsx_bomb", "xfd_rows", "cols_100k", "line_10mb", "json_nested", "json_1e30", "xlsx_strings_cap",
+         "json_push_18mb"]
+#: Legitimate files: they must import (not be refused); the 2 s refusal goal does not apply to them.
+LEGIT = {"xlsx_strings_cap", "json_push_18mb"}
 
 
 # --- the hostile files ----------------------------------------------------------------------------
@@ -233,6 +246,24 @@ def json_1e30() -> bytes:
     return json.dumps([order], ensure_ascii=False).replace('"buyer"', '"amount": 1e30, "buyer"').encode()
 
 
+def json_push(limit: int) -> bytes:
+    """A legitimate ERP push just under the 20 MB body limit: a JSON array of full orders."""
+    parts, size, i = [], 2, 0
+    while True:
+        item = json.dumps({
+            "platform": "taobao", "order_no": str(4_100_000_000_000_000_000 + i), "shop": "小棉袄旗舰店",
+            "status": "paid_unshipped", "status_raw": "买家已付款，等待卖家发货", "created_at": "2026-11-25 10:00:00",
+            "paid_at": "2026-11-25 10:01:00", "amount": "129.00", "buyer": f"tb_buyer_{i}",
+            "item_title": "加厚羽绒服 冬季 男女同款 " * 3, "tracking_no": "", "carrier": "",
+        }, ensure_ascii=False).encode()
+        if size + len(item) + 1 > limit:
+            break
+        parts.append(item)
+        size += len(item) + 1
+        i += 1
+    return b"[" + b",".join(parts) + b"]"
+
+
 def generate(kinds: list[str], folder: Path, bomb_mb: int) -> dict[str, tuple[str, bytes | Path]]:
     """kind → ("upload", path) or ("api", body)."""
     made: dict[str, tuple[str, bytes | Path]] = {}
@@ -262,6 +293,8 @@ def generate(kinds: list[str], folder: Path, bomb_mb: int) -> dict[str, tuple[st
             made[kind] = ("api", json_nested())
         elif kind == "json_1e30":
             made[kind] = ("api", json_1e30())
+        elif kind == "json_push_18mb":
+            made[kind] = ("api", json_push(18 * 2**20))
         else:
             raise ValueError(kind)
         what = made[kind][1]
@@ -279,12 +312,65 @@ class Outcome:
     answer: str = ""
     http_status: int | None = None
     peak_rss_mb: float = 0.0
+    child_peak_mb: float = 0.0  # the largest descendant (forkserver, parsing process)
+    children_seen: int = 0
     bystander_max_ms: float | None = None
     bystander_unanswered: bool = False
     bystanders: int = 0
     killed: bool = False
     alive_after: bool = True
     note: str = ""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children of all its threads, recursively)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+class ChildSampler:
+    """Samples the peak RSS (VmHWM) of the bot's descendants every 20 ms: the forkserver and the
+    short-lived parsing process. VmHWM only grows, so a sample misses at most the last 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_mb = 0.0
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="child-rss", daemon=True)
+
+    def __enter__(self) -> ChildSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for child in descendants(self.pid):
+                try:
+                    _, hwm = bp.proc_memory_mb(child)
+                except OSError:
+                    continue
+                self.seen.add(child)
+                self.peak_mb = max(self.peak_mb, hwm)
+            self._stop.wait(0.02)
 
 
 def free_port() -> int:
@@ -325,12 +411,14 @@ async def run_kind(kind: str, how: str, what: bytes | Path, args: argparse.Names
                       KEFU_API_HOST="127.0.0.1")
     bot = bp.BotProcess(kind, bp.kefu_argv(), env, workdir, rss_cap_mb=args.rss_cap_mb)
     sender, helpers = team.on_duty[0], team.on_duty[1:4]
+    sampler: ChildSampler | None = None
     try:
         if await bp.cold_start(emu, bot, sender) is None:
             out.note = "bot did not answer /help at start: " + bot.tail_log(3)
             return out
         await asyncio.sleep(0.3)
         bot.reset_peak()
+        sampler = ChildSampler(bot.pid).__enter__()
         since = emu.mark(sender)
         started = time.perf_counter()
         if how == "upload":
@@ -397,10 +485,14 @@ async def run_kind(kind: str, how: str, what: bytes | Path, args: argparse.Names
             out.note = f"killed above the RSS cap {bot.killed_at - started:.1f} s after the upload"
         out.alive_after = bot.alive
         out.peak_rss_mb = max(bot.window_peak_mb(), bot.hwm_mb())
+        sampler.__exit__()
+        out.child_peak_mb, out.children_seen = sampler.peak_mb, len(sampler.seen)
         if not bot.alive and not out.killed:
             out.note = "process exited: " + " | ".join(bot.tail_log(3).splitlines())
         return out
     finally:
+        if sampler is not None:
+            sampler.__exit__()
         await bot.stop()
         await emu.stop()
 
@@ -409,7 +501,7 @@ async def run_kind(kind: str, how: str, what: bytes | Path, args: argparse.Names
 
 def report(outcomes: list[Outcome], args: argparse.Namespace) -> int:
     print()
-    print(f"{'kind':<12} {'final word (s)':>14} {'peak RSS MB':>11} {'/help waited ms':>15}  answer")
+    print(f"{'kind':<16} {'final word (s)':>14} {'bot RSS MB':>10} {'child RSS MB':>12} {'/help waited ms':>15}  answer")
     misses = 0
     for o in outcomes:
         seconds = f"{o.seconds:.2f}" if o.seconds is not None else f">{args.timeout:.0f}"
@@ -417,13 +509,17 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> int:
             seconds = "killed"
         rss = f"{o.peak_rss_mb:.0f}" + ("!" if o.killed else "")
         wait = "-" if o.bystander_max_ms is None else (">" if o.bystander_unanswered else "") + f"{o.bystander_max_ms:.0f}"
-        ok = (o.seconds is not None and o.seconds <= GOAL_REFUSE_S and o.peak_rss_mb <= GOAL_RSS_MB and not o.killed
+        child = f"{o.child_peak_mb:.0f}" if o.children_seen else "-"
+        in_time = o.seconds is not None and (o.kind in LEGIT or o.seconds <= GOAL_REFUSE_S)
+        ok = (in_time and max(o.peak_rss_mb, o.child_peak_mb) <= GOAL_RSS_MB and not o.killed
               and (o.bystander_max_ms or 0) <= GOAL_BYSTANDER_MS and not o.bystander_unanswered
-              and (o.http_status is None or 400 <= o.http_status < 500))  # a 5xx is a crash, not a refusal
+              and (o.http_status is None  # a 5xx is a crash, not a refusal; a legitimate push is written
+                   or (o.http_status == 200 if o.kind in LEGIT else 400 <= o.http_status < 500)))
         misses += not ok
         extra = o.answer or o.note or "no answer"
-        print(f"{o.kind:<12} {seconds:>14} {rss:>11} {wait:>15}  {'ok  ' if ok else 'MISS'} {extra}")
-    print(f"goals: refuse or import <= {GOAL_REFUSE_S:.0f} s, peak RSS <= {GOAL_RSS_MB} MB, bystander /help "
+        print(f"{o.kind:<16} {seconds:>14} {rss:>10} {child:>12} {wait:>15}  {'ok  ' if ok else 'MISS'} {extra}")
+    print(f"goals: refuse <= {GOAL_REFUSE_S:.0f} s (legitimate kinds: {', '.join(sorted(LEGIT))} must import, time "
+          f"shown), peak RSS <= {GOAL_RSS_MB} MB for the bot and for each child process (forkserver, parser), bystander /help "
           f"<= {GOAL_BYSTANDER_MS} ms, the API answers 4xx (a 5xx is a crash, not a refusal); '!' = killed at the {args.rss_cap_mb:.0f} MB cap, '>' = still waiting at the end")
     print(f"SUMMARY hostile files: {len(outcomes) - misses}/{len(outcomes)} kinds within every goal "
           f"({bp.machine_load()})")
@@ -459,7 +555,7 @@ async def main_async(args: argparse.Namespace) -> int:
             how, what = made[kind]
             outcome = await run_kind(kind, how, what, args, Path(tmp))
             shown = f"{outcome.seconds:.2f} s" if outcome.seconds is not None else "no final word"
-            print(f"  {kind:<12} {shown}, peak RSS {outcome.peak_rss_mb:.0f} MB"
+            print(f"  {kind:<12} {shown}, peak RSS {outcome.peak_rss_mb:.0f} MB (children {outcome.child_peak_mb:.0f} MB)"
                   + (" (killed at the cap)" if outcome.killed else ""), flush=True)
             outcomes.append(outcome)
     return report(outcomes, args)

@@ -173,8 +173,14 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = sqlite3.Row
-        for pragma in _PRAGMAS:
-            await conn.execute(pragma)
+        try:
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+        except BaseException:
+            # "file is not a database" shows here: close, or the connection's thread keeps the
+            # process alive after the failure is reported (a hung `kefu run`).
+            await conn.close()
+            raise
         db = cls(conn, path)
         if migrate:
             try:
@@ -340,12 +346,20 @@ class Database:
                 self._readers_done.set()
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
-        async with self._reading() as conn, conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        try:
+            async with self._reading() as conn, conn.execute(sql, params) as cursor:
+                return await cursor.fetchone()
+        except sqlite3.Error as exc:
+            self.note_fault(exc)  # a corrupt page shows on reads: /api/health names it too
+            raise
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
-        async with self._reading() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        try:
+            async with self._reading() as conn, conn.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            self.note_fault(exc)
+            raise
 
     async def backup(self, target: str | Path) -> Path:
         """A consistent copy of the live database (SQLite online backup API)."""
@@ -400,16 +414,17 @@ def upsert_sql(
     updates: dict[str, str],
     *,
     from_table: str | None = None,
+    from_where: str | None = None,
     order_by: str | None = None,
     where: str | None = None,
 ) -> str:
     """INSERT … ON CONFLICT (key) DO UPDATE SET column = expression …: one `?` per column, or every
-    row of `from_table` (same columns; applied in `order_by` order). `updates` expressions name the
-    stored row by the table name and the offered row by `incoming(column)`; `where` limits which
-    clashing rows change."""
+    row of `from_table` (same columns; those matching `from_where`, if given; applied in `order_by`
+    order). `updates` expressions name the stored row by the table name and the offered row by
+    `incoming(column)`; `where` limits which clashing rows change."""
     if from_table is not None:
         # An upsert fed by a SELECT needs a WHERE clause for SQLite to parse it (`WHERE true`).
-        source = f"SELECT {_columns(columns)} FROM {from_table} WHERE true"
+        source = f"SELECT {_columns(columns)} FROM {from_table} WHERE {from_where or 'true'}"
         if order_by is not None:
             source += f" ORDER BY {order_by}"
     else:
@@ -438,6 +453,13 @@ def insertion_order(alias: str | None = None) -> str:
     """A column that orders a table's rows by insertion, for tables without an id of their own
     (SQLite's implicit rowid)."""
     return "rowid" if alias is None else f"{alias}.rowid"
+
+
+def insertion_range(alias: str | None = None) -> str:
+    """SQL condition: the rows inserted (n, m]th, for `(n, m)` as parameters (insertion order
+    counts from 1 in a fresh table). A scratch table's rows merged a chunk per statement."""
+    order = insertion_order(alias)
+    return f"{order} > ? AND {order} <= ?"
 
 
 def staging_table_sql(name: str, columns: Sequence[str]) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from telegram.ext import (
 
 import handlers  # the Telegram layer registers itself
 from bot.clock import Clock, SystemClock
+from bot.db import storage_fault
 from bot.services import Services, build_services
 from bot.settings import Settings
 from handlers.concurrency import KeyedUpdateProcessor
@@ -133,7 +134,8 @@ async def tick_now(app: Application) -> None:
 
 @dataclass(frozen=True)
 class StartFailure:
-    """Why `kefu run` could not start: `kind` is network | token | server | conflict."""
+    """Why `kefu run` could not start: `kind` is network | token | server | conflict | storage
+    (then `detail` starts with the fault: corrupt, cannot_open, read_only, disk_full, io_error)."""
 
     kind: str
     detail: str
@@ -187,7 +189,19 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
         try:
             await app.initialize()  # getMe: proves the network and the token
             initialized = True
-            await on_startup(app)
+            try:
+                await on_startup(app)
+            except Exception as exc:
+                fault = storage_fault(exc)
+                if fault is None:
+                    raise
+                # A corrupt or unreadable database: say so (here and to the admins, who need no
+                # database) and stop, rather than a traceback or a silent restart loop.
+                log.error("start-up failed: storage fault %s", fault, exc_info=exc)
+                from handlers.errors import alert_admins_at_start
+
+                await alert_admins_at_start(app, settings, exc, fault)
+                return StartFailure("storage", f"{fault}: {exc}")
             await app.start()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
             app.create_task(_after_polling(app), name="kefu-after-polling")  # the first update does not wait

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import html
 import logging
+import time
 import traceback
+from pathlib import Path
 
 from telegram import Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.clock import to_ts
-from bot.db import storage_fault
 from bot.notices import claim_notice
 from bot.recipients import Notify, recipients
+from bot.render import renderer_for
 from handlers.context import KefuContext, Target, services_of
 from handlers.outbox import answer_callback, deliver
 
@@ -61,7 +63,7 @@ async def alert_admins(target: Target, error: BaseException | None) -> None:
     `target` is a handler context or the Application."""
     svc = services_of(target)
     kind = type(error).__name__ if error else "Unknown"
-    fault = storage_fault(error)
+    fault = svc.db.note_fault(error) if error is not None else None  # /api/health names it too
     key = f"storage:{fault}" if fault else f"error:{kind}"
     if not await claim_notice(svc.db, key, to_ts(svc.clock.now()), ADMIN_ALERT_INTERVAL_SECONDS):
         return
@@ -78,6 +80,41 @@ async def alert_admins(target: Target, error: BaseException | None) -> None:
             error = str(exc)
         if error:
             log.warning("could not alert admin %s: %s", admin_id, html.escape(error))
+
+
+async def alert_admins_at_start(app: Application, settings, error: BaseException, fault: str) -> int:
+    """Start-up failed on the storage (a corrupt or unreadable database): tell the admins of
+    KEFU_ADMIN_IDS without touching the database (it cannot be read). At most once per fault
+    every ADMIN_ALERT_INTERVAL_SECONDS, remembered in a small file beside the database (best
+    effort), so a service manager restarting the bot again and again does not flood them.
+    Returns how many admins were told."""
+    marker = Path(f"{settings.kefu_db_path}.start-alert-{fault}")
+    try:
+        if time.time() - marker.stat().st_mtime < ADMIN_ALERT_INTERVAL_SECONDS:
+            log.warning("storage fault %s at start: admins were alerted less than 10 minutes ago", fault)
+            return 0
+    except OSError:
+        pass
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    if settings.telegram_bot_token:
+        detail = detail.replace(settings.telegram_bot_token, "<redacted>")
+    text = renderer_for(settings.tz).render("admin_error.html", kind=type(error).__name__, detail=detail[-1500:],
+                                            fault=fault, at_start=True)
+    told = 0
+    for admin_id in sorted(set(settings.kefu_admin_ids)):
+        try:
+            # Straight to the Bot API, not through handlers/outbox.py: the outbox's bookkeeping
+            # (marking an admin who blocked the bot, per-chat flow) needs the database and the
+            # services, which this start could not open.
+            await app.bot.send_message(admin_id, text)
+            told += 1
+        except TelegramError as exc:
+            log.warning("could not alert admin %s: %s", admin_id, html.escape(str(exc)))
+    try:
+        marker.touch()
+    except OSError:
+        pass
+    return told
 
 
 _known_admins: set[int] = set()

@@ -55,6 +55,7 @@ from bot.orders import (
     import_file,
     import_started,
     interrupted_imports,
+    warm_up_parser,
 )
 from bot.orders import text as order_text
 from bot.orders.importer import BATCH_SIZE, clean_order_no
@@ -506,6 +507,10 @@ def register(app: Application) -> None:
 
 
 async def on_startup(app: Application) -> None:
+    try:  # imports are parsed in a separate process: start its server before the first upload
+        await asyncio.to_thread(warm_up_parser)
+    except Exception as exc:  # noqa: BLE001 - the first import starts it instead
+        log.warning("import parser not started in advance: %s", exc)
     await report_interrupted_imports(app)
     await start_api(app)
 

@@ -16,6 +16,7 @@ from bot.orders.importer import (
 )
 from bot.orders.inflight import InFlightImport, import_ended, import_started, interrupted_imports
 from bot.orders.lookups import OrderClock, OrderRef, known_orders, orders_due_within
+from bot.orders.parsing import warm_up as warm_up_parser
 from bot.orders.model import PLATFORMS, STATUSES, NormalizedOrder, RejectedRow
 from bot.orders.readers import NotAnExport, open_export
 from bot.orders.text import platform_name, template_module
@@ -25,4 +26,5 @@ __all__ = [
     "known_orders", "orders_due_within", "platform_name", "template_module",
     "StoredOrder", "UpsertCounts", "find_orders", "get_order", "import_file", "open_export",
     "order_variables", "upsert_orders", "InFlightImport", "import_ended", "import_started", "interrupted_imports",
+    "warm_up_parser",
 ]

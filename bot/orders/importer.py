@@ -12,10 +12,11 @@ Import rules (issue 4):
   refunding; it may only fill in fields that are still empty. A row at the same or a later
   status (or `closed`) replaces them, but never blanks a stored time, amount or text with an
   empty cell. `presale` only ever turns on.
-- Parse first, then write (issue 12): the whole file is parsed and validated in a worker thread
-  a batch at a time into a spool file on disk, holding no lock, so a big or hostile file never
-  blocks the event loop or other writers; memory stays flat (one batch at a time). Only then is
-  it written, in one short transaction.
+- Parse first, then write (issue 12): the whole file is parsed and validated in a separate
+  process (bot.orders.parsing: memory-capped, timed out, never holding this process's GIL) a
+  batch at a time into a spool file on disk, holding no lock, so a big or hostile file never
+  blocks the event loop, other writers or other people's commands. Only then is it written, in
+  one short transaction.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import pickle
-import tempfile
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -43,41 +42,30 @@ from bot.orders.model import (
     NormalizedOrder,
     RejectedRow,
 )
-from bot.orders.readers import ExportReader, NotAnExport, Source, open_export
-from bot.orders.store import OrderStore
+from bot.orders.parsing import (  # order_params, unknown_words: used by the API too
+    CHILD_MEMORY_MAX,
+    CHILD_NICENESS,
+    PARSE_TIMEOUT_S,
+    REJECTED_KEPT,
+    ParsedFile,
+    order_params,
+    parse_file,
+    unknown_words,
+)
+from bot.orders.readers import NotAnExport, Source
+from bot.orders.store import OrderBatchWriter, OrderStaging, OrderStore
 from bot.render import mask_phone
 
+log = logging.getLogger(__name__)
+
 BATCH_SIZE = 10_000  # measured best of 2k/5k/10k/20k on the 1M-row benchmark
-REJECTED_KEPT = 20_000
 PROGRESS_EVERY = 20_000
+#: A file import stages ALL its rows before the write transaction, a chunk at a time (each chunk
+#: holds the connection for milliseconds), in a scratch table of its own: two imports at once
+#: never mix their rows. The transaction then only merges, a chunk per statement.
+STAGE_CHUNK = 2_000
 
 Progress = Callable[[int], Awaitable[Any]]
-
-def order_params(order: NormalizedOrder, source: str, now: int) -> tuple:
-    """The row of `orders` for one normalised order (times → unix seconds, amount → cents)."""
-    return (
-        order.platform,
-        order.order_no,
-        order.shop,
-        order.status,
-        order.status_raw,
-        int(order.refunding),
-        int(order.presale),
-        None if order.created_at is None else int(order.created_at.timestamp()),
-        None if order.paid_at is None else int(order.paid_at.timestamp()),
-        None if order.shipped_at is None else int(order.shipped_at.timestamp()),
-        None if order.amount is None else int(order.amount * 100),
-        order.buyer,
-        order.item_title,
-        order.tracking_no,
-        order.carrier,
-        int(order.on_hold),
-        None if order.ship_from is None else int(order.ship_from.timestamp()),
-        None if order.ship_by is None else int(order.ship_by.timestamp()),
-        source,
-        now,
-        now,
-    )
 
 
 @dataclass
@@ -114,6 +102,66 @@ class OrderWriter:
         inserted = await self.rows.count() - self._before
         updated = self.changed - inserted
         return UpsertCounts(inserted, updated, self.received - inserted - updated)
+
+
+class _Stager:
+    """Stages spooled rows in a scratch table of their own (bot.orders.store.OrderStaging), a chunk
+    per short transaction (while the child may still be parsing), then merges them into `orders`
+    in one transaction, a chunk per statement. Nothing reaches `orders` before `merge`; `drop`
+    removes the table."""
+
+    def __init__(self, db: Database, on_order: Callable[[NormalizedOrder], None] | None = None) -> None:
+        self.db, self.on_order = db, on_order
+        self.staging = OrderStaging(db)
+        self.received = 0
+
+    async def stage(self, parsed: ParsedFile) -> None:
+        """Everything the child has spooled so far."""
+        await self.staging.create()
+        for load in parsed.batches():
+            params, orders = await asyncio.to_thread(load)
+            if self.on_order is not None and orders:
+                for order in orders:
+                    self.on_order(order)
+            for start in range(0, len(params), STAGE_CHUNK):
+                await self.staging.insert(params[start : start + STAGE_CHUNK])
+            self.received += len(params)
+
+    async def merge(self, finish: Callable[[OrderBatchWriter, UpsertCounts], Awaitable[None]]) -> UpsertCounts:
+        """One transaction; `finish(rows, counts)` runs inside it (records the batch, or raises to
+        roll back)."""
+        async with self.db.transaction() as conn:
+            rows = OrderStore.writer(conn)
+            before = await rows.count()
+            changed = 0
+            # A chunk per statement: the connection's one thread serves other people's queries
+            # between them (one statement for all rows kept them waiting the whole merge).
+            for start in range(0, self.received, STAGE_CHUNK):
+                changed += await rows.merge_staged(self.staging, start, start + STAGE_CHUNK)
+            inserted = await rows.count() - before
+            counts = UpsertCounts(inserted, changed - inserted, self.received - changed)
+            await finish(rows, counts)
+        return counts
+
+    async def drop(self) -> None:
+        try:
+            await asyncio.shield(self.staging.drop())
+        except Exception as exc:  # noqa: BLE001 - a leftover scratch table goes with the connection
+            log.warning("staging table %s not dropped: %s", self.staging.name, exc)
+
+
+async def _stage_and_merge(
+    db: Database,
+    parsed: ParsedFile,
+    *,
+    finish: Callable[[OrderBatchWriter, UpsertCounts], Awaitable[None]],
+) -> UpsertCounts:
+    stager = _Stager(db)
+    try:
+        await stager.stage(parsed)
+        return await stager.merge(finish)
+    finally:
+        await stager.drop()
 
 
 class _DryRun(Exception):
@@ -215,48 +263,6 @@ def csv_safe(value: object) -> object:
     return value
 
 
-@dataclass
-class _Batch:
-    orders: list[NormalizedOrder]
-    params: list[tuple]
-    rejected: list[RejectedRow]
-    rows_read: int
-
-
-class _BatchReader:
-    """Parses the file a batch at a time in a worker thread, so the event loop stays free.
-
-    Parsing and writing alternate rather than overlap: measured on this 2-core machine,
-    parsing the next batch during the write gained nothing (the parser holds the GIL the
-    staging inserts need) and sometimes lost.
-    """
-
-    def __init__(self, items: Iterator[NormalizedOrder | RejectedRow], reader: ExportReader, source: str, now: int, size: int):
-        self._items, self._reader, self._source, self._now, self._size = items, reader, source, now, size
-        self._lock = threading.Lock()
-
-    def _take(self) -> _Batch:
-        with self._lock:
-            orders, params, rejected = [], [], []
-            source, now = self._source, self._now
-            for item in islice(self._items, self._size):
-                if item.__class__ is NormalizedOrder:
-                    orders.append(item)
-                    params.append(order_params(item, source, now))
-                else:
-                    rejected.append(item)
-            return _Batch(orders, params, rejected, self._reader.rows_read)
-
-    async def next(self) -> _Batch | None:
-        batch = await asyncio.to_thread(self._take)
-        return batch if batch.orders or batch.rejected else None
-
-    def stop(self) -> None:
-        """Wait until no worker is inside the reader (after a cancellation), so it can be closed."""
-        with self._lock:
-            pass
-
-
 async def import_file(
     db: Database,
     path_or_bytes: Source,
@@ -273,99 +279,83 @@ async def import_file(
     max_bytes: int | None = None,
     on_order: Callable[[NormalizedOrder], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    parse_timeout: float = PARSE_TIMEOUT_S,
+    parse_memory_max: int | None = CHILD_MEMORY_MAX,
+    parse_niceness: int = CHILD_NICENESS,
 ) -> ImportSummary:
     """Import one export file in one transaction and say what it did.
 
     Raises NotAnExport (nothing written) when the file is not an order export, including when
-    that is only discovered midway (bad bytes deep in the file). `progress(rows_read)` is awaited
-    about every `progress_every` rows; `on_order` sees every normalised order (CLI --json).
+    that is only discovered midway (bad bytes deep in the file), and when the parsing process
+    crashed, ran out of memory (`parse_memory_max`) or of time (`parse_timeout` seconds).
+    `progress(rows_read)` is awaited about every `progress_every` rows; `on_order` sees every
+    normalised order (CLI --json), after the whole file was parsed.
     """
     if platform is not None and platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r}")
-    reader = await asyncio.to_thread(
-        open_export, path_or_bytes, tz=tz, filename=filename, platform=platform, shop=shop, max_bytes=max_bytes
-    )
-    summary = ImportSummary(platform=reader.platform, format=reader.format.name, filename=filename, dry_run=dry_run)
+    if isinstance(path_or_bytes, (str, Path)) and not filename:
+        filename = Path(path_or_bytes).name
     now = to_ts(clock.now())
-    batches = _BatchReader(iter(reader), reader, reader.format.name, now, batch_size)
-    spool = _Spool()
+    next_progress = progress_every
+
+    stager = _Stager(db, on_order)
+
+    async def on_batch(rows_read: int, _rejected: int, _kept: list[RejectedRow], so_far: ParsedFile) -> None:
+        nonlocal next_progress
+        # stage what the child spooled so far while it parses on (two cores: parse and stage overlap)
+        await stager.stage(so_far)
+        if progress is not None and rows_read >= next_progress:
+            await progress(rows_read)
+            next_progress = (rows_read // progress_every + 1) * progress_every
+
+    # 1. Parse and validate the whole file first, in a separate process (the GIL stays free for
+    #    everyone else), a batch at a time into a spool file on disk: no lock held, memory
+    #    bounded, a refusal midway writes nothing.
     try:
-        # 1. Parse and validate the whole file first, a batch at a time in a worker thread, into
-        #    a spool file on disk: no lock held, memory flat, a refusal midway writes nothing.
-        next_progress = progress_every
-        while (batch := await batches.next()) is not None:
-            summary.rejected_count += len(batch.rejected)
-            if len(summary.rejected) < REJECTED_KEPT:
-                summary.rejected.extend(batch.rejected[: REJECTED_KEPT - len(summary.rejected)])
-            if on_order is not None:
-                for order in batch.orders:
-                    on_order(order)
-            if batch.params:
-                await asyncio.to_thread(spool.put, batch.params)
-            if progress is not None and batch.rows_read >= next_progress:
-                await progress(batch.rows_read)
-                next_progress = (batch.rows_read // progress_every + 1) * progress_every
-        summary.rows_read, summary.skipped = reader.rows_read, reader.skipped
-        summary.unknown_words = unknown_words(reader.context.unknown)
-    finally:
-        batches.stop()
-        reader.close()
-    # 2. Then write it in one short transaction (all-or-nothing).
+        parsed = await parse_file(
+            path_or_bytes, filename=filename, tz=tz, now=now, platform=platform, shop=shop, max_bytes=max_bytes,
+            batch_size=batch_size, keep_orders=on_order is not None, on_batch=on_batch, timeout=parse_timeout,
+            memory_max=parse_memory_max, rejected_kept=REJECTED_KEPT, niceness=parse_niceness,
+        )
+    except BaseException:
+        await stager.drop()  # a refusal midway: the staged rows never reach the orders
+        raise
+    result = parsed.result
+    summary = ImportSummary(platform=result.platform, format=result.format, filename=filename, dry_run=dry_run)
+    summary.rows_read, summary.skipped = result.rows_read, result.skipped
+    summary.unknown_words = result.unknown_words
+    summary.rejected, summary.rejected_count = parsed.rejected, parsed.rejected_count
+    # 2. Stage every parsed row in a temp table of this import, a chunk at a time (no lock on
+    #    the orders meanwhile), then 3. merge them in ONE short transaction (all-or-nothing).
+
+    async def finish(rows: OrderBatchWriter, counts: UpsertCounts) -> None:
+        summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
+        if dry_run:
+            raise _DryRun()
+        summary.batch_id = await rows.record_batch(
+            source="file",
+            filename=filename,
+            format=summary.format,
+            platform=summary.platform,
+            rows_read=summary.rows_read,
+            inserted=summary.inserted,
+            updated=summary.updated,
+            unchanged=summary.unchanged,
+            rejected=summary.rejected_count,
+            skipped=summary.skipped,
+            created_at=now,
+            actor=actor,
+        )
+
     try:
-        async with db.transaction() as conn:
-            writer = OrderWriter(conn)
-            await writer.begin()
-            for params in spool.batches():
-                await writer.write(await asyncio.to_thread(params))
-            counts = await writer.finish()
-            summary.inserted, summary.updated, summary.unchanged = counts.inserted, counts.updated, counts.unchanged
-            if dry_run:
-                raise _DryRun()
-            summary.batch_id = await writer.rows.record_batch(
-                source="file",
-                filename=filename,
-                format=summary.format,
-                platform=summary.platform,
-                rows_read=summary.rows_read,
-                inserted=summary.inserted,
-                updated=summary.updated,
-                unchanged=summary.unchanged,
-                rejected=summary.rejected_count,
-                skipped=summary.skipped,
-                created_at=now,
-                actor=actor,
-            )
+        await stager.stage(parsed)  # the rest
+        await stager.merge(finish)
     except _DryRun:
         pass
     finally:
-        spool.close()
+        parsed.close()
+        await stager.drop()
     return summary
-
-
-class _Spool:
-    """Parsed batches on disk (a temporary file, pickled), between parsing and the write."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="kefu-import-")
-        self._count = 0
-
-    def put(self, params: list[tuple]) -> None:
-        pickle.dump(params, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._count += 1
-
-    def batches(self) -> Iterator[Callable[[], list[tuple]]]:
-        """Loaders, one per batch, to be called in a worker thread."""
-        self._file.seek(0)
-        for _ in range(self._count):
-            yield lambda: pickle.load(self._file)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def unknown_words(counter: Any) -> list[tuple[str, str, int]]:
-    """(column, word, rows) from a reader's counter, most frequent first."""
-    return sorted(((c, w, n) for (c, w), n in counter.items()), key=lambda t: (-t[2], t[0], t[1]))
 
 
 # --- Pushes (HTTP endpoint) -----------------------------------------------------------------------
@@ -408,6 +398,23 @@ async def upsert_orders(
     except _DryRun:
         pass
     return counts
+
+
+async def upsert_parsed(db: Database, parsed: ParsedFile, *, clock: Clock, actor: int | None = None) -> UpsertCounts:
+    """Write a push parsed in the parsing process (bot.orders.parsing.parse_push): the same merge
+    and record as `upsert_orders`, in one transaction. Closes `parsed`."""
+    now = to_ts(clock.now())
+
+    async def finish(rows: OrderBatchWriter, counts: UpsertCounts) -> None:
+        await rows.record_batch(
+            source="api", format="api", rows_read=parsed.result.rows_read, inserted=counts.inserted,
+            updated=counts.updated, unchanged=counts.unchanged, created_at=now, actor=actor,
+        )
+
+    try:
+        return await _stage_and_merge(db, parsed, finish=finish)
+    finally:
+        parsed.close()
 
 
 # --- Lookups for the /order card and script variables ---------------------------------------------
@@ -500,5 +507,5 @@ def order_variables(order: StoredOrder | NormalizedOrder, tz: tzinfo) -> dict[st
 
 __all__ = [
     "ImportSummary", "NotAnExport", "StoredOrder", "UpsertCounts", "find_orders", "get_order",
-    "import_file", "order_params", "order_variables", "upsert_orders",
+    "import_file", "order_params", "order_variables", "upsert_orders", "upsert_parsed",
 ]

@@ -73,6 +73,16 @@ class NotAnExport(Exception):
         self.message_zh = text.file_error(reason, filename=filename, **params)
         super().__init__(f"{reason}: {filename or '<bytes>'}")
 
+    def __reduce__(self):  # crosses from the parsing process with its rendered message
+        return _rebuilt_refusal, (self.reason, self.filename, self.message_zh)
+
+
+def _rebuilt_refusal(reason: str, filename: str, message_zh: str) -> NotAnExport:
+    refusal = NotAnExport.__new__(NotAnExport)
+    Exception.__init__(refusal, f"{reason}: {filename or '<bytes>'}")
+    refusal.reason, refusal.filename, refusal.message_zh = reason, filename, message_zh
+    return refusal
+
 
 Row = tuple[int, list]  # (line or row number in the file, cells)
 

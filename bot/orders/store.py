@@ -13,6 +13,8 @@ by bot/db.py.
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +27,7 @@ from bot.db import (
     incoming,
     insert_id,
     insertion_order,
+    insertion_range,
     staging_table_sql,
     upsert_sql,
 )
@@ -60,8 +63,9 @@ STAGING_INSERT_SQL = f"INSERT INTO {STAGING} ({', '.join(ORDER_COLUMNS)}) VALUES
 STAGING_CLEAR_SQL = f"DELETE FROM {STAGING}"
 
 
-def _upsert_sql() -> str:
-    """The upsert implementing the merge rule in bot/orders/importer.py's docstring."""
+def _upsert_sql(from_table: str = STAGING, *, ranged: bool = False) -> str:
+    """The upsert implementing the merge rule in bot/orders/importer.py's docstring: every row of
+    `from_table`, or (`ranged`) the rows inserted (n, m]th, for `(n, m)` as parameters."""
     # `closed` has the highest rank, so "same or later" also lets closed follow anything and
     # keeps a closed order closed.
     newer = f"({_rank(incoming('status'))} >= {_rank('orders.status')})"
@@ -89,11 +93,47 @@ def _upsert_sql() -> str:
     # two imports.
     return upsert_sql(
         "orders", ORDER_COLUMNS, ("platform", "order_no"), updates,
-        from_table=STAGING, order_by=insertion_order(), where=changed,
+        from_table=from_table, from_where=insertion_range() if ranged else None, order_by=insertion_order(),
+        where=changed,
     )
 
 
 UPSERT_SQL = _upsert_sql()
+_import_tables = itertools.count(1)
+
+
+class OrderStaging:
+    """A file import's (or a parsed push's) rows in a scratch table of its own (issue 12): filled
+    a chunk per short transaction while the parsing process runs on, merged into `orders` later
+    in ONE transaction by `OrderBatchWriter.merge_staged`, a range of rows per statement. Two
+    imports at once never mix their rows (a table name per import)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.name = f"orders_import_{os.getpid()}_{next(_import_tables)}"
+        self.create_sql, self.table = staging_table_sql(self.name, ORDER_COLUMNS)
+        columns = ", ".join(ORDER_COLUMNS)
+        self.insert_sql = f"INSERT INTO {self.table} ({columns}) VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
+        self.drop_sql = f"DROP TABLE IF EXISTS {self.table}"
+        self.upsert_sql = _upsert_sql(self.table, ranged=True)
+        self.created = False
+
+    async def create(self) -> None:
+        if not self.created:
+            async with self.db.transaction() as conn:
+                await conn.execute(self.create_sql)
+            self.created = True
+
+    async def insert(self, params: Sequence[tuple]) -> None:
+        """One chunk of rows, in a short transaction of its own."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(self.insert_sql, params)
+
+    async def drop(self) -> None:
+        if self.created:
+            async with self.db.transaction() as conn:
+                await conn.execute(self.drop_sql)
+            self.created = False
 
 
 class OrderBatchWriter:
@@ -118,6 +158,14 @@ class OrderBatchWriter:
         changed = max(cursor.rowcount, 0)
         await cursor.close()
         await self.conn.execute(STAGING_CLEAR_SQL)
+        return changed
+
+    async def merge_staged(self, staging: OrderStaging, start: int, end: int) -> int:
+        """Merge the staged rows inserted (start, end]th; the number of rows inserted or changed
+        (not trigger rows)."""
+        cursor = await self.conn.execute(staging.upsert_sql, (start, end))
+        changed = max(cursor.rowcount, 0)
+        await cursor.close()
         return changed
 
     async def record_batch(self, **values: Any) -> int:

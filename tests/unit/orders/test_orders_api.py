@@ -185,3 +185,37 @@ async def test_unknown_status_wording_is_kept_and_reported(client, db):
     assert response.json()["unknown_words"] == [{"column": "status", "word": "teleported", "rows": 1}]
     row = await db.fetchone("SELECT status, status_raw FROM orders WHERE order_no = 'U-1'")
     assert tuple(row) == ("paid_unshipped", "teleported")  # paid, not shipped: it will be reminded
+
+
+def big_body(orders: list[dict]) -> bytes:
+    """A body over PUSH_INLINE_MAX (padding spaces are valid JSON): read in the parsing process."""
+    from bot.orders.api import PUSH_INLINE_MAX
+
+    text = json.dumps(orders, ensure_ascii=False)
+    return (text + " " * max(0, PUSH_INLINE_MAX + 1 - len(text.encode()))).encode()
+
+
+async def test_a_big_push_is_read_in_the_parsing_process_with_the_same_answers(client, db):
+    body = big_body([item(f"B-{i}", amount=f"{i}.50") for i in range(3000)] + [item("B-0", status="shipped")])
+    response = await client.post("/api/orders", content=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": 3001, "inserted": 3000, "updated": 1, "unchanged": 0, "unknown_words": []}
+    first = await get_order(db, "B-0", "taobao")
+    assert first.status == "shipped" and str(first.amount) == "59.00"  # the later row merged like a second push
+    assert str((await get_order(db, "B-2999", "taobao")).amount) == "2999.50"
+    again = await client.post("/api/orders", content=body, headers=AUTH)
+    assert again.json()["unchanged"] == 3001
+    batch = await db.fetchone("SELECT source, format, rows_read FROM import_batches ORDER BY id DESC")
+    assert tuple(batch) == ("api", "api", 3001)
+
+
+async def test_a_big_push_with_a_bad_item_or_a_bad_body_writes_nothing(client, db):
+    bad = big_body([item(f"C-{i}") for i in range(2000)] + [item("C-x", amount="1e30")])
+    response = await client.post("/api/orders", content=bad, headers=AUTH)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_orders"
+    assert response.json()["received"] == 2001 and response.json()["errors"][0]["index"] == 2000
+    nested = big_body([]).replace(b"[]", b"[" * 50 + b"]" * 50, 1)
+    response = await client.post("/api/orders", content=nested, headers=AUTH)
+    assert response.status_code == 400 and response.json()["error"] == "too_deep"
+    assert "嵌套" in response.json()["message"]
+    assert await count(db) == 0
