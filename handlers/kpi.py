@@ -18,7 +18,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.kpi import Period, PeriodError, Viewer, render_pack, report_chart, report_xlsx
+from bot.kpi import Period, PeriodError, PeriodWords, Viewer, render_pack, report_chart, report_xlsx
 from bot.people import Person, Role
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label, render, user_errors
@@ -44,7 +44,7 @@ def _period(context: KefuContext, text: str) -> tuple[Period | None, str | None]
     svc = context.svc
     today = svc.kpi.today()
     try:
-        period = Period.parse(text, today)
+        period = Period.parse(text, today, PeriodWords.from_labels(svc.renderer.labels["kpi"]["period_words"]))
     except PeriodError:
         return None, label(context, "kpi.errors.bad_period", text=text)
     if period.days > MAX_DAYS:

@@ -5,7 +5,7 @@ Read model only: bot/kpi/store.py reads other features' tables and never writes 
 """
 
 from bot.kpi.schedule import monday_pack_due, morning_review_due
-from bot.kpi.service import KpiService, Period, PeriodError, Viewer, suggest
+from bot.kpi.service import KpiService, Period, PeriodError, PeriodWords, Viewer, suggest
 from bot.kpi.standards import (
     DEFAULT_STANDARDS_FILE,
     Standard,
@@ -41,6 +41,7 @@ __all__ = [
     "KpiService",
     "Period",
     "PeriodError",
+    "PeriodWords",
     "Standard",
     "StandardsError",
     "StandardsProblem",

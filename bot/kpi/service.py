@@ -1,7 +1,7 @@
 """KpiService: the one entry point of the KPI feature. Plain data in and out, a clock, no Telegram.
 
 The Telegram phase stays thin:
-- /kpi               → `await kpi.report(Period.parse(text, today), scope, viewer)` → render templates/kpi/
+- /kpi               → `await kpi.report(Period.parse(text, today, words), scope, viewer)` → render templates/kpi/
 - XLSX / chart button → `report_xlsx(report)` / `charts.render_*` (call off the event loop)
 - /standards         → `await kpi.standards_review(today)` (last 4 weeks + one suggestion per standard)
 - morning review     → `await kpi.morning_review(yesterday)` at the day shift's start
@@ -73,20 +73,24 @@ class Period:
         return to_ts(start), to_ts(end)
 
     @classmethod
-    def parse(cls, text: str, today: date) -> Period:
-        """今天 | 昨天 | 本周 | 上周 | 本月 | 上月 | YYYY-MM-DD[~YYYY-MM-DD] (empty: 今天)."""
-        text = (text or "").strip().replace("～", "~").replace("至", "~")
+    def parse(cls, text: str, today: date, words: PeriodWords) -> Period:
+        """A named period (`words`, from labels: `kpi.period_words`) or YYYY-MM-DD[~YYYY-MM-DD];
+        empty text: today."""
+        text = (text or "").strip()
+        for sep in words.range_separators:
+            text = text.replace(sep, "~")
         monday = week_start(today)
-        named = {
-            "": (today, today), "今天": (today, today), "昨天": (today - timedelta(days=1),) * 2,
-            "本周": (monday, today), "上周": (monday - timedelta(days=7), monday - timedelta(days=1)),
-            "本月": (today.replace(day=1), today),
+        last_month = today.replace(day=1) - timedelta(days=1)
+        spans = {
+            "today": (today, today), "yesterday": (today - timedelta(days=1),) * 2,
+            "this_week": (monday, today), "last_week": (monday - timedelta(days=7), monday - timedelta(days=1)),
+            "this_month": (today.replace(day=1), today), "last_month": (last_month.replace(day=1), last_month),
         }
-        if text in named:
-            return cls(*named[text])
-        if text == "上月":
-            last = today.replace(day=1) - timedelta(days=1)
-            return cls(last.replace(day=1), last)
+        if not text:
+            return cls(today, today)
+        for name, span in spans.items():
+            if text in getattr(words, name):
+                return cls(*span)
         match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:\s*~\s*(\d{4}-\d{2}-\d{2}))?", text)
         if not match:
             raise PeriodError(text)
@@ -96,6 +100,23 @@ class Period:
         except ValueError:
             raise PeriodError(text) from None
         return cls(first, last)
+
+
+@dataclass(frozen=True)
+class PeriodWords:
+    """The /kpi period vocabulary (from labels: `kpi.period_words`), so this file holds no user-facing text."""
+
+    today: tuple[str, ...]
+    yesterday: tuple[str, ...]
+    this_week: tuple[str, ...]
+    last_week: tuple[str, ...]
+    this_month: tuple[str, ...]
+    last_month: tuple[str, ...]
+    range_separators: tuple[str, ...]  # read as "~" between two dates
+
+    @classmethod
+    def from_labels(cls, words: Any) -> PeriodWords:
+        return cls(**{name: tuple(str(w) for w in words[name]) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
