@@ -290,6 +290,10 @@ def judge(std: Standard, observations: Iterable[Obs]) -> tuple[int, int]:
 
 def evaluate(std: Standard, observations: Sequence[Obs], *, shop: str | None = None) -> dict[str, Any]:
     good, n = judge(std, observations)
+    return evaluate_counts(std, good, n, shop=shop)
+
+
+def evaluate_counts(std: Standard, good: int, n: int, *, shop: str | None = None) -> dict[str, Any]:
     achieved = percent(good, n)
     target = std.target_for(shop)
     return {"id": std.id, "name": std.name, "kind": std.kind, "target": target, "direction": std.direction,

@@ -12,6 +12,7 @@ The Telegram phase stays thin:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bot.kpi.measures import (
     Obs,
     by_level,
     evaluate,
+    evaluate_counts,
     judge,
     measure,
     misses_by,
@@ -35,6 +37,7 @@ from bot.kpi.measures import (
 from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
+from bot.kpi.readmodel import PERSON, ReadModel, median_of, p90_rank, scope_sql
 from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
@@ -132,13 +135,16 @@ class Viewer:
 class KpiService:
     def __init__(self, db: Database, clock: Clock, book: RuleBook, standards: tuple[Standard, ...], *,
                  large_unpaid_cents: int = 50000, stuck_unpaid_hours: float = 48, stuck_unshipped_factor: float = 2,
-                 near_miss_hours: float = 2) -> None:
+                 near_miss_hours: float = 2, read_model: bool = True) -> None:
         self.db = db
         self.clock = clock
         self.book = book
         self.tz = book.tz
         self.standards = standards
         self.store = KpiStore(db, book)
+        #: The report from the stored read model (bot/kpi/readmodel.py); None: recompute from the
+        #: records in memory (the reference definition the read model is tested against).
+        self.read_model = ReadModel(db, book, self.store) if read_model else None
         self.cases = CaseStore(db)
         self.large_unpaid_cents = large_unpaid_cents
         self.stuck_unpaid_s = int(stuck_unpaid_hours * 3600)
@@ -179,20 +185,27 @@ class KpiService:
     async def measure(self, period: Period) -> tuple[Measured, WorkClock]:
         return (await self.measure_many([period]))[0]
 
-    async def measure_many(self, periods: list[Period]) -> list[tuple[Measured, WorkClock]]:
-        """Measure adjacent periods from ONE read of the records (the report and its previous period)."""
+    async def measure_many(self, periods: list[Period], *, reminders: bool = True
+                           ) -> list[tuple[Measured, WorkClock]]:
+        """Measure adjacent periods from ONE read of the records (the report and its previous period).
+        reminders=False: handover and acknowledgements only (the read model has the rest). The
+        Python work runs in a thread, off the event loop."""
         bounds = [p.bounds(self.tz) for p in periods]
         start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
         now = to_ts(self.clock.now())
-        wc = WorkClock(self.book.shifts, self.tz, start, end)
         rows = (
-            await self.store.reminders(start, end),
-            await self.store.reminder_actions(start, end),
-            await self.store.shipping_slots(start, end, now),
+            await self.store.reminders(start, end) if reminders else [],
+            await self.store.reminder_actions(start, end) if reminders else {},
+            await self.store.shipping_slots(start, end, now) if reminders else [],
             await self.store.handover_deliveries(start, end),
             await self.store.handover_items(start, end),
             await self.store.ack_recipients(start, end),
         )
+        return await asyncio.to_thread(self._measure_rows, bounds, start, end, now, rows)
+
+    def _measure_rows(self, bounds: list[tuple[int, int]], start: int, end: int, now: int,
+                      rows: tuple) -> list[tuple[Measured, WorkClock]]:
+        wc = WorkClock(self.book.shifts, self.tz, start, end)
         results = []
         for a, b in bounds:
             slots = [s for s in rows[2] if a <= s[1] + SLOT // 2 < b]
@@ -217,34 +230,11 @@ class KpiService:
                 raise PermissionError("agents see their own figures only")
             if scope.startswith(("shift:", "shop:")):
                 scope = "team"
-        if trend:
-            (measured, wc), (prev_measured, _) = await self.measure_many([period, period.previous()])
-            previous = _scoped(prev_measured.obs, scope)
-        else:
-            measured, wc = await self.measure(period)
-            previous = None
-        obs = _by_metric(_scoped(measured.obs, scope))
-        previous = None if previous is None else _by_metric(previous)
         people = await self.store.people()
-        standards = []
-        for std in self.standards:
-            mine = obs.get(std.metric, [])
-            entry = evaluate(std, mine, shop=scope[5:] if scope.startswith("shop:") else None)
-            entry["why"] = std.why
-            entry["scope"] = list(std.scope)
-            if previous is not None:
-                prev = evaluate(std, previous.get(std.metric, []))
-                entry["previous_achieved"] = prev["achieved"]
-                entry["trend_pp"] = (None if prev["achieved"] is None or entry["achieved"] is None
-                                     else round(entry["achieved"] - prev["achieved"], 1))
-            for level in ("shift", "shop", "person"):
-                if level in std.scope:
-                    groups = by_level(std, mine, level, wc)
-                    if level == "person":
-                        groups = {str(k): v | {"name": people.get(k, {}).get("name", str(k))}
-                                  for k, v in groups.items() if _may_see(viewer, k)}
-                    entry[f"by_{level}"] = groups
-            standards.append(entry)
+        if self.read_model is not None:
+            figures, standards, breakdowns = await self._from_read_model(period, scope, viewer, people, trend)
+        else:
+            figures, standards, breakdowns = await self._from_records(period, scope, viewer, people, trend)
         report = {
             "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), "days": period.days,
                        "timezone": str(self.tz), "generated_at": self.clock.now().astimezone(self.tz).isoformat(),
@@ -252,15 +242,158 @@ class KpiService:
                                     "to": period.previous().last.isoformat()}},
             "scope": scope,
             "standards": standards,
-            "payment_reminders": measured.payment,
-            "shipping": measured.shipping,
-            "claims": measured.claims,
-            "handover": measured.handover,
-            "broadcasts": measured.broadcasts,
-            "breakdowns": self._breakdowns(measured, wc, scope, viewer, people),
+            **figures,
+            "breakdowns": breakdowns,
             "cases": await self.case_figures(period, viewer, people),
         }
         return report
+
+    @staticmethod
+    def _standard_entry(std: Standard, entry: dict[str, Any], prev: dict[str, Any] | None,
+                        levels: dict[str, dict[Any, dict[str, Any]]], viewer: Viewer | None,
+                        people: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        entry["why"] = std.why
+        entry["scope"] = list(std.scope)
+        if prev is not None:
+            entry["previous_achieved"] = prev["achieved"]
+            entry["trend_pp"] = (None if prev["achieved"] is None or entry["achieved"] is None
+                                 else round(entry["achieved"] - prev["achieved"], 1))
+        for level, groups in levels.items():
+            if level == "person":
+                groups = {str(k): v | {"name": people.get(k, {}).get("name", str(k))}
+                          for k, v in groups.items() if _may_see(viewer, k)}
+            entry[f"by_{level}"] = groups
+        return entry
+
+    async def _from_records(self, period: Period, scope: str, viewer: Viewer | None,
+                            people: dict[int, dict[str, Any]], trend: bool) -> tuple[dict, list, dict]:
+        """The reference: every record of the period worked through in memory (bot/kpi/measures.py)."""
+        if trend:
+            (measured, wc), (prev_measured, _) = await self.measure_many([period, period.previous()])
+            previous = _by_metric(_scoped(prev_measured.obs, scope))
+        else:
+            measured, wc = await self.measure(period)
+            previous = None
+        obs = _by_metric(_scoped(measured.obs, scope))
+        shop = scope[5:] if scope.startswith("shop:") else None
+        standards = []
+        for std in self.standards:
+            mine = obs.get(std.metric, [])
+            prev = None if previous is None else evaluate(std, previous.get(std.metric, []))
+            levels = {level: by_level(std, mine, level, wc) for level in ("shift", "shop", "person")
+                      if level in std.scope}
+            standards.append(self._standard_entry(std, evaluate(std, mine, shop=shop), prev, levels, viewer, people))
+        figures = {"payment_reminders": measured.payment, "shipping": measured.shipping, "claims": measured.claims,
+                   "handover": measured.handover, "broadcasts": measured.broadcasts}
+        return figures, standards, self._breakdowns(measured, wc, scope, viewer, people)
+
+    async def _from_read_model(self, period: Period, scope: str, viewer: Viewer | None,
+                               people: dict[int, dict[str, Any]], trend: bool) -> tuple[dict, list, dict]:
+        """The same figures from the stored read model, aggregated in SQL (bot/kpi/readmodel.py);
+        handover and acknowledgements (a few rows a day) are still measured from their records."""
+        rm = self.read_model
+        assert rm is not None
+        periods = [period, period.previous()] if trend else [period]
+        bounds = [p.bounds(self.tz) for p in periods]
+        lo, hi = min(x[0] for x in bounds), max(x[1] for x in bounds)
+        now = to_ts(self.clock.now())
+        await rm.sync(lo, hi, now)
+        measured_all = await self.measure_many(periods, reminders=False)
+        (a, b), wc = bounds[0], measured_all[0][1]
+        ship_obs: list[list[Obs]] = []
+        ship_total = [0, 0, 0]
+        for i, (pa, pb) in enumerate(bounds):
+            found = []
+            for day, shop, shift, n, n_late, n_unknown in await rm.ship_days(pa, pb, now):
+                if i == 0:
+                    ship_total[0] += n - n_unknown
+                    ship_total[1] += n_late
+                    ship_total[2] += n_unknown
+                if n - n_unknown:
+                    at = Period(date.fromisoformat(day), date.fromisoformat(day)).bounds(self.tz)[0]
+                    found.append(Obs("shipping_late", at, shop, shift, None, weight=n - n_unknown, flagged=n_late))
+            ship_obs.append(found)
+        measured = measured_all[0][0]
+        obs = _by_metric(_scoped(measured.obs + ship_obs[0], scope))
+        previous = _by_metric(_scoped(measured_all[1][0].obs + ship_obs[1], scope)) if trend else None
+        shop = scope[5:] if scope.startswith("shop:") else None
+        standards = []
+        for std in self.standards:
+            levels_wanted = [level for level in ("shift", "shop", "person") if level in std.scope]
+            if std.metric in PERSON:
+                good, n = (await rm.judged(a, b, std, "team", scope)).get("team", (0, 0))
+                entry = evaluate_counts(std, good, n, shop=shop)
+                prev = None
+                if trend:
+                    pg, pn = (await rm.judged(*bounds[1], std, "team", scope)).get("team", (0, 0))
+                    prev = evaluate_counts(std, pg, pn)
+                levels = {}
+                for level in levels_wanted:
+                    groups = await rm.judged(a, b, std, level, scope)
+                    levels[level] = {k: evaluate_counts(std, g, n, shop=k if level == "shop" else None)
+                                     for k, (g, n) in groups.items()}
+            else:
+                mine = obs.get(std.metric, [])
+                entry = evaluate(std, mine, shop=shop)
+                prev = None if previous is None else evaluate(std, previous.get(std.metric, []))
+                levels = {level: by_level(std, mine, level, wc) for level in levels_wanted}
+            standards.append(self._standard_entry(std, entry, prev, levels, viewer, people))
+
+        t = await rm.totals(a, b)
+        decided = t["pushed"] - t["open"]
+        pay_ranks = (await rm.ranked(a, b, "pay_delta", "team")).get("team")
+        claim_ranks = (await rm.ranked(a, b, "claim_s", "team")).get("team")
+        done_ranks = (await rm.ranked(a, b, "done_s", "team")).get("team")
+        payment = {
+            "pushed": t["pushed"], "acted": t["acted"], "paid_after": t["paid_after"], "decided": decided,
+            "open": t["open"], "rate": percent(t["paid_after"], decided),
+            "recovered_amount": yuan(t["recovered_cents"]), "recovered_amount_acted": yuan(t["recovered_acted_cents"]),
+            "median_minutes_to_pay": _quantile(pay_ranks, "median", 60, rounded=True),
+            "p90_minutes_to_pay": _quantile(pay_ranks, "p90", 60, rounded=True),
+            "acted_paid_rate": percent(t["acted_paid"], decided - t["unacted"]),
+            "unacted": t["unacted"], "unacted_paid_rate": percent(t["unacted_paid"], t["unacted"]),
+            "paid_before_push": t["paid_before_push"],
+        }
+        shipping = {"due": ship_total[0], "late": ship_total[1], "late_rate": percent(ship_total[1], ship_total[0]),
+                    "unknown_ship_time": ship_total[2], "warned": t["warned"], "saved_before_breach": t["saved"],
+                    "saved_rate": percent(t["saved"], t["warned"]), "warnings_open": t["warn_open"]}
+        claims = {"reminders": t["counted"], "claimed": claim_ranks[0] if claim_ranks else 0,
+                  "median_minutes": _quantile(claim_ranks, "median"), "p90_minutes": _quantile(claim_ranks, "p90"),
+                  "done": done_ranks[0] if done_ranks else 0,
+                  "median_minutes_to_done": _quantile(done_ranks, "median"),
+                  "p90_minutes_to_done": _quantile(done_ranks, "p90"),
+                  "escalated": t["escalated"], "escalation_rate": percent(t["escalated"], t["counted"]),
+                  "snoozed": t["snoozed"], "snooze_rate": percent(t["snoozed"], t["counted"])}
+        figures = {"payment_reminders": payment, "shipping": shipping, "claims": claims,
+                   "handover": measured.handover, "broadcasts": measured.broadcasts}
+
+        out: dict[str, Any] = {}
+        claim_where, claim_params = scope_sql(scope, "claimer")
+        pay_where, pay_params = scope_sql(scope, "credit")
+        for level in ("day", "week", "shift", "shop", "person"):
+            counts = await rm.counts(a, b, level, where=claim_where, params=claim_params)
+            claim_r = await rm.ranked(a, b, "claim_s", level, where=claim_where, params=claim_params)
+            done_r = await rm.ranked(a, b, "done_s", level, where=claim_where, params=claim_params)
+            pays = await rm.payment_counts(a, b, level, where=pay_where, params=pay_params)
+            result = {}
+            for key in sorted(set(counts) | set(pays), key=str):
+                if key is None or (level == "person" and not _may_see(viewer, key)):
+                    continue
+                c = counts.get(key, {"reminders": 0, "claimed": 0})
+                pushed, paid, cents = pays.get(key, (0, 0, 0))
+                entry = {"reminders": c["reminders"], "claimed": c["claimed"],
+                         "median_minutes_to_claim": _quantile(claim_r.get(key), "median"),
+                         "p90_minutes_to_claim": _quantile(claim_r.get(key), "p90"),
+                         "median_minutes_to_done": _quantile(done_r.get(key), "median"),
+                         "p90_minutes_to_done": _quantile(done_r.get(key), "p90"),
+                         "payment_pushed": pushed, "payment_paid": int(paid or 0),
+                         "payment_rate": percent(int(paid or 0), pushed), "recovered_amount": yuan(int(cents or 0))}
+                if level == "person":
+                    entry["name"] = people.get(key, {}).get("name", str(key))
+                result[str(key)] = entry
+            out[level] = result
+        _add_late(out, ship_obs[0], wc)
+        return figures, standards, out
 
     async def case_figures(self, period: Period, viewer: Viewer | None = None,
                            people: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -323,18 +456,7 @@ class KpiService:
                     entry["name"] = people.get(key, {}).get("name", str(key))
                 result[str(key)] = entry
             out[level] = result
-        late: dict[str, dict[str, Any]] = {}
-        for o in measured.obs:
-            if o.metric == "shipping_late":
-                for level in ("day", "shop"):
-                    key = f"{level}:{wc.local_day(o.at).isoformat() if level == 'day' else o.shop}"
-                    entry = late.setdefault(key, {"due": 0, "late": 0})
-                    entry["due"] += o.weight
-                    entry["late"] += o.flagged
-        for key, entry in late.items():
-            level, name = key.split(":", 1)
-            out.setdefault(level, {}).setdefault(name, {}).update(
-                shipping_due=entry["due"], shipping_late=entry["late"], late_rate=percent(entry["late"], entry["due"]))
+        _add_late(out, measured.obs, wc)
         return out
 
     # --- nudges ---------------------------------------------------------------------------------
@@ -592,6 +714,35 @@ def suggest(std: Standard, weeks: list[dict[str, Any]], obs: list[Obs], wc: Work
                 "misses_by_shift": by_shift, "worst_hours": [h for h, _ in hours],
                 "misses_by_hour": dict(sorted(by_hour.items()))}
     return None
+
+
+def _quantile(ranked: tuple[int, dict[int, int]] | None, which: str, divisor: int = 0,
+              rounded: bool = False) -> float | None:
+    """A median or P90 from ReadModel.ranked values, exactly as stats.median/p90 on the values:
+    seconds → minutes (stats.minutes), or (divisor) each value divided first, then rounded to 0.1."""
+    if not ranked:
+        return None
+    count, values = ranked
+    if divisor:
+        values = {k: v / divisor for k, v in values.items()}
+    value = median_of(values, count) if which == "median" else values[p90_rank(count)]
+    return round(value, 1) if rounded else minutes(value)
+
+
+def _add_late(out: dict[str, Any], obs: list[Obs], wc: WorkClock) -> None:
+    """Shipping lateness per day and per shop, into the breakdowns."""
+    late: dict[str, dict[str, Any]] = {}
+    for o in obs:
+        if o.metric == "shipping_late":
+            for level in ("day", "shop"):
+                key = f"{level}:{wc.local_day(o.at).isoformat() if level == 'day' else o.shop}"
+                entry = late.setdefault(key, {"due": 0, "late": 0})
+                entry["due"] += o.weight
+                entry["late"] += o.flagged
+    for key, entry in late.items():
+        level, name = key.split(":", 1)
+        out.setdefault(level, {}).setdefault(name, {}).update(
+            shipping_due=entry["due"], shipping_late=entry["late"], late_rate=percent(entry["late"], entry["due"]))
 
 
 def _by_metric(obs: list[Obs]) -> dict[str, list[Obs]]:
