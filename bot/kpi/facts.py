@@ -5,8 +5,10 @@ hours, the shift and local day of the push, 催付 success and credit, 发货 wa
 in-memory measures (bot/kpi/measures.py) and the stored read model (bot/kpi/readmodel.py, table
 kpi_reminder_facts) are built from it, so the two can never define a figure differently.
 
-A fact is `settled` when it no longer depends on the clock (only on the records): claimed or closed,
-its 催付 decided, its warning judged. Unsettled facts are recomputed by every report.
+A fact is `settled` when its stored form no longer depends on the clock (only on the records): its
+催付 decided, its warning judged. Unsettled facts are recomputed by every report. A payment_claim
+observation still open (unclaimed, unresolved) grows with the clock: the read model stores it
+without its durations and works them out at report time from the push.
 """
 
 from __future__ import annotations
@@ -93,7 +95,6 @@ def derive(wc: WorkClock, r: ReminderRow, acts: Sequence[tuple[int, int, str]], 
             upto = stop if stop is not None else now
             pc_end = "void" if stop is not None else "open"
             pc_work, pc_wall = wc.working_seconds(push, upto), upto - push
-            settled = int(stop is not None)
         if r.paid_at is not None and r.paid_at <= push:
             pay = "before"
         else:

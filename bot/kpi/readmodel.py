@@ -12,62 +12,34 @@ Kept current, before every read (`sync`):
   and recomputes missing closed days of the asked range in one grouped query. Today is never stored.
 - A change of shifts, time zone or shipping thresholds (kpi_read_model 'config') drops everything.
 
-Medians and P90 stay exact: SQL window functions pick the values at the needed ranks per group
-(row_number over the group ordered by the value), the same nearest-rank / mid-pair rules as
-bot/kpi/stats.py.
+- kpi_daily: the facts of a day grouped (bot/kpi/daily.py), with the exact values behind medians
+  and P90 as sorted arrays; a changed fact drops its day, rebuilt by the next report.
+
+Medians and P90 stay exact (the merged values of the groups, the rules of bot/kpi/stats.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import defaultdict
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from bot.db import Database
+from bot.kpi.daily import COLUMNS, FACT_READ, Groups, build
 from bot.kpi.facts import FACT_COLUMNS, derive
-from bot.kpi.standards import Standard
 from bot.kpi.store import DEADLINE_REACH, SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
 
 VERSION = "1"
-_P90_RANK = "max(1, CAST(0.9 * c AS INTEGER) + (0.9 * c > CAST(0.9 * c AS INTEGER)))"
 #: person column of each reminder metric (the claimer, or the credited person for 催付 success)
 PERSON = {"payment_claim": "claimer", "payment_success": "credit", "warning_saved": "claimer"}
-LEVEL_COLUMN = {"team": "'team'", "day": "day", "week": "week", "shift": "shift", "shop": "shop", "person": "claimer"}
 
 
 def fingerprint(book: RuleBook) -> str:
     parts = [VERSION, str(book.tz), repr(tuple(book.shifts)),
              repr([(t.seconds("unshipped"), cond, params) for t, cond, params in book.groups()])]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def scope_sql(scope: str, person_column: str) -> tuple[str, tuple]:
-    if scope == "team":
-        return "", ()
-    level, _, value = scope.partition(":")
-    column = {"person": person_column, "shift": "shift", "shop": "shop"}.get(level)
-    if column is None:
-        return "", ()
-    if level == "person":
-        return f" AND CAST({column} AS TEXT) = ?", (value,)
-    return f" AND {column} = ?", (value,)
-
-
-def median_of(values: dict[int, Any], count: int) -> Any:
-    """values: rank (1-based) → value; the mid value, or the mean of the mid pair (stats.median)."""
-    if count % 2:
-        return values[(count + 1) // 2]
-    return (values[count // 2] + values[count // 2 + 1]) / 2
-
-
-def p90_rank(count: int) -> int:
-    import math
-
-    return max(1, math.ceil(0.9 * count))
 
 
 class ReadModel:
@@ -94,6 +66,8 @@ class ReadModel:
             return
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM kpi_reminder_facts")
+            await conn.execute("DELETE FROM kpi_daily")
+            await conn.execute("DELETE FROM kpi_daily_days")
             await conn.execute("INSERT OR IGNORE INTO kpi_dirty_reminders (reminder_id) SELECT id FROM reminders")
             await conn.execute("DELETE FROM kpi_ship_daily")
             await conn.execute("DELETE FROM kpi_ship_days")
@@ -113,18 +87,33 @@ class ReadModel:
         reminders = await self.store.reminders_where(cond, ())
         if reminders:
             actions = await self.store.reminder_actions_where(cond, ())
+            old = {r[0]: tuple(r[1:]) for r in await self.db.fetchall(
+                f"SELECT reminder_id, {', '.join(FACT_COLUMNS)} FROM kpi_reminder_facts"
+                " WHERE reminder_id IN (SELECT id FROM temp.kpi_work)")}
             facts = await asyncio.to_thread(self._derive_all, reminders, actions, now)
+            changed = [f for f in facts if old.get(f[0]) != f[1:]]
+            days = {f[1 + FACT_COLUMNS.index("day")] for f in changed} | {
+                old[f[0]][FACT_COLUMNS.index("day")] for f in changed if f[0] in old}
+            days.discard(None)
             marks = ", ".join("?" * (len(FACT_COLUMNS) + 1))
             async with self.db.transaction() as conn:
                 await conn.executemany(
                     f"INSERT OR REPLACE INTO kpi_reminder_facts (reminder_id, {', '.join(FACT_COLUMNS)})"
-                    f" VALUES ({marks})", facts)
+                    f" VALUES ({marks})", changed)
+                await conn.executemany("DELETE FROM kpi_daily_days WHERE day = ?", [(d,) for d in days])
+                await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in days])
         await self.db.execute("DELETE FROM temp.kpi_work")
 
     def _derive_all(self, reminders: list, actions: dict, now: int) -> list[tuple]:
         pushes = [r.first_push for r in reminders if r.first_push is not None]
         wc = WorkClock(self.book.shifts, self.tz, min(pushes, default=now), max(now, max(pushes, default=now)))
-        return [(r.id, *derive(wc, r, actions.get(r.id, ()), now)) for r in reminders]
+        out = []
+        for r in reminders:
+            fact = derive(wc, r, actions.get(r.id, ()), now)
+            if fact.pc_end == "open":  # grows with the clock: stored without its durations
+                fact = fact._replace(pc_work=None, pc_wall=None)
+            out.append((r.id, *fact))
+        return out
 
     def _day_bounds(self, day: date) -> tuple[int, int]:
         start = datetime.combine(day, time(0), self.tz)
@@ -201,85 +190,47 @@ class ReadModel:
             day += timedelta(days=1)
         return rows
 
-    async def totals(self, start: int, end: int) -> dict[str, int]:
-        row = await self.db.fetchone(
-            "SELECT count(*), coalesce(sum(escalated), 0), coalesce(sum(snoozed), 0),"
-            " sum(pay IN ('open', 'decided')), sum(pay = 'before'), sum(CASE WHEN pay IN ('open', 'decided') THEN acted END),"
-            " sum(pay = 'open'), sum(pay = 'decided' AND paid = 1), sum(CASE WHEN pay = 'decided' THEN cents END),"
-            " sum(CASE WHEN pay = 'decided' AND acted = 1 THEN cents END), sum(pay = 'decided' AND acted = 0),"
-            " sum(pay = 'decided' AND acted = 0 AND paid = 1), sum(pay = 'decided' AND acted = 1 AND paid = 1),"
-            " sum(warn = 'judged'), sum(warn = 'judged' AND warn_ok = 1), sum(warn = 'open')"
-            " FROM kpi_reminder_facts WHERE push >= ? AND push < ?",
-            (start, end),
-        )
-        names = ("counted", "escalated", "snoozed", "pushed", "paid_before_push", "acted", "open", "paid_after",
-                 "recovered_cents", "recovered_acted_cents", "unacted", "unacted_paid", "acted_paid", "warned",
-                 "saved", "warn_open")
-        return {name: int(value or 0) for name, value in zip(names, row)}
+    async def daily(self, start: int, end: int) -> Groups:
+        """The kpi_daily groups of the days of [start, end): stored days read, missing days built
+        from the facts (and stored when none of their facts depends on the clock)."""
+        first, last = self._local_day(start), self._local_day(end - 1)
+        async with self._lock:
+            stored = {r[0] for r in await self.db.fetchall(
+                "SELECT day FROM kpi_daily_days WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
+            days = []
+            day = first
+            while day <= last:
+                days.append(day)
+                day += timedelta(days=1)
+            missing = [d for d in days if d.isoformat() not in stored]
+            live: list[tuple] = []
+            if missing:
+                span = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
+                wanted = {d.isoformat() for d in missing}
+                facts = [f for f in await self.db.fetchall(
+                    f"SELECT {', '.join(FACT_READ)}, settled FROM kpi_reminder_facts WHERE push >= ? AND push < ?", span)
+                    if f[0] in wanted]
+                unsettled = {f[0] for f in facts if not f[-1]}
+                rows = await asyncio.to_thread(build, (tuple(f)[:-1] for f in facts))
+                keep = [r for r in rows if r[0] not in unsettled]
+                live = [r for r in rows if r[0] in unsettled]
+                async with self.db.transaction() as conn:
+                    marks = ", ".join("?" * len(COLUMNS))
+                    await conn.executemany(f"INSERT INTO kpi_daily ({', '.join(COLUMNS)}) VALUES ({marks})", keep)
+                    await conn.executemany("INSERT OR REPLACE INTO kpi_daily_days (day, at) VALUES (?, ?)",
+                                           [(d, 0) for d in wanted - unsettled])
+            rows = await self.db.fetchall(
+                f"SELECT {', '.join(COLUMNS)} FROM kpi_daily WHERE day >= ? AND day <= ?",
+                (first.isoformat(), last.isoformat()))
+        return Groups([tuple(r) for r in rows] + live)
 
-    async def ranked(self, start: int, end: int, column: str, level: str, *, where: str = "",
-                     params: tuple = ()) -> dict[Any, tuple[int, dict[int, int]]]:
-        """Per group of `level`: (count of non-null `column`, {rank: value} at the median and P90 ranks)."""
-        key = LEVEL_COLUMN[level]
+    async def open_claims(self, start: int, end: int, now: int, wc: WorkClock) -> list[tuple]:
+        """Unclaimed, unresolved 催付 reminders first pushed in [start, end): (shop, shift, claimer,
+        credit, shift-hours seconds so far, wall seconds so far)."""
         rows = await self.db.fetchall(
-            f"SELECT k, v, rn, c FROM (SELECT {key} AS k, {column} AS v,"
-            f" row_number() OVER (PARTITION BY {key} ORDER BY {column}) AS rn,"
-            f" count(*) OVER (PARTITION BY {key}) AS c"
-            f" FROM kpi_reminder_facts WHERE push >= ? AND push < ? AND {column} IS NOT NULL{where})"
-            f" WHERE rn = (c + 1) / 2 OR rn = c / 2 + 1 OR rn = {_P90_RANK}",
-            (start, end, *params),
-        )
-        out: dict[Any, tuple[int, dict[int, int]]] = {}
-        for k, v, rn, c in rows:
-            out.setdefault(k, (c, {}))[1][rn] = v
-        return out
-
-    async def counts(self, start: int, end: int, level: str, *, where: str = "", params: tuple = ()
-                     ) -> dict[Any, dict[str, int]]:
-        """Per group: reminders, claimed, done (claim rows) and 催付 pushed/paid/cents (payment rows,
-        grouped by the credited person at level person)."""
-        key = LEVEL_COLUMN[level]
-        out: dict[Any, dict[str, int]] = defaultdict(lambda: {"reminders": 0, "claimed": 0, "pushed": 0, "paid": 0,
-                                                              "cents": 0})
-        for k, n, claimed in await self.db.fetchall(
-                f"SELECT {key}, count(*), count(claim_s) FROM kpi_reminder_facts"
-                f" WHERE push >= ? AND push < ?{where} GROUP BY 1", (start, end, *params)):
-            out[k]["reminders"] += n
-            out[k]["claimed"] += claimed
-        return out
-
-    async def payment_counts(self, start: int, end: int, level: str, *, where: str = "", params: tuple = ()
-                             ) -> dict[Any, tuple[int, int, int]]:
-        key = "credit" if level == "person" else LEVEL_COLUMN[level]
-        return {r[0]: (r[1], r[2], r[3]) for r in await self.db.fetchall(
-            f"SELECT {key}, count(*), sum(paid), sum(cents) FROM kpi_reminder_facts"
-            f" WHERE push >= ? AND push < ? AND pay = 'decided'{where} GROUP BY 1", (start, end, *params))}
-
-    async def judged(self, start: int, end: int, std: Standard, level: str, scope: str) -> dict[Any, tuple[int, int]]:
-        """(good, n) per group for a standard on a reminder metric; groups with a NULL key are left
-        out below the team level (as in measures.by_level)."""
-        person = PERSON[std.metric]
-        key = {"team": "'team'", "shift": "shift", "shop": "shop", "person": person}[level]
-        where, params = scope_sql(scope, person)
-        if std.metric == "payment_claim":
-            dur = "pc_work" if std.hours == "shift" else "pc_wall"
-            limit = (std.within_minutes or 0) * 60
-            sql = (f"SELECT {key}, coalesce(sum(pc_end = 'done' AND {dur} <= ?), 0),"
-                   f" coalesce(sum(pc_end = 'done' OR {dur} > ?), 0) FROM kpi_reminder_facts"
-                   f" WHERE push >= ? AND push < ? AND pc_end IS NOT NULL{where}")
-            args: tuple = (limit, limit, start, end, *params)
-        else:
-            cond, flag = ("pay = 'decided'", "paid") if std.metric == "payment_success" else ("warn = 'judged'", "warn_ok")
-            sql = (f"SELECT {key}, coalesce(sum({flag}), 0), count(*) FROM kpi_reminder_facts"
-                   f" WHERE push >= ? AND push < ? AND {cond}{where}")
-            args = (start, end, *params)
-        if level != "team":
-            sql += f" AND {key} IS NOT NULL"
-        sql += " GROUP BY 1"
-        rows = await self.db.fetchall(sql, args)
-        if level == "team" and not rows:
-            return {}
-        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+            "SELECT shop, shift, claimer, credit, push FROM kpi_reminder_facts"
+            " WHERE pc_end = 'open' AND push >= ? AND push < ?", (start, end))
+        return [(r[0], r[1], r[2], r[3], wc.working_seconds(r[4], now), now - r[4]) for r in rows]
 
 
-__all__ = ["DEADLINE_REACH", "ReadModel", "fingerprint", "median_of", "p90_rank", "scope_sql"]
+__all__ = ["DEADLINE_REACH", "PERSON", "ReadModel", "fingerprint"]

@@ -37,7 +37,8 @@ from bot.kpi.measures import (
 from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
-from bot.kpi.readmodel import PERSON, ReadModel, median_of, p90_rank, scope_sql
+from bot.kpi.daily import COUNTS, Groups, within_counts
+from bot.kpi.readmodel import PERSON, ReadModel
 from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
@@ -317,21 +318,25 @@ class KpiService:
         obs = _by_metric(_scoped(measured.obs + ship_obs[0], scope))
         previous = _by_metric(_scoped(measured_all[1][0].obs + ship_obs[1], scope)) if trend else None
         shop = scope[5:] if scope.startswith("shop:") else None
+        clock_wc = WorkClock(self.book.shifts, self.tz, lo, max(hi, now))
+        groups = [await rm.daily(pa, pb) for pa, pb in bounds]
+        opens = [await rm.open_claims(pa, pb, now, clock_wc) for pa, pb in bounds]
         standards = []
         for std in self.standards:
             levels_wanted = [level for level in ("shift", "shop", "person") if level in std.scope]
             if std.metric in PERSON:
-                good, n = (await rm.judged(a, b, std, "team", scope)).get("team", (0, 0))
+                scoped = groups[0].select(scope, PERSON[std.metric])
+                mine_open = _open_scoped(opens[0], scope)
+                good, n = _judged(std, scoped, mine_open, None).get("team", (0, 0))
                 entry = evaluate_counts(std, good, n, shop=shop)
                 prev = None
                 if trend:
-                    pg, pn = (await rm.judged(*bounds[1], std, "team", scope)).get("team", (0, 0))
+                    pg, pn = _judged(std, groups[1].select(scope, PERSON[std.metric]),
+                                     _open_scoped(opens[1], scope), None).get("team", (0, 0))
                     prev = evaluate_counts(std, pg, pn)
-                levels = {}
-                for level in levels_wanted:
-                    groups = await rm.judged(a, b, std, level, scope)
-                    levels[level] = {k: evaluate_counts(std, g, n, shop=k if level == "shop" else None)
-                                     for k, (g, n) in groups.items()}
+                levels = {level: {k: evaluate_counts(std, g, n, shop=k if level == "shop" else None)
+                                  for k, (g, n) in _judged(std, scoped, mine_open, level).items()}
+                          for level in levels_wanted}
             else:
                 mine = obs.get(std.metric, [])
                 entry = evaluate(std, mine, shop=shop)
@@ -339,55 +344,65 @@ class KpiService:
                 levels = {level: by_level(std, mine, level, wc) for level in levels_wanted}
             standards.append(self._standard_entry(std, entry, prev, levels, viewer, people))
 
-        t = await rm.totals(a, b)
+        g = groups[0]
+        t = {name: g.total(name) for name in COUNTS}
         decided = t["pushed"] - t["open"]
-        pay_ranks = (await rm.ranked(a, b, "pay_delta", "team")).get("team")
-        claim_ranks = (await rm.ranked(a, b, "claim_s", "team")).get("team")
-        done_ranks = (await rm.ranked(a, b, "done_s", "team")).get("team")
+        pay_minutes = [v / 60 for v in g.values("pay_delta_v").get("team", [])]
+        claim_all = g.values("claim_v").get("team", [])
+        done_all = g.values("done_v").get("team", [])
         payment = {
-            "pushed": t["pushed"], "acted": t["acted"], "paid_after": t["paid_after"], "decided": decided,
-            "open": t["open"], "rate": percent(t["paid_after"], decided),
-            "recovered_amount": yuan(t["recovered_cents"]), "recovered_amount_acted": yuan(t["recovered_acted_cents"]),
-            "median_minutes_to_pay": _quantile(pay_ranks, "median", 60, rounded=True),
-            "p90_minutes_to_pay": _quantile(pay_ranks, "p90", 60, rounded=True),
+            "pushed": t["pushed"], "acted": t["acted"], "paid_after": t["paid"], "decided": decided,
+            "open": t["open"], "rate": percent(t["paid"], decided),
+            "recovered_amount": yuan(t["cents"]), "recovered_amount_acted": yuan(t["cents_acted"]),
+            "median_minutes_to_pay": _round(median(pay_minutes)), "p90_minutes_to_pay": _round(p90(pay_minutes)),
             "acted_paid_rate": percent(t["acted_paid"], decided - t["unacted"]),
             "unacted": t["unacted"], "unacted_paid_rate": percent(t["unacted_paid"], t["unacted"]),
-            "paid_before_push": t["paid_before_push"],
+            "paid_before_push": t["before"],
         }
         shipping = {"due": ship_total[0], "late": ship_total[1], "late_rate": percent(ship_total[1], ship_total[0]),
                     "unknown_ship_time": ship_total[2], "warned": t["warned"], "saved_before_breach": t["saved"],
                     "saved_rate": percent(t["saved"], t["warned"]), "warnings_open": t["warn_open"]}
-        claims = {"reminders": t["counted"], "claimed": claim_ranks[0] if claim_ranks else 0,
-                  "median_minutes": _quantile(claim_ranks, "median"), "p90_minutes": _quantile(claim_ranks, "p90"),
-                  "done": done_ranks[0] if done_ranks else 0,
-                  "median_minutes_to_done": _quantile(done_ranks, "median"),
-                  "p90_minutes_to_done": _quantile(done_ranks, "p90"),
-                  "escalated": t["escalated"], "escalation_rate": percent(t["escalated"], t["counted"]),
-                  "snoozed": t["snoozed"], "snooze_rate": percent(t["snoozed"], t["counted"])}
+        claims = {"reminders": t["n"], "claimed": len(claim_all),
+                  "median_minutes": minutes(median(claim_all)), "p90_minutes": minutes(p90(claim_all)),
+                  "done": len(done_all), "median_minutes_to_done": minutes(median(done_all)),
+                  "p90_minutes_to_done": minutes(p90(done_all)),
+                  "escalated": t["escalated"], "escalation_rate": percent(t["escalated"], t["n"]),
+                  "snoozed": t["snoozed"], "snooze_rate": percent(t["snoozed"], t["n"])}
         figures = {"payment_reminders": payment, "shipping": shipping, "claims": claims,
                    "handover": measured.handover, "broadcasts": measured.broadcasts}
 
         out: dict[str, Any] = {}
-        claim_where, claim_params = scope_sql(scope, "claimer")
-        pay_where, pay_params = scope_sql(scope, "credit")
+        claim_rows, pay_rows = g.select(scope, "claimer"), g.select(scope, "credit")
+        weeks: dict[str, str] = {}
+
+        def week_of(day: str) -> str:
+            if day not in weeks:
+                weeks[day] = week_start(date.fromisoformat(day)).isoformat()
+            return weeks[day]
+
         for level in ("day", "week", "shift", "shop", "person"):
-            counts = await rm.counts(a, b, level, where=claim_where, params=claim_params)
-            claim_r = await rm.ranked(a, b, "claim_s", level, where=claim_where, params=claim_params)
-            done_r = await rm.ranked(a, b, "done_s", level, where=claim_where, params=claim_params)
-            pays = await rm.payment_counts(a, b, level, where=pay_where, params=pay_params)
+            if level == "week":
+                c_rows, p_rows, c_key, p_key = claim_rows.keyed("day", week_of), pay_rows.keyed("day", week_of), "day", "day"
+            else:
+                c_rows, p_rows = claim_rows, pay_rows
+                c_key = p_key = level
+                if level == "person":
+                    c_key, p_key = "claimer", "credit"
+            counts = c_rows.by(c_key, ["n"])
+            claim_v, done_v = c_rows.values("claim_v", c_key), c_rows.values("done_v", c_key)
+            pays = {k: v for k, v in p_rows.by(p_key, ["decided", "paid", "cents"]).items() if v[0]}
             result = {}
             for key in sorted(set(counts) | set(pays), key=str):
                 if key is None or (level == "person" and not _may_see(viewer, key)):
                     continue
-                c = counts.get(key, {"reminders": 0, "claimed": 0})
+                claim_s, done_s = claim_v.get(key, []), done_v.get(key, [])
                 pushed, paid, cents = pays.get(key, (0, 0, 0))
-                entry = {"reminders": c["reminders"], "claimed": c["claimed"],
-                         "median_minutes_to_claim": _quantile(claim_r.get(key), "median"),
-                         "p90_minutes_to_claim": _quantile(claim_r.get(key), "p90"),
-                         "median_minutes_to_done": _quantile(done_r.get(key), "median"),
-                         "p90_minutes_to_done": _quantile(done_r.get(key), "p90"),
-                         "payment_pushed": pushed, "payment_paid": int(paid or 0),
-                         "payment_rate": percent(int(paid or 0), pushed), "recovered_amount": yuan(int(cents or 0))}
+                entry = {"reminders": counts.get(key, [0])[0], "claimed": len(claim_s),
+                         "median_minutes_to_claim": minutes(median(claim_s)),
+                         "p90_minutes_to_claim": minutes(p90(claim_s)),
+                         "median_minutes_to_done": minutes(median(done_s)), "p90_minutes_to_done": minutes(p90(done_s)),
+                         "payment_pushed": pushed, "payment_paid": paid,
+                         "payment_rate": percent(paid, pushed), "recovered_amount": yuan(cents)}
                 if level == "person":
                     entry["name"] = people.get(key, {}).get("name", str(key))
                 result[str(key)] = entry
@@ -716,17 +731,44 @@ def suggest(std: Standard, weeks: list[dict[str, Any]], obs: list[Obs], wc: Work
     return None
 
 
-def _quantile(ranked: tuple[int, dict[int, int]] | None, which: str, divisor: int = 0,
-              rounded: bool = False) -> float | None:
-    """A median or P90 from ReadModel.ranked values, exactly as stats.median/p90 on the values:
-    seconds → minutes (stats.minutes), or (divisor) each value divided first, then rounded to 0.1."""
-    if not ranked:
-        return None
-    count, values = ranked
-    if divisor:
-        values = {k: v / divisor for k, v in values.items()}
-    value = median_of(values, count) if which == "median" else values[p90_rank(count)]
-    return round(value, 1) if rounded else minutes(value)
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _open_scoped(opens: list[tuple], scope: str) -> list[tuple]:
+    """Open payment_claim observations (shop, shift, claimer, credit, work, wall) of a scope."""
+    if scope == "team":
+        return opens
+    level, _, value = scope.partition(":")
+    i = {"shop": 0, "shift": 1, "person": 2}.get(level)
+    return opens if i is None else [o for o in opens if str(o[i]) == value]
+
+
+def _judged(std: Standard, groups: Groups, opens: list[tuple], level: str | None) -> dict[Any, tuple[int, int]]:
+    """(good, n) per group of a level (None: the team) for a standard on a reminder metric, from the
+    daily groups (+ the open claim observations); keys of groups with no observation are absent."""
+    person = PERSON[std.metric]
+    key = None if level is None else (person if level == "person" else level)
+    out: dict[Any, tuple[int, int]] = {}
+    if std.metric == "payment_claim":
+        hours = "work" if std.hours == "shift" else "wall"
+        done, void = groups.values(f"pc_done_{hours}_v", key), groups.values(f"pc_void_{hours}_v", key)
+        pending: dict[Any, list[int]] = defaultdict(list)
+        for o in opens:
+            k = "team" if key is None else o[{"shop": 0, "shift": 1, "claimer": 2}[key]]
+            pending[k].append(o[4] if hours == "work" else o[5])
+        limit = (std.within_minutes or 0) * 60
+        for k in set(done) | set(void) | set(pending):
+            out[k] = within_counts(done.get(k, []), void.get(k, []), pending.get(k, []), limit)
+    else:
+        names = ["decided", "paid"] if std.metric == "payment_success" else ["warned", "saved"]
+        for k, (n, good) in groups.by(key, names).items() if key is not None else (
+                [("team", [groups.total(names[0]), groups.total(names[1])])]):
+            if n:
+                out[k] = (good, n)
+    if key is not None:
+        out.pop(None, None)
+    return out
 
 
 def _add_late(out: dict[str, Any], obs: list[Obs], wc: WorkClock) -> None:

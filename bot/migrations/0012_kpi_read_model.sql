@@ -24,7 +24,7 @@ CREATE TABLE kpi_reminder_facts (
     escalated   INTEGER NOT NULL,
     snoozed     INTEGER NOT NULL,
     pc_end      TEXT,               -- payment_claim observation: done | open | void
-    pc_work     INTEGER,
+    pc_work     INTEGER,            -- NULL while open (it grows with the clock: worked out at report time)
     pc_wall     INTEGER,
     pay         TEXT,               -- before | open | decided (催付 only)
     acted       INTEGER NOT NULL,
@@ -38,6 +38,24 @@ CREATE TABLE kpi_reminder_facts (
 );
 CREATE INDEX kpi_reminder_facts_push ON kpi_reminder_facts (push);
 CREATE INDEX kpi_reminder_facts_unsettled ON kpi_reminder_facts (reminder_id) WHERE settled = 0;
+CREATE INDEX kpi_reminder_facts_open ON kpi_reminder_facts (push) WHERE pc_end = 'open';
+
+-- The facts of a shop-local day (of the first push) summed per shop, shift, claimer and credited
+-- person, with the values behind medians/P90 as sorted 8-byte integer arrays (bot/kpi/daily.py).
+-- A day is stored (kpi_daily_days) once none of its facts depends on the clock; a changed fact
+-- drops its day, which is rebuilt from the facts by the next report.
+CREATE TABLE kpi_daily (
+    day TEXT NOT NULL, shop TEXT, shift TEXT, claimer INTEGER, credit INTEGER,
+    n INTEGER NOT NULL, escalated INTEGER NOT NULL, snoozed INTEGER NOT NULL, before INTEGER NOT NULL,
+    pushed INTEGER NOT NULL, acted INTEGER NOT NULL, open INTEGER NOT NULL, decided INTEGER NOT NULL,
+    paid INTEGER NOT NULL, cents INTEGER NOT NULL, cents_acted INTEGER NOT NULL, unacted INTEGER NOT NULL,
+    unacted_paid INTEGER NOT NULL, acted_paid INTEGER NOT NULL, warned INTEGER NOT NULL, saved INTEGER NOT NULL,
+    warn_open INTEGER NOT NULL,
+    claim_v BLOB, done_v BLOB, pc_done_work_v BLOB, pc_done_wall_v BLOB, pc_void_work_v BLOB,
+    pc_void_wall_v BLOB, pay_delta_v BLOB
+);
+CREATE INDEX kpi_daily_day ON kpi_daily (day);
+CREATE TABLE kpi_daily_days (day TEXT PRIMARY KEY, at INTEGER NOT NULL);
 
 -- Reminders whose facts must be (re)computed. Every existing reminder starts dirty.
 CREATE TABLE kpi_dirty_reminders (reminder_id INTEGER PRIMARY KEY);
