@@ -32,6 +32,8 @@ from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
 
 VERSION = "1"
+#: dirty reminders recomputed per step (a step holds the shared connection for ~0.1–0.3 s)
+CHUNK = 5000
 #: person column of each reminder metric (the claimer, or the credited person for 催付 success)
 PERSON = {"payment_claim": "claimer", "payment_success": "credit", "warning_saved": "claimer"}
 
@@ -53,11 +55,27 @@ class ReadModel:
     # --- keeping it current --------------------------------------------------------------------
 
     async def sync(self, start: int, end: int, now: int) -> None:
-        """Bring the facts and the closed days of [start, end) up to date (serialised per process)."""
+        """Bring the facts and the closed days of [start, end) up to date (serialised per process).
+        The dirty reminders are worked off in chunks, so other users of the connection get in
+        between (a first fill on a big database takes a while once)."""
         async with self._lock:
             await self._check_config()
-            await self._sync_facts(now)
+            await self._sync_unsettled(now)
+            while await self._sync_chunk(now):
+                pass
             await self._sync_ship_days(start, end, now)
+
+    async def refresh(self, start: int, end: int, now: int) -> bool:
+        """The bot's background upkeep, bounded per call: one chunk of dirty reminders; once none
+        is left, the unsettled facts and the days of [start, end). True when it is all current."""
+        async with self._lock:
+            await self._check_config()
+            if await self._sync_chunk(now):
+                return False
+            await self._sync_unsettled(now)
+            await self._sync_ship_days(start, end, now)
+        await self.daily(start, end, read=False)
+        return True
 
     async def _check_config(self) -> None:
         want = fingerprint(self.book)
@@ -74,15 +92,32 @@ class ReadModel:
             await conn.execute("DELETE FROM kpi_ship_dirty")
             await conn.execute("INSERT OR REPLACE INTO kpi_read_model (key, value) VALUES ('config', ?)", (want,))
 
-    async def _sync_facts(self, now: int) -> None:
+    async def _sync_chunk(self, now: int) -> bool:
+        """Recompute up to CHUNK dirty reminders; False when there were none."""
         async with self.db.transaction() as conn:
             await conn.execute("CREATE TEMP TABLE IF NOT EXISTS kpi_work (id INTEGER PRIMARY KEY)")
             await conn.execute("DELETE FROM temp.kpi_work")
-            await conn.execute("INSERT OR IGNORE INTO temp.kpi_work (id) SELECT reminder_id FROM kpi_dirty_reminders")
-            await conn.execute("INSERT OR IGNORE INTO temp.kpi_work (id)"
-                               " SELECT reminder_id FROM kpi_reminder_facts WHERE settled = 0")
+            cursor = await conn.execute("INSERT INTO temp.kpi_work (id) SELECT reminder_id FROM kpi_dirty_reminders"
+                                        " ORDER BY reminder_id LIMIT ?", (CHUNK,))
+            if cursor.rowcount == 0:
+                return False
             # consumed now: a change from here on marks the reminder dirty again for the next sync
-            await conn.execute("DELETE FROM kpi_dirty_reminders")
+            await conn.execute("DELETE FROM kpi_dirty_reminders WHERE reminder_id IN (SELECT id FROM temp.kpi_work)")
+        await self._recompute(now)
+        return True
+
+    async def _sync_unsettled(self, now: int) -> None:
+        """Facts that depend on the clock (催付 undecided, warning before its deadline): recomputed."""
+        async with self.db.transaction() as conn:
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS kpi_work (id INTEGER PRIMARY KEY)")
+            await conn.execute("DELETE FROM temp.kpi_work")
+            await conn.execute("INSERT INTO temp.kpi_work (id) SELECT reminder_id FROM kpi_reminder_facts"
+                               " WHERE settled = 0")
+        await self._recompute(now)
+
+    async def _recompute(self, now: int) -> None:
+        """Derive the facts of the reminders in temp.kpi_work; store those that changed and drop
+        the stored days they belonged to or now belong to."""
         cond = "r.id IN (SELECT id FROM temp.kpi_work)"
         reminders = await self.store.reminders_where(cond, ())
         if reminders:
@@ -92,8 +127,8 @@ class ReadModel:
                 " WHERE reminder_id IN (SELECT id FROM temp.kpi_work)")}
             facts = await asyncio.to_thread(self._derive_all, reminders, actions, now)
             changed = [f for f in facts if old.get(f[0]) != f[1:]]
-            days = {f[1 + FACT_COLUMNS.index("day")] for f in changed} | {
-                old[f[0]][FACT_COLUMNS.index("day")] for f in changed if f[0] in old}
+            day = FACT_COLUMNS.index("day")
+            days = {f[1 + day] for f in changed} | {old[f[0]][day] for f in changed if f[0] in old}
             days.discard(None)
             marks = ", ".join("?" * (len(FACT_COLUMNS) + 1))
             async with self.db.transaction() as conn:
@@ -190,7 +225,7 @@ class ReadModel:
             day += timedelta(days=1)
         return rows
 
-    async def daily(self, start: int, end: int) -> Groups:
+    async def daily(self, start: int, end: int, *, read: bool = True) -> Groups:
         """The kpi_daily groups of the days of [start, end): stored days read, missing days built
         from the facts (and stored when none of their facts depends on the clock)."""
         first, last = self._local_day(start), self._local_day(end - 1)
@@ -219,6 +254,8 @@ class ReadModel:
                     await conn.executemany(f"INSERT INTO kpi_daily ({', '.join(COLUMNS)}) VALUES ({marks})", keep)
                     await conn.executemany("INSERT OR REPLACE INTO kpi_daily_days (day, at) VALUES (?, ?)",
                                            [(d, 0) for d in wanted - unsettled])
+            if not read:
+                return Groups(live)
             rows = await self.db.fetchall(
                 f"SELECT {', '.join(COLUMNS)} FROM kpi_daily WHERE day >= ? AND day <= ?",
                 (first.isoformat(), last.isoformat()))

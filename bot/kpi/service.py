@@ -217,6 +217,15 @@ class KpiService:
                                     max_shifts=self._max_shifts()), wc))
         return results
 
+    async def refresh_read_model(self, days: int = 92) -> bool:
+        """Background upkeep of the read model (the bot's ticker): one bounded step; once nothing
+        is dirty, the last `days` days are built, so /kpi finds them ready. True when current."""
+        if self.read_model is None:
+            return True
+        today = self.today()
+        start, end = Period(today - timedelta(days=days), today).bounds(self.tz)
+        return await self.read_model.refresh(start, end, to_ts(self.clock.now()))
+
     # --- the report ----------------------------------------------------------------------------
 
     async def report(self, period: Period, scope: str = "team", viewer: Viewer | None = None, *,
@@ -317,10 +326,19 @@ class KpiService:
         measured = measured_all[0][0]
         obs = _by_metric(_scoped(measured.obs + ship_obs[0], scope))
         previous = _by_metric(_scoped(measured_all[1][0].obs + ship_obs[1], scope)) if trend else None
-        shop = scope[5:] if scope.startswith("shop:") else None
         clock_wc = WorkClock(self.book.shifts, self.tz, lo, max(hi, now))
         groups = [await rm.daily(pa, pb) for pa, pb in bounds]
         opens = [await rm.open_claims(pa, pb, now, clock_wc) for pa, pb in bounds]
+        return await asyncio.to_thread(self._figures_from_groups, scope, viewer, people, trend, groups, opens,
+                                       obs, previous, measured, ship_obs, ship_total, wc)
+
+    def _figures_from_groups(self, scope: str, viewer: Viewer | None, people: dict[int, dict[str, Any]],
+                             trend: bool, groups: list[Groups], opens: list[list[tuple]],
+                             obs: dict[str, list[Obs]], previous: dict[str, list[Obs]] | None, measured: Measured,
+                             ship_obs: list[list[Obs]], ship_total: list[int], wc: WorkClock
+                             ) -> tuple[dict, list, dict]:
+        """The CPU part of the read-model report (run in a thread, off the event loop)."""
+        shop = scope[5:] if scope.startswith("shop:") else None
         standards = []
         for std in self.standards:
             levels_wanted = [level for level in ("shift", "shop", "person") if level in std.scope]
