@@ -93,3 +93,47 @@ async def test_a_restart_keeps_the_read_model_exact(db, clock, engine, kpi_setti
     await _same(restarted, reference)
     facts = await db.fetchone("SELECT count(*), sum(settled) FROM kpi_reminder_facts")
     assert facts[0] > 0
+
+
+async def test_the_ticker_upkeep_fills_it_in_bounded_steps(db, clock, engine, kpi_settings, monkeypatch):
+    from bot.kpi import readmodel
+
+    monkeypatch.setattr(readmodel, "CHUNK", 2)  # a step recomputes at most 2 reminders
+    fast, reference = _services(db, clock, kpi_settings)
+    await _history(db, clock, engine)
+    clock.set(local("2026-11-25 10:00"))
+    dirty = (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0]
+    assert dirty >= 6
+    steps = 0
+    while not await fast.refresh_read_model():
+        steps += 1
+        left = (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0]
+        assert left == max(dirty - 2 * steps, 0)
+    assert steps == -(-dirty // 2)
+    stored = {r[0] for r in await db.fetchall("SELECT day FROM kpi_daily_days")}
+    assert "2026-11-16" in stored and "2026-11-25" in stored  # the push day, and today (nothing open)
+    await _same(fast, reference)
+    # nothing changed: the next upkeep recomputes nothing
+    before = (await db.fetchone("SELECT count(*) FROM kpi_daily"))[0]
+    assert await fast.refresh_read_model()
+    assert (await db.fetchone("SELECT count(*) FROM kpi_daily"))[0] == before
+
+
+async def test_an_open_wait_grows_with_the_clock_without_a_record_change(db, clock, engine, kpi_settings):
+    """An unclaimed 催付 reminder is judged pending, then missed once its wait passes the target,
+    with no record changing in between (the stored fact keeps no duration for it)."""
+    fast, reference = _services(db, clock, kpi_settings)
+    created = local("2026-11-16 09:00")
+    clock.set(created)
+    await save(db, clock, unpaid(created, order_no="W1"))
+    clock.set(created + timedelta(hours=12))  # 21:00, night shift
+    await push(engine, clock)
+    day = Period(date(2026, 11, 16), date(2026, 11, 16))
+    clock.advance(minutes=5)
+    first = await _same(fast, reference, day)
+    claim = {s["id"]: s for s in first["standards"]}["payment_claim_10m"]
+    assert claim["n"] == 0  # still within 10 minutes: not judged yet
+    clock.advance(minutes=10)
+    later = await _same(fast, reference, day)
+    claim = {s["id"]: s for s in later["standards"]}["payment_claim_10m"]
+    assert (claim["n"], claim["achieved"]) == (1, 0.0)
