@@ -7,8 +7,9 @@ Kept current, before every read (`sync`):
   order's shop/amount/payment/shipping change; a sync recomputes the dirty ones and every fact still
   depending on the clock (unclaimed and open, 催付 undecided within 72 h, warning before its
   deadline). A restart loses nothing: the dirty marks are rows.
-- kpi_ship_daily: shipping lateness per closed shop-local day × shop × shift. Triggers on orders
-  note the hour each changed order's deadline counts from; a sync drops the days those can reach
+- kpi_ship_daily: shipping lateness per closed shop-local day × shop × shift. A trigger on orders
+  notes the hour each changed order's deadline counts from (new orders: those above the rowid seen
+  last); a sync drops the days those can reach
   and recomputes missing closed days of the asked range in one grouped query. Today is never stored.
 - A change of shifts, time zone or shipping thresholds (kpi_read_model 'config') drops everything.
 
@@ -164,6 +165,18 @@ class ReadModel:
             async with conn.execute("SELECT hour FROM kpi_ship_dirty") as cursor:
                 hours = [row[0] for row in await cursor.fetchall()]
             await conn.execute("DELETE FROM kpi_ship_dirty")
+            # orders added since the last sync (rowids only grow: orders are never deleted)
+            async with conn.execute("SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'orders_seen'") as cursor:
+                seen = (await cursor.fetchone() or (0,))[0]
+            async with conn.execute(
+                    "SELECT DISTINCT COALESCE(ship_by, ship_from, paid_at) / 3600 FROM orders"
+                    " WHERE id > ? AND paid_at IS NOT NULL", (seen,)) as cursor:
+                hours += [row[0] for row in await cursor.fetchall()]
+            async with conn.execute("SELECT max(id) FROM orders") as cursor:
+                top = (await cursor.fetchone())[0]
+            if top is not None and top > seen:
+                await conn.execute("INSERT OR REPLACE INTO kpi_read_model (key, value) VALUES ('orders_seen', ?)",
+                                   (str(top),))
             stale: set[str] = set()
             for hour in hours:
                 day, last = self._local_day(hour * 3600), self._local_day(hour * 3600 + reach)

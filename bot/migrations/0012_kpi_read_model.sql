@@ -3,9 +3,10 @@
 -- current by bot/kpi/readmodel.py: every report first recomputes what the triggers below marked as
 -- changed (and whatever still depends on the clock), then aggregates in SQL.
 --
--- NOTE for other features: this migration adds TRIGGERS on reminders, reminder_events,
--- reminder_message_items and orders (they only insert a key into a kpi_* dirty table) and no index
--- on other features' tables. The triggers insert with NOT EXISTS rather than OR IGNORE: a
+-- NOTE for other features: this migration adds TRIGGERS on reminders (insert, update),
+-- reminder_events (insert), reminder_message_items (insert) and orders (update of the fields the
+-- KPIs read; none on insert) — each only inserts a key into a kpi_* dirty table — and no index on
+-- other features' tables. The triggers insert with NOT EXISTS rather than OR IGNORE: a
 -- trigger's conflict clause is overridden by the outer statement's (an upsert would abort).
 
 -- What a reminder contributes to the measures (bot/kpi/facts.py `Fact`, one row per reminder).
@@ -103,12 +104,9 @@ CREATE TABLE kpi_ship_daily (
 -- Which days are stored (a day with no order due has no kpi_ship_daily row but is stored).
 CREATE TABLE kpi_ship_days (day TEXT PRIMARY KEY, at INTEGER NOT NULL);
 -- Orders changed since: the hour (unix hours) of the time their deadline counts from, old and new.
+-- New orders need no trigger (none on the import's hot path): orders are never deleted, so rowids
+-- only grow, and a sync reads the orders above kpi_read_model 'orders_seen'.
 CREATE TABLE kpi_ship_dirty (hour INTEGER PRIMARY KEY);
-CREATE TRIGGER kpi_order_inserted AFTER INSERT ON orders WHEN NEW.paid_at IS NOT NULL
-BEGIN
-    INSERT INTO kpi_ship_dirty (hour) SELECT COALESCE(NEW.ship_by, NEW.ship_from, NEW.paid_at) / 3600
-        WHERE NOT EXISTS (SELECT 1 FROM kpi_ship_dirty WHERE hour = COALESCE(NEW.ship_by, NEW.ship_from, NEW.paid_at) / 3600);
-END;
 CREATE TRIGGER kpi_order_changed AFTER UPDATE OF paid_at, ship_by, ship_from, shipped_at, status, refunding,
     on_hold, presale, shop ON orders
     WHEN NEW.paid_at IS NOT OLD.paid_at OR NEW.ship_by IS NOT OLD.ship_by OR NEW.ship_from IS NOT OLD.ship_from
@@ -126,3 +124,4 @@ END;
 -- The configuration the stored rows were computed under (shifts, time zone, rule thresholds): when
 -- it changes, everything is recomputed.
 CREATE TABLE kpi_read_model (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO kpi_read_model (key, value) SELECT 'orders_seen', CAST(coalesce(max(id), 0) AS TEXT) FROM orders;

@@ -81,6 +81,10 @@ async def test_late_changes_after_a_report_are_seen(db, clock, engine, kpi_setti
     await save(db, clock, changed(shipped_orders[1], refunding=True))
     again = await _same(fast, reference)
     assert again["shipping"] != stored["shipping"]
+    # a late import of an order that is new to the bot, due on a stored day, is counted too
+    await save(db, clock, paid(local("2026-11-15 10:00"), order_no="NEW1"))
+    last = await _same(fast, reference)
+    assert last["shipping"]["due"] == again["shipping"]["due"] + 1
 
 
 async def test_a_restart_keeps_the_read_model_exact(db, clock, engine, kpi_settings):
