@@ -9,33 +9,28 @@ level instead of working through every reminder.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_right
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-#: kpi_daily columns after (day, shop, shift, claimer, credit); *_v are sorted int arrays (bytes)
+import numpy as np
+
+#: kpi_daily: (day, shop, shift, claimer, credit), `counts` (these sums, packed), then sorted arrays
 COUNTS = ("n", "escalated", "snoozed", "before", "pushed", "acted", "open", "decided", "paid", "cents",
           "cents_acted", "unacted", "unacted_paid", "acted_paid", "warned", "saved", "warn_open")
 ARRAYS = ("claim_v", "done_v", "pc_done_work_v", "pc_done_wall_v", "pc_void_work_v", "pc_void_wall_v",
           "pay_delta_v")
 KEY = ("day", "shop", "shift", "claimer", "credit")
-COLUMNS = KEY + COUNTS + ARRAYS
+COLUMNS = KEY + ("counts",) + ARRAYS
 #: kpi_reminder_facts columns read to build the groups (bot/kpi/facts.py Fact)
 FACT_READ = ("day", "shop", "shift", "claimer", "credit", "claim_s", "done_s", "escalated", "snoozed", "pc_end",
              "pc_work", "pc_wall", "pay", "acted", "paid", "cents", "pay_delta", "warn", "warn_ok")
+INT = np.dtype("<i8")
+EMPTY = np.empty(0, INT)
 
 
-def pack(values: list[int]) -> bytes:
-    return array("q", sorted(values)).tobytes()
-
-
-def unpack(blob: bytes | None) -> array:
-    out = array("q")
-    if blob:
-        out.frombytes(blob)
-    return out
+def pack(values: Sequence[int]) -> bytes:
+    return np.sort(np.asarray(values, dtype=INT)).tobytes()
 
 
 def build(facts: Iterable[Sequence[Any]]) -> list[tuple]:
@@ -85,18 +80,18 @@ def build(facts: Iterable[Sequence[Any]]) -> list[tuple]:
         elif warn == "judged":
             c[14] += 1
             c[15] += warn_ok
-    return [(*key, *c, *(pack(x) for x in v)) for key, (c, v) in groups.items()]
+    return [(*key, np.asarray(c, dtype=INT).tobytes(), *(pack(x) if x else None for x in v))
+            for key, (c, v) in groups.items()]
 
 
 class Groups:
-    """A period's kpi_daily rows (COLUMNS order, arrays still packed) and what the report asks of them."""
+    """A period's kpi_daily rows (COLUMNS order) and what the report asks of them. Sums run over a
+    counts matrix, medians over the merged sorted arrays (numpy), never over single reminders."""
 
     def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
-        self.rows = rows
-        self._index = {name: i for i, name in enumerate(COLUMNS)}
-
-    def col(self, name: str) -> int:
-        return self._index[name]
+        self.rows = list(rows)
+        self.counts = (np.frombuffer(b"".join(r[5] for r in self.rows), dtype=INT).reshape(-1, len(COUNTS))
+                       if self.rows else np.zeros((0, len(COUNTS)), INT))
 
     def select(self, scope: str, person: str) -> Groups:
         """Rows of a report scope (team | shift:X | shop:X | person:ID); person: claimer or credit."""
@@ -105,50 +100,68 @@ class Groups:
         level, _, value = scope.partition(":")
         if level not in ("shift", "shop", "person"):
             return self
-        i = self.col(person if level == "person" else level)
+        i = KEY.index(person if level == "person" else level)
         return Groups([r for r in self.rows if str(r[i]) == value])
 
     def total(self, name: str) -> int:
-        i = self.col(name)
-        return sum(r[i] for r in self.rows)
+        return int(self.counts[:, COUNTS.index(name)].sum())
 
-    def by(self, key: str, names: Sequence[str]) -> dict[Any, list[int]]:
-        """Sums of `names` per value of column `key` (day, week via day, shift, shop, claimer, credit)."""
-        k = self.col(key)
-        idx = [self.col(n) for n in names]
-        out: dict[Any, list[int]] = {}
-        for r in self.rows:
-            acc = out.get(r[k])
-            if acc is None:
-                acc = out[r[k]] = [0] * len(idx)
-            for j, i in enumerate(idx):
-                acc[j] += r[i]
-        return out
+    def _codes(self, key: str | None, rekey: Callable[[Any], Any] | None) -> tuple[list[Any], list[int]]:
+        if key is None:
+            return ["team"], [0] * len(self.rows)
+        i = KEY.index(key)
+        index: dict[Any, int] = {}
+        if rekey is None:
+            codes = [index.setdefault(r[i], len(index)) for r in self.rows]
+        else:
+            codes = [index.setdefault(rekey(r[i]), len(index)) for r in self.rows]
+        return list(index), codes
 
-    def values(self, name: str, key: str | None = None, *, rekey: Any = None) -> dict[Any, list[int]]:
-        """The sorted values of array column `name`, per value of `key` (None: one group 'team')."""
-        i = self.col(name)
-        k = None if key is None else self.col(key)
-        parts: dict[Any, list[bytes]] = defaultdict(list)
-        for r in self.rows:
+    def by(self, key: str | None, names: Sequence[str], rekey: Callable[[Any], Any] | None = None
+           ) -> dict[Any, list[int]]:
+        """Sums of `names` per value of column `key` (None: the team), optionally re-keyed (a day → its week)."""
+        keys, codes = self._codes(key, rekey)
+        sums = np.zeros((len(keys), len(names)), INT)
+        np.add.at(sums, np.asarray(codes, dtype=np.intp), self.counts[:, [COUNTS.index(n) for n in names]])
+        return {k: [int(x) for x in sums[j]] for j, k in enumerate(keys)}
+
+    def values(self, name: str, key: str | None = None, rekey: Callable[[Any], Any] | None = None
+               ) -> dict[Any, np.ndarray]:
+        """The sorted values of array column `name` per value of `key` (None: 'team'); groups
+        without a value are absent."""
+        i = COLUMNS.index(name)
+        keys, codes = self._codes(key, rekey)
+        parts: list[list[bytes]] = [[] for _ in keys]
+        for code, r in zip(codes, self.rows):
             if r[i]:
-                group = "team" if k is None else r[k]
-                if rekey is not None:
-                    group = rekey(group)
-                parts[group].append(r[i])
-        return {g: sorted(unpack(b"".join(blobs))) for g, blobs in parts.items()}
-
-    def keyed(self, key: str, rekey: Any) -> Groups:
-        """The same rows with column `key` replaced through rekey (a day → its week)."""
-        k = self.col(key)
-        return Groups([(*r[:k], rekey(r[k]), *r[k + 1:]) for r in self.rows])
+                parts[code].append(r[i])
+        return {keys[j]: np.sort(np.frombuffer(b"".join(p), dtype=INT)) for j, p in enumerate(parts) if p}
 
 
-def within_counts(done: Sequence[int], void: Sequence[int], open_durations: Iterable[int], limit: float
+def median(values: np.ndarray, f: Callable[[int], float] | None = None) -> float | None:
+    """stats.median of the (sorted) values, each first mapped through f: the same arithmetic."""
+    n = len(values)
+    if not n:
+        return None
+    mid = n // 2
+    pick = (lambda j: int(values[j])) if f is None else (lambda j: f(int(values[j])))
+    return pick(mid) if n % 2 else (pick(mid - 1) + pick(mid)) / 2
+
+
+def p90(values: np.ndarray, f: Callable[[int], float] | None = None) -> float | None:
+    """stats.p90 (nearest rank) of the sorted values, mapped through f."""
+    n = len(values)
+    if not n:
+        return None
+    v = int(values[max(1, math.ceil(0.9 * n)) - 1])
+    return v if f is None else f(v)
+
+
+def within_counts(done: np.ndarray, void: np.ndarray, open_durations: Iterable[int], limit: float
                   ) -> tuple[int, int]:
     """(good, n) of a `within` standard (measures.Obs.within): finished within the limit are good;
     finished later, or ended/still running past it, are missed; the rest are not judged yet."""
-    good = bisect_right(done, limit)
-    missed = len(done) - good + len(void) - bisect_right(void, limit)
+    good = int(np.searchsorted(done, limit, side="right"))
+    missed = len(done) - good + len(void) - int(np.searchsorted(void, limit, side="right"))
     missed += sum(1 for d in open_durations if d > limit)
     return good, good + missed

@@ -280,7 +280,8 @@ class ReadModel:
         rows = await self.db.fetchall(
             "SELECT shop, shift, claimer, credit, push FROM kpi_reminder_facts"
             " WHERE pc_end = 'open' AND push >= ? AND push < ?", (start, end))
-        return [(r[0], r[1], r[2], r[3], wc.working_seconds(r[4], now), now - r[4]) for r in rows]
+        work = wc.working_since([r[4] for r in rows], now)
+        return [(r[0], r[1], r[2], r[3], w, now - r[4]) for r, w in zip(rows, work)]
 
 
 __all__ = ["DEADLINE_REACH", "PERSON", "ReadModel", "fingerprint"]

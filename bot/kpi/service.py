@@ -37,7 +37,8 @@ from bot.kpi.measures import (
 from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
-from bot.kpi.daily import COUNTS, Groups, within_counts
+from bot.kpi import daily
+from bot.kpi.daily import COUNTS, EMPTY, Groups
 from bot.kpi.readmodel import PERSON, ReadModel
 from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
@@ -365,14 +366,15 @@ class KpiService:
         g = groups[0]
         t = {name: g.total(name) for name in COUNTS}
         decided = t["pushed"] - t["open"]
-        pay_minutes = [v / 60 for v in g.values("pay_delta_v").get("team", [])]
-        claim_all = g.values("claim_v").get("team", [])
-        done_all = g.values("done_v").get("team", [])
+        pay_delta = g.values("pay_delta_v").get("team", EMPTY)
+        claim_all = g.values("claim_v").get("team", EMPTY)
+        done_all = g.values("done_v").get("team", EMPTY)
         payment = {
             "pushed": t["pushed"], "acted": t["acted"], "paid_after": t["paid"], "decided": decided,
             "open": t["open"], "rate": percent(t["paid"], decided),
             "recovered_amount": yuan(t["cents"]), "recovered_amount_acted": yuan(t["cents_acted"]),
-            "median_minutes_to_pay": _round(median(pay_minutes)), "p90_minutes_to_pay": _round(p90(pay_minutes)),
+            "median_minutes_to_pay": _round(daily.median(pay_delta, _per_minute)),
+            "p90_minutes_to_pay": _round(daily.p90(pay_delta, _per_minute)),
             "acted_paid_rate": percent(t["acted_paid"], decided - t["unacted"]),
             "unacted": t["unacted"], "unacted_paid_rate": percent(t["unacted_paid"], t["unacted"]),
             "paid_before_push": t["before"],
@@ -381,9 +383,9 @@ class KpiService:
                     "unknown_ship_time": ship_total[2], "warned": t["warned"], "saved_before_breach": t["saved"],
                     "saved_rate": percent(t["saved"], t["warned"]), "warnings_open": t["warn_open"]}
         claims = {"reminders": t["n"], "claimed": len(claim_all),
-                  "median_minutes": minutes(median(claim_all)), "p90_minutes": minutes(p90(claim_all)),
-                  "done": len(done_all), "median_minutes_to_done": minutes(median(done_all)),
-                  "p90_minutes_to_done": minutes(p90(done_all)),
+                  "median_minutes": minutes(daily.median(claim_all)), "p90_minutes": minutes(daily.p90(claim_all)),
+                  "done": len(done_all), "median_minutes_to_done": minutes(daily.median(done_all)),
+                  "p90_minutes_to_done": minutes(daily.p90(done_all)),
                   "escalated": t["escalated"], "escalation_rate": percent(t["escalated"], t["n"]),
                   "snoozed": t["snoozed"], "snooze_rate": percent(t["snoozed"], t["n"])}
         figures = {"payment_reminders": payment, "shipping": shipping, "claims": claims,
@@ -399,26 +401,24 @@ class KpiService:
             return weeks[day]
 
         for level in ("day", "week", "shift", "shop", "person"):
-            if level == "week":
-                c_rows, p_rows, c_key, p_key = claim_rows.keyed("day", week_of), pay_rows.keyed("day", week_of), "day", "day"
-            else:
-                c_rows, p_rows = claim_rows, pay_rows
-                c_key = p_key = level
-                if level == "person":
-                    c_key, p_key = "claimer", "credit"
-            counts = c_rows.by(c_key, ["n"])
-            claim_v, done_v = c_rows.values("claim_v", c_key), c_rows.values("done_v", c_key)
-            pays = {k: v for k, v in p_rows.by(p_key, ["decided", "paid", "cents"]).items() if v[0]}
+            rekey = week_of if level == "week" else None
+            c_key = p_key = "day" if level == "week" else level
+            if level == "person":
+                c_key, p_key = "claimer", "credit"
+            counts = claim_rows.by(c_key, ["n"], rekey)
+            claim_v, done_v = claim_rows.values("claim_v", c_key, rekey), claim_rows.values("done_v", c_key, rekey)
+            pays = {k: v for k, v in pay_rows.by(p_key, ["decided", "paid", "cents"], rekey).items() if v[0]}
             result = {}
             for key in sorted(set(counts) | set(pays), key=str):
                 if key is None or (level == "person" and not _may_see(viewer, key)):
                     continue
-                claim_s, done_s = claim_v.get(key, []), done_v.get(key, [])
+                claim_s, done_s = claim_v.get(key, EMPTY), done_v.get(key, EMPTY)
                 pushed, paid, cents = pays.get(key, (0, 0, 0))
                 entry = {"reminders": counts.get(key, [0])[0], "claimed": len(claim_s),
-                         "median_minutes_to_claim": minutes(median(claim_s)),
-                         "p90_minutes_to_claim": minutes(p90(claim_s)),
-                         "median_minutes_to_done": minutes(median(done_s)), "p90_minutes_to_done": minutes(p90(done_s)),
+                         "median_minutes_to_claim": minutes(daily.median(claim_s)),
+                         "p90_minutes_to_claim": minutes(daily.p90(claim_s)),
+                         "median_minutes_to_done": minutes(daily.median(done_s)),
+                         "p90_minutes_to_done": minutes(daily.p90(done_s)),
                          "payment_pushed": pushed, "payment_paid": paid,
                          "payment_rate": percent(paid, pushed), "recovered_amount": yuan(cents)}
                 if level == "person":
@@ -753,6 +753,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _per_minute(seconds: int) -> float:
+    return seconds / 60
+
+
 def _open_scoped(opens: list[tuple], scope: str) -> list[tuple]:
     """Open payment_claim observations (shop, shift, claimer, credit, work, wall) of a scope."""
     if scope == "team":
@@ -777,11 +781,10 @@ def _judged(std: Standard, groups: Groups, opens: list[tuple], level: str | None
             pending[k].append(o[4] if hours == "work" else o[5])
         limit = (std.within_minutes or 0) * 60
         for k in set(done) | set(void) | set(pending):
-            out[k] = within_counts(done.get(k, []), void.get(k, []), pending.get(k, []), limit)
+            out[k] = daily.within_counts(done.get(k, EMPTY), void.get(k, EMPTY), pending.get(k, []), limit)
     else:
         names = ["decided", "paid"] if std.metric == "payment_success" else ["warned", "saved"]
-        for k, (n, good) in groups.by(key, names).items() if key is not None else (
-                [("team", [groups.total(names[0]), groups.total(names[1])])]):
+        for k, (n, good) in groups.by(key, names).items():
             if n:
                 out[k] = (good, n)
     if key is not None:

@@ -47,11 +47,7 @@ CREATE INDEX kpi_reminder_facts_open ON kpi_reminder_facts (push) WHERE pc_end =
 -- drops its day, which is rebuilt from the facts by the next report.
 CREATE TABLE kpi_daily (
     day TEXT NOT NULL, shop TEXT, shift TEXT, claimer INTEGER, credit INTEGER,
-    n INTEGER NOT NULL, escalated INTEGER NOT NULL, snoozed INTEGER NOT NULL, before INTEGER NOT NULL,
-    pushed INTEGER NOT NULL, acted INTEGER NOT NULL, open INTEGER NOT NULL, decided INTEGER NOT NULL,
-    paid INTEGER NOT NULL, cents INTEGER NOT NULL, cents_acted INTEGER NOT NULL, unacted INTEGER NOT NULL,
-    unacted_paid INTEGER NOT NULL, acted_paid INTEGER NOT NULL, warned INTEGER NOT NULL, saved INTEGER NOT NULL,
-    warn_open INTEGER NOT NULL,
+    counts BLOB NOT NULL,   -- bot/kpi/daily.py COUNTS, 8-byte little-endian integers
     claim_v BLOB, done_v BLOB, pc_done_work_v BLOB, pc_done_wall_v BLOB, pc_void_work_v BLOB,
     pc_void_wall_v BLOB, pay_delta_v BLOB
 );
