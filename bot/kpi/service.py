@@ -310,7 +310,7 @@ class KpiService:
         now = to_ts(self.clock.now())
         await rm.sync(lo, hi, now)
         measured_all = await self.measure_many(periods, reminders=False)
-        (a, b), wc = bounds[0], measured_all[0][1]
+        wc = measured_all[0][1]
         ship_obs: list[list[Obs]] = []
         ship_total = [0, 0, 0]
         for i, (pa, pb) in enumerate(bounds):
