@@ -1,5 +1,5 @@
-"""The KPI read model (migration 0012): stored per-reminder facts and daily shipping totals, kept
-exact, and the report's figures aggregated from them in SQL.
+"""The KPI read model (migration 0012): stored per-reminder facts, daily groups and daily shipping
+totals, kept exact; the report's figures are aggregated from the day groups.
 
 Kept current, before every read (`sync`):
 - kpi_reminder_facts: one row per reminder (bot/kpi/facts.py `derive`, the same definition the
@@ -7,14 +7,15 @@ Kept current, before every read (`sync`):
   order's shop/amount/payment/shipping change; a sync recomputes the dirty ones and every fact still
   depending on the clock (unclaimed and open, 催付 undecided within 72 h, warning before its
   deadline). A restart loses nothing: the dirty marks are rows.
-- kpi_ship_daily: shipping lateness per closed shop-local day × shop × shift. A trigger on orders
-  notes the hour each changed order's deadline counts from (new orders: those above the rowid seen
-  last); a sync drops the days those can reach
-  and recomputes missing closed days of the asked range in one grouped query. Today is never stored.
-- A change of shifts, time zone or shipping thresholds (kpi_read_model 'config') drops everything.
-
 - kpi_daily: the facts of a day grouped (bot/kpi/daily.py), with the exact values behind medians
   and P90 as sorted arrays; a changed fact drops its day, rebuilt by the next report.
+- kpi_ship_daily: shipping lateness per closed shop-local day × shop × shift. A trigger on orders
+  notes the hour each changed order's deadline counts from (new orders: those above the rowid seen
+  last); a sync drops the days those can reach and recomputes the missing closed days of the asked
+  range in one grouped query. Today is never stored.
+- A change of shifts, time zone or shipping thresholds (kpi_read_model 'config') drops everything.
+Days are built and stored inside one write transaction with the reads they come from, so two
+processes (the bot and `kefu report kpi`) never store a day from facts another one just replaced.
 
 Medians and P90 stay exact (the merged values of the groups, the rules of bot/kpi/stats.py).
 """
@@ -187,19 +188,21 @@ class ReadModel:
                 await conn.executemany("DELETE FROM kpi_ship_days WHERE day = ?", [(d,) for d in stale])
                 await conn.executemany("DELETE FROM kpi_ship_daily WHERE day = ?", [(d,) for d in stale])
         first, last = self._local_day(start), self._local_day(end - 1)
-        stored = {r[0] for r in await self.db.fetchall(
-            "SELECT day FROM kpi_ship_days WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
-        missing = []
-        day = first
-        while day <= last:
-            if self._day_bounds(day)[1] <= now and day.isoformat() not in stored:
-                missing.append(day)
-            day += timedelta(days=1)
-        if not missing:
-            return
-        span_start, span_end = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
-        rows = await self._ship_rows(span_start, span_end, span_end)
+        # read, compute and store in one write transaction: no change can commit in between (a
+        # change committed after it marks the day dirty again)
         async with self.db.transaction() as conn:
+            stored = {r[0] for r in await self.db.fetchall(
+                "SELECT day FROM kpi_ship_days WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
+            missing = []
+            day = first
+            while day <= last:
+                if self._day_bounds(day)[1] <= now and day.isoformat() not in stored:
+                    missing.append(day)
+                day += timedelta(days=1)
+            if not missing:
+                return
+            span_start, span_end = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
+            rows = await self._ship_rows(span_start, span_end, span_end)
             await conn.executemany("INSERT OR REPLACE INTO kpi_ship_days (day, at) VALUES (?, ?)",
                                    [(d.isoformat(), now) for d in missing])
             await conn.executemany("DELETE FROM kpi_ship_daily WHERE day = ?", [(d.isoformat(),) for d in missing])
@@ -243,36 +246,46 @@ class ReadModel:
         from the facts (and stored when none of their facts depends on the clock)."""
         first, last = self._local_day(start), self._local_day(end - 1)
         async with self._lock:
-            stored = {r[0] for r in await self.db.fetchall(
-                "SELECT day FROM kpi_daily_days WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
-            days = []
-            day = first
-            while day <= last:
-                days.append(day)
-                day += timedelta(days=1)
-            missing = [d for d in days if d.isoformat() not in stored]
             live: list[tuple] = []
-            if missing:
-                span = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
-                wanted = {d.isoformat() for d in missing}
-                facts = [f for f in await self.db.fetchall(
-                    f"SELECT {', '.join(FACT_READ)}, settled FROM kpi_reminder_facts WHERE push >= ? AND push < ?", span)
-                    if f[0] in wanted]
-                unsettled = {f[0] for f in facts if not f[-1]}
-                rows = await asyncio.to_thread(build, (tuple(f)[:-1] for f in facts))
-                keep = [r for r in rows if r[0] not in unsettled]
-                live = [r for r in rows if r[0] in unsettled]
-                async with self.db.transaction() as conn:
-                    marks = ", ".join("?" * len(COLUMNS))
-                    await conn.executemany(f"INSERT INTO kpi_daily ({', '.join(COLUMNS)}) VALUES ({marks})", keep)
-                    await conn.executemany("INSERT OR REPLACE INTO kpi_daily_days (day, at) VALUES (?, ?)",
-                                           [(d, 0) for d in wanted - unsettled])
+            if await self._missing_days("kpi_daily_days", first, last):
+                live = await self._build_days(first, last)
             if not read:
                 return Groups(live)
             rows = await self.db.fetchall(
                 f"SELECT {', '.join(COLUMNS)} FROM kpi_daily WHERE day >= ? AND day <= ?",
                 (first.isoformat(), last.isoformat()))
         return Groups([tuple(r) for r in rows] + live)
+
+    async def _missing_days(self, table: str, first: date, last: date) -> list[date]:
+        stored = {r[0] for r in await self.db.fetchall(
+            f"SELECT day FROM {table} WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)
+                if (first + timedelta(days=i)).isoformat() not in stored]
+
+    async def _build_days(self, first: date, last: date) -> list[tuple]:
+        """Build the missing days of [first, last] from the facts; store those with no fact
+        depending on the clock; return the rows of the others (used live, not stored)."""
+        live: list[tuple] = []
+        # read the facts and store the days in one write transaction: a fact written by another
+        # process either came before (and is read) or after (and drops the day again)
+        async with self.db.transaction() as conn:
+            missing = await self._missing_days("kpi_daily_days", first, last)
+            if missing:
+                span = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
+                wanted = {d.isoformat() for d in missing}
+                facts = [f for f in await self.db.fetchall(
+                    f"SELECT {', '.join(FACT_READ)}, settled FROM kpi_reminder_facts WHERE push >= ? AND push < ?",
+                    span) if f[0] in wanted]
+                unsettled = {f[0] for f in facts if not f[-1]}
+                rows = await asyncio.to_thread(build, (tuple(f)[:-1] for f in facts))
+                keep = [r for r in rows if r[0] not in unsettled]
+                live = [r for r in rows if r[0] in unsettled]
+                marks = ", ".join("?" * len(COLUMNS))
+                await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in wanted])
+                await conn.executemany(f"INSERT INTO kpi_daily ({', '.join(COLUMNS)}) VALUES ({marks})", keep)
+                await conn.executemany("INSERT OR REPLACE INTO kpi_daily_days (day, at) VALUES (?, ?)",
+                                       [(d, 0) for d in wanted - unsettled])
+        return live
 
     async def open_claims(self, start: int, end: int, now: int, wc: WorkClock) -> list[tuple]:
         """Unclaimed, unresolved 催付 reminders first pushed in [start, end): (shop, shift, claimer,
