@@ -1,7 +1,8 @@
-"""The KPI read model: SQL over other features' tables. It only READS them (orders, reminders,
-reminder_events, reminder_messages/items, handover_items/deliveries, broadcasts/recipients, users)
-and never writes them (its own tables are kpi_nudges and kpi_sent); the measures are recomputed from those records every time, so a
-report can never drift from what the bot recorded. Volume is handled in SQL where it matters:
+"""The KPI's reads of other features' tables: SQL over orders, reminders, reminder_events,
+reminder_messages/items, handover_items/deliveries, broadcasts/recipients and users. It only READS
+them and never writes them (the KPI's own tables: kpi_nudges, kpi_sent and the read model of
+bot/kpi/readmodel.py). The in-memory measures (the reference) recompute from these records; the
+read model derives its stored facts from the same reads. Volume is handled in SQL where it matters:
 shipping lateness over every paid order is grouped by (shop, 15-minute slot of the deadline) in
 SQLite, the per-event reads are limited to the period by indexed time columns.
 """
