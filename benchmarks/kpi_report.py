@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -140,17 +141,22 @@ def flush(con, orders, reminders, events, messages, items) -> None:
         batch.clear()
 
 
-def time_cli(path: Path, first: str, last: str, runs: int = 3) -> float:
+def time_cli(path: Path, first: str, last: str, runs: int = 3) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that run: user + system of the child process, the steadier
+    figure when other jobs share the machine)."""
     env = dict(os.environ, KEFU_DB_PATH=str(path), KEFU_TIMEZONE="Asia/Shanghai")
-    best = float("inf")
+    best = (float("inf"), 0.0)
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "bot", "report", "kpi", "--from", first, "--to", last, "--json"],
                              cwd=ROOT, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if out.returncode != 0:
             raise SystemExit(out.stderr)
-        best = min(best, elapsed)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best = min(best, (elapsed, cpu))
     return best
 
 
@@ -207,16 +213,17 @@ def main() -> None:
     dirty = con.execute("SELECT count(*) FROM kpi_dirty_reminders").fetchone()[0]
     con.close()
     if dirty:
-        seconds = time_cli(args.db, PERIODS[2][1], PERIODS[2][2], runs=1)
+        seconds, _ = time_cli(args.db, PERIODS[2][1], PERIODS[2][2], runs=1)
         print(f"cold fill: first report of the year on a model with {dirty:,} dirty reminders: {seconds:.2f} s"
               " (once; the bot then keeps it current)")
     if args.compare:
         asyncio.run(compare(args.db))
     os.system("uptime")
     for label, first, last in PERIODS:
-        seconds = time_cli(args.db, first, last)
+        seconds, cpu = time_cli(args.db, first, last)
         verdict = "OK" if seconds <= 2.0 else "OVER GOAL"
-        print(f"kefu report kpi --json, {label:5s} {first}..{last}: {seconds:.2f} s (best of 3, goal <= 2 s) {verdict}")
+        print(f"kefu report kpi --json, {label:5s} {first}..{last}: {seconds:.2f} s (CPU {cpu:.2f} s)"
+              f" (best of 3, goal <= 2 s) {verdict}")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ import numpy as np
 COUNTS = ("n", "escalated", "snoozed", "before", "pushed", "acted", "open", "decided", "paid", "cents",
           "cents_acted", "unacted", "unacted_paid", "acted_paid", "warned", "saved", "warn_open")
 ARRAYS = ("claim_v", "done_v", "pc_done_work_v", "pc_done_wall_v", "pc_void_work_v", "pc_void_wall_v",
-          "pay_delta_v")
+          "pay_delta_v", "open_push_v")
 KEY = ("day", "shop", "shift", "claimer", "credit")
 COLUMNS = KEY + ("counts",) + ARRAYS
 #: kpi_reminder_facts columns read to build the groups (bot/kpi/facts.py Fact)
 FACT_READ = ("day", "shop", "shift", "claimer", "credit", "claim_s", "done_s", "escalated", "snoozed", "pc_end",
-             "pc_work", "pc_wall", "pay", "acted", "paid", "cents", "pay_delta", "warn", "warn_ok")
+             "pc_work", "pc_wall", "pay", "acted", "paid", "cents", "pay_delta", "warn", "warn_ok", "push")
 INT = np.dtype("<i8")
 EMPTY = np.empty(0, INT)
 
@@ -37,7 +37,7 @@ def build(facts: Iterable[Sequence[Any]]) -> list[tuple]:
     """kpi_daily rows from fact rows (FACT_READ order)."""
     groups: dict[tuple, tuple[list[int], list[list[int]]]] = {}
     for (day, shop, shift, claimer, credit, claim_s, done_s, escalated, snoozed, pc_end, pc_work, pc_wall, pay,
-         acted, paid, cents, pay_delta, warn, warn_ok) in facts:
+         acted, paid, cents, pay_delta, warn, warn_ok, push) in facts:
         key = (day, shop, shift, claimer, credit)
         g = groups.get(key)
         if g is None:
@@ -56,6 +56,8 @@ def build(facts: Iterable[Sequence[Any]]) -> list[tuple]:
         elif pc_end == "void":
             v[4].append(pc_work)
             v[5].append(pc_wall)
+        elif pc_end == "open":
+            v[7].append(push)
         if pay == "before":
             c[3] += 1
         elif pay is not None:

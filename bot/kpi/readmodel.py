@@ -287,14 +287,5 @@ class ReadModel:
                                        [(d, 0) for d in wanted - unsettled])
         return live
 
-    async def open_claims(self, start: int, end: int, now: int, wc: WorkClock) -> list[tuple]:
-        """Unclaimed, unresolved 催付 reminders first pushed in [start, end): (shop, shift, claimer,
-        credit, shift-hours seconds so far, wall seconds so far)."""
-        rows = await self.db.fetchall(
-            "SELECT shop, shift, claimer, credit, push FROM kpi_reminder_facts"
-            " WHERE pc_end = 'open' AND push >= ? AND push < ?", (start, end))
-        work = wc.working_since([r[4] for r in rows], now)
-        return [(r[0], r[1], r[2], r[3], w, now - r[4]) for r, w in zip(rows, work)]
-
 
 __all__ = ["DEADLINE_REACH", "PERSON", "ReadModel", "fingerprint"]

@@ -313,6 +313,7 @@ class KpiService:
         wc = measured_all[0][1]
         ship_obs: list[list[Obs]] = []
         ship_total = [0, 0, 0]
+        day_start: dict[str, int] = {}
         for i, (pa, pb) in enumerate(bounds):
             found = []
             for day, shop, shift, n, n_late, n_unknown in await rm.ship_days(pa, pb, now):
@@ -321,40 +322,40 @@ class KpiService:
                     ship_total[1] += n_late
                     ship_total[2] += n_unknown
                 if n - n_unknown:
-                    at = Period(date.fromisoformat(day), date.fromisoformat(day)).bounds(self.tz)[0]
+                    at = day_start.get(day)
+                    if at is None:
+                        at = day_start[day] = Period(date.fromisoformat(day), date.fromisoformat(day)).bounds(self.tz)[0]
                     found.append(Obs("shipping_late", at, shop, shift, None, weight=n - n_unknown, flagged=n_late))
             ship_obs.append(found)
         measured = measured_all[0][0]
         obs = _by_metric(_scoped(measured.obs + ship_obs[0], scope))
         previous = _by_metric(_scoped(measured_all[1][0].obs + ship_obs[1], scope)) if trend else None
-        clock_wc = WorkClock(self.book.shifts, self.tz, lo, max(hi, now))
         groups = [await rm.daily(pa, pb) for pa, pb in bounds]
-        opens = [await rm.open_claims(pa, pb, now, clock_wc) for pa, pb in bounds]
-        return await asyncio.to_thread(self._figures_from_groups, scope, viewer, people, trend, groups, opens,
+        return await asyncio.to_thread(self._figures_from_groups, scope, viewer, people, trend, groups, (lo, hi, now),
                                        obs, previous, measured, ship_obs, ship_total, wc)
 
     def _figures_from_groups(self, scope: str, viewer: Viewer | None, people: dict[int, dict[str, Any]],
-                             trend: bool, groups: list[Groups], opens: list[list[tuple]],
+                             trend: bool, groups: list[Groups], span: tuple[int, int, int],
                              obs: dict[str, list[Obs]], previous: dict[str, list[Obs]] | None, measured: Measured,
                              ship_obs: list[list[Obs]], ship_total: list[int], wc: WorkClock
                              ) -> tuple[dict, list, dict]:
         """The CPU part of the read-model report (run in a thread, off the event loop)."""
         shop = scope[5:] if scope.startswith("shop:") else None
+        lo, hi, now = span
+        waits = _Waits(WorkClock(self.book.shifts, self.tz, lo, max(hi, now)), now)
         standards = []
         for std in self.standards:
             levels_wanted = [level for level in ("shift", "shop", "person") if level in std.scope]
             if std.metric in PERSON:
                 scoped = groups[0].select(scope, PERSON[std.metric])
-                mine_open = _open_scoped(opens[0], scope)
-                good, n = _judged(std, scoped, mine_open, None).get("team", (0, 0))
+                good, n = _judged(std, scoped, waits, None).get("team", (0, 0))
                 entry = evaluate_counts(std, good, n, shop=shop)
                 prev = None
                 if trend:
-                    pg, pn = _judged(std, groups[1].select(scope, PERSON[std.metric]),
-                                     _open_scoped(opens[1], scope), None).get("team", (0, 0))
+                    pg, pn = _judged(std, groups[1].select(scope, PERSON[std.metric]), waits, None).get("team", (0, 0))
                     prev = evaluate_counts(std, pg, pn)
                 levels = {level: {k: evaluate_counts(std, g, n, shop=k if level == "shop" else None)
-                                  for k, (g, n) in _judged(std, scoped, mine_open, level).items()}
+                                  for k, (g, n) in _judged(std, scoped, waits, level).items()}
                           for level in levels_wanted}
             else:
                 mine = obs.get(std.metric, [])
@@ -757,28 +758,29 @@ def _per_minute(seconds: int) -> float:
     return seconds / 60
 
 
-def _open_scoped(opens: list[tuple], scope: str) -> list[tuple]:
-    """Open payment_claim observations (shop, shift, claimer, credit, work, wall) of a scope."""
-    if scope == "team":
-        return opens
-    level, _, value = scope.partition(":")
-    i = {"shop": 0, "shift": 1, "person": 2}.get(level)
-    return opens if i is None else [o for o in opens if str(o[i]) == value]
+@dataclass(frozen=True)
+class _Waits:
+    """How long open waits have run by `now`, from their first pushes (shift hours or wall clock)."""
+
+    wc: WorkClock
+    now: int
+
+    def of(self, pushes: Any, hours: str) -> list[int]:
+        if hours == "work":
+            return self.wc.working_since(pushes, self.now)
+        return [self.now - int(p) for p in pushes]
 
 
-def _judged(std: Standard, groups: Groups, opens: list[tuple], level: str | None) -> dict[Any, tuple[int, int]]:
+def _judged(std: Standard, groups: Groups, waits: _Waits, level: str | None) -> dict[Any, tuple[int, int]]:
     """(good, n) per group of a level (None: the team) for a standard on a reminder metric, from the
-    daily groups (+ the open claim observations); keys of groups with no observation are absent."""
+    daily groups (open claim waits worked out from their pushes); keys with no observation are absent."""
     person = PERSON[std.metric]
     key = None if level is None else (person if level == "person" else level)
     out: dict[Any, tuple[int, int]] = {}
     if std.metric == "payment_claim":
         hours = "work" if std.hours == "shift" else "wall"
         done, void = groups.values(f"pc_done_{hours}_v", key), groups.values(f"pc_void_{hours}_v", key)
-        pending: dict[Any, list[int]] = defaultdict(list)
-        for o in opens:
-            k = "team" if key is None else o[{"shop": 0, "shift": 1, "claimer": 2}[key]]
-            pending[k].append(o[4] if hours == "work" else o[5])
+        pending = {k: waits.of(pushes, hours) for k, pushes in groups.values("open_push_v", key).items()}
         limit = (std.within_minutes or 0) * 60
         for k in set(done) | set(void) | set(pending):
             out[k] = daily.within_counts(done.get(k, EMPTY), void.get(k, EMPTY), pending.get(k, []), limit)

@@ -49,7 +49,9 @@ CREATE TABLE kpi_daily (
     day TEXT NOT NULL, shop TEXT, shift TEXT, claimer INTEGER, credit INTEGER,
     counts BLOB NOT NULL,   -- bot/kpi/daily.py COUNTS, 8-byte little-endian integers
     claim_v BLOB, done_v BLOB, pc_done_work_v BLOB, pc_done_wall_v BLOB, pc_void_work_v BLOB,
-    pc_void_wall_v BLOB, pay_delta_v BLOB
+    pc_void_wall_v BLOB, pay_delta_v BLOB,
+    open_push_v BLOB        -- first pushes of 催付 reminders still unclaimed and open: their wait
+                            -- grows with the clock and is worked out at report time
 );
 CREATE INDEX kpi_daily_day ON kpi_daily (day);
 CREATE TABLE kpi_daily_days (day TEXT PRIMARY KEY, at INTEGER NOT NULL);
