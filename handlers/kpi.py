@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import date
 from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.kpi import Period, PeriodError, Viewer, render_pack, report_chart, report_xlsx
+from bot.kpi import Period, PeriodError, PeriodWords, Viewer, render_pack, report_chart, report_xlsx
 from bot.people import Person, Role
 from bot.recipients import Notify, recipients
 from handlers import callbacks
@@ -29,11 +30,13 @@ from handlers.ticker import add_tick_hook
 
 log = logging.getLogger(__name__)
 
-#: /kpi in the chat covers at most this many days (a year takes seconds of CPU: `kefu report kpi`).
+#: /kpi in the chat covers at most this many days (longer: `kefu report kpi`).
 MAX_DAYS = 92
 #: Morning review: items listed (and given a button) per section.
 SHOWN_PER_SECTION = 5
 NUDGE_SHARE = 0.8
+#: Once the read model is current, the ticker looks at it again after this many seconds.
+READ_MODEL_EVERY_S = 300
 
 
 def _viewer(person: Person) -> Viewer:
@@ -45,7 +48,7 @@ def _period(context: KefuContext, text: str) -> tuple[Period | None, str | None]
     svc = context.svc
     today = svc.kpi.today()
     try:
-        period = Period.parse(text, today)
+        period = Period.parse(text, today, PeriodWords.from_labels(svc.renderer.labels["kpi"]["period_words"]))
     except PeriodError:
         return None, label(context, "kpi.errors.bad_period", text=text)
     if period.days > MAX_DAYS:
@@ -209,11 +212,22 @@ async def send_monday_pack(app: Application) -> date | None:
     return monday
 
 
+async def keep_read_model(app: Application) -> None:
+    """Background upkeep of the KPI read model: a bounded step per tick while records changed
+    (a first fill on a big database spreads over ticks), then at most every READ_MODEL_EVERY_S, so
+    /kpi finds the last MAX_DAYS days ready. Exactness never depends on this: a report syncs first."""
+    last = app.bot_data.get("kpi_read_model_at")
+    if last is not None and time.monotonic() - last < READ_MODEL_EVERY_S:
+        return
+    if await services_of(app).kpi.refresh_read_model(MAX_DAYS):
+        app.bot_data["kpi_read_model_at"] = time.monotonic()
+
+
 async def on_tick(app: Application) -> None:
     """Each part on its own: one failing does not keep the others from their moment; the first
     failure is raised afterwards for the ticker to report."""
     failure: Exception | None = None
-    for part in (send_nudges, send_monday_pack, send_morning_review):
+    for part in (send_nudges, send_monday_pack, send_morning_review, keep_read_model):
         try:
             await part(app)
         except Exception as exc:

@@ -1,11 +1,13 @@
 """KPI feature (issue 17): service standards as data, measures from the bot's own records, the
 morning review, the Monday meeting pack, charts and an XLSX export. Public face; no Telegram.
 
-Read model only: bot/kpi/store.py reads other features' tables and never writes them.
+Read model only: bot/kpi/store.py reads other features' tables and never writes them. The report
+is aggregated from the KPI's own stored read model (bot/kpi/readmodel.py, migration 0012), kept
+exact by dirty marks that triggers on those tables write into kpi_* tables.
 """
 
 from bot.kpi.schedule import monday_pack_due, morning_review_due
-from bot.kpi.service import KpiService, Period, PeriodError, Viewer, suggest
+from bot.kpi.service import KpiService, Period, PeriodError, PeriodWords, Viewer, suggest
 from bot.kpi.standards import (
     DEFAULT_STANDARDS_FILE,
     Standard,
@@ -41,6 +43,7 @@ __all__ = [
     "KpiService",
     "Period",
     "PeriodError",
+    "PeriodWords",
     "Standard",
     "StandardsError",
     "StandardsProblem",

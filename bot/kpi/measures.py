@@ -27,16 +27,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from bot.kpi.facts import derive, week_start  # noqa: F401 - week_start is used through this module
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
 from bot.kpi.store import SLOT, ReminderRow
 from bot.kpi.worktime import WorkClock
 
-PAY_WINDOW = 72 * 3600
 
 
 def yuan(cents: int) -> str:
@@ -85,14 +85,6 @@ class Measured:
     claim_rows: list[dict[str, Any]]
 
 
-def _first(actions: Sequence[tuple[int, int, str]], kinds: Iterable[str], after: int) -> tuple[int, int] | None:
-    kinds = set(kinds)
-    for at, actor, action in actions:
-        if action in kinds and at >= after:
-            return at, actor
-    return None
-
-
 def measure(
     wc: WorkClock,
     start: int,
@@ -120,82 +112,49 @@ def measure(
     for r in reminders:
         if r.first_push is None or not start <= r.first_push < end:
             continue
-        push = r.first_push
-        acts = actions.get(r.id, [])
-        shift = wc.shift_at(push)
-        claim = _first(acts, ("claim", "done"), 0)
-        done = _first(acts, ("done",), 0)
+        f = derive(wc, r, actions.get(r.id, []), now)
+        push, shift = f.push, f.shift
         counted += 1
-        escalated += r.escalations > 0
-        snoozed += any(a[2] == "snooze" for a in acts)
-        person = claim[1] if claim else None
-        day = wc.local_day(push)
-        row = {"id": r.id, "rule": r.rule, "stage": r.stage, "push": push, "shop": r.shop, "shift": shift,
-               "person": person, "claim_s": None, "done_s": None, "day": day.isoformat(),
-               "week": week_start(day).isoformat()}
-        if claim:
-            row["claim_s"] = wc.working_seconds(push, claim[0])
-            claim_s.append(row["claim_s"])
-        if done:
-            row["done_s"] = wc.working_seconds(push, done[0])
-            done_s.append(row["done_s"])
+        escalated += f.escalated
+        snoozed += f.snoozed
+        row = {"id": r.id, "rule": f.rule, "stage": f.stage, "push": push, "shop": f.shop, "shift": shift,
+               "person": f.claimer, "claim_s": f.claim_s, "done_s": f.done_s, "day": f.day, "week": f.week}
+        if f.claim_s is not None:
+            claim_s.append(f.claim_s)
+        if f.done_s is not None:
+            done_s.append(f.done_s)
         claim_rows.append(row)
-
-        if r.rule == "unpaid":
-            # payment_claim: pushed → claimed; closed by the scan before a claim is 'void'
-            if claim:
-                o = Obs("payment_claim", push, r.shop, shift, claim[1], "done",
-                        wc.working_seconds(push, claim[0]), claim[0] - push)
-            else:
-                stop = r.resolved_at if r.state == "resolved" and r.resolved_at else None
-                upto = stop if stop is not None else now
-                o = Obs("payment_claim", push, r.shop, shift, None, "void" if stop is not None else "open",
-                        wc.working_seconds(push, upto), upto - push)
-            obs.append(o)
-            # payment success
-            if r.paid_at is not None and r.paid_at <= push:
-                pay["paid_before_push"] += 1
-                continue
+        if f.pc_end is not None:
+            obs.append(Obs("payment_claim", push, f.shop, shift, f.claimer, f.pc_end, f.pc_work, f.pc_wall))
+        if f.pay == "before":
+            pay["paid_before_push"] += 1
+        elif f.pay is not None:
             pay["pushed"] += 1
-            acted_before = [a for a in acts if r.paid_at is None or a[0] <= r.paid_at]
-            acted = any(a[2] in ("claim", "done") for a in acted_before)
-            credit = acted_before[-1][1] if acted and acted_before else None
-            paid = r.paid_at is not None and r.paid_at - push <= PAY_WINDOW
-            decided = paid or now - push > PAY_WINDOW
-            pay["acted"] += acted
-            if not decided:
+            pay["acted"] += f.acted
+            if f.pay == "open":
                 pay["open"] += 1
                 continue
-            cents = int(r.amount_cents or 0)
-            if acted:
-                pay["acted_paid"] += paid
+            if f.acted:
+                pay["acted_paid"] += f.paid
             else:
                 pay["unacted"] += 1
-                pay["unacted_paid"] += paid
-            if paid:
+                pay["unacted_paid"] += f.paid
+            if f.paid:
                 pay["paid_after"] += 1
-                pay["recovered_cents"] += cents
-                if acted:
-                    pay["recovered_acted_cents"] += cents
-                pay_minutes.append((r.paid_at - push) / 60)
-            obs.append(Obs("payment_success", push, r.shop, shift, credit, flag=paid))
-            payment_rows.append({"push": push, "shop": r.shop, "shift": shift, "person": credit, "paid": paid,
-                                 "cents": cents if paid else 0, "acted": acted, "day": row["day"], "week": row["week"]})
-        elif r.stage == "warn" and r.deadline_at is not None:
-            shipped = r.shipped_at if r.shipped_at is not None else (
-                r.resolved_at if r.resolved_reason == "shipped" else None)
-            if r.resolved_reason in ("closed", "refunding", "presale", "on_hold") and shipped is None:
-                continue  # no longer a shipping obligation
-            if shipped is not None:
-                ok = shipped <= r.deadline_at
-            elif now > r.deadline_at:
-                ok = False
-            else:
-                warn_open += 1
-                continue
+                pay["recovered_cents"] += f.cents
+                if f.acted:
+                    pay["recovered_acted_cents"] += f.cents
+                pay_minutes.append(f.pay_delta / 60)
+            obs.append(Obs("payment_success", push, f.shop, shift, f.credit, flag=bool(f.paid)))
+            payment_rows.append({"push": push, "shop": f.shop, "shift": shift, "person": f.credit,
+                                 "paid": bool(f.paid), "cents": f.cents, "acted": bool(f.acted), "day": f.day,
+                                 "week": f.week})
+        elif f.warn == "open":
+            warn_open += 1
+        elif f.warn == "judged":
             warned += 1
-            saved += ok
-            obs.append(Obs("warning_saved", push, r.shop, shift, person, flag=ok))
+            saved += f.warn_ok
+            obs.append(Obs("warning_saved", push, f.shop, shift, f.claimer, flag=bool(f.warn_ok)))
 
     # shipping lateness (SQL-aggregated slots)
     due = late = unknown = 0
@@ -331,6 +290,10 @@ def judge(std: Standard, observations: Iterable[Obs]) -> tuple[int, int]:
 
 def evaluate(std: Standard, observations: Sequence[Obs], *, shop: str | None = None) -> dict[str, Any]:
     good, n = judge(std, observations)
+    return evaluate_counts(std, good, n, shop=shop)
+
+
+def evaluate_counts(std: Standard, good: int, n: int, *, shop: str | None = None) -> dict[str, Any]:
     achieved = percent(good, n)
     target = std.target_for(shop)
     return {"id": std.id, "name": std.name, "kind": std.kind, "target": target, "direction": std.direction,
@@ -381,7 +344,3 @@ def misses_by(std: Standard, observations: Sequence[Obs], level: str, wc: WorkCl
         if amount:
             counts[group_key(o, level, wc)] += amount
     return dict(counts)
-
-
-def week_start(day: date) -> date:
-    return day - timedelta(days=day.weekday())

@@ -1,7 +1,7 @@
 """KpiService: the one entry point of the KPI feature. Plain data in and out, a clock, no Telegram.
 
 The Telegram phase stays thin:
-- /kpi               → `await kpi.report(Period.parse(text, today), scope, viewer)` → render templates/kpi/
+- /kpi               → `await kpi.report(Period.parse(text, today, words), scope, viewer)` → render templates/kpi/
 - XLSX / chart button → `report_xlsx(report)` / `charts.render_*` (call off the event loop)
 - /standards         → `await kpi.standards_review(today)` (last 4 weeks + one suggestion per standard)
 - morning review     → `await kpi.morning_review(yesterday)` at the day shift's start
@@ -12,6 +12,7 @@ The Telegram phase stays thin:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bot.kpi.measures import (
     Obs,
     by_level,
     evaluate,
+    evaluate_counts,
     judge,
     measure,
     misses_by,
@@ -35,6 +37,9 @@ from bot.kpi.measures import (
 from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
+from bot.kpi import daily
+from bot.kpi.daily import COUNTS, EMPTY, Groups
+from bot.kpi.readmodel import PERSON, ReadModel
 from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
@@ -73,20 +78,24 @@ class Period:
         return to_ts(start), to_ts(end)
 
     @classmethod
-    def parse(cls, text: str, today: date) -> Period:
-        """今天 | 昨天 | 本周 | 上周 | 本月 | 上月 | YYYY-MM-DD[~YYYY-MM-DD] (empty: 今天)."""
-        text = (text or "").strip().replace("～", "~").replace("至", "~")
+    def parse(cls, text: str, today: date, words: PeriodWords) -> Period:
+        """A named period (`words`, from labels: `kpi.period_words`) or YYYY-MM-DD[~YYYY-MM-DD];
+        empty text: today."""
+        text = (text or "").strip()
+        for sep in words.range_separators:
+            text = text.replace(sep, "~")
         monday = week_start(today)
-        named = {
-            "": (today, today), "今天": (today, today), "昨天": (today - timedelta(days=1),) * 2,
-            "本周": (monday, today), "上周": (monday - timedelta(days=7), monday - timedelta(days=1)),
-            "本月": (today.replace(day=1), today),
+        last_month = today.replace(day=1) - timedelta(days=1)
+        spans = {
+            "today": (today, today), "yesterday": (today - timedelta(days=1),) * 2,
+            "this_week": (monday, today), "last_week": (monday - timedelta(days=7), monday - timedelta(days=1)),
+            "this_month": (today.replace(day=1), today), "last_month": (last_month.replace(day=1), last_month),
         }
-        if text in named:
-            return cls(*named[text])
-        if text == "上月":
-            last = today.replace(day=1) - timedelta(days=1)
-            return cls(last.replace(day=1), last)
+        if not text:
+            return cls(today, today)
+        for name, span in spans.items():
+            if text in getattr(words, name):
+                return cls(*span)
         match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:\s*~\s*(\d{4}-\d{2}-\d{2}))?", text)
         if not match:
             raise PeriodError(text)
@@ -96,6 +105,23 @@ class Period:
         except ValueError:
             raise PeriodError(text) from None
         return cls(first, last)
+
+
+@dataclass(frozen=True)
+class PeriodWords:
+    """The /kpi period vocabulary (from labels: `kpi.period_words`), so this file holds no user-facing text."""
+
+    today: tuple[str, ...]
+    yesterday: tuple[str, ...]
+    this_week: tuple[str, ...]
+    last_week: tuple[str, ...]
+    this_month: tuple[str, ...]
+    last_month: tuple[str, ...]
+    range_separators: tuple[str, ...]  # read as "~" between two dates
+
+    @classmethod
+    def from_labels(cls, words: Any) -> PeriodWords:
+        return cls(**{name: tuple(str(w) for w in words[name]) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -111,13 +137,16 @@ class Viewer:
 class KpiService:
     def __init__(self, db: Database, clock: Clock, book: RuleBook, standards: tuple[Standard, ...], *,
                  large_unpaid_cents: int = 50000, stuck_unpaid_hours: float = 48, stuck_unshipped_factor: float = 2,
-                 near_miss_hours: float = 2) -> None:
+                 near_miss_hours: float = 2, read_model: bool = True) -> None:
         self.db = db
         self.clock = clock
         self.book = book
         self.tz = book.tz
         self.standards = standards
         self.store = KpiStore(db, book)
+        #: The report from the stored read model (bot/kpi/readmodel.py); None: recompute from the
+        #: records in memory (the reference definition the read model is tested against).
+        self.read_model = ReadModel(db, book, self.store) if read_model else None
         self.cases = CaseStore(db)
         self.large_unpaid_cents = large_unpaid_cents
         self.stuck_unpaid_s = int(stuck_unpaid_hours * 3600)
@@ -158,20 +187,27 @@ class KpiService:
     async def measure(self, period: Period) -> tuple[Measured, WorkClock]:
         return (await self.measure_many([period]))[0]
 
-    async def measure_many(self, periods: list[Period]) -> list[tuple[Measured, WorkClock]]:
-        """Measure adjacent periods from ONE read of the records (the report and its previous period)."""
+    async def measure_many(self, periods: list[Period], *, reminders: bool = True
+                           ) -> list[tuple[Measured, WorkClock]]:
+        """Measure adjacent periods from ONE read of the records (the report and its previous period).
+        reminders=False: handover and acknowledgements only (the read model has the rest). The
+        Python work runs in a thread, off the event loop."""
         bounds = [p.bounds(self.tz) for p in periods]
         start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
         now = to_ts(self.clock.now())
-        wc = WorkClock(self.book.shifts, self.tz, start, end)
         rows = (
-            await self.store.reminders(start, end),
-            await self.store.reminder_actions(start, end),
-            await self.store.shipping_slots(start, end, now),
+            await self.store.reminders(start, end) if reminders else [],
+            await self.store.reminder_actions(start, end) if reminders else {},
+            await self.store.shipping_slots(start, end, now) if reminders else [],
             await self.store.handover_deliveries(start, end),
             await self.store.handover_items(start, end),
             await self.store.ack_recipients(start, end),
         )
+        return await asyncio.to_thread(self._measure_rows, bounds, start, end, now, rows)
+
+    def _measure_rows(self, bounds: list[tuple[int, int]], start: int, end: int, now: int,
+                      rows: tuple) -> list[tuple[Measured, WorkClock]]:
+        wc = WorkClock(self.book.shifts, self.tz, start, end)
         results = []
         for a, b in bounds:
             slots = [s for s in rows[2] if a <= s[1] + SLOT // 2 < b]
@@ -181,6 +217,15 @@ class KpiService:
             results.append((measure(wc, a, b, now, rows[0], rows[1], slots, deliveries, items, recipients,
                                     max_shifts=self._max_shifts()), wc))
         return results
+
+    async def refresh_read_model(self, days: int = 92) -> bool:
+        """Background upkeep of the read model (the bot's ticker): one bounded step; once nothing
+        is dirty, the last `days` days are built, so /kpi finds them ready. True when current."""
+        if self.read_model is None:
+            return True
+        today = self.today()
+        start, end = Period(today - timedelta(days=days), today).bounds(self.tz)
+        return await self.read_model.refresh(start, end, to_ts(self.clock.now()))
 
     # --- the report ----------------------------------------------------------------------------
 
@@ -196,34 +241,11 @@ class KpiService:
                 raise PermissionError("agents see their own figures only")
             if scope.startswith(("shift:", "shop:")):
                 scope = "team"
-        if trend:
-            (measured, wc), (prev_measured, _) = await self.measure_many([period, period.previous()])
-            previous = _scoped(prev_measured.obs, scope)
-        else:
-            measured, wc = await self.measure(period)
-            previous = None
-        obs = _by_metric(_scoped(measured.obs, scope))
-        previous = None if previous is None else _by_metric(previous)
         people = await self.store.people()
-        standards = []
-        for std in self.standards:
-            mine = obs.get(std.metric, [])
-            entry = evaluate(std, mine, shop=scope[5:] if scope.startswith("shop:") else None)
-            entry["why"] = std.why
-            entry["scope"] = list(std.scope)
-            if previous is not None:
-                prev = evaluate(std, previous.get(std.metric, []))
-                entry["previous_achieved"] = prev["achieved"]
-                entry["trend_pp"] = (None if prev["achieved"] is None or entry["achieved"] is None
-                                     else round(entry["achieved"] - prev["achieved"], 1))
-            for level in ("shift", "shop", "person"):
-                if level in std.scope:
-                    groups = by_level(std, mine, level, wc)
-                    if level == "person":
-                        groups = {str(k): v | {"name": people.get(k, {}).get("name", str(k))}
-                                  for k, v in groups.items() if _may_see(viewer, k)}
-                    entry[f"by_{level}"] = groups
-            standards.append(entry)
+        if self.read_model is not None:
+            figures, standards, breakdowns = await self._from_read_model(period, scope, viewer, people, trend)
+        else:
+            figures, standards, breakdowns = await self._from_records(period, scope, viewer, people, trend)
         report = {
             "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), "days": period.days,
                        "timezone": str(self.tz), "generated_at": self.clock.now().astimezone(self.tz).isoformat(),
@@ -231,15 +253,181 @@ class KpiService:
                                     "to": period.previous().last.isoformat()}},
             "scope": scope,
             "standards": standards,
-            "payment_reminders": measured.payment,
-            "shipping": measured.shipping,
-            "claims": measured.claims,
-            "handover": measured.handover,
-            "broadcasts": measured.broadcasts,
-            "breakdowns": self._breakdowns(measured, wc, scope, viewer, people),
+            **figures,
+            "breakdowns": breakdowns,
             "cases": await self.case_figures(period, viewer, people),
         }
         return report
+
+    @staticmethod
+    def _standard_entry(std: Standard, entry: dict[str, Any], prev: dict[str, Any] | None,
+                        levels: dict[str, dict[Any, dict[str, Any]]], viewer: Viewer | None,
+                        people: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        entry["why"] = std.why
+        entry["scope"] = list(std.scope)
+        if prev is not None:
+            entry["previous_achieved"] = prev["achieved"]
+            entry["trend_pp"] = (None if prev["achieved"] is None or entry["achieved"] is None
+                                 else round(entry["achieved"] - prev["achieved"], 1))
+        for level, groups in levels.items():
+            if level == "person":
+                groups = {str(k): v | {"name": people.get(k, {}).get("name", str(k))}
+                          for k, v in groups.items() if _may_see(viewer, k)}
+            entry[f"by_{level}"] = groups
+        return entry
+
+    async def _from_records(self, period: Period, scope: str, viewer: Viewer | None,
+                            people: dict[int, dict[str, Any]], trend: bool) -> tuple[dict, list, dict]:
+        """The reference: every record of the period worked through in memory (bot/kpi/measures.py)."""
+        if trend:
+            (measured, wc), (prev_measured, _) = await self.measure_many([period, period.previous()])
+            previous = _by_metric(_scoped(prev_measured.obs, scope))
+        else:
+            measured, wc = await self.measure(period)
+            previous = None
+        obs = _by_metric(_scoped(measured.obs, scope))
+        shop = scope[5:] if scope.startswith("shop:") else None
+        standards = []
+        for std in self.standards:
+            mine = obs.get(std.metric, [])
+            prev = None if previous is None else evaluate(std, previous.get(std.metric, []))
+            levels = {level: by_level(std, mine, level, wc) for level in ("shift", "shop", "person")
+                      if level in std.scope}
+            standards.append(self._standard_entry(std, evaluate(std, mine, shop=shop), prev, levels, viewer, people))
+        figures = {"payment_reminders": measured.payment, "shipping": measured.shipping, "claims": measured.claims,
+                   "handover": measured.handover, "broadcasts": measured.broadcasts}
+        return figures, standards, self._breakdowns(measured, wc, scope, viewer, people)
+
+    async def _from_read_model(self, period: Period, scope: str, viewer: Viewer | None,
+                               people: dict[int, dict[str, Any]], trend: bool) -> tuple[dict, list, dict]:
+        """The same figures from the stored read model, aggregated in SQL (bot/kpi/readmodel.py);
+        handover and acknowledgements (a few rows a day) are still measured from their records."""
+        rm = self.read_model
+        assert rm is not None
+        periods = [period, period.previous()] if trend else [period]
+        bounds = [p.bounds(self.tz) for p in periods]
+        lo, hi = min(x[0] for x in bounds), max(x[1] for x in bounds)
+        now = to_ts(self.clock.now())
+        await rm.sync(lo, hi, now)
+        measured_all = await self.measure_many(periods, reminders=False)
+        wc = measured_all[0][1]
+        ship_obs: list[list[Obs]] = []
+        ship_total = [0, 0, 0]
+        day_start: dict[str, int] = {}
+        for i, (pa, pb) in enumerate(bounds):
+            found = []
+            for day, shop, shift, n, n_late, n_unknown in await rm.ship_days(pa, pb, now):
+                if i == 0:
+                    ship_total[0] += n - n_unknown
+                    ship_total[1] += n_late
+                    ship_total[2] += n_unknown
+                if n - n_unknown:
+                    at = day_start.get(day)
+                    if at is None:
+                        at = day_start[day] = Period(date.fromisoformat(day), date.fromisoformat(day)).bounds(self.tz)[0]
+                    found.append(Obs("shipping_late", at, shop, shift, None, weight=n - n_unknown, flagged=n_late))
+            ship_obs.append(found)
+        measured = measured_all[0][0]
+        obs = _by_metric(_scoped(measured.obs + ship_obs[0], scope))
+        previous = _by_metric(_scoped(measured_all[1][0].obs + ship_obs[1], scope)) if trend else None
+        groups = [await rm.daily(pa, pb) for pa, pb in bounds]
+        return await asyncio.to_thread(self._figures_from_groups, scope, viewer, people, trend, groups, (lo, hi, now),
+                                       obs, previous, measured, ship_obs, ship_total, wc)
+
+    def _figures_from_groups(self, scope: str, viewer: Viewer | None, people: dict[int, dict[str, Any]],
+                             trend: bool, groups: list[Groups], span: tuple[int, int, int],
+                             obs: dict[str, list[Obs]], previous: dict[str, list[Obs]] | None, measured: Measured,
+                             ship_obs: list[list[Obs]], ship_total: list[int], wc: WorkClock
+                             ) -> tuple[dict, list, dict]:
+        """The CPU part of the read-model report (run in a thread, off the event loop)."""
+        shop = scope[5:] if scope.startswith("shop:") else None
+        lo, hi, now = span
+        waits = _Waits(WorkClock(self.book.shifts, self.tz, lo, max(hi, now)), now)
+        standards = []
+        for std in self.standards:
+            levels_wanted = [level for level in ("shift", "shop", "person") if level in std.scope]
+            if std.metric in PERSON:
+                scoped = groups[0].select(scope, PERSON[std.metric])
+                good, n = _judged(std, scoped, waits, None).get("team", (0, 0))
+                entry = evaluate_counts(std, good, n, shop=shop)
+                prev = None
+                if trend:
+                    pg, pn = _judged(std, groups[1].select(scope, PERSON[std.metric]), waits, None).get("team", (0, 0))
+                    prev = evaluate_counts(std, pg, pn)
+                levels = {level: {k: evaluate_counts(std, g, n, shop=k if level == "shop" else None)
+                                  for k, (g, n) in _judged(std, scoped, waits, level).items()}
+                          for level in levels_wanted}
+            else:
+                mine = obs.get(std.metric, [])
+                entry = evaluate(std, mine, shop=shop)
+                prev = None if previous is None else evaluate(std, previous.get(std.metric, []))
+                levels = {level: by_level(std, mine, level, wc) for level in levels_wanted}
+            standards.append(self._standard_entry(std, entry, prev, levels, viewer, people))
+
+        g = groups[0]
+        t = {name: g.total(name) for name in COUNTS}
+        decided = t["pushed"] - t["open"]
+        pay_delta = g.values("pay_delta_v").get("team", EMPTY)
+        claim_all = g.values("claim_v").get("team", EMPTY)
+        done_all = g.values("done_v").get("team", EMPTY)
+        payment = {
+            "pushed": t["pushed"], "acted": t["acted"], "paid_after": t["paid"], "decided": decided,
+            "open": t["open"], "rate": percent(t["paid"], decided),
+            "recovered_amount": yuan(t["cents"]), "recovered_amount_acted": yuan(t["cents_acted"]),
+            "median_minutes_to_pay": _round(daily.median(pay_delta, _per_minute)),
+            "p90_minutes_to_pay": _round(daily.p90(pay_delta, _per_minute)),
+            "acted_paid_rate": percent(t["acted_paid"], decided - t["unacted"]),
+            "unacted": t["unacted"], "unacted_paid_rate": percent(t["unacted_paid"], t["unacted"]),
+            "paid_before_push": t["before"],
+        }
+        shipping = {"due": ship_total[0], "late": ship_total[1], "late_rate": percent(ship_total[1], ship_total[0]),
+                    "unknown_ship_time": ship_total[2], "warned": t["warned"], "saved_before_breach": t["saved"],
+                    "saved_rate": percent(t["saved"], t["warned"]), "warnings_open": t["warn_open"]}
+        claims = {"reminders": t["n"], "claimed": len(claim_all),
+                  "median_minutes": minutes(daily.median(claim_all)), "p90_minutes": minutes(daily.p90(claim_all)),
+                  "done": len(done_all), "median_minutes_to_done": minutes(daily.median(done_all)),
+                  "p90_minutes_to_done": minutes(daily.p90(done_all)),
+                  "escalated": t["escalated"], "escalation_rate": percent(t["escalated"], t["n"]),
+                  "snoozed": t["snoozed"], "snooze_rate": percent(t["snoozed"], t["n"])}
+        figures = {"payment_reminders": payment, "shipping": shipping, "claims": claims,
+                   "handover": measured.handover, "broadcasts": measured.broadcasts}
+
+        out: dict[str, Any] = {}
+        claim_rows, pay_rows = g.select(scope, "claimer"), g.select(scope, "credit")
+        weeks: dict[str, str] = {}
+
+        def week_of(day: str) -> str:
+            if day not in weeks:
+                weeks[day] = week_start(date.fromisoformat(day)).isoformat()
+            return weeks[day]
+
+        for level in ("day", "week", "shift", "shop", "person"):
+            rekey = week_of if level == "week" else None
+            c_key = p_key = "day" if level == "week" else level
+            if level == "person":
+                c_key, p_key = "claimer", "credit"
+            counts = claim_rows.by(c_key, ["n"], rekey)
+            claim_v, done_v = claim_rows.values("claim_v", c_key, rekey), claim_rows.values("done_v", c_key, rekey)
+            pays = {k: v for k, v in pay_rows.by(p_key, ["decided", "paid", "cents"], rekey).items() if v[0]}
+            result = {}
+            for key in sorted(set(counts) | set(pays), key=str):
+                if key is None or (level == "person" and not _may_see(viewer, key)):
+                    continue
+                claim_s, done_s = claim_v.get(key, EMPTY), done_v.get(key, EMPTY)
+                pushed, paid, cents = pays.get(key, (0, 0, 0))
+                entry = {"reminders": counts.get(key, [0])[0], "claimed": len(claim_s),
+                         "median_minutes_to_claim": minutes(daily.median(claim_s)),
+                         "p90_minutes_to_claim": minutes(daily.p90(claim_s)),
+                         "median_minutes_to_done": minutes(daily.median(done_s)),
+                         "p90_minutes_to_done": minutes(daily.p90(done_s)),
+                         "payment_pushed": pushed, "payment_paid": paid,
+                         "payment_rate": percent(paid, pushed), "recovered_amount": yuan(cents)}
+                if level == "person":
+                    entry["name"] = people.get(key, {}).get("name", str(key))
+                result[str(key)] = entry
+            out[level] = result
+        _add_late(out, ship_obs[0], wc)
+        return figures, standards, out
 
     async def case_figures(self, period: Period, viewer: Viewer | None = None,
                            people: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -302,18 +490,7 @@ class KpiService:
                     entry["name"] = people.get(key, {}).get("name", str(key))
                 result[str(key)] = entry
             out[level] = result
-        late: dict[str, dict[str, Any]] = {}
-        for o in measured.obs:
-            if o.metric == "shipping_late":
-                for level in ("day", "shop"):
-                    key = f"{level}:{wc.local_day(o.at).isoformat() if level == 'day' else o.shop}"
-                    entry = late.setdefault(key, {"due": 0, "late": 0})
-                    entry["due"] += o.weight
-                    entry["late"] += o.flagged
-        for key, entry in late.items():
-            level, name = key.split(":", 1)
-            out.setdefault(level, {}).setdefault(name, {}).update(
-                shipping_due=entry["due"], shipping_late=entry["late"], late_rate=percent(entry["late"], entry["due"]))
+        _add_late(out, measured.obs, wc)
         return out
 
     # --- nudges ---------------------------------------------------------------------------------
@@ -571,6 +748,66 @@ def suggest(std: Standard, weeks: list[dict[str, Any]], obs: list[Obs], wc: Work
                 "misses_by_shift": by_shift, "worst_hours": [h for h, _ in hours],
                 "misses_by_hour": dict(sorted(by_hour.items()))}
     return None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _per_minute(seconds: int) -> float:
+    return seconds / 60
+
+
+@dataclass(frozen=True)
+class _Waits:
+    """How long open waits have run by `now`, from their first pushes (shift hours or wall clock)."""
+
+    wc: WorkClock
+    now: int
+
+    def of(self, pushes: Any, hours: str) -> list[int]:
+        if hours == "work":
+            return self.wc.working_since(pushes, self.now)
+        return [self.now - int(p) for p in pushes]
+
+
+def _judged(std: Standard, groups: Groups, waits: _Waits, level: str | None) -> dict[Any, tuple[int, int]]:
+    """(good, n) per group of a level (None: the team) for a standard on a reminder metric, from the
+    daily groups (open claim waits worked out from their pushes); keys with no observation are absent."""
+    person = PERSON[std.metric]
+    key = None if level is None else (person if level == "person" else level)
+    out: dict[Any, tuple[int, int]] = {}
+    if std.metric == "payment_claim":
+        hours = "work" if std.hours == "shift" else "wall"
+        done, void = groups.values(f"pc_done_{hours}_v", key), groups.values(f"pc_void_{hours}_v", key)
+        pending = {k: waits.of(pushes, hours) for k, pushes in groups.values("open_push_v", key).items()}
+        limit = (std.within_minutes or 0) * 60
+        for k in set(done) | set(void) | set(pending):
+            out[k] = daily.within_counts(done.get(k, EMPTY), void.get(k, EMPTY), pending.get(k, []), limit)
+    else:
+        names = ["decided", "paid"] if std.metric == "payment_success" else ["warned", "saved"]
+        for k, (n, good) in groups.by(key, names).items():
+            if n:
+                out[k] = (good, n)
+    if key is not None:
+        out.pop(None, None)
+    return out
+
+
+def _add_late(out: dict[str, Any], obs: list[Obs], wc: WorkClock) -> None:
+    """Shipping lateness per day and per shop, into the breakdowns."""
+    late: dict[str, dict[str, Any]] = {}
+    for o in obs:
+        if o.metric == "shipping_late":
+            for level in ("day", "shop"):
+                key = f"{level}:{wc.local_day(o.at).isoformat() if level == 'day' else o.shop}"
+                entry = late.setdefault(key, {"due": 0, "late": 0})
+                entry["due"] += o.weight
+                entry["late"] += o.flagged
+    for key, entry in late.items():
+        level, name = key.split(":", 1)
+        out.setdefault(level, {}).setdefault(name, {}).update(
+            shipping_due=entry["due"], shipping_late=entry["late"], late_rate=percent(entry["late"], entry["due"]))
 
 
 def _by_metric(obs: list[Obs]) -> dict[str, list[Obs]]:

@@ -1,7 +1,8 @@
-"""The KPI read model: SQL over other features' tables. It only READS them (orders, reminders,
-reminder_events, reminder_messages/items, handover_items/deliveries, broadcasts/recipients, users)
-and never writes them (its own tables are kpi_nudges and kpi_sent); the measures are recomputed from those records every time, so a
-report can never drift from what the bot recorded. Volume is handled in SQL where it matters:
+"""The KPI's reads of other features' tables: SQL over orders, reminders, reminder_events,
+reminder_messages/items, handover_items/deliveries, broadcasts/recipients and users. It only READS
+them and never writes them (the KPI's own tables: kpi_nudges, kpi_sent and the read model of
+bot/kpi/readmodel.py). The in-memory measures (the reference) recompute from these records; the
+read model derives its stored facts from the same reads. Volume is handled in SQL where it matters:
 shipping lateness over every paid order is grouped by (shop, 15-minute slot of the deadline) in
 SQLite, the per-event reads are limited to the period by indexed time columns.
 """
@@ -17,8 +18,9 @@ from bot.reminders import RuleBook
 #: Reminders are selected by due time this much before the period (a push can come later than the
 #: due time: held in the night gap, snoozed, bot down) and filtered by their first push.
 PUSH_LAG = 3 * 86400
-#: Orders paid this long before the period start can still have their shipping deadline in it
-#: (a platform's own 承诺发货时间 further out than this is not counted).
+#: An order's shipping deadline counts when it is at most this long after its payment (a platform's
+#: own 承诺发货时间 further out than this is not counted); so orders paid this long before the period
+#: start can still have their deadline in it.
 DEADLINE_REACH = 30 * 86400
 SLOT = 900  # seconds: the deadline grouping; exact local days for every zone with 15-minute offsets
 
@@ -53,6 +55,9 @@ class KpiStore:
         self.book = book
 
     async def reminders(self, start: int, end: int) -> list[ReminderRow]:
+        return await self.reminders_where("r.due_at >= ? AND r.due_at < ?", (start - PUSH_LAG, end))
+
+    async def reminders_where(self, cond: str, params: tuple) -> list[ReminderRow]:
         rows = await self.db.fetchall(
             "SELECT r.id, r.rule, r.stage, r.due_at, r.deadline_at, r.state, r.claimed_by, r.claimed_at, r.done_at,"
             " r.resolved_at, r.resolved_reason, r.escalations,"
@@ -62,20 +67,23 @@ class KpiStore:
             " COALESCE((SELECT min(m.sent_at) FROM reminder_message_items i JOIN reminder_messages m ON m.id = i.message_row"
             "   WHERE i.reminder_id = r.id AND i.purpose = 'notify'), r.first_sent_at) END AS first_push,"
             " o.shop, o.amount_cents, o.status, o.paid_at, o.shipped_at"
-            " FROM reminders r JOIN orders o ON o.id = r.order_id WHERE r.due_at >= ? AND r.due_at < ?",
-            (start - PUSH_LAG, end),
+            f" FROM reminders r JOIN orders o ON o.id = r.order_id WHERE {cond}",
+            params,
         )
         return [ReminderRow(*tuple(row)) for row in rows]
 
     async def reminder_actions(self, start: int, end: int) -> dict[int, list[tuple[int, int, str]]]:
         """Per reminder, the presses by people (claim, done, snooze, script) as (at, actor, action)."""
+        return await self.reminder_actions_where("r.due_at >= ? AND r.due_at < ?", (start - PUSH_LAG, end))
+
+    async def reminder_actions_where(self, cond: str, params: tuple) -> dict[int, list[tuple[int, int, str]]]:
         marks = ", ".join("?" * len(ACTOR_ACTIONS))
         rows = await self.db.fetchall(
             "SELECT e.reminder_id, e.at, e.actor, e.action FROM reminders r"
             " JOIN reminder_events e ON e.reminder_id = r.id"
-            f" WHERE r.due_at >= ? AND r.due_at < ? AND e.actor IS NOT NULL AND e.action IN ({marks})"
+            f" WHERE {cond} AND e.actor IS NOT NULL AND e.action IN ({marks})"
             " ORDER BY e.reminder_id, e.at, e.id",
-            (start - PUSH_LAG, end, *ACTOR_ACTIONS),
+            (*params, *ACTOR_ACTIONS),
         )
         result: dict[int, list[tuple[int, int, str]]] = {}
         for row in rows:
@@ -102,7 +110,7 @@ class KpiStore:
                 " FROM orders o"
                 " WHERE o.status IN ('paid_unshipped', 'partially_shipped', 'shipped', 'completed')"
                 f" AND o.paid_at >= ? AND o.paid_at < ? AND o.presale = 0 AND {shop_cond}"
-                f" AND {deadline} >= ? AND {deadline} < ?"
+                f" AND {deadline} >= ? AND {deadline} < ? AND {deadline} <= o.paid_at + {DEADLINE_REACH}"
                 " AND NOT (o.status IN ('paid_unshipped', 'partially_shipped') AND (o.refunding = 1 OR o.on_hold = 1))"
                 " GROUP BY o.shop, slot",
                 (start - DEADLINE_REACH, stop, *shop_params, start, stop),

@@ -65,6 +65,20 @@ class WorkClock:
             return 0
         return self._cumulative(b) - self._cumulative(a)
 
+    def working_since(self, starts: Sequence[int], b: int) -> list[int]:
+        """working_seconds(a, b) for every a in starts (vectorised: many open waits at once)."""
+        import numpy as np
+
+        if not len(starts):
+            return []
+        a = np.asarray(starts, dtype=np.int64)
+        block_starts = np.asarray(self.starts, dtype=np.int64)
+        i = np.searchsorted(block_starts, a, side="right") - 1
+        j = np.clip(i, 0, None)
+        cum_a = np.where(i < 0, 0, np.asarray(self.before, dtype=np.int64)[j]
+                         + np.minimum(a, np.asarray(self.ends, dtype=np.int64)[j]) - block_starts[j])
+        return [int(x) for x in np.where(a < b, self._cumulative(b) - cum_a, 0)]
+
     def elapsed(self, a: int, b: int, hours: str) -> int:
         """Seconds from a to b counted the standard's way: `shift` hours only, or `all` (wall clock)."""
         return self.working_seconds(a, b) if hours == "shift" else max(b - a, 0)

@@ -29,6 +29,8 @@ def handover(db, clock, kpi_settings) -> HandoverService:
     return HandoverService(db, clock, kpi_settings)
 
 
-@pytest.fixture
-def kpi(db, clock, kpi_settings) -> KpiService:
-    return KpiService(db, clock, RuleBook.from_settings(kpi_settings), load_standards())
+@pytest.fixture(params=[True, False], ids=["read_model", "records"])
+def kpi(request, db, clock, kpi_settings) -> KpiService:
+    """Every KPI test runs twice: the report from the stored read model (what the bot uses) and
+    from the records in memory (the reference definition)."""
+    return KpiService(db, clock, RuleBook.from_settings(kpi_settings), load_standards(), read_model=request.param)

@@ -37,3 +37,18 @@ def test_overlapping_shifts_are_all_working():
     assert clock.working_at(to_ts(t)) == {"day", "mid"}
     assert clock.working_at(to_ts(local("2026-11-25 00:30"))) == {"night"}
     assert clock.working_at(to_ts(local("2026-11-25 03:00"))) == set()
+
+
+def test_working_since_equals_working_seconds_for_every_start():
+    """The vectorised form (open waits in the read model) is the same arithmetic, night gap included."""
+    import random
+
+    from bot.settings import Settings
+
+    shifts = parse_shifts(Settings().kefu_shifts)
+    start = int(local("2026-11-01 00:00").timestamp())
+    wc = WorkClock(shifts, SHANGHAI, start, start + 40 * 86400)
+    rnd = random.Random(17)
+    now = start + 30 * 86400 + 1234
+    starts = [start + rnd.randrange(0, 31 * 86400) for _ in range(2000)] + [now, now + 5, start - 86400]
+    assert wc.working_since(starts, now) == [wc.working_seconds(a, now) for a in starts]
