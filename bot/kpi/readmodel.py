@@ -18,6 +18,8 @@ Days are built and stored inside one write transaction with the reads they come 
 processes (the bot and `kefu report kpi`) never store a day from facts another one just replaced.
 
 Medians and P90 stay exact (the merged values of the groups, the rules of bot/kpi/stats.py).
+This module holds the logic; its SQL is in bot/kpi/readmodel_store.py (the read model's tables) and
+bot/kpi/store.py (the reads of other features' records).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import hashlib
 from datetime import date, datetime, time, timedelta
 
 from bot.db import Database
-from bot.kpi.daily import COLUMNS, FACT_READ, Groups, build
+from bot.kpi.daily import Groups, build
 from bot.kpi.facts import FACT_COLUMNS, derive
+from bot.kpi.readmodel_store import ReadModelStore
 from bot.kpi.store import DEADLINE_REACH, SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
@@ -52,6 +55,7 @@ class ReadModel:
         self.book = book
         self.tz = book.tz
         self.store = store
+        self.tables = ReadModelStore(db, store)
         self._lock = asyncio.Lock()
 
     # --- keeping it current --------------------------------------------------------------------
@@ -81,65 +85,33 @@ class ReadModel:
 
     async def _check_config(self) -> None:
         want = fingerprint(self.book)
-        row = await self.db.fetchone("SELECT value FROM kpi_read_model WHERE key = 'config'")
-        if row is not None and row[0] == want:
-            return
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM kpi_reminder_facts")
-            await conn.execute("DELETE FROM kpi_daily")
-            await conn.execute("DELETE FROM kpi_daily_days")
-            await conn.execute("INSERT OR IGNORE INTO kpi_dirty_reminders (reminder_id) SELECT id FROM reminders")
-            await conn.execute("DELETE FROM kpi_ship_daily")
-            await conn.execute("DELETE FROM kpi_ship_days")
-            await conn.execute("DELETE FROM kpi_ship_dirty")
-            await conn.execute("INSERT OR REPLACE INTO kpi_read_model (key, value) VALUES ('config', ?)", (want,))
+        if await self.tables.config() != want:
+            await self.tables.reset(want)
 
     async def _sync_chunk(self, now: int) -> bool:
         """Recompute up to CHUNK dirty reminders; False when there were none."""
-        async with self.db.transaction() as conn:
-            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS kpi_work (id INTEGER PRIMARY KEY)")
-            await conn.execute("DELETE FROM temp.kpi_work")
-            cursor = await conn.execute("INSERT INTO temp.kpi_work (id) SELECT reminder_id FROM kpi_dirty_reminders"
-                                        " ORDER BY reminder_id LIMIT ?", (CHUNK,))
-            if cursor.rowcount == 0:
-                return False
-            # consumed now: a change from here on marks the reminder dirty again for the next sync
-            await conn.execute("DELETE FROM kpi_dirty_reminders WHERE reminder_id IN (SELECT id FROM temp.kpi_work)")
+        if not await self.tables.take_dirty(CHUNK):
+            return False
         await self._recompute(now)
         return True
 
     async def _sync_unsettled(self, now: int) -> None:
         """Facts that depend on the clock (催付 undecided, warning before its deadline): recomputed."""
-        async with self.db.transaction() as conn:
-            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS kpi_work (id INTEGER PRIMARY KEY)")
-            await conn.execute("DELETE FROM temp.kpi_work")
-            await conn.execute("INSERT INTO temp.kpi_work (id) SELECT reminder_id FROM kpi_reminder_facts"
-                               " WHERE settled = 0")
+        await self.tables.take_unsettled()
         await self._recompute(now)
 
     async def _recompute(self, now: int) -> None:
-        """Derive the facts of the reminders in temp.kpi_work; store those that changed and drop
+        """Derive the facts of the reminders in the work set; store those that changed and drop
         the stored days they belonged to or now belong to."""
-        cond = "r.id IN (SELECT id FROM temp.kpi_work)"
-        reminders = await self.store.reminders_where(cond, ())
+        reminders, actions, old = await self.tables.work()
         if reminders:
-            actions = await self.store.reminder_actions_where(cond, ())
-            old = {r[0]: tuple(r[1:]) for r in await self.db.fetchall(
-                f"SELECT reminder_id, {', '.join(FACT_COLUMNS)} FROM kpi_reminder_facts"
-                " WHERE reminder_id IN (SELECT id FROM temp.kpi_work)")}
             facts = await asyncio.to_thread(self._derive_all, reminders, actions, now)
             changed = [f for f in facts if old.get(f[0]) != f[1:]]
             day = FACT_COLUMNS.index("day")
             days = {f[1 + day] for f in changed} | {old[f[0]][day] for f in changed if f[0] in old}
             days.discard(None)
-            marks = ", ".join("?" * (len(FACT_COLUMNS) + 1))
-            async with self.db.transaction() as conn:
-                await conn.executemany(
-                    f"INSERT OR REPLACE INTO kpi_reminder_facts (reminder_id, {', '.join(FACT_COLUMNS)})"
-                    f" VALUES ({marks})", changed)
-                await conn.executemany("DELETE FROM kpi_daily_days WHERE day = ?", [(d,) for d in days])
-                await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in days])
-        await self.db.execute("DELETE FROM temp.kpi_work")
+            await self.tables.store_facts(changed, days)
+        await self.tables.clear_work()
 
     def _derive_all(self, reminders: list, actions: dict, now: int) -> list[tuple]:
         pushes = [r.first_push for r in reminders if r.first_push is not None]
@@ -162,22 +134,8 @@ class ReadModel:
 
     async def _sync_ship_days(self, start: int, end: int, now: int) -> None:
         reach = max(int(t.seconds("unshipped")) for t, _, _ in self.book.groups()) + 3600
-        async with self.db.transaction() as conn:
-            async with conn.execute("SELECT hour FROM kpi_ship_dirty") as cursor:
-                hours = [row[0] for row in await cursor.fetchall()]
-            await conn.execute("DELETE FROM kpi_ship_dirty")
-            # orders added since the last sync (rowids only grow: orders are never deleted)
-            async with conn.execute("SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'orders_seen'") as cursor:
-                seen = (await cursor.fetchone() or (0,))[0]
-            async with conn.execute(
-                    "SELECT DISTINCT COALESCE(ship_by, ship_from, paid_at) / 3600 FROM orders"
-                    " WHERE id > ? AND paid_at IS NOT NULL", (seen,)) as cursor:
-                hours += [row[0] for row in await cursor.fetchall()]
-            async with conn.execute("SELECT max(id) FROM orders") as cursor:
-                top = (await cursor.fetchone())[0]
-            if top is not None and top > seen:
-                await conn.execute("INSERT OR REPLACE INTO kpi_read_model (key, value) VALUES ('orders_seen', ?)",
-                                   (str(top),))
+        async with self.tables.transaction() as conn:
+            hours = await self.tables.take_ship_changes(conn)
             stale: set[str] = set()
             for hour in hours:
                 day, last = self._local_day(hour * 3600), self._local_day(hour * 3600 + reach)
@@ -185,14 +143,12 @@ class ReadModel:
                     stale.add(day.isoformat())
                     day += timedelta(days=1)
             if stale:
-                await conn.executemany("DELETE FROM kpi_ship_days WHERE day = ?", [(d,) for d in stale])
-                await conn.executemany("DELETE FROM kpi_ship_daily WHERE day = ?", [(d,) for d in stale])
+                await self.tables.drop_ship_days(conn, stale)
         first, last = self._local_day(start), self._local_day(end - 1)
         # read, compute and store in one write transaction: no change can commit in between (a
         # change committed after it marks the day dirty again)
-        async with self.db.transaction() as conn:
-            stored = {r[0] for r in await self.db.fetchall(
-                "SELECT day FROM kpi_ship_days WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
+        async with self.tables.transaction() as conn:
+            stored = await self.tables.ship_days_stored(first.isoformat(), last.isoformat())
             missing = []
             day = first
             while day <= last:
@@ -203,12 +159,9 @@ class ReadModel:
                 return
             span_start, span_end = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
             rows = await self._ship_rows(span_start, span_end, span_end)
-            await conn.executemany("INSERT OR REPLACE INTO kpi_ship_days (day, at) VALUES (?, ?)",
-                                   [(d.isoformat(), now) for d in missing])
-            await conn.executemany("DELETE FROM kpi_ship_daily WHERE day = ?", [(d.isoformat(),) for d in missing])
             keep = {d.isoformat() for d in missing}
-            await conn.executemany(
-                "INSERT INTO kpi_ship_daily (day, shop, shift, due, late, unknown) VALUES (?, ?, ?, ?, ?, ?)",
+            await self.tables.store_ship_days(
+                conn, [d.isoformat() for d in missing], now,
                 [(d, shop, shift or "", *v) for (d, shop, shift), v in rows.items() if d in keep])
 
     async def _ship_rows(self, start: int, end: int, now: int) -> dict[tuple[str, str, str | None], list[int]]:
@@ -230,9 +183,8 @@ class ReadModel:
         """(day, shop, shift, due, late, unknown) for the days of [start, end): stored closed days,
         today computed live."""
         first, last = self._local_day(start), self._local_day(end - 1)
-        rows = [(r[0], r[1], r[2] or None, r[3], r[4], r[5]) for r in await self.db.fetchall(
-            "SELECT day, shop, shift, due, late, unknown FROM kpi_ship_daily WHERE day >= ? AND day <= ?",
-            (first.isoformat(), last.isoformat()))]
+        rows = [(r[0], r[1], r[2] or None, r[3], r[4], r[5])
+                for r in await self.tables.ship_daily(first.isoformat(), last.isoformat())]
         day = first
         while day <= last:
             a, b = self._day_bounds(day)
@@ -247,18 +199,15 @@ class ReadModel:
         first, last = self._local_day(start), self._local_day(end - 1)
         async with self._lock:
             live: list[tuple] = []
-            if await self._missing_days("kpi_daily_days", first, last):
+            if await self._missing_days(first, last):
                 live = await self._build_days(first, last)
             if not read:
                 return Groups(live)
-            rows = await self.db.fetchall(
-                f"SELECT {', '.join(COLUMNS)} FROM kpi_daily WHERE day >= ? AND day <= ?",
-                (first.isoformat(), last.isoformat()))
-        return Groups([tuple(r) for r in rows] + live)
+            rows = await self.tables.daily(first.isoformat(), last.isoformat())
+        return Groups(rows + live)
 
-    async def _missing_days(self, table: str, first: date, last: date) -> list[date]:
-        stored = {r[0] for r in await self.db.fetchall(
-            f"SELECT day FROM {table} WHERE day >= ? AND day <= ?", (first.isoformat(), last.isoformat()))}
+    async def _missing_days(self, first: date, last: date) -> list[date]:
+        stored = await self.tables.daily_days(first.isoformat(), last.isoformat())
         return [first + timedelta(days=i) for i in range((last - first).days + 1)
                 if (first + timedelta(days=i)).isoformat() not in stored]
 
@@ -268,23 +217,17 @@ class ReadModel:
         live: list[tuple] = []
         # read the facts and store the days in one write transaction: a fact written by another
         # process either came before (and is read) or after (and drops the day again)
-        async with self.db.transaction() as conn:
-            missing = await self._missing_days("kpi_daily_days", first, last)
+        async with self.tables.transaction() as conn:
+            missing = await self._missing_days(first, last)
             if missing:
                 span = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
                 wanted = {d.isoformat() for d in missing}
-                facts = [f for f in await self.db.fetchall(
-                    f"SELECT {', '.join(FACT_READ)}, settled FROM kpi_reminder_facts WHERE push >= ? AND push < ?",
-                    span) if f[0] in wanted]
+                facts = [f for f in await self.tables.facts_pushed(*span) if f[0] in wanted]
                 unsettled = {f[0] for f in facts if not f[-1]}
                 rows = await asyncio.to_thread(build, (tuple(f)[:-1] for f in facts))
                 keep = [r for r in rows if r[0] not in unsettled]
                 live = [r for r in rows if r[0] in unsettled]
-                marks = ", ".join("?" * len(COLUMNS))
-                await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in wanted])
-                await conn.executemany(f"INSERT INTO kpi_daily ({', '.join(COLUMNS)}) VALUES ({marks})", keep)
-                await conn.executemany("INSERT OR REPLACE INTO kpi_daily_days (day, at) VALUES (?, ?)",
-                                       [(d, 0) for d in wanted - unsettled])
+                await self.tables.store_daily(conn, wanted, keep, wanted - unsettled)
         return live
 
 

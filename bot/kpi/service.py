@@ -643,27 +643,13 @@ class KpiService:
 
     async def _shipping_cases(self, start: int, end: int, now: int) -> tuple[list, list]:
         breaches, near = [], []
-        stop = min(end, now)
-        for thresholds, shop_cond, shop_params in self.book.groups():
-            breach = int(thresholds.seconds("unshipped"))
-            deadline = f"COALESCE(o.ship_by, COALESCE(o.ship_from, o.paid_at) + {breach})"
-            rows = await self.db.fetchall(
-                f"SELECT o.platform, o.order_no, o.shop, o.amount_cents, o.status, o.shipped_at, {deadline} AS deadline"
-                " FROM orders o WHERE o.status IN ('paid_unshipped', 'partially_shipped', 'shipped', 'completed')"
-                f" AND o.paid_at >= ? AND o.paid_at < ? AND o.presale = 0 AND {shop_cond}"
-                f" AND {deadline} >= ? AND {deadline} < ?"
-                f" AND (o.shipped_at > {deadline} - ? OR (o.shipped_at IS NULL AND o.status IN"
-                "      ('paid_unshipped', 'partially_shipped') AND o.refunding = 0 AND o.on_hold = 0))"
-                " ORDER BY deadline LIMIT 400",
-                (start - 30 * 86400, stop, *shop_params, start, stop, self.near_miss_s),
-            )
-            for r in rows:
-                item = {"ref": f"order:{r['platform']}:{r['order_no']}", "order_no": r["order_no"],
-                        "platform": r["platform"], "shop": r["shop"], "deadline": r["deadline"],
-                        "shipped_at": r["shipped_at"],
-                        "amount": None if r["amount_cents"] is None else yuan(r["amount_cents"])}
-                late = r["shipped_at"] is None or r["shipped_at"] > r["deadline"]
-                (breaches if late else near).append(item)
+        for r in await self.store.shipping_cases(start, end, now, self.near_miss_s):
+            item = {"ref": f"order:{r['platform']}:{r['order_no']}", "order_no": r["order_no"],
+                    "platform": r["platform"], "shop": r["shop"], "deadline": r["deadline"],
+                    "shipped_at": r["shipped_at"],
+                    "amount": None if r["amount_cents"] is None else yuan(r["amount_cents"])}
+            late = r["shipped_at"] is None or r["shipped_at"] > r["deadline"]
+            (breaches if late else near).append(item)
         return breaches, near
 
     # --- Monday pack ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The KPI's reads of other features' tables: SQL over orders, reminders, reminder_events,
 reminder_messages/items, handover_items/deliveries, broadcasts/recipients and users. It only READS
-them and never writes them (the KPI's own tables: kpi_nudges, kpi_sent and the read model of
-bot/kpi/readmodel.py). The in-memory measures (the reference) recompute from these records; the
+them and never writes them (the KPI's own tables: kpi_nudges and kpi_sent here; the read model's
+in bot/kpi/readmodel_store.py). The in-memory measures (the reference) recompute from these records; the
 read model derives its stored facts from the same reads. Volume is handled in SQL where it matters:
 shipping lateness over every paid order is grouped by (shop, 15-minute slot of the deadline) in
 SQLite, the per-event reads are limited to the period by indexed time columns.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db import Database
+from bot.db import Database, insert_ignore_sql
 from bot.reminders import RuleBook
 
 #: Reminders are selected by due time this much before the period (a push can come later than the
@@ -118,6 +118,27 @@ class KpiStore:
             result += [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
         return result
 
+    async def shipping_cases(self, start: int, end: int, now: int, near_miss_s: int) -> list[Any]:
+        """Paid orders whose shipping deadline falls in [start, min(end, now)) and that were shipped
+        late or less than `near_miss_s` before it, or are still unshipped (no open refund, not held);
+        at most 400 per threshold group, earliest deadline first."""
+        stop = min(end, now)
+        rows: list[Any] = []
+        for thresholds, shop_cond, shop_params in self.book.groups():
+            breach = int(thresholds.seconds("unshipped"))
+            deadline = f"COALESCE(o.ship_by, COALESCE(o.ship_from, o.paid_at) + {breach})"
+            rows += await self.db.fetchall(
+                f"SELECT o.platform, o.order_no, o.shop, o.amount_cents, o.status, o.shipped_at, {deadline} AS deadline"
+                " FROM orders o WHERE o.status IN ('paid_unshipped', 'partially_shipped', 'shipped', 'completed')"
+                f" AND o.paid_at >= ? AND o.paid_at < ? AND o.presale = 0 AND {shop_cond}"
+                f" AND {deadline} >= ? AND {deadline} < ?"
+                f" AND (o.shipped_at > {deadline} - ? OR (o.shipped_at IS NULL AND o.status IN"
+                "      ('paid_unshipped', 'partially_shipped') AND o.refunding = 0 AND o.on_hold = 0))"
+                " ORDER BY deadline LIMIT 400",
+                (start - 30 * 86400, stop, *shop_params, start, stop, near_miss_s),
+            )
+        return rows
+
     async def handover_deliveries(self, start: int, end: int) -> list[Any]:
         return await self.db.fetchall(
             "SELECT d.item_id, d.occurrence, d.occurrence_start, d.delivered_at, d.taken_by, d.taken_at,"
@@ -169,7 +190,7 @@ class KpiStore:
     async def record_nudges(self, pairs: list[tuple[int, str]], at: int) -> None:
         async with self.db.transaction() as conn:
             await conn.executemany(
-                "INSERT OR IGNORE INTO kpi_nudges (reminder_id, standard_id, at) VALUES (?, ?, ?)",
+                insert_ignore_sql("kpi_nudges", ("reminder_id", "standard_id", "at")),
                 [(rid, sid, at) for rid, sid in pairs],
             )
 
@@ -185,8 +206,7 @@ class KpiStore:
 
     async def claim_send(self, kind: str, key: str, at: int) -> bool:
         """Record that `kind` for `key` is being sent; False when it was already (another tick, before a restart)."""
-        return await self.db.execute("INSERT OR IGNORE INTO kpi_sent (kind, key, at) VALUES (?, ?, ?)",
-                                     (kind, key, at)) == 1
+        return await self.db.execute(insert_ignore_sql("kpi_sent", ("kind", "key", "at")), (kind, key, at)) == 1
 
     # --- morning review ---------------------------------------------------------------------------
 
