@@ -5,6 +5,7 @@ and without AIORateLimiter, under the same load, in one run.
     .venv/bin/python benchmarks/load.py --quick     # < 2 minutes: rates 10, 30, 60 /s, 5 s each
     .venv/bin/python benchmarks/load.py             # full: rates 10 … 135 /s, 15 s each, more probes
     options: --agents 100 --rates 10,30,60 --step-seconds 6 --claims 3 --no-import --bots kefu,minimal_rl
+             --profile FILE  (kefu under cProfile; pstats in FILE)
 
 For each bot (a fresh emulator; kefu on a fresh database seeded through bot.people / bot.orders
 with N agents, half of them in the shift working now, see _botproc.seed_team):
@@ -423,6 +424,8 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
     bp.add_team_to_emulator(emu, team)
     if name == "kefu":
         argv, env = bp.kefu_argv(), bp.kefu_env(emu, db_path, shifts)
+        if args.profile:  # cProfile of the real process over its whole life (written when it stops)
+            argv = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), "-m", "bot", "run"]
     else:
         argv, env = bp.minimal_argv(), bp.base_env(emu)
         env["MINIMAL_RATE_LIMITER"] = "1" if name == "minimal_rl" else "0"
@@ -623,6 +626,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
                         help="load steps without the emulator's Telegram flood control (on by default)")
     parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="run kefu under cProfile, stats written to FILE (figures then are not comparable)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.rates = args.rates or ([10, 30, 60] if quick else [10, 20, 30, 40, 60, 80, 100, 135])
