@@ -115,9 +115,9 @@ async def wait_until_started(context: KefuContext) -> None:
 async def guard(update: Update, context: KefuContext) -> None:
     """Let the update go on to the features, or stop it here (ApplicationHandlerStop)."""
     await check(update, context)
-    if context.bot_data.get(_STARTED) is not None and not context.bot_data[_STARTED].is_set():
-        if command_name(update, context.bot.username) not in NEED_NO_START_UP:
-            await wait_until_started(context)
+    event = context.bot_data.get(_STARTED)
+    if event is not None and not event.is_set() and command_name(update, context.bot.username) not in NEED_NO_START_UP:
+        await wait_until_started(context)
 
 
 async def check(update: Update, context: KefuContext) -> None:
