@@ -40,10 +40,12 @@ reference = minimal PTB + AIORateLimiter in the same run: p99 at 30/s 33 vs 43 m
 50 copies: press answered max 72 ms, bystander /s p99 51 ms; 20 MB import: bystander /s p99
 126 ms; cold start 1.44 vs 0.82 s (1.75x); peak RSS 80 MB after load (139 MB with the import).
 Then (issue 13, second round: one-hop reads, the KB and the orders intake started after polling
-begins, numpy at first use, one TLS context), same command, load 1.3-1.5: CPU 6.3 vs 4.0 ms per
-update (1.58x; the same run before these changes: 7.7 vs 4.6, 1.69x), cold start 0.72 vs 0.33 s
-(before: 1.44 vs 0.71 s), peak RSS 81 MB after load (before: 94 MB); p99 at 30/s 36 vs 13 ms: the
-reference's p99 moves between 13 and 50 ms from run to run.
+begins, numpy at first use, one TLS context), same command, two runs at load 1.3-1.5: CPU 6.3 vs
+4.0 ms (1.58x) and 7.7 vs 4.6 ms (1.69x) per update (before: 7.7 vs 4.6, 1.69x: the CPU ratio
+moves by ±0.1 between runs); cold start 0.72 vs 0.33 s and 0.9 vs 0.4 s (before: 1.44 vs 0.71 s;
+the reference's own start moves between 0.33 and 0.71 s); peak RSS 81 MB after load (before 94).
+`--bots kefu,minimal_rl --rates 30 --step-seconds 10 --claims 0 --import-mb 0 --flood-seconds 0`
+(median of 3 starts), before vs after these changes in turn: cold start 1.15/1.8 s vs 0.86/0.85 s.
 Before this session (same command, load 5.2): p99 at 30/s 209 ms vs 36 ms, 60/s not sustained
 (p99 8.8 s). Figures move with the machine's load: compare ratios from one run.
 
