@@ -5,6 +5,7 @@ and without AIORateLimiter, under the same load, in one run.
     .venv/bin/python benchmarks/load.py --quick     # < 2 minutes: rates 10, 30, 60 /s, 5 s each
     .venv/bin/python benchmarks/load.py             # full: rates 10 … 135 /s, 15 s each, more probes
     options: --agents 100 --rates 10,30,60 --step-seconds 6 --claims 3 --no-import --bots kefu,minimal_rl
+             --profile FILE  (kefu under cProfile; pstats in FILE)
 
 For each bot (a fresh emulator; kefu on a fresh database seeded through bot.people / bot.orders
 with N agents, half of them in the shift working now, see _botproc.seed_team):
@@ -38,6 +39,13 @@ reference = minimal PTB + AIORateLimiter in the same run: p99 at 30/s 33 vs 43 m
 60/s), 0 x 429 under the emulator's flood control at every step and at 45/s offered; claim with
 50 copies: press answered max 72 ms, bystander /s p99 51 ms; 20 MB import: bystander /s p99
 126 ms; cold start 1.44 vs 0.82 s (1.75x); peak RSS 80 MB after load (139 MB with the import).
+Then (issue 13, second round: one-hop reads, the KB and the orders intake started after polling
+begins, numpy at first use, one TLS context), same command, two runs at load 1.3-1.5: CPU 6.3 vs
+4.0 ms (1.58x) and 7.7 vs 4.6 ms (1.69x) per update (before: 7.7 vs 4.6, 1.69x: the CPU ratio
+moves by ±0.1 between runs); cold start 0.72 vs 0.33 s and 0.9 vs 0.4 s (before: 1.44 vs 0.71 s;
+the reference's own start moves between 0.33 and 0.71 s); peak RSS 81 MB after load (before 94).
+`--bots kefu,minimal_rl --rates 30 --step-seconds 10 --claims 0 --import-mb 0 --flood-seconds 0`
+(median of 3 starts), before vs after these changes in turn: cold start 1.15/1.8 s vs 0.86/0.85 s.
 Before this session (same command, load 5.2): p99 at 30/s 209 ms vs 36 ms, 60/s not sustained
 (p99 8.8 s). Figures move with the machine's load: compare ratios from one run.
 
@@ -423,6 +431,8 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
     bp.add_team_to_emulator(emu, team)
     if name == "kefu":
         argv, env = bp.kefu_argv(), bp.kefu_env(emu, db_path, shifts)
+        if args.profile:  # cProfile of the real process over its whole life (written when it stops)
+            argv = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), "-m", "bot", "run"]
     else:
         argv, env = bp.minimal_argv(), bp.base_env(emu)
         env["MINIMAL_RATE_LIMITER"] = "1" if name == "minimal_rl" else "0"
@@ -623,6 +633,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
                         help="load steps without the emulator's Telegram flood control (on by default)")
     parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="run kefu under cProfile, stats written to FILE (figures then are not comparable)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.rates = args.rates or ([10, 30, 60] if quick else [10, 20, 30, 40, 60, 80, 100, 135])

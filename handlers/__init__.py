@@ -46,16 +46,32 @@ def register_all(app: Application) -> None:
     }
 
 
+#: Start-up hooks run once polling runs (issue 13, cold start): loading the scripts knowledge base
+#: (its validation compiles every script: the longest part of a start) and the orders intake (the
+#: import parser's process, interrupted imports, the HTTP endpoint). Until they are done, the
+#: guard holds every update except /help and /start (handlers/guard.py `wait_until_started`), so
+#: no update meets a half-started bot.
+AFTER_POLLING: tuple[ModuleType, ...] = (scripts, orders)
+
+
 async def on_startup(app: Application) -> None:
+    guard.starting(app)
     for feature in FEATURES:
         hook = getattr(feature, "on_startup", None)
-        if hook is not None:
+        if hook is not None and feature not in AFTER_POLLING:
             await hook(app)
 
 
 async def after_polling(app: Application) -> None:
-    """Start-up work nobody's first update waits for (issue 13, cold start): the command menu (a
-    Bot API call per scope) and the admins' start notice, once polling runs."""
+    """Start-up work the first update need not wait for, once polling runs: the deferred hooks
+    (`AFTER_POLLING`, in registration order), then the command menu (a Bot API call per scope) and
+    the admins' start notice."""
+    try:
+        for feature in FEATURES:
+            if feature in AFTER_POLLING:
+                await feature.on_startup(app)
+    finally:
+        guard.started(app)  # a failed hook is logged by the caller; updates must not wait forever
     await menu.publish_menu(app)
     await setup_notice.on_startup(app)  # last: sees the loaded KB and the team
 

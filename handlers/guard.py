@@ -15,6 +15,7 @@ finds itself in a group or channel that is not the team chat, it tells the admin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import Chat, InlineQueryResultsButton, Update, User
@@ -88,7 +89,38 @@ def command_name(update: Update, bot_username: str) -> str | None:
     return name.lower()
 
 
+#: Commands that need nothing of the start-up work done after polling begins (handlers/__init__.py
+#: `AFTER_POLLING`): they are answered at once while the rest waits for it.
+NEED_NO_START_UP = frozenset({"help", "start"})
+_STARTED = "started"
+
+
+def starting(app: Application) -> None:
+    """Start-up has begun: updates that passed the guard wait for `started` (except NEED_NO_START_UP)."""
+    app.bot_data[_STARTED] = asyncio.Event()
+
+
+def started(app: Application) -> None:
+    event = app.bot_data.get(_STARTED)
+    if event is not None:
+        event.set()
+
+
+async def wait_until_started(context: KefuContext) -> None:
+    event = context.bot_data.get(_STARTED)
+    if event is not None and not event.is_set():
+        await event.wait()
+
+
 async def guard(update: Update, context: KefuContext) -> None:
+    """Let the update go on to the features, or stop it here (ApplicationHandlerStop)."""
+    await check(update, context)
+    event = context.bot_data.get(_STARTED)
+    if event is not None and not event.is_set() and command_name(update, context.bot.username) not in NEED_NO_START_UP:
+        await wait_until_started(context)
+
+
+async def check(update: Update, context: KefuContext) -> None:
     kind = update_kind(update)
     chat = update.effective_chat
     where = chat_kind(chat, context.svc.settings.kefu_team_chat_id)

@@ -13,7 +13,20 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
+
+
+class _Numpy:
+    """numpy, imported at first use (issue 13, cold start: ~0.1-0.2 s the bot's first answer
+    need not wait for; bot/kpi/worktime.py imports it late too)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import numpy
+
+        globals()["np"] = numpy
+        return getattr(numpy, name)
+
+
+np: Any = _Numpy()
 
 #: kpi_daily: (day, shop, shift, claimer, credit), `counts` (these sums, packed), then sorted arrays
 COUNTS = ("n", "escalated", "snoozed", "before", "pushed", "acted", "open", "decided", "paid", "cents",
@@ -25,8 +38,15 @@ COLUMNS = KEY + ("counts",) + ARRAYS
 #: kpi_reminder_facts columns read to build the groups (bot/kpi/facts.py Fact)
 FACT_READ = ("day", "shop", "shift", "claimer", "credit", "claim_s", "done_s", "escalated", "snoozed", "pc_end",
              "pc_work", "pc_wall", "pay", "acted", "paid", "cents", "pay_delta", "warn", "warn_ok", "push")
-INT = np.dtype("<i8")
-EMPTY = np.empty(0, INT)
+#: The dtype of every packed array (a numpy dtype string: numpy is imported at first use).
+INT = "<i8"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EMPTY":  # an empty array of INT, made at first use
+        value = globals()["EMPTY"] = np.empty(0, INT)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pack(values: Sequence[int]) -> bytes:

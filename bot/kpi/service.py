@@ -38,7 +38,7 @@ from bot.kpi.schedule import monday_pack_due, morning_review_due
 from bot.kpi.standards import Standard
 from bot.kpi.stats import median, minutes, p90, percent
 from bot.kpi import daily
-from bot.kpi.daily import COUNTS, EMPTY, Groups
+from bot.kpi.daily import COUNTS, Groups
 from bot.kpi.readmodel import PERSON, ReadModel
 from bot.kpi.store import SLOT, KpiStore
 from bot.kpi.worktime import WorkClock
@@ -367,9 +367,9 @@ class KpiService:
         g = groups[0]
         t = {name: g.total(name) for name in COUNTS}
         decided = t["pushed"] - t["open"]
-        pay_delta = g.values("pay_delta_v").get("team", EMPTY)
-        claim_all = g.values("claim_v").get("team", EMPTY)
-        done_all = g.values("done_v").get("team", EMPTY)
+        pay_delta = g.values("pay_delta_v").get("team", daily.EMPTY)
+        claim_all = g.values("claim_v").get("team", daily.EMPTY)
+        done_all = g.values("done_v").get("team", daily.EMPTY)
         payment = {
             "pushed": t["pushed"], "acted": t["acted"], "paid_after": t["paid"], "decided": decided,
             "open": t["open"], "rate": percent(t["paid"], decided),
@@ -413,7 +413,7 @@ class KpiService:
             for key in sorted(set(counts) | set(pays), key=str):
                 if key is None or (level == "person" and not _may_see(viewer, key)):
                     continue
-                claim_s, done_s = claim_v.get(key, EMPTY), done_v.get(key, EMPTY)
+                claim_s, done_s = claim_v.get(key, daily.EMPTY), done_v.get(key, daily.EMPTY)
                 pushed, paid, cents = pays.get(key, (0, 0, 0))
                 entry = {"reminders": counts.get(key, [0])[0], "claimed": len(claim_s),
                          "median_minutes_to_claim": minutes(daily.median(claim_s)),
@@ -769,7 +769,7 @@ def _judged(std: Standard, groups: Groups, waits: _Waits, level: str | None) -> 
         pending = {k: waits.of(pushes, hours) for k, pushes in groups.values("open_push_v", key).items()}
         limit = (std.within_minutes or 0) * 60
         for k in set(done) | set(void) | set(pending):
-            out[k] = daily.within_counts(done.get(k, EMPTY), void.get(k, EMPTY), pending.get(k, []), limit)
+            out[k] = daily.within_counts(done.get(k, daily.EMPTY), void.get(k, daily.EMPTY), pending.get(k, []), limit)
     else:
         names = ["decided", "paid"] if std.metric == "payment_success" else ["warned", "saved"]
         for k, (n, good) in groups.by(key, names).items():
