@@ -54,6 +54,12 @@ def _first_row(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict)
         cursor.close()
 
 
+#: aiosqlite's `_execute(fn, *args)` (run fn in the connection's thread) and `_conn` are not
+#: public API (present from 0.17 to at least 0.22): used only when both exist, else fetchone
+#: falls back to the public cursor calls, so an aiosqlite upgrade cannot break reads.
+_ONE_HOP = hasattr(aiosqlite.Connection, "_execute") and isinstance(getattr(aiosqlite.Connection, "_conn", None), property)
+
+
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -359,7 +365,10 @@ class Database:
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
         try:
             async with self._reading() as conn:
-                return await conn._execute(_first_row, conn._conn, sql, params)
+                if _ONE_HOP:
+                    return await conn._execute(_first_row, conn._conn, sql, params)
+                async with conn.execute(sql, params) as cursor:  # the public, three-hop way
+                    return await cursor.fetchone()
         except sqlite3.Error as exc:
             self.note_fault(exc)  # a corrupt page shows on reads: /api/health names it too
             raise
