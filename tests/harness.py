@@ -9,6 +9,8 @@ from typing import Any
 
 from bot.clock import FakeClock, to_ts
 from bot.emulator import BotApiEmulator
+from bot.kb import KbError, load_kb
+from bot.kb.holder import kb_fingerprint
 from bot.people import Role
 from bot.services import Services, build_services
 from bot.settings import Settings
@@ -70,6 +72,7 @@ class Kefu:
     max_retries: int = 3
     tracker: UpdateTracker = field(default_factory=UpdateTracker)
     real_pacing: bool = False
+    shared_kb: bool = True
 
     async def say(self, user_id: int, text: str, *, chat_id: int | None = None) -> dict | None:
         """Send as a user, wait until the bot is idle, return the bot's last message in that chat."""
@@ -96,6 +99,8 @@ class Kefu:
         await self.svc.db.close()
         settings = self.svc.settings
         self.svc = await build_services(settings, self.clock)
+        if self.shared_kb:
+            preload_kb(self.svc)
         self.app = build_application(settings, clock=self.clock, services=self.svc, max_retries=self.max_retries,
                                      **pacing(self.real_pacing))
         self.tracker.track(self.app)
@@ -137,9 +142,34 @@ def pacing(real: bool) -> dict[str, Any]:
     return {"reply_interval": REPLY_INTERVAL} if real else {"reply_interval": REPLY_INTERVAL, "pacing": FAST_PACING}
 
 
+#: The project's knowledge base as loaded by the real loader, by fingerprint (path, names, sizes,
+#: mtimes of its YAML files): parsing it takes 0.5-1 s, at every start of every e2e test.
+_LOADED_KB: dict[Any, Any] = {}
+
+
+def preload_kb(services: Services) -> None:
+    """Put the project's scripts_kb, loaded once per session by the real `load_kb`, in the
+    holder before start-up (which then only applies its policy, as after an earlier load). Only
+    for the default knowledge base: tests that pass their own kefu_kb_dir (a broken one, a copy
+    with example values, /kb_reload) load theirs at start-up as the bot does."""
+    holder = services.kb
+    fingerprint = kb_fingerprint(holder.path)
+    if holder.current is not None or fingerprint is None:
+        return
+    if fingerprint not in _LOADED_KB:
+        try:
+            _LOADED_KB[fingerprint] = load_kb(holder.path)
+        except KbError:
+            return  # start-up loads (and reports) it
+    holder.current, holder.fingerprint = _LOADED_KB[fingerprint], fingerprint
+
+
 async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, real_pacing: bool = False,
                      **overrides: Any) -> Kefu:
-    """`real_pacing`: the outbox keeps Telegram's bulk limits (see FAST_PACING)."""
+    """`real_pacing`: the outbox keeps Telegram's bulk limits (see FAST_PACING). The default
+    knowledge base is loaded once per session (preload_kb); one given as kefu_kb_dir is loaded
+    at every start."""
+    shared_kb = "kefu_kb_dir" not in overrides
     emu = BotApiEmulator()
     await emu.start()
     emu.add_user(ADMIN, "老板", username="boss")
@@ -152,6 +182,8 @@ async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, real_p
         **{"kefu_scan_interval_seconds": 3600, **overrides},  # ticks only when a test calls tick()
     )
     services = await build_services(settings, clock)
+    if shared_kb:
+        preload_kb(services)
     app = build_application(settings, clock=clock, services=services, max_retries=max_retries,
                             **pacing(real_pacing))
     tracker = UpdateTracker()
@@ -161,7 +193,7 @@ async def start_kefu(tmp_path, clock: FakeClock, *, max_retries: int = 3, real_p
     await start_application(app)
     await emu.wait_until_idle()
     return Kefu(emu=emu, app=app, svc=services, clock=clock, max_retries=max_retries, tracker=tracker,
-                real_pacing=real_pacing)
+                real_pacing=real_pacing, shared_kb=shared_kb)
 
 
 async def stop_kefu(kefu: Kefu) -> None:
