@@ -42,11 +42,14 @@ def build_application(
     services: Services | None = None,
     max_retries: int = 3,
     reply_interval: float | None = None,
+    pacing: dict[str, float] | None = None,
 ) -> Application:
     """An Application wired with every feature; services are built at start-up unless given.
     `max_retries`: attempts per request on a 429 (the outbox's, per chat). `reply_interval`: the
     outbox's pacing of direct replies in one private chat (default Telegram's 1 s; the sandbox,
-    which talks to no Telegram, and the e2e harness shorten it; bulk pacing is never changed)."""
+    which talks to no Telegram, and the e2e harness shorten it). `pacing`: the outbox Flow's other
+    limits (rate, burst, private_interval, group_interval); only the e2e harness passes it, for
+    tests that are not about Telegram's limits."""
     # One TLS context (certificate store) for both HTTP clients: loading it is ~25 ms of a cold
     # start, and PTB's default builds one per client. Otherwise PTB's own defaults (pool sizes).
     tls = httpx.create_ssl_context()
@@ -75,10 +78,10 @@ def build_application(
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock or SystemClock()
     app.bot_data["outbox_attempts"] = max(1, max_retries)
-    if reply_interval is not None:
+    if reply_interval is not None or pacing:
         from handlers.outbox import Flow
 
-        app.bot_data["outbox_flow"] = Flow(reply_interval=reply_interval)
+        app.bot_data["outbox_flow"] = Flow(**(pacing or {}), reply_interval=reply_interval)
     if services is not None:
         app.bot_data["services"] = services
     if app.job_queue is not None:

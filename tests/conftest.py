@@ -19,6 +19,12 @@ def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "real_pacing: the e2e bot keeps Telegram's real bulk pacing (tests of the limits themselves)"
+    )
+
+
 def pytest_collection_modifyitems(items) -> None:
     """Everything under tests/e2e/ carries the `e2e` marker (registered in pyproject.toml)."""
     for item in items:
@@ -53,16 +59,19 @@ def staff() -> list[tuple]:
 
 
 @pytest.fixture
-async def start(tmp_path, clock, monkeypatch, staff):
+async def start(request, tmp_path, clock, monkeypatch, staff):
     """`await start(**overrides)`: the bot running end to end against the emulator (see
     tests/harness.py) with extra settings and `staff` registered; with kefu_team_chat_id the team
-    chat is a group of the day shift. Every bot started is stopped at the end."""
+    chat is a group of the day shift. Every bot started is stopped at the end. Bulk pacing is
+    short unless the test is marked `real_pacing`."""
     from tests.harness import start_kefu, stop_kefu
 
     monkeypatch.chdir(tmp_path)
     running = []
+    real_pacing = request.node.get_closest_marker("real_pacing") is not None
 
     async def starter(**overrides):
+        overrides.setdefault("real_pacing", real_pacing)
         kefu = await start_kefu(tmp_path, clock, **overrides)
         running.append(kefu)
         if team_chat := overrides.get("kefu_team_chat_id"):

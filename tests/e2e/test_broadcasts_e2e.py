@@ -152,6 +152,7 @@ async def test_a_photo_captioned_with_the_command_is_broadcast(team):
     assert refused and [m for m in kefu.emu.messages(N1) if "客服也想发" in m["plain"]] == []
 
 
+@pytest.mark.real_pacing
 async def test_progress_message_counts_up_while_sending(team, monkeypatch):
     kefu = team
     monkeypatch.setattr(broadcast_delivery, "PROGRESS_EVERY_SECONDS", 0.05)
@@ -188,6 +189,7 @@ async def test_blocked_recipient_is_marked_and_skipped_others_still_get_it(team)
     assert A2 not in tried and A1 in tried
 
 
+@pytest.mark.real_pacing
 async def test_a_429_in_the_middle_waits_and_delivers_everyone_once(team):
     kefu = team
     kefu.emu.inject_fault(method="sendMessage", kind="429", count=1, retry_after=1, chat_id=A2)
@@ -198,6 +200,7 @@ async def test_a_429_in_the_middle_waits_and_delivers_everyone_once(team):
         assert len(copies(kefu, chat, "限流测试")) == 1, chat
 
 
+@pytest.mark.real_pacing
 async def test_delivery_stays_under_the_flood_limit(team):
     """With the emulator enforcing 30 messages/s, the paced delivery never draws a 429."""
     kefu = team

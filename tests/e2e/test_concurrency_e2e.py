@@ -21,6 +21,8 @@ from tests.reminder_orders import save, unpaid
 AGENT, SUP, AGENT2, SLOW, NIGHT, NIGHT2 = 2001, 2002, 2003, 2006, 2004, 2005
 H = timedelta(hours=1)
 
+pytestmark = pytest.mark.real_pacing  # Telegram's real limits: what these tests are about
+
 
 @pytest.fixture
 def staff():

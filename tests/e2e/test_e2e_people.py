@@ -204,6 +204,7 @@ async def test_agents_view_shows_who_is_on_duty_across_midnight(kefu, team):
     assert next(line for line in lines if "user2001" in line).startswith("🟢")
 
 
+@pytest.mark.real_pacing
 async def test_a_429_is_retried_and_delivered_once(kefu, team):
     kefu.emu.inject_fault(method="sendMessage", kind="429", count=1, retry_after=1, chat_id=AGENT)
     reply = await kefu.say(AGENT, "/help")
