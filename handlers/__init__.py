@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
 
 from telegram.ext import Application, CommandHandler
@@ -25,6 +26,8 @@ from handlers import (
     start,
     ticker,
 )
+
+log = logging.getLogger(__name__)
 
 #: Feature modules in registration order; handler groups (the order updates meet them) are the
 #: one table in handlers/routing.py.
@@ -68,10 +71,17 @@ async def after_polling(app: Application) -> None:
     the admins' start notice."""
     try:
         for feature in FEATURES:
-            if feature in AFTER_POLLING:
+            if feature not in AFTER_POLLING:
+                continue
+            try:
                 await feature.on_startup(app)
+            except Exception as exc:  # noqa: BLE001 - one failing hook must not skip the others
+                log.exception("start-up of %s after polling failed", feature.__name__)
+                await errors.alert_admins(app, exc)
+            if feature is scripts:
+                guard.started(app)  # held updates need the knowledge base, not the orders intake
     finally:
-        guard.started(app)  # a failed hook is logged by the caller; updates must not wait forever
+        guard.started(app)  # whatever happened, updates must not wait forever
     await menu.publish_menu(app)
     await setup_notice.on_startup(app)  # last: sees the loaded KB and the team
 
