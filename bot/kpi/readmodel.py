@@ -102,16 +102,26 @@ class ReadModel:
 
     async def _recompute(self, now: int) -> None:
         """Derive the facts of the reminders in the work set; store those that changed and drop
-        the stored days they belonged to or now belong to."""
+        the stored days they belonged to or now belong to. The work set's dirty marks are deleted
+        only with that store (also when none changed, or a marked reminder no longer exists): if
+        deriving fails, the exception goes up (the report fails loudly, as the in-memory reference
+        with the same `derive` would) and the marks stay, so the next sync retries them."""
         reminders, actions, old = await self.tables.work()
+        changed: list[tuple] = []
+        days: set[str] = set()
         if reminders:
-            facts = await asyncio.to_thread(self._derive_all, reminders, actions, now)
+            facts = await self._compute(reminders, actions, now)
             changed = [f for f in facts if old.get(f[0]) != f[1:]]
             day = FACT_COLUMNS.index("day")
             days = {f[1 + day] for f in changed} | {old[f[0]][day] for f in changed if f[0] in old}
             days.discard(None)
-            await self.tables.store_facts(changed, days)
+        await self.tables.store_facts(changed, days)
         await self.tables.clear_work()
+
+    async def _compute(self, reminders: list, actions: dict, now: int) -> list[tuple]:
+        """The facts of `reminders`, derived in a worker thread (the step between taking the work
+        set and storing its facts)."""
+        return await asyncio.to_thread(self._derive_all, reminders, actions, now)
 
     def _derive_all(self, reminders: list, actions: dict, now: int) -> list[tuple]:
         pushes = [r.first_push for r in reminders if r.first_push is not None]

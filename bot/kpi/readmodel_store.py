@@ -22,8 +22,9 @@ from bot.kpi.facts import FACT_COLUMNS
 from bot.kpi.store import KpiStore, ReminderRow
 
 #: The reminders one step recomputes: a per-connection scratch table on the write connection (the
-#: reader connection does not see it, so the reads of the work set run inside a transaction).
-WORK_CREATE, WORK = staging_table_sql("kpi_work", ("id INTEGER PRIMARY KEY",))
+#: reader connection does not see it, so the reads of the work set run inside a transaction). `mark`:
+#: the number of the dirty mark taken (migration 0014; NULL for the unsettled facts, taken unmarked).
+WORK_CREATE, WORK = staging_table_sql("kpi_work", ("id INTEGER PRIMARY KEY", "mark INTEGER"))
 IN_WORK = f"r.id IN (SELECT id FROM {WORK})"
 
 FACTS_INSERT = insert_replace_sql("kpi_reminder_facts", ("reminder_id", *FACT_COLUMNS))
@@ -31,6 +32,9 @@ DAILY_INSERT = f"INSERT INTO kpi_daily ({', '.join(COLUMNS)}) VALUES ({', '.join
 DAILY_DAY_INSERT = insert_replace_sql("kpi_daily_days", ("day", "at"))
 SHIP_DAY_INSERT = insert_replace_sql("kpi_ship_days", ("day", "at"))
 SETTING = insert_replace_sql("kpi_read_model", ("key", "value"))
+#: The dirty marks' counter (migration 0014): bumped by every trigger firing that sets a mark.
+MARK_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mark'"
+MARK_NOW = "(SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'mark')"
 
 
 class ReadModelStore:
@@ -53,7 +57,9 @@ class ReadModelStore:
             await conn.execute("DELETE FROM kpi_reminder_facts")
             await conn.execute("DELETE FROM kpi_daily")
             await conn.execute("DELETE FROM kpi_daily_days")
+            await conn.execute(MARK_BUMP)
             await conn.execute(insert_ignore_sql("kpi_dirty_reminders", ("reminder_id",), select="SELECT id FROM reminders"))
+            await conn.execute(f"UPDATE kpi_dirty_reminders SET mark = {MARK_NOW}")  # a sync under way keeps none
             await conn.execute("DELETE FROM kpi_ship_daily")
             await conn.execute("DELETE FROM kpi_ship_days")
             await conn.execute("DELETE FROM kpi_ship_dirty")
@@ -62,17 +68,16 @@ class ReadModelStore:
     # --- reminder facts ----------------------------------------------------------------------------
 
     async def take_dirty(self, limit: int) -> bool:
-        """Move up to `limit` dirty reminders into the work set; False when there were none. Taken
-        now: a change from here on marks the reminder dirty again for the next sync."""
+        """Copy up to `limit` dirty reminders (with their mark numbers) into the work set; False when
+        there were none. The marks stay until `store_facts` stores the facts computed from them: a
+        step that fails (an exception, a cancellation, a killed process) leaves them for the next
+        sync, and a change meanwhile gives a mark a new number, so that mark survives the store."""
         async with self.db.transaction() as conn:
             await conn.execute(WORK_CREATE)
             await conn.execute(f"DELETE FROM {WORK}")
-            cursor = await conn.execute(f"INSERT INTO {WORK} (id) SELECT reminder_id FROM kpi_dirty_reminders"
+            cursor = await conn.execute(f"INSERT INTO {WORK} (id, mark) SELECT reminder_id, mark FROM kpi_dirty_reminders"
                                         " ORDER BY reminder_id LIMIT ?", (limit,))
-            if cursor.rowcount == 0:
-                return False
-            await conn.execute(f"DELETE FROM kpi_dirty_reminders WHERE reminder_id IN (SELECT id FROM {WORK})")
-        return True
+            return cursor.rowcount > 0
 
     async def take_unsettled(self) -> None:
         """The work set: the facts that depend on the clock (settled = 0)."""
@@ -94,9 +99,12 @@ class ReadModelStore:
         return reminders, actions, old
 
     async def store_facts(self, facts: Sequence[tuple], days: Iterable[str]) -> None:
-        """Store changed facts (reminder id, *fact) and drop the stored days they touch."""
+        """Store changed facts (reminder id, *fact) and drop the stored days they touch; in the same
+        transaction, delete the dirty marks of the work set not set again since they were taken."""
         async with self.db.transaction() as conn:
             await conn.executemany(FACTS_INSERT, facts)
+            await conn.execute(f"DELETE FROM kpi_dirty_reminders WHERE EXISTS (SELECT 1 FROM {WORK} w"
+                               " WHERE w.id = kpi_dirty_reminders.reminder_id AND w.mark = kpi_dirty_reminders.mark)")
             await conn.executemany("DELETE FROM kpi_daily_days WHERE day = ?", [(d,) for d in days])
             await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in days])
 

@@ -3,7 +3,10 @@ and stays exact when records change after a report (late imports, claims, pushes
 
 from datetime import date, timedelta
 
+import pytest
+
 from bot.kpi import KpiService, Period, Viewer, load_standards
+from bot.kpi.readmodel import ReadModel
 from bot.reminders.rules import RuleBook
 from tests.conftest import local
 from tests.reminder_orders import changed, paid, save, unpaid
@@ -141,3 +144,64 @@ async def test_an_open_wait_grows_with_the_clock_without_a_record_change(db, clo
     later = await _same(fast, reference, day)
     claim = {s["id"]: s for s in later["standards"]}["payment_claim_10m"]
     assert (claim["n"], claim["achieved"]) == (1, 0.0)
+
+
+class _ComputeHook(ReadModel):
+    """The real read model, with something happening in its computation step (the step between
+    taking the dirty reminders and storing their facts): `hook` runs once, on the first call."""
+
+    def __init__(self, *args, hook) -> None:
+        super().__init__(*args)
+        self.hook = hook
+        self.calls = 0
+
+    async def _compute(self, reminders, actions, now):
+        self.calls += 1
+        facts = await super()._compute(reminders, actions, now)
+        if self.calls == 1:
+            await self.hook()
+        return facts
+
+
+def _hooked(fast, db, settings, hook):
+    fast.read_model = _ComputeHook(db, RuleBook.from_settings(settings), fast.store, hook=hook)
+    return fast.read_model
+
+
+async def test_a_failed_step_loses_no_dirty_reminder(db, clock, engine, kpi_settings):
+    """The computation step fails once (an exception; a cancellation or a killed process is the
+    same): the dirty marks it took stay, and the next report recomputes them."""
+    fast, reference = _services(db, clock, kpi_settings)
+    await _history(db, clock, engine)
+    clock.set(local("2026-11-25 10:00"))
+    dirty = (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0]
+    assert dirty >= 6
+
+    async def fail():
+        raise RuntimeError("derive failed")
+
+    model = _hooked(fast, db, kpi_settings, fail)
+    with pytest.raises(RuntimeError):
+        await fast.report(WEEK)
+    assert (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0] == dirty
+    await _same(fast, reference)  # the reviewer's probe: 0 reminders before the fix, the reference 9
+    assert model.calls >= 2
+    assert (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0] == 0
+
+
+async def test_a_reminder_changed_while_it_is_computed_is_recomputed(db, clock, engine, kpi_settings):
+    """A change committed after the step read a reminder marks it dirty again: storing the facts
+    computed from the older records must not delete that newer mark."""
+    fast, reference = _services(db, clock, kpi_settings)
+    orders, _, ids, _ = await _history(db, clock, engine)
+    clock.set(local("2026-11-17 09:00"))
+
+    async def change():  # a late import and a claim, while the facts are being derived
+        await save(db, clock, changed(orders[3], status="paid_unshipped", paid_at=clock.now()))
+        await engine.claim(ids[4], AGENT)
+
+    _hooked(fast, db, kpi_settings, change)
+    await _same(fast, reference)
+    assert (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0] == 0
+    claimer = (await db.fetchone("SELECT claimer FROM kpi_reminder_facts WHERE reminder_id = ?", (ids[4],)))[0]
+    assert claimer == AGENT
