@@ -5,6 +5,7 @@ other update, which is then answered as by a fully started bot; strangers are re
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 from telegram import Update
 
@@ -21,11 +22,15 @@ AGENT = 900002
 STRANGER = 900003
 
 
-async def test_help_is_answered_before_the_knowledge_base_loads_and_a_search_waits_for_it(tmp_path, clock):
+@asynccontextmanager
+async def polling_before_deferred_start_up(tmp_path, clock, *, stranger: bool = False):
+    """What `kefu run` does, stopped before the work done after polling begins: yields (emu,
+    services, app) with one registered agent (and a stranger known to the emulator)."""
     emu = BotApiEmulator()
     await emu.start()
     emu.add_user(AGENT, "小美", username="xiaomei")
-    emu.add_user(STRANGER, "路人")
+    if stranger:
+        emu.add_user(STRANGER, "路人")
     settings = Settings(
         telegram_bot_token=emu.token,
         telegram_base_url=emu.base_url,
@@ -43,11 +48,19 @@ async def test_help_is_answered_before_the_knowledge_base_loads_and_a_search_wai
     )
     app = build_application(settings, clock=clock, services=services, reply_interval=0.05)
     try:
-        # what `kefu run` does, stopping before the work done after polling begins
         await app.initialize()
         await on_startup(app)
         await app.start()
         await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        yield emu, services, app
+    finally:
+        await stop_application(app)
+        await services.db.close()
+        await emu.stop()
+
+
+async def test_help_is_answered_before_the_knowledge_base_loads_and_a_search_waits_for_it(tmp_path, clock):
+    async with polling_before_deferred_start_up(tmp_path, clock, stranger=True) as (emu, services, app):
         assert services.kb.current is None  # the knowledge base is not loaded yet
 
         emu.send_text(AGENT, "/s 退货运费谁出")
@@ -65,44 +78,13 @@ async def test_help_is_answered_before_the_knowledge_base_loads_and_a_search_wai
         assert best.script.title in search["plain"]
         answers = await emu.wait_for_message(AGENT, count=2, timeout=10)
         assert answers["message_id"] > search["message_id"]  # /help answered after the search, in order
-    finally:
-        await stop_application(app)
-        await services.db.close()
-        await emu.stop()
 
 
 async def test_help_is_answered_while_start_up_work_is_still_running(tmp_path, clock):
-    emu = BotApiEmulator()
-    await emu.start()
-    emu.add_user(AGENT, "小美", username="xiaomei")
-    settings = Settings(
-        telegram_bot_token=emu.token,
-        telegram_base_url=emu.base_url,
-        telegram_base_file_url=emu.base_file_url,
-        kefu_db_path=tmp_path / "kefu.db",
-        kefu_admin_ids=(ADMIN,),
-        kefu_scan_interval_seconds=3600,
-    )
-    services = await build_services(settings, clock)
-    now = to_ts(clock.now())
-    await services.db.execute(
-        "INSERT INTO users (tg_id, username, full_name, role, shift, active, created_at, updated_at)"
-        " VALUES (?, 'xiaomei', '小美', ?, 'day', 1, ?, ?)",
-        (AGENT, Role.AGENT.code, now, now),
-    )
-    app = build_application(settings, clock=clock, services=services, reply_interval=0.05)
-    try:
-        await app.initialize()
-        await on_startup(app)
-        await app.start()
-        await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    async with polling_before_deferred_start_up(tmp_path, clock) as (emu, services, app):
         emu.send_text(AGENT, "/help")
         answer = await emu.wait_for_message(AGENT, timeout=10)
         assert "/s" in answer["plain"]  # the command list of a registered agent
         assert services.kb.current is None  # answered before the deferred start-up ran
         await handlers.after_polling(app)
         assert services.kb.current is not None
-    finally:
-        await stop_application(app)
-        await services.db.close()
-        await emu.stop()
