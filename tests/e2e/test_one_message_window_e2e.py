@@ -6,7 +6,8 @@ tests/e2e/test_concurrency_e2e.py):
 - a reminder digest: recorded as delivered to that chat (no second digest on the next ticks, the
   round counts as served, never edited since its id is unknown);
 - a broadcast's team-group post: remembered as posted (not posted again when a restart resumes
-  the broadcast).
+  the broadcast);
+- a fired schedule's progress panel: not re-sent nor edited; the final summary comes as a new message.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from bot.people import Role
-from tests.broadcast_helpers import compose, copies, draft_id
+from tests.broadcast_helpers import compose, copies, draft_id, press, say
 from tests.reminder_orders import save, unpaid
 
 AGENT, SUP = 2001, 2002
@@ -89,3 +90,32 @@ async def test_a_team_post_answered_after_the_read_timeout_is_not_posted_again_o
     assert kefu.emu.requests("pinChatMessage") == []  # its id is unknown: not pinned
     for chat in many:
         assert len(copies(kefu, chat, "慢群置顶测试")) == 1, chat
+
+
+async def test_a_scheduled_broadcasts_panel_answered_after_the_read_timeout_is_not_sent_twice(kefu):
+    """A fired schedule's progress panel whose answer times out is remembered as sent (id
+    unknown): not re-sent, not edited; the author still gets the final summary, once."""
+    from handlers.ticker import run_tick
+    from tests.conftest import local
+
+    kefu.clock.set(local("2026-11-22 20:00"))
+    panel = await say(kefu, SUP, "/schedule 每周一 08:00 慢面板测试 例会")
+    for suffix in ("a:all", "ack:0", "urg:0", "sil:0", "go"):
+        panel = await press(kefu, SUP, panel, suffix)
+    before = len(kefu.emu.messages(SUP))
+    kefu.emu.inject_fault(method="sendMessage", kind="slow", count=1, delay=6.0, chat_id=SUP)
+    kefu.clock.set(local("2026-11-23 08:00"))
+    await run_tick(kefu.app)  # not kefu.tick(): its idle wait would time out on the held request
+    await kefu.emu.wait_for_message(SUP, lambda m: "发送完成" in m["plain"], timeout=20)
+    await kefu.emu.wait_until_idle(timeout=10)
+    await asyncio.sleep(1.0)
+    new = kefu.emu.messages(SUP)[before:]
+    # the unconfirmed panel (never edited) and the final summary, sent as a new message
+    assert len(new) == 2, [m["plain"] for m in new]
+    assert sorted("发送完成" in m["plain"] for m in new) == [False, True]
+    assert sends_to(kefu, SUP, "发送完成") == 1
+    assert [copy for copy in copies(kefu, AGENT, "慢面板测试")] != []
+    kefu.clock.set(local("2026-11-23 08:05"))
+    await kefu.tick()
+    await kefu.emu.wait_until_idle(timeout=10)
+    assert len(kefu.emu.messages(SUP)) == before + 2
