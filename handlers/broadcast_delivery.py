@@ -19,7 +19,7 @@ from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot.broadcasts import Broadcast, Pacer, Recipient
+from bot.broadcasts import UNKNOWN_MESSAGE_ID, Broadcast, Pacer, Recipient
 from bot.render import Renderer
 from handlers import callbacks, outbox
 from handlers.common import button, keyboard
@@ -110,14 +110,24 @@ class Progress:
         self._last: str | None = None
 
     async def show(self, state: str) -> None:
+        """Edit the panel. A panel sent unconfirmed (UNKNOWN_MESSAGE_ID: it may be there, its id is
+        unknown) is not edited and not sent again while sending; only the final "done" summary
+        then goes out as a new message (the author would otherwise never learn it finished)."""
         b = self.broadcast
         if b.panel_chat_id is None or b.panel_message_id is None:
+            return
+        if not b.panel_editable and state != "done":
             return
         counts = await services_of(self.app).broadcasts.counts(b.id)
         text = renderer(self.app).render("broadcasts/progress.html", b=b, counts=counts, state=state)
         markup = None
         if state == "done" and counts.total:
             markup = keyboard([[button(self.app, "broadcast.buttons.roster", callbacks.BcRoster(b.id).pack(), number=b.number)]])
+        if not b.panel_editable:
+            delivery = await deliver(self.app, b.panel_chat_id, text, reply_markup=markup)
+            if delivery.message is not None:
+                await services_of(self.app).broadcasts.set_panel(b.id, b.panel_chat_id, delivery.message.message_id)
+            return
         if text == self._last and markup is None:
             return
         self._last = text
@@ -190,20 +200,24 @@ async def _worker(app: Application, broadcast: Broadcast, text: str, markup: Inl
 
 
 async def _ensure_panel(app: Application, broadcast: Broadcast) -> Broadcast:
-    """A scheduled broadcast has no compose message: its author gets a new progress message."""
+    """A scheduled broadcast has no compose message: its author gets a new progress message, once.
+    Sent unconfirmed, it is remembered as UNKNOWN_MESSAGE_ID (not sent again after a restart)."""
     if broadcast.panel_message_id is not None:
         return broadcast
     counts = await services_of(app).broadcasts.counts(broadcast.id)
     text = renderer(app).render("broadcasts/progress.html", b=broadcast, counts=counts, state="sending")
     delivery = await deliver(app, broadcast.author_id, text)
-    if delivery.message is not None:
-        await services_of(app).broadcasts.set_panel(broadcast.id, broadcast.author_id, delivery.message.message_id)
+    if delivery.ok:
+        message_id = delivery.message.message_id if delivery.message is not None else UNKNOWN_MESSAGE_ID
+        await services_of(app).broadcasts.set_panel(broadcast.id, broadcast.author_id, message_id)
         return await services_of(app).broadcasts.get(broadcast.id)
     return broadcast
 
 
 async def _post_to_team(app: Application, broadcast: Broadcast, author: str) -> None:
-    """Post the announcement in the team group and pin it there, once (remembered in the row)."""
+    """Post the announcement in the team group and pin it there, once (remembered in the row). A
+    post sent unconfirmed (its answer timed out: the one-message window) counts as posted, id
+    UNKNOWN_MESSAGE_ID: never posted again (a resume would show it twice), and not pinned."""
     chat_id = app.bot_data["services"].settings.kefu_team_chat_id
     if not broadcast.pin or chat_id is None:
         return
@@ -212,11 +226,14 @@ async def _post_to_team(app: Application, broadcast: Broadcast, author: str) -> 
     if message_id is None:
         text = copy_text(app, broadcast, author, in_group=True)
         delivery = await send_copy(app, chat_id, broadcast, text, disable_notification=bool(broadcast.silent))
-        if delivery.message is None:
+        if not delivery.ok:
             log.warning("broadcast %s not posted in the team group: %s", broadcast.id, delivery.error)
             return
-        message_id = delivery.message.message_id
+        message_id = delivery.message.message_id if delivery.message is not None else UNKNOWN_MESSAGE_ID
         await svc.set_team_message(broadcast.id, message_id)
+    if message_id == UNKNOWN_MESSAGE_ID:
+        log.warning("broadcast %s: team group post unconfirmed (id unknown); not pinned", broadcast.id)
+        return
     if not broadcast.team_pinned:
         # False when the bot may not pin there (not an admin of the group): logged by the outbox
         if await pin(app, chat_id, message_id, what=f"pin of broadcast {broadcast.id}",

@@ -137,11 +137,14 @@ def row_total(row: MessageRow, items: Sequence[ReminderView]) -> int:
 async def _send_recorded(app: Application, chat_id: int, text: str, markup, *, kind: str, purpose: str,
                          items: Sequence[tuple[ReminderView, int | None]], rule: str | None = None,
                          part: int = 1, parts: int = 1, total: int = 1) -> Delivery:
-    """Send one message and, the moment Telegram has accepted it, record what it carries."""
+    """Send one message and, the moment Telegram has accepted it, record what it carries. An
+    unconfirmed send (outbox: one-message window) is recorded the same, with no Telegram id: the
+    chat counts as served (never pushed twice), and the message is never edited."""
     delivery = await deliver(app, chat_id, text, reply_markup=markup)
-    if delivery.message is not None:  # an unconfirmed send has no id to record (outbox: one-message window)
+    if delivery.ok:
         await services_of(app).reminders.record_message(
-            chat_id=chat_id, message_id=delivery.message.message_id, kind=kind, purpose=purpose, items=items,
+            chat_id=chat_id, message_id=delivery.message.message_id if delivery.message is not None else None,
+            kind=kind, purpose=purpose, items=items,
             rule=rule, part=part, parts=parts, total=total, now=services_of(app).clock.now(),
         )
     return delivery

@@ -2,7 +2,7 @@
 re-notify and scheduled announcements. Domain only; the Telegram side is handlers/broadcasts.py."""
 
 from bot.broadcasts.audience import Audience, select_recipients
-from bot.broadcasts.model import Broadcast, Content, Counts, Recipient, Schedule
+from bot.broadcasts.model import UNKNOWN_MESSAGE_ID, Broadcast, Content, Counts, Recipient, Schedule
 from bot.broadcasts.pacing import Pacer
 from bot.broadcasts.service import BroadcastService, Fired
 from bot.broadcasts.when import (
@@ -26,6 +26,7 @@ __all__ = [
     "Recipient",
     "Rule",
     "Schedule",
+    "UNKNOWN_MESSAGE_ID",
     "WhenWords",
     "due_occurrences",
     "next_run",

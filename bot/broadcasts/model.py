@@ -10,6 +10,11 @@ from bot.broadcasts.audience import Audience
 KINDS = ("text", "photo", "document")
 #: The options the supervisor chooses, in the order the composing dialogue asks for them.
 CHOICES = ("audience", "ack_required", "urgent", "pin", "silent")
+#: `team_message_id` / `panel_message_id` of a message that was sent but whose Telegram answer
+#: timed out (the outbox's one-message window): posted, id unknown. It is never posted again (the
+#: team group would see the announcement twice) and never pinned or edited. Telegram's message ids
+#: start at 1, so 0 is never a real one.
+UNKNOWN_MESSAGE_ID = 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,16 @@ class Broadcast:
     @property
     def is_media(self) -> bool:
         return self.kind != "text"
+
+    @property
+    def team_posted(self) -> bool:
+        """Posted in the team group (maybe unconfirmed: then `team_message_id` is UNKNOWN_MESSAGE_ID)."""
+        return self.team_message_id is not None
+
+    @property
+    def panel_editable(self) -> bool:
+        """The author's panel message is known and can be edited."""
+        return self.panel_chat_id is not None and self.panel_message_id not in (None, UNKNOWN_MESSAGE_ID)
 
     @property
     def audience_spec(self) -> Audience | None:

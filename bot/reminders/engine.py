@@ -283,7 +283,7 @@ class ReminderEngine:
         self,
         *,
         chat_id: int,
-        message_id: int,
+        message_id: int | None,
         kind: str,
         purpose: str,
         items: Sequence[tuple[ReminderView, int | None]],
@@ -293,7 +293,9 @@ class ReminderEngine:
         total: int = 1,
         now: datetime | int | None = None,
     ) -> int:
-        """Record one message Telegram accepted and the reminders it carries (call right after sending)."""
+        """Record one message Telegram accepted and the reminders it carries (call right after sending).
+        `message_id` None: sent but unconfirmed (id unknown); recorded as delivered, never edited
+        (the store keeps a negative sentinel id, left out of `messages_showing`)."""
         ts = _ts(now or self.now())
         async with self.db.transaction() as conn:
             row_id = await self.store.add_message(conn, chat_id, message_id, kind, rule, part, parts, total, ts)

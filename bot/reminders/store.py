@@ -3,6 +3,13 @@ reminder_order_changes, reminder_messages, reminder_message_items, reminder_even
 (0004_reminders.sql) and reminder_unstaffed_notes (0007). The trigger on `orders` in 0004 fills
 reminder_order_changes; the scan here empties it.
 
+A send whose answer timed out (the outbox's "one-message window": it may have arrived, it is not
+sent again) is recorded like any other, so the tick counts that chat as served; its Telegram id
+is unknown, and reminder_messages.message_id is NOT NULL UNIQUE(chat_id, message_id) (0004), so
+it gets a sentinel: minus the row's own id (`add_message` with message_id None), negative and
+unique, never a real Telegram id (those are positive). `messages_showing` leaves such rows out:
+no edit is ever attempted on them; they only hold the delivery record.
+
 It READS the orders table (the due conditions are SQL over its indexes, bot/reminders/rules.py)
 but never writes it. The KPI read model (bot/kpi/store.py) reads these tables, never writes them.
 Methods taking `conn` run inside the caller's transaction (ReminderEngine decides what happens).
@@ -206,14 +213,18 @@ class ReminderStore:
             (purpose,),
         )
 
-    async def add_message(self, conn, chat_id: int, message_id: int, kind: str, rule: str | None, part: int,
+    async def add_message(self, conn, chat_id: int, message_id: int | None, kind: str, rule: str | None, part: int,
                           parts: int, total: int, ts: int) -> int:
-        return await insert_id(
+        """The message's row id. `message_id` None (sent, id unknown): the sentinel -id (module doc)."""
+        row_id = await insert_id(
             conn,
             "INSERT INTO reminder_messages (chat_id, message_id, kind, rule, part, parts, total, sent_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, COALESCE(?, -1 - (SELECT coalesce(max(id), 0) FROM reminder_messages)), ?, ?, ?, ?, ?, ?)",
             (chat_id, message_id, kind, rule, part, parts, total, ts),
         )
+        if message_id is None:  # the exact sentinel: minus the row's own id (unique, whatever id it got)
+            await conn.execute("UPDATE reminder_messages SET message_id = -id WHERE id = ?", (row_id,))
+        return row_id
 
     async def add_message_items(self, conn, rows: Sequence[tuple]) -> None:
         """(message_row, reminder_id, chat_id, purpose, round, position) rows; one already held is kept."""
@@ -269,7 +280,8 @@ class ReminderStore:
     async def messages_showing(self, reminder_ids: Sequence[int]) -> list[sqlite3.Row]:
         return await self.db.fetchall(
             "SELECT DISTINCT m.* FROM reminder_message_items i JOIN reminder_messages m ON m.id = i.message_row"
-            f" WHERE i.reminder_id IN ({', '.join('?' * len(reminder_ids))})",
+            " WHERE m.message_id > 0"  # a sentinel (sent, id unknown) cannot be edited
+            f" AND i.reminder_id IN ({', '.join('?' * len(reminder_ids))})",
             list(reminder_ids),
         )
 

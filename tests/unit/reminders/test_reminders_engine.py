@@ -210,6 +210,22 @@ async def test_a_round_completes_only_when_every_chat_has_it(db, clock, engine):
     assert done.state == "sent" and done.sent_at is not None
 
 
+async def test_unconfirmed_sends_count_as_delivered_and_are_never_edited(db, clock, engine):
+    """message_id None (outbox: sent, answer timed out): recorded with a unique negative sentinel,
+    the round counts it, and no edit path ever gets it."""
+    r1, r2 = await due_reminders(db, clock, engine)
+    first = await engine.record_message(chat_id=1, message_id=None, kind="card", purpose="notify", items=[(r1, 1)])
+    second = await engine.record_message(chat_id=1, message_id=None, kind="card", purpose="notify", items=[(r2, 1)])
+    await engine.record_message(chat_id=2, message_id=11, kind="digest", purpose="notify", items=[(r1, 1), (r2, 2)])
+    assert await engine.delivered([r1, r2], "notify") == {(r1.id, 1), (r2.id, 1), (r1.id, 2), (r2.id, 2)}
+    assert sorted(await engine.complete_round([1, 2])) == [r1.id, r2.id]
+    assert (await engine.get(r1.id)).first_sent_at is not None
+    assert [(m.chat_id, m.message_id) for m in await engine.messages_showing([r1.id, r2.id])] == [(2, 11)]
+    ids = [row[0] for row in await db.fetchall("SELECT message_id FROM reminder_messages WHERE id IN (?, ?)",
+                                                (first, second))]
+    assert sorted(ids) == sorted([-first, -second])
+
+
 async def test_a_claim_during_delivery_ends_the_round_as_claimed(db, clock, engine):
     [r] = await due_reminders(db, clock, engine, n=1)
     await engine.record_message(chat_id=1, message_id=10, kind="card", purpose="notify", items=[(r, 1)])
