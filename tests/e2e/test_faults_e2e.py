@@ -279,12 +279,21 @@ def corrupt_pages(db_path: Path, *objects: str) -> list[int]:
     return pages
 
 
-async def health(port: int) -> tuple[int, dict]:
+async def health(port: int, *, within: float = 20.0) -> tuple[int, dict]:
+    """GET /api/health; the endpoint starts with the orders intake once polling runs (after the
+    first answers), so a refused connection is retried for up to `within` seconds."""
     import httpx
 
+    deadline = asyncio.get_running_loop().time() + within
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
-        response = await client.get(f"http://127.0.0.1:{port}/api/health")
-    return response.status_code, response.json()
+        while True:
+            try:
+                response = await client.get(f"http://127.0.0.1:{port}/api/health")
+                return response.status_code, response.json()
+            except httpx.ConnectError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
 
 def free_port() -> int:
