@@ -21,7 +21,7 @@ import contextvars
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -406,8 +406,14 @@ def _columns(columns: Sequence[str]) -> str:
     return ", ".join(columns)
 
 
-def _marks(columns: Sequence[str]) -> str:
-    return ", ".join("?" for _ in columns)
+def placeholders(values: int | Sized | Iterable[Any]) -> str:
+    """`?, ?, ?`: one parameter mark per value (of a list, or a count of them), for `IN (…)` and
+    VALUES lists; the stores use it instead of joining marks by hand."""
+    count = values if isinstance(values, int) else len(list(values))
+    return ", ".join("?" * count)
+
+
+_marks = placeholders
 
 
 def insert_ignore_sql(table: str, columns: Sequence[str], *, select: str | None = None) -> str:

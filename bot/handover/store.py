@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from bot.db import Database, contains, insert_id, insert_ignore_sql, insert_replace_sql, insertion_order
+from bot.db import Database, contains, insert_id, insert_ignore_sql, insert_replace_sql, insertion_order, placeholders
 
 # An item with the shift it was last handed to (the newest delivery) and how often it was handed.
 ITEM_SELECT = f"""
@@ -108,7 +108,7 @@ class HandoverStore:
         return rows, int(total[0])
 
     async def written_per_occurrence(self, keys: Sequence[str]) -> dict[str, int]:
-        marks = ", ".join("?" for _ in keys)
+        marks = placeholders(keys)
         rows = await self.db.fetchall(
             f"SELECT occurrence, COUNT(*) FROM handover_items WHERE status != 'withdrawn'"
             f" AND occurrence IN ({marks}) GROUP BY occurrence", list(keys))
@@ -116,7 +116,7 @@ class HandoverStore:
 
     async def handed_per_occurrence(self, keys: Sequence[str]) -> dict[str, sqlite3.Row]:
         """occurrence → (received, taken, avg_take, max_take in seconds)."""
-        marks = ", ".join("?" for _ in keys)
+        marks = placeholders(keys)
         rows = await self.db.fetchall(
             "SELECT occurrence, COUNT(*) AS received, COUNT(taken_at) AS taken,"
             " AVG(taken_at - delivered_at) AS avg_take, MAX(taken_at - delivered_at) AS max_take"
@@ -124,7 +124,7 @@ class HandoverStore:
         return {r["occurrence"]: r for r in rows}
 
     async def resolved_per_occurrence(self, keys: Sequence[str]) -> dict[str, int]:
-        marks = ", ".join("?" for _ in keys)
+        marks = placeholders(keys)
         rows = await self.db.fetchall(
             f"SELECT resolved_occurrence, COUNT(*) FROM handover_items WHERE status = 'resolved'"
             f" AND resolved_occurrence IN ({marks}) GROUP BY resolved_occurrence", list(keys))

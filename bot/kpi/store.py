@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db import Database, insert_ignore_sql
+from bot.db import Database, insert_ignore_sql, placeholders
 from bot.reminders import RuleBook
 
 #: Reminders are selected by due time this much before the period (a push can come later than the
@@ -77,7 +77,7 @@ class KpiStore:
         return await self.reminder_actions_where("r.due_at >= ? AND r.due_at < ?", (start - PUSH_LAG, end))
 
     async def reminder_actions_where(self, cond: str, params: tuple) -> dict[int, list[tuple[int, int, str]]]:
-        marks = ", ".join("?" * len(ACTOR_ACTIONS))
+        marks = placeholders(ACTOR_ACTIONS)
         rows = await self.db.fetchall(
             "SELECT e.reminder_id, e.at, e.actor, e.action FROM reminders r"
             " JOIN reminder_events e ON e.reminder_id = r.id"

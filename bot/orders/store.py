@@ -28,6 +28,7 @@ from bot.db import (
     insert_id,
     insertion_order,
     insertion_range,
+    placeholders,
     staging_table_sql,
     upsert_sql,
 )
@@ -205,7 +206,7 @@ class OrderStore:
     async def refs(self, numbers: Sequence[str]) -> list[sqlite3.Row]:
         """(order_no, platform, shop, status) of the stored orders among these numbers, oldest
         update first."""
-        marks = ", ".join("?" for _ in numbers)
+        marks = placeholders(numbers)
         # Naming every platform lets SQLite use the UNIQUE (platform, order_no) index; on the order
         # number alone it would scan the whole orders table.
         return await self.db.fetchall(
@@ -218,7 +219,7 @@ class OrderStore:
         """Open orders whose clock start (created for unpaid; ship_from or paid otherwise) is in
         [low, high), or whose own promised deadline (ship_by) is in [start, end)."""
         base = "COALESCE(ship_from, paid_at)"
-        ship_marks = ", ".join("?" for _ in SHIPPING_STATUSES)
+        ship_marks = placeholders(SHIPPING_STATUSES)
         return await self.db.fetchall(
             f"SELECT {CLOCK_COLUMNS} FROM orders WHERE status = ? AND created_at >= ? AND created_at < ?"
             " UNION ALL "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from bot.db import Database, insert_id, insert_ignore_sql
+from bot.db import Database, insert_id, insert_ignore_sql, placeholders
 from bot.reminders.rules import NO_LONGER_DUE_SQL, OPEN_STATES, DueQuery
 
 _OPEN_SQL = ", ".join(f"'{s}'" for s in OPEN_STATES)
@@ -238,7 +238,7 @@ class ReminderStore:
 
     async def round_held_by_all(self, conn, chats: Sequence[int]) -> list[int]:
         """Pending reminders whose current round every one of `chats` holds."""
-        marks = ", ".join("?" * len(chats))
+        marks = placeholders(chats)
         return await _ids(
             conn,
             "SELECT i.reminder_id FROM reminder_message_items i JOIN reminders r ON r.id = i.reminder_id"
@@ -259,7 +259,7 @@ class ReminderStore:
 
     async def escalation_held_by_all(self, conn, chats: Sequence[int]) -> set[int]:
         """Open reminders whose next escalation every one of `chats` holds."""
-        marks = ", ".join("?" * len(chats))
+        marks = placeholders(chats)
         return set(await _ids(
             conn,
             "SELECT i.reminder_id FROM reminder_message_items i JOIN reminders r ON r.id = i.reminder_id"
