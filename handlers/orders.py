@@ -53,6 +53,7 @@ from bot.orders import (
     get_order,
     import_ended,
     import_file,
+    import_progress_message,
     import_started,
     interrupted_imports,
     warm_up_parser,
@@ -214,12 +215,17 @@ async def document_received(update: Update, context: KefuContext) -> None:
         await reply(update, context, too_large_text(context, filename))
         return
     feature.importing.add(user_id)
+    record = None
     try:
+        # recorded before anything is sent: a restart from here on tells the sender (the window
+        # between Telegram handing over the update and this line is the only one left)
+        record = await _record_start(context, message.chat_id, user_id, filename)
         progress = await reply(update, context, _render(context, "progress.html", filename=filename, rows=0))
         if progress is None:  # the chat cannot be reached: nothing to report to
             feature.importing.discard(user_id)
+            await _record_end(context, record)
             return
-        record = await _record_start(context, message.chat_id, progress, user_id, filename)
+        await _record_message(context, record, progress)
         context.application.create_task(
             _tracked(context, record, run_import(context, message.chat_id, user_id, document, filename, options, progress)),
             update=update,
@@ -227,29 +233,45 @@ async def document_received(update: Update, context: KefuContext) -> None:
         )
     except BaseException:
         feature.importing.discard(user_id)
+        await _record_end(context, record)
         raise
 
 
-async def _record_start(context: KefuContext, chat_id: int, progress: Message, user_id: int, filename: str) -> int | None:
+async def _record_start(context: KefuContext, chat_id: int, user_id: int, filename: str) -> int | None:
     """Record the import as in flight (reported as interrupted after a restart); None when the
     database cannot be written (the import itself will then say so)."""
     try:
-        return await import_started(context.svc.db, chat_id=chat_id, message_id=progress.message_id, user_id=user_id,
+        return await import_started(context.svc.db, chat_id=chat_id, message_id=None, user_id=user_id,
                                     filename=filename, now=to_ts(context.svc.clock.now()))
     except Exception as exc:  # noqa: BLE001 - a storage fault: the import reports it
         log.warning("import of %s not recorded as in flight: %s", filename, exc)
         return None
 
 
+async def _record_message(context: KefuContext, record: int | None, progress: Message) -> None:
+    """The progress message an interrupted import's report edits (else it sends a new one)."""
+    if record is None:
+        return
+    try:
+        await import_progress_message(context.svc.db, record, progress.message_id)
+    except Exception as exc:  # noqa: BLE001 - logged; the report then comes as a new message
+        log.warning("in-flight import %s: progress message not recorded: %s", record, exc)
+
+
+async def _record_end(context: KefuContext, record: int | None) -> None:
+    if record is None:
+        return
+    try:
+        await import_ended(context.svc.db, record)
+    except Exception as exc:  # noqa: BLE001 - logged; at worst a false "interrupted" later
+        log.warning("in-flight import %s not cleared: %s", record, exc)
+
+
 async def _tracked(context: KefuContext, record: int | None, work) -> Any:
     try:
         return await work
     finally:
-        if record is not None:
-            try:
-                await import_ended(context.svc.db, record)
-            except Exception as exc:  # noqa: BLE001 - logged; at worst a false "interrupted" later
-                log.warning("in-flight import %s not cleared: %s", record, exc)
+        await _record_end(context, record)
 
 
 async def report_interrupted_imports(app: Application) -> None:

@@ -14,7 +14,13 @@ from bot.orders.importer import (
     order_variables,
     upsert_orders,
 )
-from bot.orders.inflight import InFlightImport, import_ended, import_started, interrupted_imports
+from bot.orders.inflight import (
+    InFlightImport,
+    import_ended,
+    import_progress_message,
+    import_started,
+    interrupted_imports,
+)
 from bot.orders.lookups import OrderClock, OrderRef, known_orders, orders_due_within
 from bot.orders.parsing import warm_up as warm_up_parser
 from bot.orders.model import PLATFORMS, STATUSES, NormalizedOrder, RejectedRow
@@ -25,6 +31,6 @@ __all__ = [
     "PLATFORMS", "STATUSES", "ImportSummary", "NormalizedOrder", "NotAnExport", "OrderClock", "OrderRef", "RejectedRow",
     "known_orders", "orders_due_within", "platform_name", "template_module",
     "StoredOrder", "UpsertCounts", "find_orders", "get_order", "import_file", "open_export",
-    "order_variables", "upsert_orders", "InFlightImport", "import_ended", "import_started", "interrupted_imports",
+    "order_variables", "upsert_orders", "InFlightImport", "import_ended", "import_progress_message", "import_started", "interrupted_imports",
     "warm_up_parser",
 ]

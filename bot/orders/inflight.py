@@ -24,6 +24,11 @@ async def import_started(db: Database, *, chat_id: int, message_id: int | None, 
     return await OrderStore(db).import_started(chat_id, message_id, user_id, filename[:255], now)
 
 
+async def import_progress_message(db: Database, record_id: int, message_id: int) -> None:
+    """The progress message of an import in flight (its interrupted report edits it)."""
+    await OrderStore(db).import_progress_message(record_id, message_id)
+
+
 async def import_ended(db: Database, record_id: int) -> None:
     await OrderStore(db).import_ended(record_id)
 

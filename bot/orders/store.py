@@ -237,6 +237,9 @@ class OrderStore:
             (chat_id, message_id, user_id, filename, now),
         )
 
+    async def import_progress_message(self, record_id: int, message_id: int) -> None:
+        await self.db.execute("UPDATE imports_in_flight SET message_id = ? WHERE id = ?", (message_id, record_id))
+
     async def import_ended(self, record_id: int) -> None:
         await self.db.execute("DELETE FROM imports_in_flight WHERE id = ?", (record_id,))
 

@@ -107,7 +107,8 @@ async def test_kill_9_at_random_points_of_an_import_loses_nothing_and_tells_the_
 
             words = await emu.wait(settled, 60)
             await again.stop()
-            assert words, f"the sender was never told what became of {name}"
+            told = [m["plain"][:80] for m in emu.messages(sender) if name in m["plain"]]
+            assert words, f"the sender was never told what became of {name}: {told}\n{again.tail_log(30)}"
             assert orders_in(db_path) in (before, seeded + ROWS)
             summaries = [m for m in emu.messages(sender) if name in m["plain"] and "导入结果" in m["plain"]]
             assert len(summaries) <= 1  # never reported (so never imported) twice
