@@ -342,10 +342,33 @@ class ParsedFile:
 _PRELOADED = False
 
 
+# The forkserver listens on a Unix socket in multiprocessing's own temp folder, which it makes
+# under TMPDIR as .../pymp-XXXXXXXX/listener-XXXXXXXX; such a path cannot pass 107 bytes.
+_SOCKET_PATH_MAX = 107
+_SOCKET_NAME_ROOM = len("/pymp-XXXXXXXX/listener-XXXXXXXX")
+
+
+def _socket_folder_fits() -> None:
+    """A long TMPDIR would leave the forkserver unable to listen ("AF_UNIX path too long") and
+    every import failing: then multiprocessing's folder (only its socket lives there) goes
+    under /tmp, while uploads and spools stay in TMPDIR."""
+    if len(os.fsencode(tempfile.gettempdir())) + _SOCKET_NAME_ROOM <= _SOCKET_PATH_MAX:
+        return
+    from multiprocessing import util
+
+    saved = tempfile.tempdir
+    tempfile.tempdir = "/tmp"
+    try:
+        util.get_temp_dir()  # made now and kept by multiprocessing for this process
+    finally:
+        tempfile.tempdir = saved
+
+
 def _context() -> Any:
     global _PRELOADED
     ctx = multiprocessing.get_context(_START_METHOD)
     if _START_METHOD == "forkserver" and not _PRELOADED:
+        _socket_folder_fits()
         # The server imports the readers once; every parse then starts in milliseconds.
         ctx.set_forkserver_preload(["bot.orders.parsing", "openpyxl"])
         _PRELOADED = True

@@ -125,3 +125,29 @@ async def test_a_refusal_from_the_child_keeps_its_chinese_reason(clock):
 async def test_a_missing_file_is_an_os_error_as_before(tmp_path):
     with pytest.raises(FileNotFoundError):
         await parse_file(tmp_path / "nope.csv", filename="nope.csv", tz=SHANGHAI, now=0)
+
+
+def test_a_long_tmpdir_still_lets_the_parsing_process_start(tmp_path):
+    """The forkserver's Unix socket cannot live under a TMPDIR longer than ~75 bytes; a fresh
+    interpreter (the forkserver is per process) with such a TMPDIR still parses a file, and the
+    upload copy and spool still go to TMPDIR."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    deep = tmp_path / ("a-long-temporary-folder-name-" * 3) / "tmp"
+    deep.mkdir(parents=True)
+    assert len(str(deep)) > 80
+    program = (
+        "import asyncio, tempfile\n"
+        "from zoneinfo import ZoneInfo\n"
+        "from bot.orders.parsing import parse_file\n"
+        "data = b'platform,order_no,shop,status,created_at,amount\\ntaobao,T-1,shop,paid_unshipped,2026-11-22 09:00,1.00\\n'\n"
+        "parsed = asyncio.run(parse_file(data, filename='a.csv', tz=ZoneInfo('Asia/Shanghai'), now=0))\n"
+        "parsed.close()\n"
+        "print(tempfile.gettempdir())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(deep)}, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(deep)  # the process's own temp files stay where TMPDIR says
