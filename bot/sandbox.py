@@ -280,7 +280,7 @@ class TerminalChat:
 
 async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> int:
     from bot.services import build_services
-    from handlers.app import build_application, start_application, stop_application
+    from handlers.app import UpdateTracker, build_application, start_application, stop_application
 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-sandbox-"))
     text = renderer_for(ZoneInfo("Asia/Shanghai"))
@@ -299,6 +299,7 @@ async def run_sandbox(*, keep_db: bool = False, script: str | None = None) -> in
     services = await build_services(settings, clock)
     await seed_demo(services)
     app = build_application(settings, clock=clock, services=services, reply_interval=0.0)  # no Telegram here
+    UpdateTracker.watching(app, emu)  # a typed line waits until the bot has answered the last one
     await start_application(app)
     if script:
         lines = iter(Path(script).read_text(encoding="utf-8", errors="surrogateescape").splitlines())

@@ -31,6 +31,7 @@ from bot.services import Services, build_services
 from bot.settings import Settings
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
+from handlers.tracking import UpdateTracker  # noqa: F401 - for the sandbox (bot.sandbox imports handlers.app only)
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import tempfile
 import threading
@@ -375,9 +376,50 @@ def _context() -> Any:
     return ctx
 
 
+def _temp_prefix(what: str) -> str:
+    """Temp files carry the bot's pid: a file whose bot is gone is a leftover (`sweep_leftovers`)."""
+    return f"kefu-{what}-{os.getpid()}-"
+
+
+_LEFTOVER = re.compile(r"kefu-(?:upload|import)-(\d+)-")
+
+
+def sweep_leftovers() -> list[str]:
+    """Remove the upload copies and spools of bots that no longer run. The parsing process
+    removes them when its bot dies, but a bot killed between making one and starting the process
+    leaves it behind. Returns the names removed."""
+    removed = []
+    folder = tempfile.gettempdir()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _LEFTOVER.match(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
 def warm_up() -> None:
     """Start the forkserver now (it imports the readers once, ~1 s on a busy machine), so the
-    first upload is not the one that waits for it. Blocking: call it in a worker thread."""
+    first upload is not the one that waits for it; remove what killed bots left in the temp
+    folder. Blocking: call it in a worker thread."""
+    if removed := sweep_leftovers():
+        log.info("removed %d temp files of bots that no longer run", len(removed))
     _context()
     if _START_METHOD == "forkserver":
         from multiprocessing import forkserver
@@ -386,7 +428,7 @@ def warm_up() -> None:
 
 
 def _write_temp(data: Any) -> str:
-    fd, path = tempfile.mkstemp(prefix="kefu-upload-")
+    fd, path = tempfile.mkstemp(prefix=_temp_prefix("upload"))
     try:
         with os.fdopen(fd, "wb") as handle:
             if isinstance(data, (bytes, bytearray, memoryview)):
@@ -441,7 +483,7 @@ async def parse_file(
     `on_batch(rows_read, rejected_in_batch, rejected_rows_to_keep)` is awaited after each batch;
     `parsed.batches()` then already yields what the child spooled so far (stage while it parses).
     """
-    fd, spool = tempfile.mkstemp(prefix="kefu-import-")
+    fd, spool = tempfile.mkstemp(prefix=_temp_prefix("import"))
     os.close(fd)
     parsed = ParsedFile(result=None, spool=spool)  # type: ignore[arg-type]
     temp_source: str | None = None

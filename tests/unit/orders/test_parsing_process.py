@@ -13,7 +13,7 @@ import tempfile
 import pytest
 
 from bot.orders import NotAnExport, import_file
-from bot.orders.parsing import parse_file
+from bot.orders.parsing import parse_file, sweep_leftovers
 from tests.conftest import SHANGHAI
 
 HEADER = "platform,order_no,shop,status,created_at,amount"
@@ -151,3 +151,19 @@ def test_a_long_tmpdir_still_lets_the_parsing_process_start(tmp_path):
                           env={**os.environ, "TMPDIR": str(deep)}, cwd=Path(__file__).resolve().parents[3])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(deep)  # the process's own temp files stay where TMPDIR says
+
+
+def test_temp_files_of_a_bot_that_no_longer_runs_are_swept_and_a_running_ones_kept(temp_dir):
+    """A bot killed between making its spool and starting the parsing process leaves the file;
+    the next start removes it (files carry their bot's pid), never a running bot's."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    for name in (f"kefu-import-{dead_pid}-abc", f"kefu-upload-{dead_pid}-def", f"kefu-import-{os.getpid()}-ghi",
+                 "kefu-import-notapid", "other-file"):
+        (temp_dir / name).write_bytes(b"x")
+    assert sorted(sweep_leftovers()) == [f"kefu-import-{dead_pid}-abc", f"kefu-upload-{dead_pid}-def"]
+    assert sorted(p.name for p in temp_dir.iterdir()) == sorted(
+        [f"kefu-import-{os.getpid()}-ghi", "kefu-import-notapid", "other-file"])
