@@ -24,8 +24,11 @@ async def test_bulk_to_one_chat_keeps_order_and_its_pace_after_a_short_burst():
     log: list = []
     await _stamps(flow, 7, CHAT_BURST + 3, log)
     assert [i for _, i, _ in log] == list(range(CHAT_BURST + 3))
-    gaps = [b[2] - a[2] for a, b in zip(log[CHAT_BURST - 1:], log[CHAT_BURST:])]
-    assert all(g >= 0.045 for g in gaps), gaps
+    # after the burst, the j-th send comes at least j intervals after the burst's last one (a
+    # token bucket: one send late by the loop's jitter lets the next come sooner, never ahead)
+    burst_end = log[CHAT_BURST - 1][2]
+    since = [stamp - burst_end for _, _, stamp in log[CHAT_BURST:]]
+    assert all(s >= 0.045 * j for j, s in enumerate(since, start=1)), since
 
 
 async def test_groups_are_paced_slower_than_private_chats():
