@@ -8,8 +8,10 @@ the only core modules that import it. `kefu run` uses `run_polling`; tests and t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -36,6 +38,14 @@ from handlers.tracking import UpdateTracker  # noqa: F401 - for the sandbox (bot
 log = logging.getLogger(__name__)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context (certificate store) for every HTTP client of this process: loading it is
+    ~25-50 ms of CPU, and PTB's default builds one per client (the sandbox and the tests build
+    many Applications). Otherwise PTB's own defaults (pool sizes)."""
+    return httpx.create_ssl_context()
+
+
 def build_application(
     settings: Settings,
     *,
@@ -51,9 +61,7 @@ def build_application(
     which talks to no Telegram, and the e2e harness shorten it). `pacing`: the outbox Flow's other
     limits (rate, burst, private_interval, group_interval); only the e2e harness passes it, for
     tests that are not about Telegram's limits."""
-    # One TLS context (certificate store) for both HTTP clients: loading it is ~25 ms of a cold
-    # start, and PTB's default builds one per client. Otherwise PTB's own defaults (pool sizes).
-    tls = httpx.create_ssl_context()
+    tls = _tls_context()
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
