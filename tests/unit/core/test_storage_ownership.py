@@ -10,6 +10,7 @@ builders (`insert_ignore_sql("handover_state", …)`).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -77,15 +78,27 @@ STATEMENT = re.compile(r"\bSELECT\b[\s\S]*\bFROM\b|\bINSERT\s+(?:OR\s+\w+\s+)?IN
 BUILDERS = {"insert_ignore_sql", "insert_replace_sql", "upsert_sql"}
 
 
-def _sources() -> list[tuple[str, ast.Module]]:
+@functools.cache
+def _sources() -> tuple[tuple[str, ast.Module], ...]:
+    """Every module of bot/ and handlers/, parsed once per test process (never modified)."""
     found = []
     for folder in ("bot", "handlers"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             found.append((path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(encoding="utf-8"))))
-    return found
+    return tuple(found)
+
+
+_LITERALS: dict[int, list[str]] = {}
 
 
 def _literals(tree: ast.Module) -> list[str]:
+    """`_literal_texts`, once per module of `_sources()` (kept alive by its cache, so ids stay theirs)."""
+    if id(tree) not in _LITERALS:
+        _LITERALS[id(tree)] = _literal_texts(tree)
+    return _LITERALS[id(tree)]
+
+
+def _literal_texts(tree: ast.Module) -> list[str]:
     """Every string literal but docstrings; an f-string as its fixed parts joined by `{}`."""
     docstrings = {
         id(node.value) for node in ast.walk(tree)
@@ -198,5 +211,5 @@ def test_the_scan_recognises_the_constructs():
     assert not any(re.search(p, "moment.strftime('%Y-%m-%d')") for c, p in SQLITE_ONLY.items() if c != "strftime() in SQL")
     assert WRITE.findall("UPDATE users SET a = ? WHERE b = ?") == ["users"]
     tree = ast.parse('"""INSERT INTO orders"""\nx = f"UPDATE cases SET {a}"\ny = insert_ignore_sql("kb_misses", ("a",))')
-    assert sorted(_literals(tree)) == ["UPDATE cases SET {}", "a", "kb_misses"]
+    assert sorted(_literal_texts(tree)) == ["UPDATE cases SET {}", "a", "kb_misses"]
     assert _builder_tables(tree) == ["kb_misses"]
