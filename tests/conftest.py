@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,12 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def local(text: str) -> datetime:
     """A Shanghai wall-clock time, e.g. local('2026-11-23 10:00')."""
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: two workers per core, between 2 and 6 (an end-to-end test mostly waits for the
+    bot and the emulator, so the cores stay busy with twice as many workers)."""
+    return max(2, min(6, 2 * (os.cpu_count() or 1)))
 
 
 def pytest_configure(config) -> None:
