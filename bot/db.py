@@ -40,8 +40,17 @@ _PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 
-#: The Database whose transaction the current task (and what it awaits) is inside.
-_IN_TRANSACTION: contextvars.ContextVar[Database | None] = contextvars.ContextVar("kefu_db_transaction", default=None)
+#: The Database whose transaction is open, and the task that opened it. A task started inside
+#: the transaction inherits this variable but is another task: it is not part of the transaction
+#: (its statements wait for the lock like everyone else's, also after the transaction ended).
+_IN_TRANSACTION: contextvars.ContextVar[tuple[Database, asyncio.Task | None] | None] = contextvars.ContextVar(
+    "kefu_db_transaction", default=None)
+
+
+def _inside(db: Database) -> bool:
+    """The current task is the one inside `db`'s open transaction."""
+    held = _IN_TRANSACTION.get()
+    return held is not None and held[0] is db and held[1] is asyncio.current_task()
 
 def _first_row(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict) -> sqlite3.Row | None:
     """A one-row read done whole in the connection's thread (issue 13, CPU per update): one hop
@@ -257,7 +266,7 @@ class Database:
         """One atomic unit of work; rolled back on any exception, cancellation included."""
         async with self._lock:
             self._no_transaction.clear()  # reads from now on wait for this transaction's end
-            token = _IN_TRANSACTION.set(self)
+            token = _IN_TRANSACTION.set((self, asyncio.current_task()))
             try:
                 while self._readers:  # reads already under way finish first
                     self._readers_done.clear()
@@ -301,7 +310,7 @@ class Database:
         itself (autocommit), so this is one round trip to the database thread instead of three
         (BEGIN, the statement, COMMIT: issue 13, CPU per update); it still waits for any open
         transaction (the lock) so it never lands inside another task's."""
-        if _IN_TRANSACTION.get() is self:  # inside our own transaction: part of it
+        if _inside(self):  # inside our own transaction: part of it
             return await self.conn.execute(sql, params)
         async with self._lock:
             self._no_transaction.clear()
@@ -346,7 +355,7 @@ class Database:
         """The connection for a read: the reader outside a transaction; inside our own
         transaction the write connection (our own changes); without a reader, the write
         connection but not while another task's write transaction is open."""
-        if _IN_TRANSACTION.get() is self:
+        if _inside(self):
             yield self.conn
             return
         if self.reader is not None:

@@ -133,3 +133,37 @@ async def test_without_a_reader_a_transaction_waits_for_reads_under_way_and_read
     await asyncio.gather(first, w, later)
     assert order == ["read before", "write", "read after"]
     await db.close()
+
+
+async def test_a_task_started_inside_a_transaction_is_not_part_of_it(db):
+    """It inherits the transaction's context variable but is another task: its write waits for
+    the transaction to end and survives its rollback, and a later write of it still takes the
+    lock (never lands inside another task's transaction)."""
+    import asyncio
+
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    started: list[asyncio.Task] = []
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (1)")
+            started.append(asyncio.create_task(db.execute("INSERT INTO t VALUES (2)")))
+            await asyncio.sleep(0.05)
+            assert not started[0].done()  # waits for the lock, not inside this transaction
+            raise RuntimeError("roll back")
+    await started[0]
+    assert [r["x"] for r in await db.fetchall("SELECT x FROM t")] == [2]
+
+    async def later():
+        await asyncio.sleep(0.05)  # by now the first transaction is over
+        await db.execute("INSERT INTO t VALUES (4)")
+
+    async with db.transaction():
+        child = asyncio.create_task(later())
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:  # another transaction, rolled back
+            await conn.execute("INSERT INTO t VALUES (3)")
+            await asyncio.sleep(0.1)  # the child writes meanwhile: it must wait, not join
+            assert not child.done()
+            raise RuntimeError("roll back")
+    await child
+    assert sorted(r["x"] for r in await db.fetchall("SELECT x FROM t")) == [2, 4]
