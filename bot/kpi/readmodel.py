@@ -14,8 +14,10 @@ Kept current, before every read (`sync`):
   last); a sync drops the days those can reach and recomputes the missing closed days of the asked
   range in one grouped query. Today is never stored.
 - A change of shifts, time zone or shipping thresholds (kpi_read_model 'config') drops everything.
-Days are built and stored inside one write transaction with the reads they come from, so two
-processes (the bot and `kefu report kpi`) never store a day from facts another one just replaced.
+Days are built from facts read without the write lock and stored only if the facts' generation
+(bumped by every change of a fact, in any process) is unchanged, so two processes (the bot and
+`kefu report kpi`) never store a day from facts another one just replaced, and nobody's writes
+wait while a year of days is read and built.
 
 Medians and P90 stay exact (the merged values of the groups, the rules of bot/kpi/stats.py).
 This module holds the logic; its SQL is in bot/kpi/readmodel_store.py (the read model's tables) and
@@ -37,6 +39,8 @@ from bot.kpi.worktime import WorkClock
 from bot.reminders import RuleBook
 
 VERSION = "1"
+#: Builds of missing days from facts read without the write lock before one runs under it.
+OPTIMISTIC_TRIES = 3
 #: dirty reminders recomputed per step (a step holds the shared connection for ~0.1–0.3 s)
 CHUNK = 5000
 #: person column of each reminder metric (the claimer, or the credited person for 催付 success)
@@ -223,22 +227,45 @@ class ReadModel:
 
     async def _build_days(self, first: date, last: date) -> list[tuple]:
         """Build the missing days of [first, last] from the facts; store those with no fact
-        depending on the clock; return the rows of the others (used live, not stored)."""
-        live: list[tuple] = []
-        # read the facts and store the days in one write transaction: a fact written by another
-        # process either came before (and is read) or after (and drops the day again)
+        depending on the clock; return the rows of the others (used live, not stored).
+
+        The facts are read and the days built without the write lock (a year of days is a long
+        read and build: nobody's writes wait for it); the days are stored in a short transaction
+        only if no process changed a fact meanwhile (the facts' generation), else built again.
+        After OPTIMISTIC_TRIES changed attempts, the read and build run inside the transaction."""
+        for _ in range(OPTIMISTIC_TRIES):
+            generation = await self.tables.facts_generation()
+            built = await self._build(first, last)
+            if built is None:
+                return []
+            wanted, keep, live, complete = built
+            async with self.tables.transaction() as conn:
+                if await self.tables.facts_generation() == generation:
+                    await self.tables.store_daily(conn, wanted, keep, complete)
+                    return live
+        # a fact written by another process either came before (and is read) or after (and drops
+        # the day again)
         async with self.tables.transaction() as conn:
-            missing = await self._missing_days(first, last)
-            if missing:
-                span = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
-                wanted = {d.isoformat() for d in missing}
-                facts = [f for f in await self.tables.facts_pushed(*span) if f[0] in wanted]
-                unsettled = {f[0] for f in facts if not f[-1]}
-                rows = await asyncio.to_thread(build, (tuple(f)[:-1] for f in facts))
-                keep = [r for r in rows if r[0] not in unsettled]
-                live = [r for r in rows if r[0] in unsettled]
-                await self.tables.store_daily(conn, wanted, keep, wanted - unsettled)
+            built = await self._build(first, last)
+            if built is None:
+                return []
+            wanted, keep, live, complete = built
+            await self.tables.store_daily(conn, wanted, keep, complete)
         return live
+
+    async def _build(self, first: date, last: date) -> tuple[set[str], list, list, set[str]] | None:
+        """(days wanted, rows to store, rows used live, days complete) of the missing days, or None."""
+        missing = await self._missing_days(first, last)
+        if not missing:
+            return None
+        span = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
+        wanted = {d.isoformat() for d in missing}
+        facts = [f for f in await self.tables.facts_pushed(*span) if f[0] in wanted]
+        unsettled = {f[0] for f in facts if not f[-1]}
+        rows = await asyncio.to_thread(build, (tuple(f)[:-1] for f in facts))
+        keep = [r for r in rows if r[0] not in unsettled]
+        live = [r for r in rows if r[0] in unsettled]
+        return wanted, keep, live, wanted - unsettled
 
 
 __all__ = ["DEADLINE_REACH", "PERSON", "ReadModel", "fingerprint"]

@@ -35,6 +35,10 @@ SETTING = insert_replace_sql("kpi_read_model", ("key", "value"))
 #: The dirty marks' counter (migration 0014): bumped by every trigger firing that sets a mark.
 MARK_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mark'"
 MARK_NOW = "(SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'mark')"
+#: The facts' generation: bumped by every store that changes kpi_reminder_facts, so days built from
+#: facts read without the write lock are stored only if no fact changed meanwhile (any process).
+FACTS_GENERATION_ADD = insert_ignore_sql("kpi_read_model", ("key", "value"))
+FACTS_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'facts'"
 
 
 class ReadModelStore:
@@ -64,6 +68,7 @@ class ReadModelStore:
             await conn.execute("DELETE FROM kpi_ship_days")
             await conn.execute("DELETE FROM kpi_ship_dirty")
             await conn.execute(SETTING, ("config", config))
+            await self._bump_facts(conn)
 
     # --- reminder facts ----------------------------------------------------------------------------
 
@@ -103,10 +108,22 @@ class ReadModelStore:
         transaction, delete the dirty marks of the work set not set again since they were taken."""
         async with self.db.transaction() as conn:
             await conn.executemany(FACTS_INSERT, facts)
+            if facts:
+                await self._bump_facts(conn)
             await conn.execute(f"DELETE FROM kpi_dirty_reminders WHERE EXISTS (SELECT 1 FROM {WORK} w"
                                " WHERE w.id = kpi_dirty_reminders.reminder_id AND w.mark = kpi_dirty_reminders.mark)")
             await conn.executemany("DELETE FROM kpi_daily_days WHERE day = ?", [(d,) for d in days])
             await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in days])
+
+    @staticmethod
+    async def _bump_facts(conn: aiosqlite.Connection) -> None:
+        await conn.execute(FACTS_GENERATION_ADD, ("facts", "0"))
+        await conn.execute(FACTS_BUMP)
+
+    async def facts_generation(self) -> int:
+        """The facts' generation (see FACTS_BUMP); inside a transaction, as that transaction sees it."""
+        row = await self.db.fetchone("SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'facts'")
+        return 0 if row is None else int(row[0])
 
     async def clear_work(self) -> None:
         await self.db.execute(f"DELETE FROM {WORK}")

@@ -205,3 +205,40 @@ async def test_a_reminder_changed_while_it_is_computed_is_recomputed(db, clock, 
     assert (await db.fetchone("SELECT count(*) FROM kpi_dirty_reminders"))[0] == 0
     claimer = (await db.fetchone("SELECT claimer FROM kpi_reminder_facts WHERE reminder_id = ?", (ids[4],)))[0]
     assert claimer == AGENT
+
+
+class _BuildHook(ReadModel):
+    """The real read model, with something happening after it built the missing days from facts
+    read without the write lock and before it stores them: `hook` runs once, on the first build."""
+
+    def __init__(self, *args, hook) -> None:
+        super().__init__(*args)
+        self.hook = hook
+        self.builds = 0
+
+    async def _build(self, first, last):
+        self.builds += 1
+        built = await super()._build(first, last)
+        if self.builds == 1:
+            await self.hook()
+        return built
+
+
+async def test_days_built_while_another_process_changes_a_fact_are_not_stored_stale(db, clock, engine, kpi_settings):
+    """The days are read and built without the write lock; another process (`kefu report kpi`)
+    changes a fact and stores the days meanwhile: the stale build is dropped, never stored over
+    them, and the report matches the in-memory reference."""
+    fast, reference = _services(db, clock, kpi_settings)
+    _, _, ids, _ = await _history(db, clock, engine)
+    clock.set(local("2026-11-25 10:00"))
+    other, _ = _services(db, clock, kpi_settings)
+
+    async def change():
+        await engine.claim(ids[4], AGENT)
+        await other.report(WEEK)  # recomputes the fact and stores the week's days first
+
+    fast.read_model = model = _BuildHook(db, RuleBook.from_settings(kpi_settings), fast.store, hook=change)
+    await _same(fast, reference)
+    assert model.builds >= 2
+    claimers = [r[0] for r in await db.fetchall("SELECT claimer FROM kpi_reminder_facts WHERE reminder_id = ?", (ids[4],))]
+    assert claimers == [AGENT]
