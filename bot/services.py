@@ -27,6 +27,8 @@ class OrdersDesk:
 
     #: People whose import is running (one at a time each).
     importing: set[int] = field(default_factory=set)
+    #: The running chat-upload imports (asyncio tasks): a stop cancels them (nothing written).
+    running: set[Any] = field(default_factory=set)
     #: The HTTP endpoint (bot.orders.api.ApiServer), when it runs.
     api: Any = None
 

@@ -86,6 +86,18 @@ async def after_polling(app: Application) -> None:
     await setup_notice.on_startup(app)  # last: sees the loaded KB and the team
 
 
+async def before_stop(app: Application) -> None:
+    """Polling has stopped and the Application is about to stop (which waits for every task it
+    started): each feature's `before_stop` ends work that need not be waited for."""
+    for feature in reversed(FEATURES):
+        hook = getattr(feature, "before_stop", None)
+        if hook is not None:
+            try:
+                await hook(app)
+            except Exception:  # noqa: BLE001 - the stop goes on
+                log.exception("before-stop work of %s failed", feature.__name__)
+
+
 async def on_shutdown(app: Application) -> None:
     for feature in reversed(FEATURES):
         hook = getattr(feature, "on_shutdown", None)

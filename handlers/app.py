@@ -139,6 +139,7 @@ async def stop_application(app: Application) -> None:
     if app.updater and app.updater.running:
         await app.updater.stop()
     if app.running:
+        await handlers.before_stop(app)
         await app.stop()
     await on_shutdown(app)
     await app.shutdown()
@@ -235,6 +236,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
         if app.updater and app.updater.running:
             await app.updater.stop()
         if app.running:
+            await handlers.before_stop(app)
             await app.stop()
         await on_shutdown(app)
         if initialized:

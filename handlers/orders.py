@@ -226,11 +226,13 @@ async def document_received(update: Update, context: KefuContext) -> None:
             await _record_end(context, record)
             return
         await _record_message(context, record, progress)
-        context.application.create_task(
+        task = context.application.create_task(
             _tracked(context, record, run_import(context, message.chat_id, user_id, document, filename, options, progress)),
             update=update,
             name=f"kefu-import-{user_id}",
         )
+        feature.running.add(task)
+        task.add_done_callback(feature.running.discard)
     except BaseException:
         feature.importing.discard(user_id)
         await _record_end(context, record)
@@ -268,15 +270,23 @@ async def _record_end(context: KefuContext, record: int | None) -> None:
 
 
 async def _tracked(context: KefuContext, record: int | None, work) -> Any:
+    """Run the import; its in-flight record goes when it ends, except when it was cancelled (a
+    stop): then the record says "interrupted" (`before_stop`, or the next start, tells the sender)."""
     try:
-        return await work
-    finally:
+        result = await work
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
         await _record_end(context, record)
+        raise
+    await _record_end(context, record)
+    return result
 
 
 async def report_interrupted_imports(app: Application) -> None:
-    """On start: every import a previous run left unfinished is reported to its sender as
-    interrupted with nothing written (its progress message edited, else a new message)."""
+    """On start (and at a stop, for the imports it cancelled): every import a run left unfinished
+    is reported to its sender on its progress message (else a new message): interrupted with
+    nothing written, or, when only its reports were cut short, written (its batch's counts)."""
     svc = services_of(app)
     try:
         leftovers = await interrupted_imports(svc.db)
@@ -284,7 +294,7 @@ async def report_interrupted_imports(app: Application) -> None:
         log.warning("interrupted imports not checked: %s", exc)
         return
     for item in leftovers:
-        text = _render(app, "progress.html", filename=item.filename, interrupted=True)
+        text = _render(app, "progress.html", filename=item.filename, interrupted=True, written=item.written)
         edited = item.message_id is not None and await edit(app, item.chat_id, item.message_id, text,
                                                             what="interrupted import progress")
         if not edited:
@@ -296,7 +306,8 @@ async def report_interrupted_imports(app: Application) -> None:
             if error:
                 log.warning("could not tell %s about the interrupted import: %s", item.chat_id, error)
         await import_ended(svc.db, item.id)
-        log.info("import of %s in chat %s was interrupted by a restart; sender told", item.filename, item.chat_id)
+        log.info("import of %s in chat %s was cut short by a restart (%s); sender told", item.filename, item.chat_id,
+                 "written" if item.written else "nothing written")
 
 
 async def _download(context: KefuContext, document: Document) -> bytes:
@@ -535,6 +546,25 @@ async def on_startup(app: Application) -> None:
         log.warning("import parser not started in advance: %s", exc)
     await report_interrupted_imports(app)
     await start_api(app)
+
+
+#: How long a stop waits for cancelled imports to wind down (their parsing process is killed).
+STOP_WAIT_S = 15.0
+
+
+async def before_stop(app: Application) -> None:
+    """A stop does not wait for running imports (a big file takes a while, a stuck parse up to its
+    timeout): they are cancelled, nothing of them written, and their senders told now that the
+    import was interrupted (else at the next start)."""
+    feature = services_of(app).orders
+    running = [task for task in feature.running if not task.done()]
+    if not running:
+        return
+    for task in running:
+        task.cancel()
+    await asyncio.wait(running, timeout=STOP_WAIT_S)
+    log.info("stopping: %d running import(s) cancelled, nothing of them written", len(running))
+    await report_interrupted_imports(app)
 
 
 async def on_shutdown(app: Application) -> None:

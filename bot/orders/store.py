@@ -243,6 +243,12 @@ class OrderStore:
     async def import_ended(self, record_id: int) -> None:
         await self.db.execute("DELETE FROM imports_in_flight WHERE id = ?", (record_id,))
 
+    async def batch_written_since(self, user_id: int | None, filename: str, since: int) -> sqlite3.Row | None:
+        """The newest file batch of `user_id` named `filename` recorded at or after `since`."""
+        return await self.db.fetchone(
+            "SELECT * FROM import_batches WHERE source = 'file' AND actor IS ? AND filename = ? AND created_at >= ?"
+            " ORDER BY id DESC LIMIT 1", (user_id, filename, since))
+
     async def imports_in_flight(self) -> list[sqlite3.Row]:
         return await self.db.fetchall("SELECT * FROM imports_in_flight ORDER BY id")
 

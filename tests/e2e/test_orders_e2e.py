@@ -193,6 +193,51 @@ async def test_a_second_file_while_one_is_importing_gets_a_polite_wait(kefu, mon
     assert "未变 8" in again["plain"]
 
 
+async def test_a_stop_does_not_wait_for_a_running_import_and_its_sender_is_told_once(kefu, monkeypatch):
+    """A stop (restart, deploy) while an import runs: the import is cancelled with nothing written
+    and the sender told at once on its progress message; the next start does not tell again."""
+    never = asyncio.Event()
+    real_import = orders_layer.import_file
+
+    async def stuck_import(*args, **kwargs):  # a parse that would run to its 10-minute timeout
+        await never.wait()
+        return await real_import(*args, **kwargs)
+
+    monkeypatch.setattr(orders_layer, "import_file", stuck_import)
+    orders_before = (await kefu.svc.db.fetchone("SELECT count(*) FROM orders"))[0]
+    seen = last_id(kefu, AGENT)
+    kefu.emu.send_document(AGENT, TAOBAO, (FIXTURES / TAOBAO).read_bytes())
+    await kefu.emu.wait_for_request("getFile")
+    await asyncio.wait_for(kefu.restart(), 30)  # before: the stop waited for the import
+    progress = new_messages(kefu, AGENT, seen)[0]
+    texts = [progress["plain"]] + [edit["plain"] for edit in progress["edits"]]
+    told = [t for t in texts if "导入因机器人重启被中断" in t]
+    assert len(told) == 1 and TAOBAO in told[0], texts
+    assert not any("中断" in m["plain"] for m in new_messages(kefu, AGENT, progress["message_id"]))
+    assert (await kefu.svc.db.fetchone("SELECT count(*) FROM orders"))[0] == orders_before
+    assert (await kefu.svc.db.fetchone("SELECT count(*) FROM imports_in_flight"))[0] == 0
+    monkeypatch.setattr(orders_layer, "import_file", real_import)
+    again = await upload(kefu, AGENT, TAOBAO, (FIXTURES / TAOBAO).read_bytes())
+    assert "新增 8" in again["plain"]
+
+
+async def test_an_import_written_before_a_restart_cut_its_reports_short_is_reported_as_written(kefu):
+    """Killed after the import's transaction committed, before its summary went out: the next
+    start tells the sender the counts of what was written, not "interrupted, nothing written"."""
+    from bot.clock import to_ts
+    from bot.orders import import_file, import_started
+    from tests.conftest import SHANGHAI
+
+    seen = last_id(kefu, AGENT)
+    await import_started(kefu.svc.db, chat_id=AGENT, message_id=None, user_id=AGENT, filename=TAOBAO,
+                         now=to_ts(kefu.clock.now()))
+    await import_file(kefu.svc.db, FIXTURES / TAOBAO, filename=TAOBAO, clock=kefu.clock, tz=SHANGHAI, actor=AGENT)
+    await kefu.restart()
+    told = [m["plain"] for m in new_messages(kefu, AGENT, seen)]
+    assert len(told) == 1 and "重启前已写入" in told[0] and "新增 8" in told[0] and "中断" not in told[0], told
+    assert (await kefu.svc.db.fetchone("SELECT count(*) FROM imports_in_flight"))[0] == 0
+
+
 async def test_a_stranger_cannot_import(kefu):
     kefu.emu.add_user(STRANGER, "路人")
     kefu.emu.send_document(STRANGER, TAOBAO, (FIXTURES / TAOBAO).read_bytes())
