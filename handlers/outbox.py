@@ -343,16 +343,23 @@ def in_background(target: Target, coroutine, *, name: str = "kefu-fanout") -> as
     app = target.application if isinstance(target, CallbackContext) else target
     f = flow(app)
     f.busy(+1)
-    return app.create_task(_logged(f, coroutine, name), name=name)
+    try:
+        task = app.create_task(_logged(coroutine, name), name=name)
+    except BaseException:
+        f.busy(-1)
+        coroutine.close()
+        raise
+    # a done callback, not a `finally` in the task: it also runs for a task cancelled before it
+    # ever started (a stop), so the outbox never stays "busy" for work that will not happen
+    task.add_done_callback(lambda _task: f.busy(-1))
+    return task
 
 
-async def _logged(f: Flow, coroutine, name: str) -> None:
+async def _logged(coroutine, name: str) -> None:
     try:
         await coroutine
     except Exception:  # noqa: BLE001 - background work must never take the bot down
         log.exception("background %s failed", name)
-    finally:
-        f.busy(-1)
 
 
 async def wait_idle(target: Target) -> None:
