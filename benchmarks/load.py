@@ -633,6 +633,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
                         help="load steps without the emulator's Telegram flood control (on by default)")
     parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
+    parser.add_argument("--only-cold-start", action="store_true",
+                        help="only the cold starts (--cold-starts per bot, default 7), the bots' starts interleaved")
     parser.add_argument("--profile", default=None, metavar="FILE",
                         help="run kefu under cProfile, stats written to FILE (figures then are not comparable)")
     args = parser.parse_args(argv)
@@ -642,7 +644,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.claims = 3 if args.claims is None and quick else (10 if args.claims is None else args.claims)
     args.import_mb = (19.5 if not quick else 19.5) if args.import_mb is None else args.import_mb
     args.flood_seconds = (4 if quick else 10) if args.flood_seconds is None else args.flood_seconds
-    args.cold_starts = args.cold_starts or (1 if quick else 3)
+    args.cold_starts = args.cold_starts or (7 if args.only_cold_start else 1 if quick else 3)
     args.bots = [b for b in args.bots.split(",") if b]
     unknown = set(args.bots) - set(BOTS)
     if unknown:
@@ -660,8 +662,59 @@ def compile_bytecode() -> None:
         compileall.compile_dir(str(bp.ROOT / package), quiet=1)
 
 
+async def cold_starts_only(args: argparse.Namespace) -> int:
+    """--only-cold-start: each bot on its own emulator (kefu on a seeded database), then rounds of
+    one start per bot in turn, so a change in the machine's load hits every bot alike."""
+    print(f"cold starts: {args.cold_starts} per bot, interleaved, {args.agents} agents; {bp.machine_load()}", flush=True)
+    results = {name: BotResult(name) for name in args.bots}
+    with bp.temp_workdir("kefu-cold-") as tmp:
+        workdir = Path(tmp)
+        setups = {}
+        try:
+            for name in args.bots:
+                shifts = bp.on_off_shifts()
+                db_path = workdir / f"{name}.db"
+                team = await bp.seed_team(db_path, shifts, args.agents)
+                emu = await bp.start_emulator()
+                bp.add_team_to_emulator(emu, team)
+                if name == "kefu":
+                    argv, env = bp.kefu_argv(), bp.kefu_env(emu, db_path, shifts)
+                else:
+                    argv, env = bp.minimal_argv(), bp.base_env(emu)
+                    env["MINIMAL_RATE_LIMITER"] = "1" if name == "minimal_rl" else "0"
+                setups[name] = (emu, team, argv, env)
+            for i in range(args.cold_starts):
+                for name in args.bots:
+                    emu, team, argv, env = setups[name]
+                    bot = bp.BotProcess(f"{name}-cold{i}", argv, env, workdir, rss_cap_mb=args.rss_cap_mb)
+                    try:
+                        took = await bp.cold_start(emu, bot, team.agents[i % len(team.agents)])
+                    finally:
+                        await bot.stop()
+                    if took is None:
+                        results[name].error += f" no answer to /help at start {i + 1}: {bot.tail_log(5)};"
+                    else:
+                        results[name].cold_starts.append(took)
+        finally:
+            for setup in setups.values():
+                await setup[0].stop()
+    for name, r in results.items():
+        r.cold_start_s = bp.percentile(r.cold_starts, 50) if r.cold_starts else None
+        colds = "/".join(f"{c:.2f}" for c in r.cold_starts)
+        print(f"{name:<11} cold start to first /help answer {fmt(r.cold_start_s, '.2f')} s (median of {colds})"
+              + (f"; PROBLEM:{r.error}" if r.error else ""))
+    kefu, ref = results.get("kefu"), results.get(REFERENCE)
+    if kefu and ref and kefu.cold_start_s and ref.cold_start_s:
+        rc = kefu.cold_start_s / ref.cold_start_s
+        print(f"SUMMARY cold start {kefu.cold_start_s:.2f} vs {ref.cold_start_s:.2f} s = {rc:.2f}x "
+              f"(goal <= {GOAL_COLD_RATIO}x) {'ok' if rc <= GOAL_COLD_RATIO else 'MISS'} ({bp.machine_load()})")
+    return 0
+
+
 async def main_async(args: argparse.Namespace) -> int:
     compile_bytecode()
+    if args.only_cold_start:
+        return await cold_starts_only(args)
     print(f"load benchmark: {args.agents} agents ({args.agents // 2} on duty), rates {args.rates} /s, "
           f"{args.step_seconds:.0f} s each; {bp.machine_load()}", flush=True)
     import_content = None
