@@ -29,6 +29,7 @@ from bot.clock import Clock, SystemClock
 from bot.db import storage_fault
 from bot.services import Services, build_services
 from bot.settings import Settings
+from handlers import guard
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 
@@ -102,8 +103,14 @@ async def on_startup(app: Application) -> None:
     await handlers.on_startup(app)
 
 
+#: Longest wait, once polling runs, for the updates that came first and need no deferred start-up
+#: work to be answered before that work begins (handlers/guard.py `first_answers_sent`).
+FIRST_ANSWERS_WAIT_S = 0.5
+
+
 async def _after_polling(app: Application) -> None:
     try:
+        await guard.first_answers_sent(app, FIRST_ANSWERS_WAIT_S)
         await handlers.after_polling(app)
     except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
         log.exception("start-up work after polling failed")
