@@ -667,6 +667,7 @@ async def cold_starts_only(args: argparse.Namespace) -> int:
     one start per bot in turn, so a change in the machine's load hits every bot alike."""
     print(f"cold starts: {args.cold_starts} per bot, interleaved, {args.agents} agents; {bp.machine_load()}", flush=True)
     results = {name: BotResult(name) for name in args.bots}
+    cpus: dict[str, list[float]] = {name: [] for name in args.bots}
     with bp.temp_workdir("kefu-cold-") as tmp:
         workdir = Path(tmp)
         setups = {}
@@ -689,25 +690,30 @@ async def cold_starts_only(args: argparse.Namespace) -> int:
                     bot = bp.BotProcess(f"{name}-cold{i}", argv, env, workdir, rss_cap_mb=args.rss_cap_mb)
                     try:
                         took = await bp.cold_start(emu, bot, team.agents[i % len(team.agents)])
+                        cpu = bot.cpu_seconds()  # the process's CPU time by the answer (less moved by load)
                     finally:
                         await bot.stop()
                     if took is None:
                         results[name].error += f" no answer to /help at start {i + 1}: {bot.tail_log(5)};"
                     else:
                         results[name].cold_starts.append(took)
+                        cpus[name].append(cpu)
         finally:
             for setup in setups.values():
                 await setup[0].stop()
     for name, r in results.items():
         r.cold_start_s = bp.percentile(r.cold_starts, 50) if r.cold_starts else None
         colds = "/".join(f"{c:.2f}" for c in r.cold_starts)
-        print(f"{name:<11} cold start to first /help answer {fmt(r.cold_start_s, '.2f')} s (median of {colds})"
+        print(f"{name:<11} cold start to first /help answer {fmt(r.cold_start_s, '.2f')} s (median of {colds}); "
+              f"CPU by then {fmt(bp.percentile(cpus[name], 50), '.2f')} s (median)"
               + (f"; PROBLEM:{r.error}" if r.error else ""))
     kefu, ref = results.get("kefu"), results.get(REFERENCE)
     if kefu and ref and kefu.cold_start_s and ref.cold_start_s:
         rc = kefu.cold_start_s / ref.cold_start_s
+        cpu_ratio = bp.percentile(cpus["kefu"], 50) / bp.percentile(cpus[REFERENCE], 50)
         print(f"SUMMARY cold start {kefu.cold_start_s:.2f} vs {ref.cold_start_s:.2f} s = {rc:.2f}x "
-              f"(goal <= {GOAL_COLD_RATIO}x) {'ok' if rc <= GOAL_COLD_RATIO else 'MISS'} ({bp.machine_load()})")
+              f"(goal <= {GOAL_COLD_RATIO}x) {'ok' if rc <= GOAL_COLD_RATIO else 'MISS'}; CPU by the answer "
+              f"{cpu_ratio:.2f}x ({bp.machine_load()})")
     return 0
 
 
