@@ -95,7 +95,12 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Subcommands of this module: for them the features' subcommands are not loaded (`kefu run`
+#: starts ~5 ms sooner; issue 13, cold start). `kefu --help` and every other command load them.
+CORE_COMMANDS = ("run", "sandbox", "db")
+
+
+def build_parser(*, features: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description="客服助手 kefu-bot")
     parser.add_argument("--version", action="version", version=f"kefu-bot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -115,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("path", type=Path)
     backup.set_defaults(func=cmd_db_backup)
 
-    for module_name in SUBCOMMAND_MODULES:
+    for module_name in SUBCOMMAND_MODULES if features else ():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -127,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(features=not argv or argv[0] not in CORE_COMMANDS)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
