@@ -688,11 +688,21 @@ async def cold_starts_only(args: argparse.Namespace) -> int:
                 for name in args.bots:
                     emu, team, argv, env = setups[name]
                     bot = bp.BotProcess(f"{name}-cold{i}", argv, env, workdir, rss_cap_mb=args.rss_cap_mb)
+                    user = team.agents[i % len(team.agents)]
+                    cpu_at: list[float] = []
+
+                    def cpu_probe(method: str, params: dict[str, Any], bot=bot, user=user, cpu_at=cpu_at) -> None:
+                        # the bot's CPU time as its answer arrives (before work it starts after answering)
+                        if not cpu_at and method.lower() == "sendmessage" and str(params.get("chat_id")) == str(user):
+                            cpu_at.append(bot.cpu_seconds())
+
+                    emu.on_request = cpu_probe
                     try:
-                        took = await bp.cold_start(emu, bot, team.agents[i % len(team.agents)])
-                        cpu = bot.cpu_seconds()  # the process's CPU time by the answer (less moved by load)
+                        took = await bp.cold_start(emu, bot, user)
                     finally:
+                        emu.on_request = None
                         await bot.stop()
+                    cpu = cpu_at[0] if cpu_at else float("nan")
                     if took is None:
                         results[name].error += f" no answer to /help at start {i + 1}: {bot.tail_log(5)};"
                     else:
