@@ -8,6 +8,7 @@ the only core modules that import it. `kefu run` uses `run_polling`; tests and t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -226,6 +227,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
                 return StartFailure("storage", f"{fault}: {exc}")
             await app.start()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
+            if not gc.isenabled():  # `kefu run` turned the collector off for the start-up (bot/cli.py)
+                gc.freeze()  # what the start-up built lives as long as the process: not scanned again
+                gc.enable()
             app.create_task(_after_polling(app), name="kefu-after-polling")  # the first update does not wait
         except TelegramError as exc:
             log.debug("start-up failed", exc_info=exc)
