@@ -6,6 +6,8 @@ and without AIORateLimiter, under the same load, in one run.
     .venv/bin/python benchmarks/load.py             # full: rates 10 … 135 /s, 15 s each, more probes
     options: --agents 100 --rates 10,30,60 --step-seconds 6 --claims 3 --no-import --bots kefu,minimal_rl
              --profile FILE  (kefu under cProfile; pstats in FILE)
+    .venv/bin/python benchmarks/load.py --only-cold-start --bots kefu,minimal_rl --cold-starts 11
+             # cold starts only (~1 min): the bots' starts interleaved, median wall time and CPU time
 
 For each bot (a fresh emulator; kefu on a fresh database seeded through bot.people / bot.orders
 with N agents, half of them in the shift working now, see _botproc.seed_team):
@@ -48,6 +50,15 @@ the reference's own start moves between 0.33 and 0.71 s); peak RSS 81 MB after l
 (median of 3 starts), before vs after these changes in turn: cold start 1.15/1.8 s vs 0.86/0.85 s.
 Before this session (same command, load 5.2): p99 at 30/s 209 ms vs 36 ms, 60/s not sustained
 (p99 8.8 s). Figures move with the machine's load: compare ratios from one run.
+Session 4 (issue 13, cold start: the deferred start-up begins after the first /help is answered,
+65 buttons without per-class dataclass code, the storage opened while getMe is in flight, the
+orders importer/parser loaded on first use, no feature subcommands for `kefu run`, no garbage
+collection during start-up), `--only-cold-start --bots kefu,minimal_rl --cold-starts 11`, before
+(main at 72fc3f9) and after in turn, two rounds, load average 3.0-5.1 (busy: other sessions):
+before 1.38 vs 1.02 s (1.35x; CPU by the answer 0.96 vs 0.56 s, 1.71x) and 1.09 vs 0.82 s
+(1.33x; CPU 1.76x); after 0.92 vs 1.05 s (0.88x; CPU 0.76 vs 0.51 s, 1.49x) and 0.88 vs 0.63 s
+(1.39x; CPU 0.84 vs 0.57 s, 1.47x). Under this load single runs of the same code range 0.9-1.56x
+in wall time; the CPU ratio (less moved by load) went from ~1.7-1.9x to ~1.5x.
 
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
