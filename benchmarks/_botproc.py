@@ -62,8 +62,12 @@ class RecordingEmulator(BotApiEmulator):
         self.send_times: list[float] = []  # every successful send*, for the flood-control check
         self.rejected_429 = 0
         self._waiters: list[tuple[Callable[[], Any], asyncio.Future]] = []
+        #: Called with (method, params) as each request arrives, before it is answered.
+        self.on_request: Callable[[str, dict[str, Any]], None] | None = None
 
     async def handle_api_call(self, token: str, method: str, params: dict[str, Any]):
+        if self.on_request is not None:
+            self.on_request(method, params)
         status, body = await super().handle_api_call(token, method, params)
         found = BotApiMethods.lookup(method)
         name = found[0] if found else method

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 import ssl
@@ -31,6 +32,7 @@ from bot.clock import Clock, SystemClock
 from bot.db import storage_fault
 from bot.services import Services, build_services
 from bot.settings import Settings
+from handlers import guard
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 from handlers.tracking import UpdateTracker  # noqa: F401 - for the sandbox (bot.sandbox imports handlers.app only)
@@ -111,8 +113,14 @@ async def on_startup(app: Application) -> None:
     await handlers.on_startup(app)
 
 
+#: Longest wait, once polling runs, for the updates that came first and need no deferred start-up
+#: work to be answered before that work begins (handlers/guard.py `first_answers_sent`).
+FIRST_ANSWERS_WAIT_S = 0.5
+
+
 async def _after_polling(app: Application) -> None:
     try:
+        await guard.first_answers_sent(app, FIRST_ANSWERS_WAIT_S)
         await handlers.after_polling(app)
     except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
         log.exception("start-up work after polling failed")
@@ -205,11 +213,16 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
             pass
     initialized = False
+    # The storage opens (migrations checked, labels read) while getMe is in flight: neither needs
+    # the other, and a cold start is that much shorter (issue 13). A failed getMe still wins.
+    opening = asyncio.create_task(build_services(settings, app.bot_data["clock"]), name="kefu-open-storage")
     try:
         try:
             await app.initialize()  # getMe: proves the network and the token
             initialized = True
             try:
+                app.bot_data["services"] = await opening
+                app.bot_data["owns_services"] = True
                 await on_startup(app)
             except Exception as exc:
                 fault = storage_fault(exc)
@@ -224,6 +237,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
                 return StartFailure("storage", f"{fault}: {exc}")
             await app.start()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
+            if not gc.isenabled():  # `kefu run` turned the collector off for the start-up (bot/cli.py)
+                gc.freeze()  # what the start-up built lives as long as the process: not scanned again
+                gc.enable()
             app.create_task(_after_polling(app), name="kefu-after-polling")  # the first update does not wait
         except TelegramError as exc:
             log.debug("start-up failed", exc_info=exc)
@@ -233,6 +249,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
         log.info("kefu-bot stopping")
         return None
     finally:
+        if "services" not in app.bot_data:  # the start failed before the storage was taken into use
+            try:
+                services = await opening
+            except Exception:  # noqa: BLE001 - the start already failed (that failure is reported)
+                pass
+            else:
+                await services.db.close()
         if app.updater and app.updater.running:
             await app.updater.stop()
         if app.running:

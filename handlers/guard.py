@@ -95,9 +95,49 @@ NEED_NO_START_UP = frozenset({"help", "start"})
 _STARTED = "started"
 
 
+_FIRST_ANSWERS = "first_answers"
+
+
 def starting(app: Application) -> None:
     """Start-up has begun: updates that passed the guard wait for `started` (except NEED_NO_START_UP)."""
     app.bot_data[_STARTED] = asyncio.Event()
+    app.bot_data[_FIRST_ANSWERS] = _FirstAnswers()
+
+
+class _FirstAnswers:
+    """`kefu run` begins the deferred start-up work once the updates waiting at start that need
+    none of it (/help, /start) are answered: loading the knowledge base in a thread would otherwise
+    compete with those answers for the interpreter (issue 13, cold start). `ready` is set when the
+    last of them is answered, or at once when an update arrives that needs the deferred work."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.answering: set[asyncio.Task] = set()
+
+    def answering_now(self) -> None:
+        task = asyncio.current_task()
+        if task is None or self.ready.is_set():
+            return
+        self.answering.add(task)
+        task.add_done_callback(self._answered)
+
+    def _answered(self, task: asyncio.Task) -> None:
+        self.answering.discard(task)
+        if not self.answering:
+            self.ready.set()
+
+
+async def first_answers_sent(app: Application, timeout: float) -> None:
+    """Return once the updates that need no deferred start-up work and came first are answered,
+    once an update needs that work, or after `timeout` seconds (nothing may be waiting at all)."""
+    first = app.bot_data.get(_FIRST_ANSWERS)
+    if first is None:
+        return
+    try:
+        await asyncio.wait_for(first.ready.wait(), timeout)
+    except TimeoutError:
+        pass
+    first.ready.set()
 
 
 def started(app: Application) -> None:
@@ -116,7 +156,14 @@ async def guard(update: Update, context: KefuContext) -> None:
     """Let the update go on to the features, or stop it here (ApplicationHandlerStop)."""
     await check(update, context)
     event = context.bot_data.get(_STARTED)
-    if event is not None and not event.is_set() and command_name(update, context.bot.username) not in NEED_NO_START_UP:
+    if event is not None and not event.is_set():
+        first = context.bot_data.get(_FIRST_ANSWERS)
+        if command_name(update, context.bot.username) in NEED_NO_START_UP:
+            if first is not None:
+                first.answering_now()
+            return
+        if first is not None:
+            first.ready.set()  # this update needs the deferred start-up work: begin it now
         await wait_until_started(context)
 
 

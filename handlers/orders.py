@@ -29,7 +29,7 @@ import logging
 import time
 from datetime import timezone
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from telegram import Document, Message, Update
@@ -44,28 +44,17 @@ from telegram.ext import (
 
 from bot.clock import to_ts
 from bot.kb import KbError, order_situation, scripts_for_situation
-from bot.orders import (
-    PLATFORMS,
-    ImportSummary,
-    NotAnExport,
-    StoredOrder,
-    find_orders,
-    get_order,
-    import_ended,
-    import_file,
-    import_progress_message,
-    import_started,
-    interrupted_imports,
-    warm_up_parser,
-)
+from bot.orders import PLATFORMS, import_ended, import_progress_message, import_started, interrupted_imports
 from bot.orders import text as order_text
-from bot.orders.importer import BATCH_SIZE, clean_order_no
 from bot.reminders import RuleBook, due_count, order_deadline, order_reminders
 from bot.render import renderer_for
 from handlers import callbacks
 from handlers.common import arg_text, button, keyboard, label
 from handlers.context import KefuContext, Target, services_of
 from handlers.outbox import answer_callback, deliver, deliver_file, edit, reply, send, tell_admins
+
+if TYPE_CHECKING:
+    from bot.orders import ImportSummary, StoredOrder
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +139,8 @@ def too_large_text(target: Target, filename: str) -> str:
     settings = services_of(target).settings
     if settings.kefu_import_max_mb * MB > TELEGRAM_DOWNLOAD_LIMIT:
         return _label(target, "errors.telegram_limit", filename=filename, limit_mb=TELEGRAM_DOWNLOAD_LIMIT // MB)
+    from bot.orders import NotAnExport  # the readers load on first use (issue 13, cold start)
+
     reason = NotAnExport("too_large", filename=filename, max_mb=settings.kefu_import_max_mb)
     return _render(target, "not_an_export.html", message=reason.message_zh)
 
@@ -338,9 +329,19 @@ async def run_import(context: KefuContext, chat_id: int, user_id: int, document:
     return summary
 
 
+async def import_file(*args: Any, **kwargs: Any) -> ImportSummary:
+    """`bot.orders.import_file`, its module loaded on the first import (issue 13, cold start)."""
+    from bot.orders import import_file as imported
+
+    return await imported(*args, **kwargs)
+
+
 async def _download_and_import(context: KefuContext, user_id: int, document: Document, filename: str,
                                options: dict[str, str], progress: ProgressMessage) -> tuple[ImportSummary | None, str]:
     """(summary, "") or (None, the message saying why nothing was imported). Frees the person's slot."""
+    from bot.orders import NotAnExport  # loaded on first use (issue 13, cold start)
+    from bot.orders.importer import BATCH_SIZE
+
     svc = context.svc
     try:
         try:
@@ -445,6 +446,8 @@ def script_keyboard(target: Target, order: StoredOrder, *, overdue: bool, first_
 
 async def show_order(update: Update, context: KefuContext, order_no: str, platform: str | None = None) -> bool:
     """Answer with the card, or the list of platforms when the number is on several; False if unknown."""
+    from bot.orders import find_orders, get_order  # loaded on first use (issue 13, cold start)
+
     db = context.svc.db
     if platform is not None:
         found = await get_order(db, order_no, platform)
@@ -471,6 +474,7 @@ async def show_order(update: Update, context: KefuContext, order_no: str, platfo
 
 def order_candidates(text: str) -> list[str]:
     """The number as typed (spaces, quotes, `#` removed), then order numbers found in the text."""
+    from bot.orders.importer import clean_order_no  # loaded on first use (issue 13, cold start)
     from handlers.scripts import order_numbers
 
     first = clean_order_no(text.lstrip("#＃"))
@@ -541,6 +545,8 @@ def register(app: Application) -> None:
 
 async def on_startup(app: Application) -> None:
     try:  # imports are parsed in a separate process: start its server before the first upload
+        from bot.orders import warm_up_parser
+
         await asyncio.to_thread(warm_up_parser)
     except Exception as exc:  # noqa: BLE001 - the first import starts it instead
         log.warning("import parser not started in advance: %s", exc)

@@ -15,6 +15,7 @@ from bot.emulator import BotApiEmulator
 from bot.people import Role
 from bot.services import build_services
 from bot.settings import Settings
+from handlers import guard
 from handlers.app import build_application, on_startup, stop_application
 
 ADMIN = 900001
@@ -88,3 +89,34 @@ async def test_help_is_answered_while_start_up_work_is_still_running(tmp_path, c
         assert services.kb.current is None  # answered before the deferred start-up ran
         await handlers.after_polling(app)
         assert services.kb.current is not None
+
+
+async def test_deferred_start_up_begins_once_the_first_help_is_answered(tmp_path, clock):
+    """`kefu run` (handlers/app.py `_after_polling`) begins the deferred work only after the
+    updates that came first and need none of it are answered, so loading the knowledge base does
+    not slow those answers down."""
+    async with polling_before_deferred_start_up(tmp_path, clock) as (emu, services, app):
+        emu.send_text(AGENT, "/help")
+        waited = asyncio.get_running_loop().time()
+        await guard.first_answers_sent(app, timeout=10)
+        assert emu.messages(AGENT)  # /help was answered before the wait ended
+        assert asyncio.get_running_loop().time() - waited < 5  # by the answer, not the 10 s time-out
+        assert services.kb.current is None
+
+
+async def test_an_update_that_needs_the_deferred_work_begins_it_at_once(tmp_path, clock):
+    async with polling_before_deferred_start_up(tmp_path, clock) as (emu, services, app):
+        emu.send_text(AGENT, "/s 退货运费谁出")
+        waited = asyncio.get_running_loop().time()
+        await guard.first_answers_sent(app, timeout=10)
+        assert asyncio.get_running_loop().time() - waited < 5  # not the 10 s time-out
+        assert emu.messages(AGENT) == []  # the search still waits for the knowledge base
+        await handlers.after_polling(app)
+        await emu.wait_for_message(AGENT, lambda m: "退货" in m["plain"], timeout=10)
+
+
+async def test_with_nothing_waiting_the_deferred_work_begins_after_the_short_wait(tmp_path, clock):
+    async with polling_before_deferred_start_up(tmp_path, clock) as (emu, services, app):
+        waited = asyncio.get_running_loop().time()
+        await guard.first_answers_sent(app, timeout=0.3)
+        assert 0.25 <= asyncio.get_running_loop().time() - waited < 5
