@@ -351,7 +351,12 @@ def in_background(target: Target, coroutine, *, name: str = "kefu-fanout") -> as
         raise
     # a done callback, not a `finally` in the task: it also runs for a task cancelled before it
     # ever started (a stop), so the outbox never stays "busy" for work that will not happen
-    task.add_done_callback(lambda _task: f.busy(-1))
+    def done(finished: asyncio.Task) -> None:
+        f.busy(-1)
+        if finished.cancelled():
+            coroutine.close()  # never started: no "never awaited" warning (a no-op if it had run)
+
+    task.add_done_callback(done)
     return task
 
 

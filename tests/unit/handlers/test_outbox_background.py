@@ -12,6 +12,7 @@ from handlers import outbox
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Tasks created via `Application.create_task` while the application is not running",
     "ignore:coroutine '_logged' was never awaited:RuntimeWarning",
+    "error:coroutine '.*work' was never awaited:RuntimeWarning",
 )
 
 
