@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence, Sized
 from contextlib import asynccontextmanager
@@ -134,7 +136,8 @@ _FAULT_WORDS = (
 
 def storage_fault(error: BaseException | None) -> str | None:
     """'disk_full' / 'read_only' / 'corrupt' / 'io_error' / 'cannot_open' when `error` (or its
-    cause) is a storage fault rather than a bug, else None."""
+    cause) is a storage fault rather than a bug, else None (`Database.note_fault` also tells a
+    full temp folder, 'temp_full', from a full database disk)."""
     seen = 0
     while error is not None and seen < 5:
         if isinstance(error, sqlite3.Error):
@@ -150,6 +153,22 @@ def storage_fault(error: BaseException | None) -> str | None:
         error = error.__cause__ or error.__context__
         seen += 1
     return None
+
+
+#: Free space under which a folder counts as full (SQLite's SQLITE_FULL does not say which one).
+NEARLY_FULL_BYTES = 64 * 1024 * 1024
+
+
+def full_where(db_path: Path) -> str:
+    """'temp_full' when the temp folder (SQLite's spill files for sorts, TEMP tables and big
+    transactions; maybe another disk, e.g. a small tmpfs) is nearly full and the database's disk
+    is not; else 'disk_full' (the database's disk, or its page limit)."""
+    try:
+        temp_free = shutil.disk_usage(tempfile.gettempdir()).free
+        db_free = shutil.disk_usage(db_path.parent).free
+    except OSError:
+        return "disk_full"
+    return "temp_full" if temp_free < NEARLY_FULL_BYTES <= db_free else "disk_full"
 
 
 class Database:
@@ -176,6 +195,8 @@ class Database:
 
     def note_fault(self, error: BaseException) -> str | None:
         kind = storage_fault(error)
+        if kind == "disk_full":
+            kind = full_where(self.path)
         if kind is not None:
             self._fault = (kind, str(error)[:200], time.monotonic())
         return kind

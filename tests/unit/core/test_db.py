@@ -167,3 +167,29 @@ async def test_a_task_started_inside_a_transaction_is_not_part_of_it(db):
             raise RuntimeError("roll back")
     await child
     assert sorted(r["x"] for r in await db.fetchall("SELECT x FROM t")) == [2, 4]
+
+
+async def test_a_full_temp_folder_is_told_apart_from_a_full_database_disk(db, tmp_path, monkeypatch):
+    """SQLITE_FULL does not say which disk: the free space does (a small tmpfs for /tmp)."""
+    import shutil
+    import tempfile
+
+    full = sqlite3.OperationalError("database or disk is full")
+    real = shutil.disk_usage
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def usage(free_in_temp: int, free_for_db: int):
+        def disk_usage(path):
+            got = real(path)
+            free = free_in_temp if str(path) == str(temp) else free_for_db
+            return type(got)(got.total, got.total - free, free)
+        return disk_usage
+
+    monkeypatch.setattr(shutil, "disk_usage", usage(1 << 20, 1 << 34))
+    assert db.note_fault(full) == "temp_full"
+    monkeypatch.setattr(shutil, "disk_usage", usage(1 << 20, 1 << 20))
+    assert db.note_fault(full) == "disk_full"
+    monkeypatch.setattr(shutil, "disk_usage", usage(1 << 34, 1 << 34))
+    assert db.note_fault(full) == "disk_full"  # e.g. the database's page limit
