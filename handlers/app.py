@@ -82,7 +82,7 @@ def build_application(
         # each reply behind its overall budget. Telegram's limits are the outbox's (handlers/outbox.py).
         .context_types(ContextTypes(context=KefuContext))
         .concurrent_updates(KeyedUpdateProcessor())
-        .post_init(on_startup)
+        .post_init(_post_init)
         .post_shutdown(on_shutdown)
     )
     app = builder.build()
@@ -111,6 +111,17 @@ async def on_startup(app: Application) -> None:
         app.bot_data["services"] = await build_services(app.bot_data["settings"], app.bot_data["clock"])
         app.bot_data["owns_services"] = True
     await handlers.on_startup(app)
+
+
+async def _post_init(app: Application) -> None:
+    """For PTB's own `app.run_polling()` (as in PTB's examples; `kefu run`, the tests and the
+    sandbox call the steps themselves): the start-up, then the deferred start-up as a task once
+    polling runs. Without that task the knowledge base would never load and the guard would hold
+    every update but /help and /start."""
+    await on_startup(app)
+    # not app.create_task: the Application is not running yet (it starts after post_init)
+    app.bot_data["kefu_after_polling"] = asyncio.get_running_loop().create_task(
+        _after_polling(app), name="kefu-after-polling")
 
 
 #: Longest wait, once polling runs, for the updates that came first and need no deferred start-up

@@ -120,3 +120,43 @@ async def test_with_nothing_waiting_the_deferred_work_begins_after_the_short_wai
         waited = asyncio.get_running_loop().time()
         await guard.first_answers_sent(app, timeout=0.3)
         assert 0.25 <= asyncio.get_running_loop().time() - waited < 5
+
+
+async def test_ptbs_own_run_polling_also_starts_everything(tmp_path, clock):
+    """A developer following PTB's examples runs `app.run_polling()` (it calls post_init, never
+    our start-up steps one by one): the knowledge base still loads and a search is answered."""
+    import threading
+
+    emu = BotApiEmulator()
+    await emu.start()
+    emu.add_user(AGENT, "小美", username="xiaomei")
+    settings = Settings(
+        telegram_bot_token=emu.token, telegram_base_url=emu.base_url, telegram_base_file_url=emu.base_file_url,
+        kefu_db_path=tmp_path / "kefu.db", kefu_admin_ids=(ADMIN,), kefu_scan_interval_seconds=3600,
+    )
+    app = build_application(settings, clock=clock, reply_interval=0.05)
+    loops = []
+
+    def run() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        loops.append(asyncio.get_event_loop())
+        app.run_polling(poll_interval=0, timeout=1, stop_signals=None, close_loop=True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        await emu.wait_for_request("getUpdates", timeout=20)
+        services = app.bot_data["services"]
+        now = to_ts(clock.now())
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(services.db.execute(
+            "INSERT INTO users (tg_id, username, full_name, role, shift, active, created_at, updated_at)"
+            " VALUES (?, 'xiaomei', '小美', ?, 'day', 1, ?, ?)", (AGENT, Role.AGENT.code, now, now)), loops[0]))
+        emu.send_text(AGENT, "/s 退货运费谁出")
+        search = await emu.wait_for_message(AGENT, lambda m: "退货" in m["plain"], timeout=20)
+        assert search["plain"] and services.kb.current is not None
+    finally:
+        if loops:
+            loops[0].call_soon_threadsafe(app.stop_running)
+        await asyncio.to_thread(thread.join, 20)
+        await emu.stop()
+    assert not thread.is_alive()
