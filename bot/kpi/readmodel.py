@@ -147,6 +147,30 @@ class ReadModel:
         return datetime.fromtimestamp(ts, self.tz).date()
 
     async def _sync_ship_days(self, start: int, end: int, now: int) -> None:
+        """Drop the days changed orders can reach; store the missing closed days of [start, end).
+        The missing days are read and computed without the write lock (a grouped query over the
+        orders of the span) and stored only if no order changed meanwhile and no process dropped
+        days (the shipping generation), else again; after OPTIMISTIC_TRIES changed attempts, the
+        read and computation run inside the transaction."""
+        for _ in range(OPTIMISTIC_TRIES):
+            await self._take_ship_changes()
+            stamp = await self.tables.ship_stamp()
+            plan = await self._ship_plan(start, end, now)
+            if plan is None:
+                return
+            async with self.tables.transaction() as conn:
+                if await self.tables.orders_unchanged_since(stamp):
+                    await self.tables.store_ship_days(conn, *plan)
+                    return
+        await self._take_ship_changes()
+        # read, compute and store in one write transaction: no change can commit in between (a
+        # change committed after it marks the day dirty again)
+        async with self.tables.transaction() as conn:
+            plan = await self._ship_plan(start, end, now)
+            if plan is not None:
+                await self.tables.store_ship_days(conn, *plan)
+
+    async def _take_ship_changes(self) -> None:
         reach = max(int(t.seconds("unshipped")) for t, _, _ in self.book.groups()) + 3600
         async with self.tables.transaction() as conn:
             hours = await self.tables.take_ship_changes(conn)
@@ -158,24 +182,23 @@ class ReadModel:
                     day += timedelta(days=1)
             if stale:
                 await self.tables.drop_ship_days(conn, stale)
+
+    async def _ship_plan(self, start: int, end: int, now: int) -> tuple[list[str], int, list[tuple]] | None:
+        """(missing closed days, now, their rows) for store_ship_days, or None when none is missing."""
         first, last = self._local_day(start), self._local_day(end - 1)
-        # read, compute and store in one write transaction: no change can commit in between (a
-        # change committed after it marks the day dirty again)
-        async with self.tables.transaction() as conn:
-            stored = await self.tables.ship_days_stored(first.isoformat(), last.isoformat())
-            missing = []
-            day = first
-            while day <= last:
-                if self._day_bounds(day)[1] <= now and day.isoformat() not in stored:
-                    missing.append(day)
-                day += timedelta(days=1)
-            if not missing:
-                return
-            span_start, span_end = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
-            rows = await self._ship_rows(span_start, span_end, span_end)
-            keep = {d.isoformat() for d in missing}
-            await self.tables.store_ship_days(
-                conn, [d.isoformat() for d in missing], now,
+        stored = await self.tables.ship_days_stored(first.isoformat(), last.isoformat())
+        missing = []
+        day = first
+        while day <= last:
+            if self._day_bounds(day)[1] <= now and day.isoformat() not in stored:
+                missing.append(day)
+            day += timedelta(days=1)
+        if not missing:
+            return None
+        span_start, span_end = self._day_bounds(missing[0])[0], self._day_bounds(missing[-1])[1]
+        rows = await self._ship_rows(span_start, span_end, span_end)
+        keep = {d.isoformat() for d in missing}
+        return ([d.isoformat() for d in missing], now,
                 [(d, shop, shift or "", *v) for (d, shop, shift), v in rows.items() if d in keep])
 
     async def _ship_rows(self, start: int, end: int, now: int) -> dict[tuple[str, str, str | None], list[int]]:

@@ -37,8 +37,11 @@ MARK_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE 
 MARK_NOW = "(SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'mark')"
 #: The facts' generation: bumped by every store that changes kpi_reminder_facts, so days built from
 #: facts read without the write lock are stored only if no fact changed meanwhile (any process).
-FACTS_GENERATION_ADD = insert_ignore_sql("kpi_read_model", ("key", "value"))
+GENERATION_ADD = insert_ignore_sql("kpi_read_model", ("key", "value"))
 FACTS_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'facts'"
+#: The shipping days' generation: bumped whenever changed orders' hours are taken (their days
+#: dropped), so days planned from orders read before are not stored over the drop.
+SHIP_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'ship'"
 
 
 class ReadModelStore:
@@ -117,7 +120,7 @@ class ReadModelStore:
 
     @staticmethod
     async def _bump_facts(conn: aiosqlite.Connection) -> None:
-        await conn.execute(FACTS_GENERATION_ADD, ("facts", "0"))
+        await conn.execute(GENERATION_ADD, ("facts", "0"))
         await conn.execute(FACTS_BUMP)
 
     async def facts_generation(self) -> int:
@@ -171,7 +174,26 @@ class ReadModelStore:
             top = (await cursor.fetchone())[0]
         if top is not None and top > seen:
             await conn.execute(SETTING, ("orders_seen", str(top)))
+        if hours:  # days will be dropped: a plan read before this must not be stored (any process)
+            await conn.execute(GENERATION_ADD, ("ship", "0"))
+            await conn.execute(SHIP_BUMP)
         return hours
+
+    async def ship_stamp(self) -> tuple[int, int]:
+        """(the shipping days' generation, the newest order's id): read before a plan."""
+        row = await self.db.fetchone(
+            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'ship'), 0),"
+            " coalesce((SELECT max(id) FROM orders), 0)")
+        return int(row[0]), int(row[1])
+
+    async def orders_unchanged_since(self, stamp: tuple[int, int]) -> bool:
+        """Since `stamp` was read: no changed orders' hours taken (days dropped) by any process, no
+        order changed (no dirty mark of the triggers) and none added. Inside the caller's
+        transaction, as it sees the database."""
+        row = await self.db.fetchone(
+            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'ship'), 0),"
+            " coalesce((SELECT max(id) FROM orders), 0), EXISTS (SELECT 1 FROM kpi_ship_dirty)")
+        return (int(row[0]), int(row[1])) == stamp and not row[2]
 
     async def drop_ship_days(self, conn: aiosqlite.Connection, days: Iterable[str]) -> None:
         days = [(d,) for d in days]

@@ -242,3 +242,40 @@ async def test_days_built_while_another_process_changes_a_fact_are_not_stored_st
     assert model.builds >= 2
     claimers = [r[0] for r in await db.fetchall("SELECT claimer FROM kpi_reminder_facts WHERE reminder_id = ?", (ids[4],))]
     assert claimers == [AGENT]
+
+
+class _ShipPlanHook(ReadModel):
+    """The real read model, with something happening after it computed the missing shipping days
+    without the write lock and before it stores them: `hook` runs once, on the first plan."""
+
+    def __init__(self, *args, hook) -> None:
+        super().__init__(*args)
+        self.hook = hook
+        self.plans = 0
+
+    async def _ship_plan(self, start, end, now):
+        self.plans += 1
+        plan = await super()._ship_plan(start, end, now)
+        if self.plans == 1:
+            await self.hook()
+        return plan
+
+
+async def test_shipping_days_computed_while_another_process_syncs_a_change_are_not_stored_stale(
+        db, clock, engine, kpi_settings):
+    """While the closed days' shipping figures are computed without the write lock, a late export
+    ships an order of one of them and another process (`kefu report kpi`) syncs it (taking its
+    dirty mark, dropping and storing the day): the older plan is not stored over it."""
+    fast, reference = _services(db, clock, kpi_settings)
+    _, shipped_orders, _, _ = await _history(db, clock, engine)
+    clock.set(local("2026-11-25 10:00"))
+    other, _ = _services(db, clock, kpi_settings)
+
+    async def change():
+        await save(db, clock, changed(shipped_orders[0], status="shipped", shipped_at=local("2026-11-16 20:00")))
+        await other.report(WEEK)
+
+    fast.read_model = model = _ShipPlanHook(db, RuleBook.from_settings(kpi_settings), fast.store, hook=change)
+    await fast.report(WEEK)  # during the change: may show the day as it was when it started
+    await _same(fast, reference)  # what is stored is current
+    assert model.plans >= 2
