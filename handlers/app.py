@@ -22,7 +22,6 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
 )
-from telegram.request import HTTPXRequest
 
 import handlers  # the Telegram layer registers itself
 from bot.clock import Clock, SystemClock
@@ -31,6 +30,7 @@ from bot.services import Services, build_services
 from bot.settings import Settings
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
+from handlers.transport import JsonHTTPXRequest
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,13 @@ def build_application(
     tests that are not about Telegram's limits."""
     # One TLS context (certificate store) for both HTTP clients: loading it is ~25 ms of a cold
     # start, and PTB's default builds one per client. Otherwise PTB's own defaults (pool sizes).
+    # Parameters go as a JSON body (handlers/transport.py: issue 13, CPU per update).
     tls = httpx.create_ssl_context()
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
-        .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
-        .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
+        .request(JsonHTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
+        .get_updates_request(JsonHTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
         .defaults(
