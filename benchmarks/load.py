@@ -60,6 +60,19 @@ before 1.38 vs 1.02 s (1.35x; CPU by the answer 0.96 vs 0.56 s, 1.71x) and 1.09 
 (1.39x; CPU 0.84 vs 0.57 s, 1.47x). Under this load single runs of the same code range 0.9-1.56x
 in wall time; the CPU ratio (less moved by load) went from ~1.7-1.9x to ~1.5x.
 
+Session 4 (issue 13, CPU per update): the people the guard looks up kept by PeopleService until
+it changes them, a pasted message's order looked up once, KB rankings and rendered labels kept,
+Bot API parameters sent as one JSON body instead of a Python-percent-encoded form.
+`--bots kefu,minimal_rl --rates 30 --step-seconds 20 --claims 0 --import-mb 0 --flood-seconds 0`,
+2 shared cores at load average 1.1-5.1 (other helpers' work; the ratio moves by up to ±0.3 from
+one run to the next, so medians): before, six runs 1.73/1.82/1.58/1.61/1.61/1.81x (median 1.67x,
+kefu 8.5 vs 5.2 ms per update); after, seven runs 1.46/1.37/2.12/1.33/1.61/1.31/1.29x (median
+1.37x, kefu 6.9 vs 5.2 ms). Load-independent, from cProfile enabled for the load step only (a
+local wrapper, not this script's --profile, which covers the whole life; 30 s at 30/s, 944 updates):
+Python function calls per update 17.7k before, 13.2k after, the reference 10.3k (1.72x -> 1.29x);
+database round trips (aiosqlite thread hops) 3.5 per update before, 2.4 after. `--quick` after:
+CPU 8.1 vs 5.2 ms (1.56x; 5 s steps, ~150 updates: the noisiest figure).
+
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
 """

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from bot import PROJECT_ROOT
 
@@ -25,6 +26,11 @@ TEMPLATES_DIR = PROJECT_ROOT / "templates"
 TELEGRAM_TEXT_LIMIT = 4096
 #: libyaml's safe loader when PyYAML has it (labels load ~10x faster at start-up), else PyYAML's own.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: A label rendered with values of only these types is kept (the same key and values give the
+#: same text: labels read nothing but their values); others are rendered every time.
+_KEPT_VALUE_TYPES = frozenset({str, Markup, int, bool, type(None)})
+#: Rendered labels kept at most (button captions with script titles, role names, counts…).
+KEPT_LABELS = 4096
 
 
 @functools.cache
@@ -60,6 +66,8 @@ class Renderer:
         self.env.globals.update(L=self.labels, label=self.label)
         #: label key -> its compiled snippet (or the plain string): compiled once, on first use.
         self._compiled_labels: dict[str, Any] = {}
+        #: (key, (name, type, value)…) -> the rendered label (issue 13, CPU per update).
+        self._rendered_labels: dict[tuple, str] = {}
 
     @cached_property
     def labels(self) -> dict[str, Any]:
@@ -77,7 +85,8 @@ class Renderer:
 
     def label(self, key: str, **context: Any) -> str:
         """A short text from labels.yaml (dotted key), rendered with the context. Each snippet is
-        compiled once per process (compiling is ~30x the cost of rendering; issue 13)."""
+        compiled once per process (compiling is ~30x the cost of rendering; issue 13), and a
+        label rendered with plain values (strings, numbers) is kept for the same values."""
         compiled = self._compiled_labels.get(key)
         if compiled is None:
             node: Any = self.labels
@@ -89,7 +98,18 @@ class Renderer:
             self._compiled_labels[key] = compiled
         if isinstance(compiled, str):
             return compiled
-        return str(compiled.render(**context))
+        # The value's type is part of the key: Markup("a&b") and "a&b" are equal strings but
+        # render differently (escaped or not), as True and 1 do.
+        if not all(type(value) in _KEPT_VALUE_TYPES for value in context.values()):
+            return str(compiled.render(**context))
+        memo = (key, *((name, type(value), value) for name, value in context.items()))
+        text = self._rendered_labels.get(memo)
+        if text is None:
+            text = str(compiled.render(**context))
+            if len(self._rendered_labels) >= KEPT_LABELS:
+                self._rendered_labels.clear()
+            self._rendered_labels[memo] = text
+        return text
 
     def has_label(self, key: str) -> bool:
         node: Any = self.labels

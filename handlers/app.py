@@ -25,7 +25,6 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
 )
-from telegram.request import HTTPXRequest
 
 import handlers  # the Telegram layer registers itself
 from bot.clock import Clock, SystemClock
@@ -36,6 +35,7 @@ from handlers import guard
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 from handlers.tracking import UpdateTracker  # noqa: F401 - for the sandbox (bot.sandbox imports handlers.app only)
+from handlers.transport import JsonHTTPXRequest
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,13 @@ def build_application(
     which talks to no Telegram, and the e2e harness shorten it). `pacing`: the outbox Flow's other
     limits (rate, burst, private_interval, group_interval); only the e2e harness passes it, for
     tests that are not about Telegram's limits."""
+    # Parameters go as a JSON body (handlers/transport.py: issue 13, CPU per update).
     tls = _tls_context()
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
-        .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
-        .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
+        .request(JsonHTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
+        .get_updates_request(JsonHTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
         .defaults(

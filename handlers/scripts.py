@@ -155,19 +155,21 @@ async def stored_order(target: Target, order_no: str) -> Any | None:
         return None
 
 
-async def _order_in_query(context: KefuContext, text: str) -> tuple[str | None, str]:
-    """(order number to fill from, query text without it). The first stored one wins; if none
-    is stored the first candidate is kept so the agent is told it was not found."""
+async def _order_in_query(context: KefuContext, text: str) -> tuple[str | None, str, Any | None]:
+    """(order number to fill from, query text without it, that stored order or None). The first
+    stored one wins; if none is stored the first candidate is kept so the agent is told it was
+    not found."""
     numbers = order_numbers(text)
     if not numbers:
-        return None, text
-    chosen = numbers[0]
+        return None, text, None
+    chosen, order = numbers[0], None
     for number in numbers:
-        if await stored_order(context, number) is not None:
-            chosen = number
+        found = await stored_order(context, number)
+        if found is not None:
+            chosen, order = number, found
             break
     rest = text.replace(chosen, " ")
-    return chosen, rest.strip()
+    return chosen, rest.strip(), order
 
 
 def _chunks(text: str, limit: int = BLOCK_CHARS) -> list[str]:
@@ -196,6 +198,10 @@ def _chunks(text: str, limit: int = BLOCK_CHARS) -> list[str]:
 
 
 # --- script messages ------------------------------------------------------------------------------
+#: `script_message(order=...)` not given: the order is looked up from `order_no`.
+_LOOK_UP: Any = object()
+
+
 @dataclass
 class ScriptMessage:
     """A filled script ready to send: one or more texts (normally one), the keyboard for the last."""
@@ -221,12 +227,14 @@ async def script_message(
     *,
     alternatives: list[Script] = (),
     source_order: str | None = None,
+    order: Any = _LOOK_UP,
 ) -> ScriptMessage:
     """Render a script for an agent: title, filled body in a copyable block, copy and "used"
     buttons, the internal note apart from the body, related scripts, escalation warning.
 
     `target` is a handler context or the Application; `order_no` fills the order's fields when
-    that order is stored (otherwise they show as 【…】 slots); `person` fills `agent_name`.
+    that order is stored (otherwise they show as 【…】 slots); `person` fills `agent_name`;
+    `order`: the stored order of `order_no` (or None) when the caller has just looked it up.
     Raises KeyError for an unknown script id and KbUnavailable when no knowledge base loads.
     """
     kb = _kb(target)
@@ -235,7 +243,8 @@ async def script_message(
         if found is None:
             raise KeyError(script)
         script = found
-    order = await stored_order(target, order_no) if order_no else None
+    if order is _LOOK_UP:
+        order = await stored_order(target, order_no) if order_no else None
     filled = fill_script(kb, script, order, tz=services_of(target).tz, agent_name=person.name if person else None)
     body, order_found = filled.body, filled.order_found
     missing = list(filled.missing)  # the 【…】 slots left in the text, for the agent to fill before sending
@@ -335,7 +344,7 @@ def _menu_markup(context: KefuContext, kb: KnowledgeBase, order_no: str | None,
 async def search_and_answer(update: Update, context: KefuContext, query: str) -> None:
     """The best script at once, the next four as buttons; or the category menu and a miss."""
     kb = _kb(context)
-    order_no, text = await _order_in_query(context, query)
+    order_no, text, order = await _order_in_query(context, query)
     if not text.strip():
         await reply(update, context, render(context, "scripts/menu.html", order_no=order_no),
                     reply_markup=_menu_markup(context, kb, order_no))
@@ -343,7 +352,7 @@ async def search_and_answer(update: Update, context: KefuContext, query: str) ->
     hits = kb.search(text, top=1 + ALTERNATIVES)
     if hits and kb.is_good_match(hits[0]):
         best, others = hits[0].script, [h.script for h in hits[1:]]
-        message = await script_message(context, best, order_no, context.person, alternatives=others)
+        message = await script_message(context, best, order_no, context.person, alternatives=others, order=order)
         await _deliver(context, update.effective_chat.id, message)
         await _record_view(context, best.id, "search")
         return
@@ -548,12 +557,11 @@ async def inline_query(update: Update, context: KefuContext) -> None:
     except KbUnavailable:
         await answer_inline(update, [], cache_time=0, is_personal=True)
         return
-    order_no, text = await _order_in_query(context, query.query or "")
+    order_no, text, order = await _order_in_query(context, query.query or "")
     if text.strip():
         scripts = [h.script for h in kb.search(text, top=INLINE_MAX)]
     else:
         scripts = await _popular(context, kb)
-    order = await stored_order(context, order_no) if order_no else None
     results = []
     for script in scripts[:INLINE_MAX]:
         body = fill_script(kb, script, order, tz=context.svc.tz, agent_name=context.person.name).body

@@ -79,6 +79,7 @@ class Kefu:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (tg_id, f"u{tg_id}", name, employee_no, role.code, shift, int(active), now, now),
         )
+        self.svc.people.forget()  # written behind PeopleService's back: its cache must not hide it
 
 
 #: The outbox's pacing of direct replies in one private chat during e2e tests: 50 ms instead of

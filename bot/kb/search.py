@@ -92,6 +92,10 @@ CATEGORY_WEIGHT = 0.5
 #: of their own, and how many scripts of each at most.
 CATEGORY_FILL = 2
 CATEGORY_FILL_SCRIPTS = 50
+#: Searches whose ranking a ScriptSearch keeps (text, top -> hits; issue 13, CPU per update): agents
+#: search the same keywords and paste the same buyer questions again and again. A ScriptSearch
+#: is built anew whenever the knowledge base changes, so what it keeps is never stale.
+KEPT_SEARCHES = 512
 #: Query weight of the knowledge-base word a buyer's misspelling / colloquial word stands for.
 TYPO_WEIGHT = 1.0
 SYNONYM_WEIGHT = 0.8
@@ -252,6 +256,7 @@ class ScriptSearch:
         self._members: list[list[int]] = [[] for _ in self.category_codes]
         for i, code_index in enumerate(self._category_of):
             self._members[code_index].append(i)
+        self._kept: dict[tuple[str, int], tuple[Hit, ...]] = {}  # see KEPT_SEARCHES
         # Scripts that answer a bare greeting: a keyword of theirs is chat filler (在吗, 有人吗).
         filler = set(rewrites.filler)
         self._greetings = {
@@ -272,6 +277,15 @@ class ScriptSearch:
         return {self.category_codes[i]: s for i, s in raw.items()}
 
     def search(self, text: str, top: int = 5) -> list[Hit]:
+        key = (text, top)
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = tuple(self._rank(text, top))
+            if len(self._kept) > KEPT_SEARCHES:
+                del self._kept[next(iter(self._kept))]  # the oldest first
+        return list(kept)
+
+    def _rank(self, text: str, top: int) -> list[Hit]:
         terms = query_terms(text, self.rewrites)
         exact = self.by_id.get(text.strip())
         if not terms and exact is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import IntEnum
@@ -17,6 +19,14 @@ from bot.people.store import PeopleStore
 from bot.shifts import Shift, shifts_on
 
 INVITE_TTL = timedelta(hours=24)
+#: How long a person (or the list of everyone) read from the database is reused without asking it
+#: again (issue 13, CPU per update: the guard looks the sender up on every update). Every change
+#: made through PeopleService forgets what was kept at once; this only bounds how long a change
+#: made behind its back (hand-written SQL, another process) can go unseen. Code that writes `users`
+#: itself (tests seeding people) calls `PeopleService.forget()`.
+CACHE_SECONDS = 60.0
+#: People kept at most (each one looked up by id); beyond it the cache starts again.
+CACHE_PEOPLE_MAX = 4096
 JOIN_FAILURE_WINDOW = timedelta(minutes=10)
 JOIN_FAILURE_LIMIT = 5
 DISPLAY_NAME_LIMIT = 20
@@ -129,17 +139,62 @@ class PeopleService:
         self.shifts = tuple(shifts)
         self.tz = tz
         self.store = PeopleStore(db)
+        # The cache (see CACHE_SECONDS): tg_id -> (expires, Person); active_only -> (expires, people).
+        self._people: dict[int, tuple[float, Person]] = {}
+        self._lists: dict[bool, tuple[float, tuple[Person, ...]]] = {}
+        self._generation = 0  # moves on every forget(): a read begun before it is not kept
+        self._writing = 0  # changes under way: nothing read meanwhile is kept
 
     def _now(self) -> int:
         return to_ts(self.clock.now())
 
+    def forget(self) -> None:
+        """Drop every person kept from earlier reads: the next read asks the database. Called
+        around each change this service makes; code that writes `users` itself must call it."""
+        self._generation += 1
+        self._people.clear()
+        self._lists.clear()
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Around a write to `users`: forgotten before (no read during the write is kept, as it
+        may see the old row or the new one) and again after (the write is committed by then)."""
+        self._writing += 1
+        self.forget()
+        try:
+            yield
+        finally:
+            self._writing -= 1
+            self.forget()
+
+    def _keepable(self, generation: int) -> bool:
+        return generation == self._generation and not self._writing
+
     async def get(self, tg_id: int) -> Person | None:
+        now = time.monotonic()
+        kept = self._people.get(tg_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        generation = self._generation
         row = await self.store.user(tg_id)
-        return Person.from_row(row) if row else None
+        person = Person.from_row(row) if row else None
+        if person is not None and self._keepable(generation):
+            if len(self._people) >= CACHE_PEOPLE_MAX:
+                self._people.clear()
+            self._people[tg_id] = (now + CACHE_SECONDS, person)
+        return person
 
     async def all(self, *, active_only: bool = False) -> list[Person]:
+        now = time.monotonic()
+        kept = self._lists.get(active_only)
+        if kept is not None and kept[0] > now:
+            return list(kept[1])
+        generation = self._generation
         rows = await self.store.users(active_only=active_only)
-        return [Person.from_row(r) for r in rows]
+        people = [Person.from_row(r) for r in rows]
+        if self._keepable(generation):
+            self._lists[active_only] = (now + CACHE_SECONDS, tuple(people))
+        return people
 
     async def with_role(self, minimum: Role, *, active_only: bool = True) -> list[Person]:
         return [p for p in await self.all(active_only=active_only) if p.role >= minimum]
@@ -154,18 +209,20 @@ class PeopleService:
         if tg_id not in self.admin_ids:
             return None
         now = self._now()
-        async with self.db.transaction() as conn:
-            await self.store.make_admin(conn, tg_id, username, full_name, now)
-            await self._audit(conn, tg_id, "admin_bootstrap", "")
+        with self._changing():
+            async with self.db.transaction() as conn:
+                await self.store.make_admin(conn, tg_id, username, full_name, now)
+                await self._audit(conn, tg_id, "admin_bootstrap", "")
         return await self.get(tg_id)
 
     async def seed_members(self, members: Sequence[dict]) -> None:
         """Store complete active members at once (the sandbox's demo team), in one transaction:
         each a dict of tg_id, username, full_name, display_name, employee_no, role (code), shift."""
         now = self._now()
-        async with self.db.transaction() as conn:
-            for member in members:
-                await self.store.add_member(conn, now=now, **member)
+        with self._changing():
+            async with self.db.transaction() as conn:
+                for member in members:
+                    await self.store.add_member(conn, now=now, **member)
 
     async def touch(self, person: Person, username: str | None, full_name: str) -> None:
         """Keep Telegram names fresh and clear a 'blocked' mark once the user writes again.
@@ -174,7 +231,8 @@ class PeopleService:
         behind any long transaction (a big import) while a read does not."""
         if person.username == username and person.full_name == full_name and person.blocked_at is None:
             return
-        await self.store.set_names(person.tg_id, username, full_name)
+        with self._changing():
+            await self.store.set_names(person.tg_id, username, full_name)
 
     async def create_invite(self, actor: Person, role: Role) -> Invite:
         if role == Role.ADMIN:
@@ -192,38 +250,39 @@ class PeopleService:
     async def redeem(self, tg_id: int, username: str | None, full_name: str, code: str) -> Person:
         """Register the sender with the invited role; wrong codes count toward a throttle."""
         now = self._now()
-        async with self.db.transaction() as conn:
-            since = now - int(JOIN_FAILURE_WINDOW.total_seconds())
-            if await self.store.join_failures_in(conn, tg_id, since) >= JOIN_FAILURE_LIMIT:
-                raise UserError("join_throttled", minutes=int(JOIN_FAILURE_WINDOW.total_seconds() // 60))
-            existing = await self.store.user_in(conn, tg_id)
-            if existing is not None and existing["active"]:
-                raise UserError("already_member")
-            if existing is not None:
-                raise UserError("deactivated_rejoin")  # only an admin's /activate brings someone back
-            invite = await self.store.invite_in(conn, code)
-            problem = None
-            if invite is None:
-                problem = "invite_unknown"
-            elif invite["used_by"] is not None:
-                problem = "invite_used"
-            else:
-                creator = await self.store.user_in(conn, invite["created_by"])
-                if creator is None or not creator["active"] or not may_invite(
-                    Role[creator["role"].upper()], Role[invite["role"].upper()]
-                ):
-                    problem = "invite_revoked"  # the inviter was deactivated or lost the right since
-                elif invite["expires_at"] <= now:
-                    problem = "invite_expired"
-            if problem:
-                await self.store.add_join_failure(conn, tg_id, now)
-                # The failure must be stored although the join is refused: commit, then raise.
-                error = UserError(problem)
-            else:
-                error = None
-                await self.store.use_invite(conn, code, tg_id, now)
-                await self.store.make_member(conn, tg_id, username, full_name, invite["role"], invite["created_by"], now)
-                await self._audit(conn, tg_id, "join", invite["role"])
+        with self._changing():
+            async with self.db.transaction() as conn:
+                since = now - int(JOIN_FAILURE_WINDOW.total_seconds())
+                if await self.store.join_failures_in(conn, tg_id, since) >= JOIN_FAILURE_LIMIT:
+                    raise UserError("join_throttled", minutes=int(JOIN_FAILURE_WINDOW.total_seconds() // 60))
+                existing = await self.store.user_in(conn, tg_id)
+                if existing is not None and existing["active"]:
+                    raise UserError("already_member")
+                if existing is not None:
+                    raise UserError("deactivated_rejoin")  # only an admin's /activate brings someone back
+                invite = await self.store.invite_in(conn, code)
+                problem = None
+                if invite is None:
+                    problem = "invite_unknown"
+                elif invite["used_by"] is not None:
+                    problem = "invite_used"
+                else:
+                    creator = await self.store.user_in(conn, invite["created_by"])
+                    if creator is None or not creator["active"] or not may_invite(
+                        Role[creator["role"].upper()], Role[invite["role"].upper()]
+                    ):
+                        problem = "invite_revoked"  # the inviter was deactivated or lost the right since
+                    elif invite["expires_at"] <= now:
+                        problem = "invite_expired"
+                if problem:
+                    await self.store.add_join_failure(conn, tg_id, now)
+                    # The failure must be stored although the join is refused: commit, then raise.
+                    error = UserError(problem)
+                else:
+                    error = None
+                    await self.store.use_invite(conn, code, tg_id, now)
+                    await self.store.make_member(conn, tg_id, username, full_name, invite["role"], invite["created_by"], now)
+                    await self._audit(conn, tg_id, "join", invite["role"])
         if error:
             raise error
         person = await self.get(tg_id)
@@ -336,7 +395,8 @@ class PeopleService:
         return await self._update(person, person, "profile", **changes)
 
     async def mark_blocked(self, tg_id: int, blocked: bool = True) -> None:
-        await self.store.set_blocked_at(tg_id, self._now() if blocked else None)
+        with self._changing():
+            await self.store.set_blocked_at(tg_id, self._now() if blocked else None)
 
     async def _keep_one_admin(self, target: Person) -> None:
         if await self.store.other_active_admins(target.tg_id) == 0:
@@ -344,10 +404,11 @@ class PeopleService:
 
     async def _update(self, actor: Person, target: Person, action: str, **changes: object) -> Person:
         if changes:
-            async with self.db.transaction() as conn:
-                await self.store.update_user(conn, target.tg_id, changes, self._now())
-                detail = ", ".join(f"{k}={v}" for k, v in changes.items())
-                await self._audit(conn, actor.tg_id, action, f"target={target.tg_id} {detail}")
+            with self._changing():
+                async with self.db.transaction() as conn:
+                    await self.store.update_user(conn, target.tg_id, changes, self._now())
+                    detail = ", ".join(f"{k}={v}" for k, v in changes.items())
+                    await self._audit(conn, actor.tg_id, action, f"target={target.tg_id} {detail}")
         updated = await self.get(target.tg_id)
         assert updated is not None
         return updated

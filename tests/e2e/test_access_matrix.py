@@ -52,6 +52,7 @@ async def world(start):
     kefu = await start(kefu_team_chat_id=TEAM_CHAT)
     await kefu.say(ADMIN, "/start")
     await kefu.svc.db.execute("UPDATE users SET active = 0 WHERE tg_id = ?", (DEACT,))
+    kefu.svc.people.forget()  # written behind PeopleService's back
     kefu.emu.add_user(STRANGER, "路人")
     for account in (GROUP_ANONYMOUS_BOT, CHANNEL_BOT):
         kefu.emu.state.add_bot_account(**account)

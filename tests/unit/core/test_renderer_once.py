@@ -24,3 +24,28 @@ def test_renderer_for_gives_the_same_renderer_per_timezone():
     shanghai = ZoneInfo("Asia/Shanghai")
     assert renderer_for(shanghai) is renderer_for(shanghai)
     assert renderer_for(shanghai) is not renderer_for(ZoneInfo("UTC"))
+
+
+def test_a_rendered_label_is_kept_per_key_and_typed_values(tmp_path):
+    """Labels rendered with plain values are kept (issue 13, CPU per update): the same key and
+    values give the kept text, and values that are equal but render differently do not share
+    it (Markup is not escaped, a str is; True is not 1)."""
+    from markupsafe import Markup
+
+    from bot.render import KEPT_LABELS, Renderer
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels.yaml").write_text(
+        'title: "《{{ title }}》"\ncount: "{{ n }} 条"\nitems: "{{ items | join(\'、\') }}"\nplain: "你好"\n',
+        encoding="utf-8")
+    renderer = Renderer(ZoneInfo("Asia/Shanghai"), templates_dir=tmp_path)
+    for _ in range(2):
+        assert renderer.label("title", title="B&C") == "《B&amp;C》"
+        assert renderer.label("title", title=Markup("B&C")) == "《B&C》"
+        assert renderer.label("count", n=True) == "True 条" and renderer.label("count", n=1) == "1 条"
+        assert renderer.label("items", items=["a", "b"]) == "a、b"  # a list: rendered each time
+        assert renderer.label("plain") == "你好"
+    assert len(renderer._rendered_labels) == 4
+    for i in range(KEPT_LABELS + 5):  # bounded
+        assert renderer.label("count", n=i) == f"{i} 条"
+    assert len(renderer._rendered_labels) <= KEPT_LABELS

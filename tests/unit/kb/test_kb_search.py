@@ -147,3 +147,24 @@ def test_devset_top3_category_accuracy_at_least_90_percent():
     assert len(counts) == 16 and min(counts.values()) >= 10
     result = score(items, results_in_process([i["text"] for i in items], str(ROOT / "scripts_kb")))
     assert result["top3"] >= 0.90, f"top-3 {result['top3']:.1%}, top-1 {result['top1']:.1%}"
+
+
+def test_a_repeated_search_is_ranked_once_and_answers_the_same(kb):
+    """Searches are kept per knowledge base (issue 13, CPU per update): the same query answers the
+    same hits, a caller changing its list changes nothing kept, and a rebuilt knowledge base
+    (a reload) ranks afresh."""
+    from bot.kb import search as search_module
+
+    query = "亲 我买的裤子太长了 想换个短一点的码"
+    first = kb.search(query, top=5)
+    assert first and kb.search(query, top=5) == first
+    assert kb.search(query, top=2) == first[:2]
+    first.clear()
+    assert kb.search(query, top=5) and kb.search(query, top=5)[0].script.category == "return_exchange"
+    index = kb._search
+    for i in range(search_module.KEPT_SEARCHES + 10):  # bounded: the oldest go first
+        index.search(f"退货 {i}", top=1)
+    assert len(index._kept) <= search_module.KEPT_SEARCHES
+    assert index.search(query, top=5) == index._rank(query, 5)
+    reloaded = load_kb(ROOT / "scripts_kb")
+    assert reloaded._search is not index and reloaded.search(query, top=5) == kb.search(query, top=5)

@@ -1,5 +1,6 @@
 """People service: admin bootstrap, invitations, throttling, roles and shifts."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -170,3 +171,86 @@ async def test_invites_follow_the_creators_current_rights(people):
     with pytest.raises(UserError) as err:
         await people.redeem(6, None, "A", (await people.create_invite(admin, Role.AGENT)).code)
     assert err.value.code == "deactivated_rejoin"
+
+
+# --- the people cache (issue 13, CPU per update) ---------------------------------------------------
+
+async def joined(people, tg_id=5, role=Role.AGENT):
+    invite = await invited(people, role)
+    return await people.redeem(tg_id, "xiaomei", "小美", invite.code)
+
+
+async def test_a_person_is_read_once_then_kept(people, db):
+    await joined(people)
+    first = await people.get(5)
+    everyone = await people.all()
+    # Behind the service's back (as only a test or hand-written SQL would): the kept person stays.
+    await db.execute("UPDATE users SET full_name = '别人' WHERE tg_id = 5")
+    assert (await people.get(5)) == first and (await people.get(5)).full_name == "小美"
+    assert await people.all() == everyone and [p.full_name for p in everyone if p.tg_id == 5] == ["小美"]
+    people.forget()  # what such code must call
+    assert (await people.get(5)).full_name == "别人"
+    assert [p.full_name for p in await people.all() if p.tg_id == 5] == ["别人"]
+
+
+async def test_every_change_through_the_service_is_seen_at_once(people):
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    agent = await joined(people)
+    assert (await people.get(5)).role == Role.AGENT and len(await people.all(active_only=True)) == 2
+    await people.set_role(admin, agent, Role.SUPERVISOR)
+    assert (await people.get(5)).role == Role.SUPERVISOR
+    assert [p.role for p in await people.with_role(Role.SUPERVISOR) if p.tg_id == 5] == [Role.SUPERVISOR]
+    await people.set_shift(admin, agent, "night")
+    assert (await people.get(5)).shift == "night"
+    await people.set_active(admin, agent, False)
+    assert not (await people.get(5)).active
+    assert [p.tg_id for p in await people.all(active_only=True)] == [1]
+    await people.set_active(admin, agent, True)
+    assert (await people.get(5)).active and len(await people.all(active_only=True)) == 2
+    await people.mark_blocked(5)
+    assert (await people.get(5)).blocked_at is not None
+    await people.touch(await people.get(5), "new_name", "小美美")
+    fresh = await people.get(5)
+    assert (fresh.username, fresh.full_name, fresh.blocked_at) == ("new_name", "小美美", None)
+    updated = await people.update_profile(fresh, display_name="美美", employee_no="KF009")
+    assert (await people.get(5)).display_name == "美美" and updated.employee_no == "KF009"
+    assert [p.name for p in await people.all() if p.tg_id == 5] == ["美美"]
+
+
+async def test_a_read_racing_a_change_is_not_kept(people):
+    """A read under way while a change is written may return the old row; it must not be kept
+    (else the change would stay unseen): the next read after the change sees it."""
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    agent = await joined(people)
+    for role in (Role.SUPERVISOR, Role.AGENT, Role.SUPERVISOR):
+        people.forget()
+        reads = [asyncio.ensure_future(people.get(5)) for _ in range(3)]
+        lists = [asyncio.ensure_future(people.all()) for _ in range(3)]
+        await people.set_role(admin, agent, role)
+        await asyncio.gather(*reads, *lists)
+        assert (await people.get(5)).role == role
+        assert [p.role for p in await people.all() if p.tg_id == 5] == [role]
+
+
+async def test_a_read_begun_before_a_forget_is_not_kept(people, db):
+    """A read that asked the database before a change was made and returns after it (its row may
+    be the old one) is returned but not kept."""
+    await joined(people)
+    people.forget()
+    reading = asyncio.ensure_future(people.get(5))
+    listing = asyncio.ensure_future(people.all())
+    await asyncio.sleep(0)  # both have asked the database
+    people.forget()  # a change (its write is done below, after the reads came back)
+    assert (await reading).full_name == "小美" and [p.full_name for p in await listing if p.tg_id == 5] == ["小美"]
+    await db.execute("UPDATE users SET full_name = '别人' WHERE tg_id = 5")
+    assert (await people.get(5)).full_name == "别人"
+    assert [p.full_name for p in await people.all() if p.tg_id == 5] == ["别人"]
+
+
+async def test_a_new_member_and_the_bootstrap_admin_are_seen_at_once(people):
+    assert await people.get(5) is None and await people.all() == []
+    admin = await people.bootstrap_admin(1, "boss", "Boss")
+    assert [p.tg_id for p in await people.all()] == [1]
+    invite = await people.create_invite(admin, Role.AGENT)
+    await people.redeem(5, None, "A", invite.code)
+    assert (await people.get(5)).active and [p.tg_id for p in await people.all()] == [1, 5]
