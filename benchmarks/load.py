@@ -446,8 +446,9 @@ async def flood_step(load: Load, bot: bp.BotProcess, emu: bp.RecordingEmulator, 
 
 # --- one bot ------------------------------------------------------------------------------------------
 
-async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_content: bytes | None) -> BotResult:
-    result = BotResult(name)
+async def set_up_bot(name: str, args: argparse.Namespace, workdir: Path, *, profile: str | None = None):
+    """A fresh database with the team, a fresh emulator, and how to start bot `name` against them:
+    (emu, team, argv, env). `profile`: run kefu under cProfile (pstats written when it stops)."""
     shifts = bp.on_off_shifts()
     db_path = workdir / f"{name}.db"
     team = await bp.seed_team(db_path, shifts, args.agents)
@@ -455,11 +456,17 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
     bp.add_team_to_emulator(emu, team)
     if name == "kefu":
         argv, env = bp.kefu_argv(), bp.kefu_env(emu, db_path, shifts)
-        if args.profile:  # cProfile of the real process over its whole life (written when it stops)
-            argv = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), "-m", "bot", "run"]
+        if profile:
+            argv = [sys.executable, "-m", "cProfile", "-o", str(Path(profile).resolve()), "-m", "bot", "run"]
     else:
         argv, env = bp.minimal_argv(), bp.base_env(emu)
         env["MINIMAL_RATE_LIMITER"] = "1" if name == "minimal_rl" else "0"
+    return emu, team, argv, env
+
+
+async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_content: bytes | None) -> BotResult:
+    result = BotResult(name)
+    emu, team, argv, env = await set_up_bot(name, args, workdir, profile=args.profile)
     bot = bp.BotProcess(name, argv, env, workdir, rss_cap_mb=args.rss_cap_mb)
     load = Load(emu, team, seed=args.seed)
     try:
@@ -697,17 +704,7 @@ async def cold_starts_only(args: argparse.Namespace) -> int:
         setups = {}
         try:
             for name in args.bots:
-                shifts = bp.on_off_shifts()
-                db_path = workdir / f"{name}.db"
-                team = await bp.seed_team(db_path, shifts, args.agents)
-                emu = await bp.start_emulator()
-                bp.add_team_to_emulator(emu, team)
-                if name == "kefu":
-                    argv, env = bp.kefu_argv(), bp.kefu_env(emu, db_path, shifts)
-                else:
-                    argv, env = bp.minimal_argv(), bp.base_env(emu)
-                    env["MINIMAL_RATE_LIMITER"] = "1" if name == "minimal_rl" else "0"
-                setups[name] = (emu, team, argv, env)
+                setups[name] = await set_up_bot(name, args, workdir)
             for i in range(args.cold_starts):
                 for name in args.bots:
                     emu, team, argv, env = setups[name]
