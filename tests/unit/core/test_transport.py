@@ -51,6 +51,19 @@ async def test_a_message_with_chinese_text_and_buttons_arrives_whole(bot, emu):
     assert edited.text == "123" and emu.last_message(AGENT)["text"] == "123"
 
 
+async def test_a_sent_message_comes_back_without_its_keyboard_a_pressed_one_with_it(bot, emu):
+    """The echo of a sent keyboard is not turned into objects (nobody reads it); the keyboard of
+    a pressed message, which a handler edits, comes whole with the update."""
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("✅ 用了这条", callback_data="kb:u:ret-1")]])
+    sent = await bot.send_message(AGENT, "退货", reply_markup=markup)
+    assert sent.reply_markup is None and sent.message_id == emu.last_message(AGENT)["message_id"]
+    assert emu.last_message(AGENT)["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "kb:u:ret-1"
+    emu.press_button(AGENT, AGENT, sent.message_id, data="kb:u:ret-1")
+    updates = await bot.get_updates(timeout=0)
+    pressed = updates[-1].callback_query.message
+    assert pressed.reply_markup.inline_keyboard[0][0].callback_data == "kb:u:ret-1"
+
+
 async def test_an_upload_still_goes_as_multipart(bot, emu):
     sent = await bot.send_document(AGENT, b"order_no,status\n1,paid\n", filename="订单.csv", caption="导出")
     assert sent.document.file_name == "订单.csv" and sent.caption == "导出"
