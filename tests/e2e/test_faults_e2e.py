@@ -5,6 +5,7 @@ written. Bounded loops; asserts nothing lost, nothing half-written, the right pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -29,20 +30,18 @@ def big_csv(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def read_rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """A read of the bot's database from outside the bot (its own connection, closed at once)."""
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
 def orders_in(db_path: Path) -> int:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-    finally:
-        conn.close()
+    return read_rows(db_path, "SELECT count(*) FROM orders")[0][0]
 
 
 def batches_of(db_path: Path, filename: str) -> int:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute("SELECT count(*) FROM import_batches WHERE filename = ?", (filename,)).fetchone()[0]
-    finally:
-        conn.close()
+    return read_rows(db_path, "SELECT count(*) FROM import_batches WHERE filename = ?", (filename,))[0][0]
 
 
 async def kill_9(bot: bp.BotProcess) -> None:
@@ -200,21 +199,13 @@ async def start_broadcast(db_path: Path, shifts: str, team: bp.Team) -> int:
 
 
 def delivery_rows(db_path: Path, broadcast_id: int) -> dict[int, tuple[str, str | None]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        rows = conn.execute("SELECT tg_id, status, error FROM broadcast_recipients WHERE broadcast_id = ?",
-                            (broadcast_id,)).fetchall()
-        return {tg_id: (status, error) for tg_id, status, error in rows}
-    finally:
-        conn.close()
+    found = read_rows(db_path, "SELECT tg_id, status, error FROM broadcast_recipients WHERE broadcast_id = ?",
+                      (broadcast_id,))
+    return {tg_id: (status, error) for tg_id, status, error in found}
 
 
 def broadcast_status(db_path: Path, broadcast_id: int) -> str:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute("SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,)).fetchone()[0]
-    finally:
-        conn.close()
+    return read_rows(db_path, "SELECT status FROM broadcasts WHERE id = ?", (broadcast_id,))[0][0]
 
 
 async def test_kill_9_at_random_points_of_a_broadcast_resumes_and_never_sends_twice(tmp_path):
@@ -276,13 +267,9 @@ async def test_kill_9_at_random_points_of_a_broadcast_resumes_and_never_sends_tw
 def corrupt_pages(db_path: Path, *objects: str) -> list[int]:
     """Overwrite the root pages of these tables/indexes with garbage (a disk that went bad while
     the bot was down); returns the page numbers."""
-    conn = sqlite3.connect(db_path)
-    try:
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        marks = ",".join("?" * len(objects))
-        pages = [r[0] for r in conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({marks})", objects)]
-    finally:
-        conn.close()
+    size = read_rows(db_path, "PRAGMA page_size")[0][0]
+    marks = ",".join("?" * len(objects))
+    pages = [r[0] for r in read_rows(db_path, f"SELECT rootpage FROM sqlite_master WHERE name IN ({marks})", objects)]
     noise = random.Random(11)
     with open(db_path, "r+b") as f:
         for page in pages:
