@@ -23,6 +23,28 @@ AGENT = 900002
 STRANGER = 900003
 
 
+def settings_for(emu: BotApiEmulator, tmp_path) -> Settings:
+    return Settings(
+        telegram_bot_token=emu.token,
+        telegram_base_url=emu.base_url,
+        telegram_base_file_url=emu.base_file_url,
+        kefu_db_path=tmp_path / "kefu.db",
+        kefu_admin_ids=(ADMIN,),
+        kefu_scan_interval_seconds=3600,
+    )
+
+
+async def register_agent(services, clock) -> None:
+    """小美, an agent of the day shift, written straight into the database (not through /join)."""
+    now = to_ts(clock.now())
+    await services.db.execute(
+        "INSERT INTO users (tg_id, username, full_name, role, shift, active, created_at, updated_at)"
+        " VALUES (?, 'xiaomei', '小美', ?, 'day', 1, ?, ?)",
+        (AGENT, Role.AGENT.code, now, now),
+    )
+    services.people.forget()  # written behind the people service's back
+
+
 @asynccontextmanager
 async def polling_before_deferred_start_up(tmp_path, clock, *, stranger: bool = False):
     """What `kefu run` does, stopped before the work done after polling begins: yields (emu,
@@ -32,21 +54,9 @@ async def polling_before_deferred_start_up(tmp_path, clock, *, stranger: bool = 
     emu.add_user(AGENT, "小美", username="xiaomei")
     if stranger:
         emu.add_user(STRANGER, "路人")
-    settings = Settings(
-        telegram_bot_token=emu.token,
-        telegram_base_url=emu.base_url,
-        telegram_base_file_url=emu.base_file_url,
-        kefu_db_path=tmp_path / "kefu.db",
-        kefu_admin_ids=(ADMIN,),
-        kefu_scan_interval_seconds=3600,
-    )
+    settings = settings_for(emu, tmp_path)
     services = await build_services(settings, clock)
-    now = to_ts(clock.now())
-    await services.db.execute(
-        "INSERT INTO users (tg_id, username, full_name, role, shift, active, created_at, updated_at)"
-        " VALUES (?, 'xiaomei', '小美', ?, 'day', 1, ?, ?)",
-        (AGENT, Role.AGENT.code, now, now),
-    )
+    await register_agent(services, clock)
     app = build_application(settings, clock=clock, services=services, reply_interval=0.05)
     try:
         await app.initialize()
@@ -130,11 +140,7 @@ async def test_ptbs_own_run_polling_also_starts_everything(tmp_path, clock):
     emu = BotApiEmulator()
     await emu.start()
     emu.add_user(AGENT, "小美", username="xiaomei")
-    settings = Settings(
-        telegram_bot_token=emu.token, telegram_base_url=emu.base_url, telegram_base_file_url=emu.base_file_url,
-        kefu_db_path=tmp_path / "kefu.db", kefu_admin_ids=(ADMIN,), kefu_scan_interval_seconds=3600,
-    )
-    app = build_application(settings, clock=clock, reply_interval=0.05)
+    app = build_application(settings_for(emu, tmp_path), clock=clock, reply_interval=0.05)
     loops = []
 
     def run() -> None:
@@ -146,11 +152,8 @@ async def test_ptbs_own_run_polling_also_starts_everything(tmp_path, clock):
     thread.start()
     try:
         await emu.wait_for_request("getUpdates", timeout=20)
-        services = app.bot_data["services"]
-        now = to_ts(clock.now())
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(services.db.execute(
-            "INSERT INTO users (tg_id, username, full_name, role, shift, active, created_at, updated_at)"
-            " VALUES (?, 'xiaomei', '小美', ?, 'day', 1, ?, ?)", (AGENT, Role.AGENT.code, now, now)), loops[0]))
+        services = app.bot_data["services"]  # on the bot's loop, in its thread
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(register_agent(services, clock), loops[0]))
         emu.send_text(AGENT, "/s 退货运费谁出")
         search = await emu.wait_for_message(AGENT, lambda m: "退货" in m["plain"], timeout=20)
         assert search["plain"] and services.kb.current is not None
