@@ -146,25 +146,37 @@ async def test_an_open_wait_grows_with_the_clock_without_a_record_change(db, clo
     assert (claim["n"], claim["achieved"]) == (1, 0.0)
 
 
-class _ComputeHook(ReadModel):
-    """The real read model, with something happening in its computation step (the step between
-    taking the dirty reminders and storing their facts): `hook` runs once, on the first call."""
+class _StepHook(ReadModel):
+    """The real read model, with something happening right after the first call of one of its
+    steps: `_compute` (between taking the dirty reminders and storing their facts), `_build` (days
+    built from facts read without the write lock, not yet stored) or `_ship_plan` (shipping days
+    computed without the lock, not yet stored). `hook` runs once; `calls` counts that step."""
 
-    def __init__(self, *args, hook) -> None:
+    def __init__(self, *args, step: str, hook) -> None:
         super().__init__(*args)
+        self.step = step
         self.hook = hook
         self.calls = 0
 
+    async def _after(self, step: str, result):
+        if step == self.step:
+            self.calls += 1
+            if self.calls == 1:
+                await self.hook()
+        return result
+
     async def _compute(self, reminders, actions, now):
-        self.calls += 1
-        facts = await super()._compute(reminders, actions, now)
-        if self.calls == 1:
-            await self.hook()
-        return facts
+        return await self._after("_compute", await super()._compute(reminders, actions, now))
+
+    async def _build(self, first, last):
+        return await self._after("_build", await super()._build(first, last))
+
+    async def _ship_plan(self, start, end, now):
+        return await self._after("_ship_plan", await super()._ship_plan(start, end, now))
 
 
-def _hooked(fast, db, settings, hook):
-    fast.read_model = _ComputeHook(db, RuleBook.from_settings(settings), fast.store, hook=hook)
+def _hooked(fast, db, settings, hook, step: str = "_compute"):
+    fast.read_model = _StepHook(db, RuleBook.from_settings(settings), fast.store, step=step, hook=hook)
     return fast.read_model
 
 
@@ -207,23 +219,6 @@ async def test_a_reminder_changed_while_it_is_computed_is_recomputed(db, clock, 
     assert claimer == AGENT
 
 
-class _BuildHook(ReadModel):
-    """The real read model, with something happening after it built the missing days from facts
-    read without the write lock and before it stores them: `hook` runs once, on the first build."""
-
-    def __init__(self, *args, hook) -> None:
-        super().__init__(*args)
-        self.hook = hook
-        self.builds = 0
-
-    async def _build(self, first, last):
-        self.builds += 1
-        built = await super()._build(first, last)
-        if self.builds == 1:
-            await self.hook()
-        return built
-
-
 async def test_days_built_while_another_process_changes_a_fact_are_not_stored_stale(db, clock, engine, kpi_settings):
     """The days are read and built without the write lock; another process (`kefu report kpi`)
     changes a fact and stores the days meanwhile: the stale build is dropped, never stored over
@@ -237,28 +232,11 @@ async def test_days_built_while_another_process_changes_a_fact_are_not_stored_st
         await engine.claim(ids[4], AGENT)
         await other.report(WEEK)  # recomputes the fact and stores the week's days first
 
-    fast.read_model = model = _BuildHook(db, RuleBook.from_settings(kpi_settings), fast.store, hook=change)
+    model = _hooked(fast, db, kpi_settings, change, step="_build")
     await _same(fast, reference)
-    assert model.builds >= 2
+    assert model.calls >= 2
     claimers = [r[0] for r in await db.fetchall("SELECT claimer FROM kpi_reminder_facts WHERE reminder_id = ?", (ids[4],))]
     assert claimers == [AGENT]
-
-
-class _ShipPlanHook(ReadModel):
-    """The real read model, with something happening after it computed the missing shipping days
-    without the write lock and before it stores them: `hook` runs once, on the first plan."""
-
-    def __init__(self, *args, hook) -> None:
-        super().__init__(*args)
-        self.hook = hook
-        self.plans = 0
-
-    async def _ship_plan(self, start, end, now):
-        self.plans += 1
-        plan = await super()._ship_plan(start, end, now)
-        if self.plans == 1:
-            await self.hook()
-        return plan
 
 
 async def test_shipping_days_computed_while_another_process_syncs_a_change_are_not_stored_stale(
@@ -275,7 +253,7 @@ async def test_shipping_days_computed_while_another_process_syncs_a_change_are_n
         await save(db, clock, changed(shipped_orders[0], status="shipped", shipped_at=local("2026-11-16 20:00")))
         await other.report(WEEK)
 
-    fast.read_model = model = _ShipPlanHook(db, RuleBook.from_settings(kpi_settings), fast.store, hook=change)
+    model = _hooked(fast, db, kpi_settings, change, step="_ship_plan")
     await fast.report(WEEK)  # during the change: may show the day as it was when it started
     await _same(fast, reference)  # what is stored is current
-    assert model.plans >= 2
+    assert model.calls >= 2
