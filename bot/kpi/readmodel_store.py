@@ -35,13 +35,15 @@ SETTING = insert_replace_sql("kpi_read_model", ("key", "value"))
 #: The dirty marks' counter (migration 0014): bumped by every trigger firing that sets a mark.
 MARK_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'mark'"
 MARK_NOW = "(SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'mark')"
-#: The facts' generation: bumped by every store that changes kpi_reminder_facts, so days built from
-#: facts read without the write lock are stored only if no fact changed meanwhile (any process).
+#: Generations (kpi_read_model keys; added at their first bump): 'facts' moves with every store that
+#: changes kpi_reminder_facts, so days built from facts read without the write lock are stored only
+#: if no fact changed meanwhile (any process); 'ship' moves whenever changed orders' hours are taken
+#: (their days dropped), so days planned from orders read before are not stored over the drop.
 GENERATION_ADD = insert_ignore_sql("kpi_read_model", ("key", "value"))
-FACTS_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'facts'"
-#: The shipping days' generation: bumped whenever changed orders' hours are taken (their days
-#: dropped), so days planned from orders read before are not stored over the drop.
-SHIP_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = 'ship'"
+GENERATION_BUMP = "UPDATE kpi_read_model SET value = CAST(value AS INTEGER) + 1 WHERE key = ?"
+#: (the shipping generation, the newest order's id) as two columns of a SELECT.
+SHIP_STAMP = ("coalesce((SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'ship'), 0),"
+              " coalesce((SELECT max(id) FROM orders), 0)")
 
 
 class ReadModelStore:
@@ -71,7 +73,7 @@ class ReadModelStore:
             await conn.execute("DELETE FROM kpi_ship_days")
             await conn.execute("DELETE FROM kpi_ship_dirty")
             await conn.execute(SETTING, ("config", config))
-            await self._bump_facts(conn)
+            await self._bump(conn, "facts")
 
     # --- reminder facts ----------------------------------------------------------------------------
 
@@ -112,19 +114,19 @@ class ReadModelStore:
         async with self.db.transaction() as conn:
             await conn.executemany(FACTS_INSERT, facts)
             if facts:
-                await self._bump_facts(conn)
+                await self._bump(conn, "facts")
             await conn.execute(f"DELETE FROM kpi_dirty_reminders WHERE EXISTS (SELECT 1 FROM {WORK} w"
                                " WHERE w.id = kpi_dirty_reminders.reminder_id AND w.mark = kpi_dirty_reminders.mark)")
             await conn.executemany("DELETE FROM kpi_daily_days WHERE day = ?", [(d,) for d in days])
             await conn.executemany("DELETE FROM kpi_daily WHERE day = ?", [(d,) for d in days])
 
     @staticmethod
-    async def _bump_facts(conn: aiosqlite.Connection) -> None:
-        await conn.execute(GENERATION_ADD, ("facts", "0"))
-        await conn.execute(FACTS_BUMP)
+    async def _bump(conn: aiosqlite.Connection, generation: str) -> None:
+        await conn.execute(GENERATION_ADD, (generation, "0"))
+        await conn.execute(GENERATION_BUMP, (generation,))
 
     async def facts_generation(self) -> int:
-        """The facts' generation (see FACTS_BUMP); inside a transaction, as that transaction sees it."""
+        """The facts' generation (see GENERATION_BUMP); inside a transaction, as that transaction sees it."""
         row = await self.db.fetchone("SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'facts'")
         return 0 if row is None else int(row[0])
 
@@ -175,24 +177,19 @@ class ReadModelStore:
         if top is not None and top > seen:
             await conn.execute(SETTING, ("orders_seen", str(top)))
         if hours:  # days will be dropped: a plan read before this must not be stored (any process)
-            await conn.execute(GENERATION_ADD, ("ship", "0"))
-            await conn.execute(SHIP_BUMP)
+            await self._bump(conn, "ship")
         return hours
 
     async def ship_stamp(self) -> tuple[int, int]:
         """(the shipping days' generation, the newest order's id): read before a plan."""
-        row = await self.db.fetchone(
-            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'ship'), 0),"
-            " coalesce((SELECT max(id) FROM orders), 0)")
+        row = await self.db.fetchone(f"SELECT {SHIP_STAMP}")
         return int(row[0]), int(row[1])
 
     async def orders_unchanged_since(self, stamp: tuple[int, int]) -> bool:
         """Since `stamp` was read: no changed orders' hours taken (days dropped) by any process, no
         order changed (no dirty mark of the triggers) and none added. Inside the caller's
         transaction, as it sees the database."""
-        row = await self.db.fetchone(
-            "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM kpi_read_model WHERE key = 'ship'), 0),"
-            " coalesce((SELECT max(id) FROM orders), 0), EXISTS (SELECT 1 FROM kpi_ship_dirty)")
+        row = await self.db.fetchone(f"SELECT {SHIP_STAMP}, EXISTS (SELECT 1 FROM kpi_ship_dirty)")
         return (int(row[0]), int(row[1])) == stamp and not row[2]
 
     async def drop_ship_days(self, conn: aiosqlite.Connection, days: Iterable[str]) -> None:
