@@ -235,6 +235,7 @@ async def test_an_import_written_before_a_restart_cut_its_reports_short_is_repor
     await kefu.restart()
     told = [m["plain"] for m in new_messages(kefu, AGENT, seen)]
     assert len(told) == 1 and "重启前已写入" in told[0] and "新增 8" in told[0] and "中断" not in told[0], told
+    assert "3 行有问题未导入" in told[0], told  # the rejected rows' file was lost with the restart: said so
     assert (await kefu.svc.db.fetchone("SELECT count(*) FROM imports_in_flight"))[0] == 0
 
 
