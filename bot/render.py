@@ -89,13 +89,7 @@ class Renderer:
         label rendered with plain values (strings, numbers) is kept for the same values."""
         compiled = self._compiled_labels.get(key)
         if compiled is None:
-            node: Any = self.labels
-            for part in key.split("."):
-                node = node[part]
-            if not isinstance(node, str):
-                raise KeyError(f"label {key!r} is not a string")
-            compiled = self.env.from_string(node) if "{" in node else node
-            self._compiled_labels[key] = compiled
+            compiled = self._compile_label(key)
         if isinstance(compiled, str):
             return compiled
         # The value's type is part of the key: Markup("a&b") and "a&b" are equal strings but
@@ -110,6 +104,31 @@ class Renderer:
                 self._rendered_labels.clear()
             self._rendered_labels[memo] = text
         return text
+
+    def _compile_label(self, key: str) -> Any:
+        node: Any = self.labels
+        for part in key.split("."):
+            node = node[part]
+        if not isinstance(node, str):
+            raise KeyError(f"label {key!r} is not a string")
+        compiled = self.env.from_string(node) if "{" in node else node
+        self._compiled_labels[key] = compiled
+        return compiled
+
+    def warm(self) -> int:
+        """Compile every template file and every label now (issue 13: the first /handover or
+        button press of a kind must not pay ~5-20 ms of Jinja2 compiling on the way to its
+        answer). Thread-safe with rendering (Jinja2's template cache locks; a label compiled twice
+        is the same snippet), so the bot runs it in a worker thread after it starts answering.
+        Returns how many templates and labels were compiled."""
+        names = [name for name in self.env.list_templates() if name.endswith((".html", ".txt"))]
+        for name in names:
+            self.env.get_template(name)
+        keys = list(_label_keys(self.labels))
+        for key in keys:
+            if key not in self._compiled_labels:
+                self._compile_label(key)
+        return len(names) + len(keys)
 
     def has_label(self, key: str) -> bool:
         node: Any = self.labels
@@ -160,6 +179,18 @@ class Renderer:
         if not name:
             return self.labels["shifts"]["none"]
         return self.labels["shifts"].get(name, name)
+
+
+def _label_keys(node: dict[Any, Any], prefix: str = "") -> Iterator[str]:
+    """The dotted key of every string label under `node` (keys YAML read as other types, such
+    as `true`, cannot be addressed by a dotted key and are skipped)."""
+    for name, value in node.items():
+        if not isinstance(name, str):
+            continue
+        if isinstance(value, dict):
+            yield from _label_keys(value, f"{prefix}{name}.")
+        elif isinstance(value, str):
+            yield f"{prefix}{name}"
 
 
 def _deep_merge(into: dict[str, Any], new: dict[str, Any], source: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import ModuleType
 
@@ -26,6 +27,7 @@ from handlers import (
     start,
     ticker,
 )
+from handlers.context import services_of
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ async def on_startup(app: Application) -> None:
 async def after_polling(app: Application) -> None:
     """Start-up work the first update need not wait for, once polling runs: the deferred hooks
     (`AFTER_POLLING`, in registration order), then the command menu (a Bot API call per scope) and
-    the admins' start notice."""
+    the admins' start notice, then every template compiled ahead of use."""
     try:
         for feature in FEATURES:
             if feature not in AFTER_POLLING:
@@ -83,7 +85,11 @@ async def after_polling(app: Application) -> None:
     finally:
         guard.started(app)  # whatever happened, updates must not wait forever
     await menu.publish_menu(app)
-    await setup_notice.on_startup(app)  # last: sees the loaded KB and the team
+    await setup_notice.on_startup(app)  # sees the loaded KB and the team
+    try:  # last: every template and label compiled before its first use (issue 13, p99)
+        await asyncio.to_thread(services_of(app).renderer.warm)
+    except Exception:  # noqa: BLE001 - a template that does not compile fails where it is used
+        log.exception("compiling the templates ahead of use failed")
 
 
 async def before_stop(app: Application) -> None:

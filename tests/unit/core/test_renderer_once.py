@@ -49,3 +49,37 @@ def test_a_rendered_label_is_kept_per_key_and_typed_values(tmp_path):
     for i in range(KEPT_LABELS + 5):  # bounded
         assert renderer.label("count", n=i) == f"{i} 条"
     assert len(renderer._rendered_labels) <= KEPT_LABELS
+
+
+def test_warm_compiles_every_template_and_label_before_first_use(tmp_path):
+    """The bot compiles everything once after it starts answering (issue 13, p99: the first
+    /handover of a run paid ~5-20 ms of compiling): afterwards no render or label compiles."""
+    from bot.render import Renderer
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels.yaml").write_text('a:\n  b: "第 {{ n }} 条"\n  plain: "你好"\ntrue: "是"\n', encoding="utf-8")
+    (tmp_path / "labels" / "x.yaml").write_text('x:\n  c: "{{ who }} 来了"\n', encoding="utf-8")
+    (tmp_path / "card.html").write_text("<b>{{ label('a.b', n=n) }}</b>", encoding="utf-8")
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "line.txt").write_text("{{ x }}", encoding="utf-8")
+    renderer = Renderer(ZoneInfo("UTC"), templates_dir=tmp_path)
+    assert renderer.warm() == 2 + 3  # two templates; three addressable labels (`true:` is not a dotted key)
+
+    compiled: list[str] = []
+    original = renderer.env._compile
+
+    def counting(source, filename):
+        compiled.append(filename)
+        return original(source, filename)
+
+    renderer.env._compile = counting
+    assert renderer.render("card.html", n=3) == "<b>第 3 条</b>"
+    assert renderer.render("cli/line.txt", x="y") == "y"
+    assert renderer.label("x.c", who="小王") == "小王 来了"
+    assert renderer.label("a.plain") == "你好"
+    assert compiled == []
+    assert renderer.warm() == 5 and compiled == []  # a second warm-up compiles nothing again
+
+
+def test_the_bots_templates_all_compile():
+    assert renderer_for(ZoneInfo("Asia/Shanghai")).warm() > 100
