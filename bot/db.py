@@ -12,6 +12,16 @@ anyone's /s). Inside its own transaction a task reads on the write connection (i
 changes, as before). An in-memory database cannot be shared by two connections: there reads
 outside a transaction wait while a write transaction is open, and a transaction starts only when
 the reads under way have finished (new reads queue behind it, so writes are never starved).
+
+Reads on the event loop's own thread (issue 13, p99). Outside a transaction a read first runs
+right where it is asked, on a third, plain read-only connection (`InlineReader`): an indexed
+lookup takes tens of microseconds there, while a trip to a connection's thread and back costs more
+than that and, on a busy machine, waits for the interpreter lock once each way (a few ms each,
+the tail of every reply). A read is never allowed to hold the loop: SQLite's progress handler
+stops it after `INLINE_READ_BUDGET_S`, it runs again on the reader's thread, and its SQL goes to
+the thread from then on. A read the file's lock refuses at once (another process's checkpoint)
+also goes to the thread, which may wait for it. Each inline read ends with a pass through the
+loop, as a thread read did, so a task reading in a loop never starves the others.
 """
 
 from __future__ import annotations
@@ -63,6 +73,72 @@ def _first_row(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict)
         return cursor.fetchone()
     finally:
         cursor.close()
+
+
+#: Longest a read may run on the event loop's thread before SQLite stops it (it then runs on the
+#: reader's thread, as every later run of the same SQL does).
+INLINE_READ_BUDGET_S = 0.003
+#: SQLite virtual-machine steps between two looks at the clock during an inline read.
+_PROGRESS_STEPS = 1000
+#: SQL texts remembered as too slow to read inline (at most; dynamic SQL beyond it runs inline).
+_SLOW_SQL_KEPT = 1024
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_INTERRUPT = 5, 6, 9
+#: `InlineReader.read`'s answer when the read must run on the reader's thread instead.
+DEFERRED = object()
+
+
+class InlineReader:
+    """A read-only connection used on the event loop's thread (see the module text): reads that
+    finish within the budget return at once; the others return DEFERRED."""
+
+    def __init__(self, path: Path, budget_s: float = INLINE_READ_BUDGET_S) -> None:
+        # Not tied to a thread: a Database may be closed from another thread than it was used on.
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.budget_s = budget_s
+        #: SQL that ran over the budget once: read on the reader's thread from then on.
+        self.slow: set[str] = set()
+        self.inline_reads = 0
+        self.deferred_reads = 0
+        self._deadline = 0.0
+        try:
+            # as the other connections, but never sleeping on the loop for a lock
+            for pragma in ("PRAGMA busy_timeout=0", *_PRAGMAS[2:], "PRAGMA query_only=1"):
+                self.conn.execute(pragma)
+            self.conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def read(self, sql: str, params: Sequence[Any] | dict, *, one: bool) -> Any:
+        """The first row (one) or all rows, or DEFERRED: over the budget (the SQL is remembered)
+        or refused by the file's lock. Other SQLite errors are raised."""
+        if sql in self.slow:
+            self.deferred_reads += 1
+            return DEFERRED
+        self._deadline = time.perf_counter() + self.budget_s
+        try:
+            cursor = self.conn.execute(sql, params)
+            try:
+                rows = cursor.fetchone() if one else cursor.fetchall()
+            finally:
+                cursor.close()  # ends the statement: no read snapshot is kept open
+        except sqlite3.OperationalError as exc:
+            code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+            if code not in (_SQLITE_INTERRUPT, _SQLITE_BUSY, _SQLITE_LOCKED):
+                raise
+            if code == _SQLITE_INTERRUPT and len(self.slow) < _SLOW_SQL_KEPT:
+                self.slow.add(sql)
+            self.deferred_reads += 1
+            return DEFERRED
+        self.inline_reads += 1
+        return rows
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 #: aiosqlite's `_execute(fn, *args)` (run fn in the connection's thread) and `_conn` are not
@@ -184,6 +260,8 @@ class Database:
         self._tables: set[str] = set()  # tables known to exist (table_exists)
         #: Reads outside a transaction (see the module text); None: reads share `conn`, gated.
         self.reader: aiosqlite.Connection | None = None
+        #: Reads outside a transaction on the loop's thread first (None: in memory).
+        self.inline: InlineReader | None = None
 
     @property
     def fault(self) -> tuple[str, str] | None:
@@ -238,8 +316,9 @@ class Database:
         if str(path) != ":memory:":
             try:
                 db.reader = await cls._open_reader(path)
+                db.inline = InlineReader(path)
             except BaseException:
-                await conn.close()
+                await db.close()
                 raise
         return db
 
@@ -256,6 +335,9 @@ class Database:
         return reader
 
     async def close(self) -> None:
+        if self.inline is not None:
+            inline, self.inline = self.inline, None
+            inline.close()
         if self.reader is not None:
             reader, self.reader = self.reader, None
             await reader.close()
@@ -392,7 +474,32 @@ class Database:
             if not self._readers:
                 self._readers_done.set()
 
+    async def trace_statements(self, callback: Any) -> None:
+        """Call `callback(sql)` with every statement any of the connections runs (None: stop);
+        for tests and debugging (which index a lookup uses)."""
+        if self.inline is not None:
+            self.inline.conn.set_trace_callback(callback)
+        for conn in (self.reader, self.conn):
+            if conn is not None:
+                await conn.set_trace_callback(callback)
+
+    async def _read_inline(self, sql: str, params: Sequence[Any] | dict, *, one: bool) -> Any:
+        """The read done on the loop's thread (see the module text), or DEFERRED."""
+        if self.inline is None or _inside(self):
+            return DEFERRED
+        try:
+            rows = self.inline.read(sql, params, one=one)
+        except sqlite3.Error as exc:
+            self.note_fault(exc)
+            raise
+        if rows is not DEFERRED:
+            await asyncio.sleep(0)  # a pass through the loop, as a read on a thread was
+        return rows
+
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
+        row = await self._read_inline(sql, params, one=True)
+        if row is not DEFERRED:
+            return row
         try:
             async with self._reading() as conn:
                 if _ONE_HOP:
@@ -404,6 +511,9 @@ class Database:
             raise
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
+        rows = await self._read_inline(sql, params, one=False)
+        if rows is not DEFERRED:
+            return rows
         try:
             async with self._reading() as conn:
                 return list(await conn.execute_fetchall(sql, params))

@@ -54,7 +54,10 @@ async def test_transaction_rolls_back_on_error(db):
 async def test_pragmas(db):
     assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
     assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
-    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 15000
+    async with db.transaction():  # inside a transaction reads use the write connection
+        assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 15000  # writes wait for other processes
+    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 0  # the loop's own reads never sleep
+    assert (await db.reader.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 15000  # the reads sent to a thread may
 
 
 async def test_backup_is_a_consistent_copy_while_open(db, tmp_path):
@@ -193,3 +196,93 @@ async def test_a_full_temp_folder_is_told_apart_from_a_full_database_disk(db, tm
     assert db.note_fault(full) == "disk_full"
     monkeypatch.setattr(shutil, "disk_usage", usage(1 << 34, 1 << 34))
     assert db.note_fault(full) == "disk_full"  # e.g. the database's page limit
+
+
+# --- reads on the event loop's thread (issue 13, p99) ----------------------------------------------
+
+#: Counts to 2,000,000 in SQLite: tens of milliseconds, far over the inline budget.
+SLOW_COUNT = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) SELECT count(*) FROM n"
+
+
+async def test_a_read_outside_a_transaction_runs_on_the_loops_thread(db):
+    await db.execute("INSERT INTO notices (key, sent_at) VALUES ('a', 1)")
+    before = db.inline.inline_reads
+    assert (await db.fetchone("SELECT key FROM notices"))["key"] == "a"
+    assert [row["key"] for row in await db.fetchall("SELECT key FROM notices")] == ["a"]
+    assert db.inline.inline_reads == before + 2 and db.inline.deferred_reads == 0
+    async with db.transaction() as conn:  # inside its own transaction a task reads its own changes
+        await conn.execute("INSERT INTO notices (key, sent_at) VALUES ('b', 1)")
+        assert len(await db.fetchall("SELECT key FROM notices")) == 2
+    assert db.inline.inline_reads == before + 2
+
+
+async def test_a_read_over_the_budget_is_stopped_and_runs_on_the_readers_thread_from_then_on(db):
+    """SQLite's progress handler stops a long read on the loop's thread; it runs again on the
+    reader's thread (the right answer), and its SQL goes there directly next time."""
+    import asyncio
+
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        assert (await db.fetchone(SLOW_COUNT))[0] == 2_000_000
+        assert SLOW_COUNT in db.inline.slow and db.inline.deferred_reads == 1
+        seen = ticks
+        assert (await db.fetchall(SLOW_COUNT))[0][0] == 2_000_000
+        assert db.inline.deferred_reads == 2
+        assert ticks > seen + 10  # the loop ran other work while the thread counted
+    finally:
+        other.cancel()
+
+
+async def test_each_inline_read_passes_through_the_loop(db):
+    """A task reading in a loop lets others run between its reads, as reads on a thread did."""
+    import asyncio
+
+    order: list[str] = []
+
+    async def reads():
+        for _ in range(3):
+            await db.fetchone("SELECT 1")
+            order.append("read")
+
+    async def other():
+        for _ in range(3):
+            order.append("other")
+            await asyncio.sleep(0)
+
+    await asyncio.gather(reads(), other())
+    assert order.index("other") < order.index("read") and order[-1] == "read" and "other" in order[1:4]
+
+
+def test_a_read_the_files_lock_refuses_is_deferred_not_remembered_as_slow(tmp_path):
+    """A lock held by another process (a rollback-journal file here) refuses the loop's read at
+    once, never making the loop sleep: it goes to the reader's thread, which may wait."""
+    from bot.db import DEFERRED, InlineReader
+
+    path = tmp_path / "k.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("INSERT INTO t VALUES (1)")
+    reader = InlineReader(path)
+    other.execute("BEGIN EXCLUSIVE")
+    assert reader.read("SELECT count(*) FROM t", (), one=True) is DEFERRED
+    assert reader.slow == set() and reader.deferred_reads == 1
+    other.execute("COMMIT")
+    assert reader.read("SELECT count(*) FROM t", (), one=True)[0] == 1
+    reader.close()
+    other.close()
+
+
+async def test_an_inline_read_error_is_raised_and_named_like_a_threaded_one(db):
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        await db.fetchone("SELECT * FROM no_such_table")
+    with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|attempt to write"):
+        await db.fetchall("INSERT INTO notices (key, sent_at) VALUES ('x', 1) RETURNING key")

@@ -172,12 +172,11 @@ def test_bad_captions(caption, code):
 async def test_handover_order_lookup_uses_the_platform_order_no_index(db, clock):
     await save(db, clock, unpaid(clock.now(), order_no="111"), unpaid(clock.now(), order_no="222", platform="jd"))
     statements: list[str] = []
-    reads = db.reader or db.conn  # reads outside a transaction use the read connection
-    await reads.set_trace_callback(statements.append)
+    await db.trace_statements(statements.append)
     try:
         found = await known_orders(db, ["111", "222", "333"])
     finally:
-        await reads.set_trace_callback(None)
+        await db.trace_statements(None)
     assert set(found) == {"111", "222"} and found["222"].platform == "jd"
     lookup = next(s for s in statements if "FROM orders" in s and "order_no IN" in s)
     plan = [row["detail"] for row in await db.fetchall("EXPLAIN QUERY PLAN " + lookup)]
