@@ -22,6 +22,16 @@ stops it after `INLINE_READ_BUDGET_S`, it runs again on the reader's thread, and
 the thread from then on. A read the file's lock refuses at once (another process's checkpoint)
 also goes to the thread, which may wait for it. Each inline read ends with a pass through the
 loop, as a thread read did, so a task reading in a loop never starves the others.
+
+Writes on the loop's thread too, for the same reason (`LoopWriter`: the write connection itself,
+used directly while the write lock is held, when its thread has nothing to do). A single write
+statement runs there within the same budget (stopped, SQLite rolls it back and it runs on the
+write thread), and a transaction opened with `transaction(on_loop=True)` (the few statements
+behind a button press or a handover note) runs there whole. Neither waits for the file's lock on
+the loop: when another process holds it, the work goes to the write thread, which waits for it.
+The write connection does not checkpoint the WAL at a commit (that may fsync, on the loop's
+thread); every `CHECKPOINT_EVERY` commits a passive checkpoint runs on the reader's thread. Bulk
+work (imports, reports, the reminder scan, migrations) keeps its transactions on the write thread.
 """
 
 from __future__ import annotations
@@ -139,6 +149,163 @@ class InlineReader:
 
     def close(self) -> None:
         self.conn.close()
+
+
+#: Commits on the loop's writer between two passive WAL checkpoints (run on the reader's thread).
+CHECKPOINT_EVERY = 200
+
+
+def _refusal(exc: sqlite3.OperationalError) -> int | None:
+    """The result code when SQLite stopped the statement (over the budget) or the file's lock
+    refused it at once; None for any other error."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code if code in (_SQLITE_INTERRUPT, _SQLITE_BUSY, _SQLITE_LOCKED) else None
+
+
+class LoopWriter:
+    """The write connection, used directly on the event loop's thread (see the module text) while
+    the Database's write lock is held: its own thread then has nothing to do. One connection for
+    both, so a transaction's scratch tables and its view of the data are the same on either."""
+
+    def __init__(self, conn: sqlite3.Connection, budget_s: float = INLINE_READ_BUDGET_S) -> None:
+        self.conn = conn
+        self.budget_s = budget_s
+        #: SQL that ran over the budget once as a single statement: the write thread's from then on.
+        self.slow: set[str] = set()
+        self.commits = 0
+        self.deferred = 0
+        self._deadline = 0.0
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def _at_once(self, sql: str) -> None:
+        """Run a statement without sleeping for another process's lock (the connection's busy
+        timeout is restored after)."""
+        conn = self.conn
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute(sql)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def statement(self, sql: str, params: Sequence[Any] | dict) -> Any:
+        """One statement as its own transaction: its cursor (rowcount, lastrowid), or DEFERRED
+        (over the budget, the SQL then remembered; or another process holds the lock): nothing
+        written then. In a transaction of its own, not SQLite's autocommit: SQLite may report a
+        statement as stopped after its autocommit was already done; here a stopped statement's
+        transaction is rolled back whatever it did."""
+        if sql in self.slow:
+            self.deferred += 1
+            return DEFERRED
+        if not self.begin():
+            return DEFERRED
+        conn = self.conn
+        try:
+            self._deadline = time.perf_counter() + self.budget_s
+            conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+            try:
+                cursor = conn.execute(sql, params)
+            finally:
+                conn.set_progress_handler(None, 0)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already
+            if isinstance(exc, sqlite3.OperationalError) and _refusal(exc) == _SQLITE_INTERRUPT:
+                if len(self.slow) < _SLOW_SQL_KEPT:
+                    self.slow.add(sql)
+                self.deferred += 1
+                return DEFERRED
+            raise
+        return cursor
+
+    def begin(self) -> bool:
+        """BEGIN IMMEDIATE; False when another process holds the lock (nothing begun)."""
+        try:
+            self._at_once("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _refusal(exc) is None:
+                raise
+            self.deferred += 1
+            return False
+        return True
+
+
+class _LoopCursor:
+    """The part of aiosqlite's Cursor the stores use, over a cursor of the loop's writer."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._cursor.fetchone()
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    async def __aenter__(self) -> _LoopCursor:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._cursor.close()
+
+
+class _LoopResult:
+    """What `execute` returns, like aiosqlite's: awaited, a cursor; or `async with … as cursor`."""
+
+    __slots__ = ("_run", "_cursor")
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+        self._cursor: _LoopCursor | None = None
+
+    def __await__(self):
+        return self._open().__await__()
+
+    async def _open(self) -> _LoopCursor:
+        return _LoopCursor(self._run())
+
+    async def __aenter__(self) -> _LoopCursor:
+        self._cursor = _LoopCursor(self._run())
+        return self._cursor
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._cursor is not None:
+            await self._cursor.close()
+
+
+class _LoopConnection:
+    """The part of aiosqlite's Connection a transaction's body uses, on the loop's writer."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> _LoopResult:
+        return _LoopResult(lambda: self._conn.execute(sql, params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> _LoopResult:
+        return _LoopResult(lambda: self._conn.executemany(sql, rows))
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, params).fetchall()
 
 
 #: aiosqlite's `_execute(fn, *args)` (run fn in the connection's thread) and `_conn` are not
@@ -262,6 +429,10 @@ class Database:
         self.reader: aiosqlite.Connection | None = None
         #: Reads outside a transaction on the loop's thread first (None: in memory).
         self.inline: InlineReader | None = None
+        #: Single writes and `transaction(on_loop=True)` on the loop's thread (None: in memory).
+        self.writer: LoopWriter | None = None
+        self._loop_transaction = False  # the open transaction is on `writer`
+        self._checkpointing: asyncio.Task | None = None
 
     @property
     def fault(self) -> tuple[str, str] | None:
@@ -296,7 +467,8 @@ class Database:
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        # check_same_thread=False: the loop's thread uses it too (LoopWriter), while the lock is held
+        conn = await aiosqlite.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         try:
             for pragma in _PRAGMAS:
@@ -317,6 +489,9 @@ class Database:
             try:
                 db.reader = await cls._open_reader(path)
                 db.inline = InlineReader(path)
+                if _ONE_HOP:  # aiosqlite lets us reach its sqlite3 connection
+                    await conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: _maybe_checkpoint
+                    db.writer = LoopWriter(conn._conn)
             except BaseException:
                 await db.close()
                 raise
@@ -335,6 +510,9 @@ class Database:
         return reader
 
     async def close(self) -> None:
+        if self._checkpointing is not None and not self._checkpointing.done():
+            await asyncio.wait([self._checkpointing])
+        self.writer = None  # its connection is `conn`'s, closed below
         if self.inline is not None:
             inline, self.inline = self.inline, None
             inline.close()
@@ -365,8 +543,10 @@ class Database:
         return applied
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One atomic unit of work; rolled back on any exception, cancellation included."""
+    async def transaction(self, *, on_loop: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One atomic unit of work; rolled back on any exception, cancellation included.
+        `on_loop`: a few small statements (a press, a note): run on the loop's thread, unless
+        another process holds the file's lock (see the module text). Never for bulk work."""
         async with self._lock:
             self._no_transaction.clear()  # reads from now on wait for this transaction's end
             token = _IN_TRANSACTION.set((self, asyncio.current_task()))
@@ -374,11 +554,69 @@ class Database:
                 while self._readers:  # reads already under way finish first
                     self._readers_done.clear()
                     await self._readers_done.wait()
-                async with self._begun():
-                    yield self.conn
+                if on_loop and self.writer is not None and self._begin_on_loop():
+                    async with self._committed_on_loop() as conn:
+                        yield conn
+                else:
+                    async with self._begun():
+                        yield self.conn
             finally:
                 _IN_TRANSACTION.reset(token)
                 self._no_transaction.set()
+
+    def _begin_on_loop(self) -> bool:
+        try:
+            return self.writer.begin()
+        except sqlite3.Error as exc:
+            self.note_fault(exc)
+            raise
+
+    @asynccontextmanager
+    async def _committed_on_loop(self) -> AsyncIterator[Any]:
+        """The body of a transaction begun on the loop's writer, then COMMIT (ROLLBACK on any
+        exception), as `_begun` does on the write thread."""
+        conn = self.writer.conn
+        self._loop_transaction = True
+        try:
+            yield _LoopConnection(conn)
+        except BaseException as exc:
+            self.note_fault(exc)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.note_fault(exc)
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+            self._committed()
+        finally:
+            self._loop_transaction = False
+
+    def _committed(self) -> None:
+        """Count a commit; every CHECKPOINT_EVERY, a passive checkpoint (it never waits for
+        anyone) on the reader's thread: the write connection, used on the loop's thread, never
+        checkpoints at a commit (that may fsync)."""
+        if self.writer is None:
+            return  # in memory, or SQLite checkpoints by itself
+        self.writer.commits += 1
+        if self.writer.commits % CHECKPOINT_EVERY or self.reader is None:
+            return
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(), name="kefu-db-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: closed meanwhile
+            self.note_fault(exc)  # the next commit's checkpoint tries again
 
     @asynccontextmanager
     async def _begun(self) -> AsyncIterator[None]:
@@ -407,6 +645,7 @@ class Database:
                 except sqlite3.Error:
                     pass
                 raise
+            self._committed()
 
     async def _one_statement(self, sql: str, params: Sequence[Any] | dict) -> aiosqlite.Cursor:
         """One write statement as its own transaction. SQLite makes a single statement atomic by
@@ -414,6 +653,8 @@ class Database:
         (BEGIN, the statement, COMMIT: issue 13, CPU per update); it still waits for any open
         transaction (the lock) so it never lands inside another task's."""
         if _inside(self):  # inside our own transaction: part of it
+            if self._loop_transaction:
+                return self._on_loop_writer(sql, params)
             return await self.conn.execute(sql, params)
         async with self._lock:
             self._no_transaction.clear()
@@ -421,12 +662,34 @@ class Database:
                 while self._readers:
                     self._readers_done.clear()
                     await self._readers_done.wait()
-                return await self.conn.execute(sql, params)
+                if self.writer is not None:
+                    cursor = self.writer.statement(sql, params)
+                    if cursor is not DEFERRED:
+                        self._committed()
+                        return cursor
+                cursor = await self.conn.execute(sql, params)
+                self._committed()
+                return cursor
             except BaseException as exc:
                 self.note_fault(exc)
                 raise
             finally:
                 self._no_transaction.set()
+
+    def _on_loop_writer(self, sql: str, params: Sequence[Any] | dict, *, rows: bool | None = None) -> Any:
+        """A statement inside the transaction open on the loop's writer: the cursor, or (rows)
+        its first row / all rows."""
+        try:
+            cursor = self.writer.conn.execute(sql, params)
+            if rows is None:
+                return cursor
+            try:
+                return cursor.fetchone() if rows is False else cursor.fetchall()
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            self.note_fault(exc)
+            raise
 
     async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run one write statement in its own transaction; return how many rows it changed."""
@@ -485,7 +748,9 @@ class Database:
 
     async def _read_inline(self, sql: str, params: Sequence[Any] | dict, *, one: bool) -> Any:
         """The read done on the loop's thread (see the module text), or DEFERRED."""
-        if self.inline is None or _inside(self):
+        if _inside(self):  # our own changes are on the transaction's connection
+            return self._on_loop_writer(sql, params, rows=not one) if self._loop_transaction else DEFERRED
+        if self.inline is None:
             return DEFERRED
         try:
             rows = self.inline.read(sql, params, one=one)

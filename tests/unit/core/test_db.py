@@ -9,6 +9,7 @@ from bot.db import (
     Migration,
     MigrationError,
     available_migrations,
+    insert_id,
     split_statements,
 )
 
@@ -286,3 +287,143 @@ async def test_an_inline_read_error_is_raised_and_named_like_a_threaded_one(db):
         await db.fetchone("SELECT * FROM no_such_table")
     with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|attempt to write"):
         await db.fetchall("INSERT INTO notices (key, sent_at) VALUES ('x', 1) RETURNING key")
+
+
+# --- writes on the event loop's thread (issue 13, p99) ---------------------------------------------
+
+ORDER_INSERT = ("INSERT INTO notices (key, sent_at) VALUES (?, 1)")
+
+
+async def test_a_single_write_runs_on_the_loops_thread_and_is_seen_at_once(db):
+    commits = db.writer.commits
+    row_id = await db.insert(ORDER_INSERT, ("a",))
+    assert await db.execute("UPDATE notices SET sent_at = 2 WHERE key = 'a'") == 1
+    assert db.writer.commits == commits + 2 and db.writer.deferred == 0
+    assert tuple(await db.fetchone("SELECT rowid, sent_at FROM notices WHERE key = 'a'")) == (row_id, 2)
+
+
+async def test_a_write_stopped_over_the_budget_is_written_exactly_once(db, monkeypatch):
+    """SQLite may report a statement as stopped after its autocommit already happened (the
+    progress handler also runs as a statement ends): a stopped write must then not be run again
+    on top of itself. With the handler called at every step and budgets from none to plenty,
+    every insert lands once, whether it finished on the loop or on the thread."""
+    import random
+
+    import bot.db
+
+    monkeypatch.setattr(bot.db, "_PROGRESS_STEPS", 1)
+    rng = random.Random(13)
+    for i in range(200):
+        db.writer.budget_s = rng.choice([0.0, 1e-6, 2e-5, 5e-5, 1e-4, 1e-3])
+        db.writer.slow.clear()
+        await db.insert(ORDER_INSERT, (f"k{i}",))  # a second landing would break the unique key
+    assert db.writer.deferred > 20  # many were stopped and sent to the thread
+    assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 200
+
+
+async def test_a_long_single_write_goes_to_the_write_thread_from_then_on(db):
+    fill = ("INSERT INTO notices (key, sent_at) SELECT 'n' || i, 1 FROM "
+            "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) SELECT i FROM n)")
+    assert await db.execute(fill) == 300_000
+    assert fill in db.writer.slow and db.writer.deferred == 1
+    assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 300_000
+
+
+async def test_a_transaction_on_the_loop_commits_reads_its_own_changes_and_hides_them_from_others(db):
+    import asyncio
+
+    commits = db.writer.commits
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def writer():
+        async with db.transaction(on_loop=True) as conn:
+            first = await insert_id(conn, ORDER_INSERT, ("a",))
+            cursor = await conn.execute(ORDER_INSERT, ("b",))
+            assert cursor.lastrowid == first + 1
+            await cursor.close()
+            async with conn.execute("SELECT count(*) FROM notices") as cursor:
+                assert (await cursor.fetchone())[0] == 2
+            assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 2  # its own changes
+            assert await db.execute("UPDATE notices SET sent_at = 5") == 2  # part of the transaction
+            inside.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await inside.wait()
+    assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 0  # not committed yet
+    release.set()
+    await task
+    assert db.writer.commits == commits + 1  # one commit for the whole transaction
+    assert [tuple(r) for r in await db.fetchall("SELECT key, sent_at FROM notices ORDER BY key")] == [("a", 5), ("b", 5)]
+
+
+async def test_a_transaction_on_the_loop_rolls_back_on_error(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction(on_loop=True) as conn:
+            await conn.execute(ORDER_INSERT, ("a",))
+            raise RuntimeError("boom")
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction(on_loop=True) as conn:
+            await conn.execute(ORDER_INSERT, ("b",))
+            await conn.execute(ORDER_INSERT, ("b",))  # the unique key
+    assert await db.fetchone("SELECT * FROM notices") is None
+    await db.insert(ORDER_INSERT, ("c",))  # the connection is usable afterwards
+    assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 1
+
+
+async def test_while_another_process_holds_the_lock_loop_writes_wait_on_the_thread_not_the_loop(db):
+    """Another process's transaction (e.g. `kefu import`) holds the file's write lock: the loop
+    keeps running while our writes wait for it on the write thread, then land."""
+    import asyncio
+
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def in_transaction():
+        async with db.transaction(on_loop=True) as conn:
+            await conn.execute(ORDER_INSERT, ("t",))
+
+    clock = asyncio.create_task(ticker())
+    single = asyncio.create_task(db.insert(ORDER_INSERT, ("s",)))
+    whole = asyncio.create_task(in_transaction())
+    try:
+        await asyncio.sleep(0.3)
+        assert not single.done() and not whole.done()  # waiting for the other process…
+        assert ticks >= 10  # …without holding the loop
+        other.execute("COMMIT")
+        await asyncio.wait_for(asyncio.gather(single, whole), 10)
+    finally:
+        clock.cancel()
+        other.close()
+    assert db.writer.deferred >= 1  # the first one found the lock held (the other then queued behind it)
+    assert {r[0] for r in await db.fetchall("SELECT key FROM notices")} == {"s", "t"}
+
+
+async def test_the_write_connection_checkpoints_every_so_many_commits_off_the_loop(db, monkeypatch):
+    """The write connection never checkpoints at a commit (an fsync on the loop); a passive
+    checkpoint on the reader's thread copies the WAL into the database file every so often."""
+    import bot.db
+
+    monkeypatch.setattr(bot.db, "CHECKPOINT_EVERY", 5)
+
+    def pages_in_file() -> int:  # the database header's page count: changes only by checkpointing
+        with open(db.path, "rb") as f:
+            return int.from_bytes(f.read(32)[28:32], "big")
+
+    async with db.transaction(on_loop=True):  # the write connection's setting
+        assert (await db.fetchone("PRAGMA wal_autocheckpoint"))[0] == 0
+    await db.execute("CREATE TABLE big (x BLOB)")
+    before = pages_in_file()
+    while db.writer.commits % 5 != 4:
+        await db.insert("INSERT INTO big VALUES (zeroblob(8192))")
+    assert pages_in_file() == before  # nothing copied yet: no checkpoint at commit
+    await db.insert("INSERT INTO big VALUES (zeroblob(8192))")  # the fifth commit
+    await db._checkpointing
+    assert pages_in_file() > before
