@@ -310,7 +310,7 @@ class CaseService:
             state=OPEN, opened_by=actor.tg_id, owner=actor.tg_id, opened_at=now, updated_at=now,
             source=_text(source, SHORT_LIMIT, "source"),
         )
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case_id = await self.store.insert_case(conn, values)
             await self.store.add_history(conn, case_id, now, actor.tg_id, "opened", "state", "", OPEN, values["source"])
         return await self._require(case_id)
@@ -321,7 +321,7 @@ class CaseService:
         change that needs approval again puts the case back to 处理中."""
         cleaned = {name: clean_field(name, value) for name, value in changes.items()}
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             await self._require_party(actor, case)
             if case.finished:
@@ -351,7 +351,7 @@ class CaseService:
         if not new_owner.active:
             raise UserError("case_person_inactive", name=new_owner.name)
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             if not (actor.active and (actor.tg_id == case.owner or actor.role >= Role.SUPERVISOR)):
                 raise UserError("case_forbidden", no=case.id)
@@ -372,7 +372,7 @@ class CaseService:
             raise UserError("case_bad_evidence", value="")
         caption = _text(caption, SHORT_LIMIT, "caption")
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             await self._require_party(actor, case)
             if case.finished:
@@ -398,7 +398,7 @@ class CaseService:
         model.MOVES). Going on (待买家, 待仓库, 已完成) with a resolution that needs approval needs
         the approval first (`case_needs_approval`)."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             await self._require_party(actor, case)
             if case.state == PENDING and target == CLOSED:
@@ -423,7 +423,7 @@ class CaseService:
         if not reason:
             raise UserError("case_reason_required")
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             await self._require_party(actor, case)
             if not case.finished:
@@ -447,7 +447,7 @@ class CaseService:
         # Off hours the request waits for the next shift: its supervisor on duty is the one to ask.
         working = set(shifts_on(self.shifts, timing.deliver_at, self.tz))
         on_duty = {p.tg_id for p in people if p.shift in working}
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             await self._require_party(actor, case)
             if case.state == PENDING:
@@ -499,7 +499,7 @@ class CaseService:
         """The requester takes a pending request back: the case returns to 处理中 to be edited and
         resubmitted (as a new request)."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             pending = await self._own_request(conn, case, actor)
             await self.store.update_approval(conn, pending.id, {"state": "withdrawn", "decided_at": now})
@@ -510,7 +510,7 @@ class CaseService:
     async def nudge(self, actor: Person, case_id: int) -> Approval:
         """催办: the requester asks again (the handler messages the approver). At most once per NUDGE_GAP."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             case = await self._case_in(conn, case_id)
             pending = await self._own_request(conn, case, actor)
             if pending.nudged_at is not None and now - pending.nudged_at < NUDGE_GAP:
@@ -534,7 +534,7 @@ class CaseService:
 
     async def _decide(self, actor: Person, approval_id: int, verdict: str, reason: str) -> Decision:
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             approval = await self._approval_in(conn, approval_id)
             self._require_decider(actor, approval)
             state = APPROVED if verdict == "approved" else REJECTED
@@ -555,7 +555,7 @@ class CaseService:
         """转交: the approver (or an admin) passes the request to another approver of the same level
         or higher; the reminder clock starts again for the new approver."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             approval = await self._approval_in(conn, approval_id)
             self._require_decider(actor, approval, transferring=True)
             if to.tg_id == approval.requester:
@@ -594,7 +594,7 @@ class CaseService:
             approver = rules.choose_approver(people, on_duty, approval.level, approval.requester)
             if approver is None:
                 continue
-            async with self.db.transaction() as conn:
+            async with self.db.transaction(on_loop=True) as conn:
                 changed = await self.store.update_approval(conn, approval.id, {
                     "approver": approver.tg_id, "deliver_at": timing.deliver_at,
                     "delivered_at": None if timing.waits_for_shift else now,
@@ -629,7 +629,7 @@ class CaseService:
         request is no longer pending or it was already recorded."""
         column = {"deliver": "delivered_at", "remind": "reminded_at", "escalate": "escalated_at"}[action]
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             approval = await self._approval_in(conn, approval_id, must_be_pending=False)
             if not approval.pending or getattr(approval, column) is not None:
                 return False

@@ -81,7 +81,7 @@ class HandoverService:
         order_no = await self._order_no(body)
         window = self.occurrence_for(author_shift)
         now = self._now()
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             item_id = await self.store.add_item(conn, (
                 author_id, occurrence_key(window), to_ts(window.start), now, now, body, kind, int(urgent),
                 order_no,
@@ -124,7 +124,7 @@ class HandoverService:
         now = self._now()
         # Checked again inside the write transaction: two people pressing 已接手 at once (updates
         # run concurrently), or a resolve in between, leave exactly one outcome.
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             if await self.store.item_status_in(conn, item_id) != "open":
                 self.check_open(await self.require(item_id))
             latest = await self.store.latest_delivery_in(conn, item_id)
@@ -161,7 +161,7 @@ class HandoverService:
         if not changed:
             return item
         values = {name: int(v) if isinstance(v, bool) else v for name, v in changed.items()}
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             if await self.store.update_open_item(conn, item.id, values, self._now()) == 0:  # closed meanwhile by someone else
                 fresh = await self.require(item.id)
                 self.check_open(fresh)

@@ -297,7 +297,7 @@ class ReminderEngine:
         `message_id` None: sent but unconfirmed (id unknown); recorded as delivered, never edited
         (the store keeps a negative sentinel id, left out of `messages_showing`)."""
         ts = _ts(now or self.now())
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             row_id = await self.store.add_message(conn, chat_id, message_id, kind, rule, part, parts, total, ts)
             rows = []
             for view, position in items:
@@ -318,7 +318,7 @@ class ReminderEngine:
         if not chats:
             return []
         ts = _ts(now or self.now())
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             ids = await self.store.round_held_by_all(conn, chats)
             await self.store.mark_sent(conn, ids, ts)
         return ids
@@ -339,7 +339,7 @@ class ReminderEngine:
         (all of them when there is no supervisor to tell)."""
         ts = _ts(now or self.now())
         wanted = [r.id for r in reminders]
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             if chats:
                 done = await self.store.escalation_held_by_all(conn, chats)
                 ids = [rid for rid in wanted if rid in done]
@@ -393,7 +393,7 @@ class ReminderEngine:
 
     async def claim(self, reminder_id: int, actor: int, now: datetime | None = None) -> ActionResult:
         ts = to_ts(now or self.now())
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             view = await self._load(conn, reminder_id)
             refusal = self._refusal(view, actor, supervisor=True)  # anyone may take an unclaimed one
             if refusal is None and view.claimed_by == actor:
@@ -411,7 +411,7 @@ class ReminderEngine:
     async def done(self, reminder_id: int, actor: int, outcome: str, *, supervisor: bool = False,
                    now: datetime | None = None) -> ActionResult:
         ts = to_ts(now or self.now())
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             view = await self._load(conn, reminder_id)
             refusal = self._refusal(view, actor, supervisor)
             if refusal is None and outcome not in outcomes_for(view.rule, view.stage):
@@ -433,7 +433,7 @@ class ReminderEngine:
                      now: datetime | None = None) -> ActionResult:
         ts = to_ts(now or self.now())
         until_ts = to_ts(until)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             view = await self._load(conn, reminder_id)
             refusal = self._refusal(view, actor, supervisor)
             if refusal is None and until_ts <= ts:
@@ -449,7 +449,7 @@ class ReminderEngine:
                      now: datetime | None = None) -> None:
         """Record a press that changes nothing (查看话术, opening a card, a refused button)."""
         ts = to_ts(now or self.now())
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(on_loop=True) as conn:
             await self._events(conn, [reminder_id], ts, actor, action, detail)
 
     async def events(self, reminder_id: int) -> list[sqlite3.Row]:
