@@ -30,8 +30,10 @@ write thread), and a transaction opened with `transaction(on_loop=True)` (the fe
 behind a button press or a handover note) runs there whole. Neither waits for the file's lock on
 the loop: when another process holds it, the work goes to the write thread, which waits for it.
 The write connection does not checkpoint the WAL at a commit (that may fsync, on the loop's
-thread); every `CHECKPOINT_EVERY` commits a passive checkpoint runs on the reader's thread. Bulk
-work (imports, reports, the reminder scan, migrations) keeps its transactions on the write thread.
+thread); a passive checkpoint runs on the reader's thread every `CHECKPOINT_EVERY` commits and
+after each transaction on the write thread. Bulk work (imports, reports, the reminder scan,
+migrations) keeps its transactions on the write thread; so do statements that cannot run inside
+a transaction (PRAGMA, VACUUM, …).
 """
 
 from __future__ import annotations
@@ -151,6 +153,10 @@ class InlineReader:
         self.conn.close()
 
 
+#: Statements that manage transactions themselves or cannot run inside one: never wrapped in
+#: the loop writer's BEGIN … COMMIT (they run as before, on the write thread).
+_NOT_IN_A_TRANSACTION = re.compile(r"\s*(PRAGMA|VACUUM|ATTACH|DETACH|BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b",
+                                   re.IGNORECASE)
 #: Commits on the loop's writer between two passive WAL checkpoints (run on the reader's thread).
 CHECKPOINT_EVERY = 200
 
@@ -490,7 +496,10 @@ class Database:
                 db.reader = await cls._open_reader(path)
                 db.inline = InlineReader(path)
                 if _ONE_HOP:  # aiosqlite lets us reach its sqlite3 connection
-                    await conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints: _maybe_checkpoint
+                    # checkpoints: `_committed`. Closed at once: an open cursor on the write
+                    # connection (this pragma answers with a row) would hold up a VACUUM.
+                    async with conn.execute("PRAGMA wal_autocheckpoint=0"):
+                        pass
                     db.writer = LoopWriter(conn._conn)
             except BaseException:
                 await db.close()
@@ -600,14 +609,15 @@ class Database:
         finally:
             self._loop_transaction = False
 
-    def _committed(self) -> None:
-        """Count a commit; every CHECKPOINT_EVERY, a passive checkpoint (it never waits for
-        anyone) on the reader's thread: the write connection, used on the loop's thread, never
-        checkpoints at a commit (that may fsync)."""
+    def _committed(self, *, bulk: bool = False) -> None:
+        """Count a commit; every CHECKPOINT_EVERY, and after every transaction on the write
+        thread (bulk work: an import may have written thousands of pages), a passive checkpoint
+        (it never waits for anyone) on the reader's thread: the write connection, used on the
+        loop's thread, never checkpoints at a commit (that may fsync)."""
         if self.writer is None:
             return  # in memory, or SQLite checkpoints by itself
         self.writer.commits += 1
-        if self.writer.commits % CHECKPOINT_EVERY or self.reader is None:
+        if (self.writer.commits % CHECKPOINT_EVERY and not bulk) or self.reader is None:
             return
         if self._checkpointing is None or self._checkpointing.done():
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(), name="kefu-db-checkpoint")
@@ -645,7 +655,7 @@ class Database:
                 except sqlite3.Error:
                     pass
                 raise
-            self._committed()
+            self._committed(bulk=True)
 
     async def _one_statement(self, sql: str, params: Sequence[Any] | dict) -> aiosqlite.Cursor:
         """One write statement as its own transaction. SQLite makes a single statement atomic by
@@ -662,7 +672,7 @@ class Database:
                 while self._readers:
                     self._readers_done.clear()
                     await self._readers_done.wait()
-                if self.writer is not None:
+                if self.writer is not None and not _NOT_IN_A_TRANSACTION.match(sql):
                     cursor = self.writer.statement(sql, params)
                     if cursor is not DEFERRED:
                         self._committed()

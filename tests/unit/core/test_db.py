@@ -427,3 +427,26 @@ async def test_the_write_connection_checkpoints_every_so_many_commits_off_the_lo
     await db.insert("INSERT INTO big VALUES (zeroblob(8192))")  # the fifth commit
     await db._checkpointing
     assert pages_in_file() > before
+
+
+async def test_a_bulk_transaction_is_checkpointed_after_its_commit(db):
+    """A transaction on the write thread (an import) may write thousands of pages: the WAL is
+    copied into the database file after it, not only every so many commits."""
+    def pages_in_file() -> int:
+        with open(db.path, "rb") as f:
+            return int.from_bytes(f.read(32)[28:32], "big")
+
+    await db.execute("CREATE TABLE big (x BLOB)")
+    before = pages_in_file()
+    async with db.transaction() as conn:
+        await conn.executemany("INSERT INTO big VALUES (zeroblob(8192))", [()] * 50)
+    await db._checkpointing
+    assert pages_in_file() > before + 50
+
+
+async def test_statements_that_cannot_run_in_a_transaction_still_run_alone(db):
+    await db.execute("INSERT INTO notices (key, sent_at) VALUES ('a', 1)")
+    await db.execute("VACUUM")  # "cannot VACUUM from within a transaction" if wrapped
+    async with db.transaction(on_loop=True):
+        await db.execute("PRAGMA user_version = 77")
+    assert (await db.fetchone("PRAGMA user_version"))[0] == 77
