@@ -76,6 +76,20 @@ Then a sent or edited message read back without its keyboard (handlers/transport
 object per echoed button), the same 30/s command twice at load 0.3-0.4: CPU 7.7 vs 5.7 ms (1.34x)
 and 8.4 vs 5.7 ms (1.46x); p99 at 30/s 28.2 vs 13.3 ms (2.12x) and 31.7 vs 13.6 ms (2.33x).
 
+Session 5 (issue 13, p99): the tail was not queueing but waiting: a trip to an aiosqlite thread
+and back waited for the interpreter lock whenever the loop was busy (a per-update timeline showed
+reads of 0.1 ms returning after 10-20 ms). Now reads outside a transaction run on the loop's
+thread (stopped by SQLite after 3 ms, then on the reader's thread), single writes and the press /
+note transactions too (the write connection itself, never waiting for another process's lock
+there); every template and label compiled once after start-up; sniffio installed (httpcore's
+failed `import sniffio` searched sys.path ~9 times per update). `--bots kefu,minimal_rl --rates
+30,30,30 --step-seconds 20 --claims 0 --import-mb 0 --flood-seconds 0`, four runs (12 steps) at
+load 0.1-1.5: kefu p99 14.1-26.2 ms vs 9.9-18.3 ms, ratio 0.98-2.08x (median 1.56x; before
+2.0-2.7x), CPU per update 5.9-6.7 vs 4.1-5.2 ms (median 1.40x). `--quick` twice: 9/9 goals (p99
+19.1 vs 16.9 ms, 1.13x; CPU 1.31x) and 8/9 (p99 25.9 vs 11.4 ms, 2.28x; CPU 1.47x): the 5 s step
+at 30/s has ~150 answers, so its p99 is the second-slowest one. `--only-cold-start --bots
+kefu,minimal_rl --cold-starts 11`: 0.90 vs 0.60 s (1.50x; CPU 1.51x).
+
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
 """
