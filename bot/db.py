@@ -99,20 +99,49 @@ _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_INTERRUPT = 5, 6, 9
 DEFERRED = object()
 
 
-class InlineReader:
+class _Budgeted:
+    """SQL run on the event loop's thread within a time budget (SQLite's progress handler looks
+    at the clock); SQL that went over it is remembered and goes to a thread from then on."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        #: SQL that ran over the budget once.
+        self.slow: set[str] = set()
+        #: Statements sent to a thread instead (over the budget, or the file's lock was held).
+        self.deferred = 0
+        self._deadline = 0.0
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def _start_clock(self) -> None:
+        self._deadline = time.perf_counter() + self.budget_s
+
+    def _defer(self, sql: str | None = None) -> object:
+        """Count a statement sent to a thread; `sql`, stopped over the budget, is remembered."""
+        if sql is not None and len(self.slow) < _SLOW_SQL_KEPT:
+            self.slow.add(sql)
+        self.deferred += 1
+        return DEFERRED
+
+
+def _refusal(exc: sqlite3.OperationalError) -> int | None:
+    """The result code when SQLite stopped the statement (over the budget) or the file's lock
+    refused it at once; None for any other error."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code if code in (_SQLITE_INTERRUPT, _SQLITE_BUSY, _SQLITE_LOCKED) else None
+
+
+class InlineReader(_Budgeted):
     """A read-only connection used on the event loop's thread (see the module text): reads that
     finish within the budget return at once; the others return DEFERRED."""
 
     def __init__(self, path: Path, budget_s: float = INLINE_READ_BUDGET_S) -> None:
+        super().__init__(budget_s)
         # Not tied to a thread: a Database may be closed from another thread than it was used on.
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
-        self.budget_s = budget_s
-        #: SQL that ran over the budget once: read on the reader's thread from then on.
-        self.slow: set[str] = set()
         self.inline_reads = 0
-        self.deferred_reads = 0
-        self._deadline = 0.0
         try:
             # as the other connections, but never sleeping on the loop for a lock
             for pragma in ("PRAGMA busy_timeout=0", *_PRAGMAS[2:], "PRAGMA query_only=1"):
@@ -122,16 +151,12 @@ class InlineReader:
             self.conn.close()
             raise
 
-    def _over_budget(self) -> bool:
-        return time.perf_counter() > self._deadline
-
     def read(self, sql: str, params: Sequence[Any] | dict, *, one: bool) -> Any:
         """The first row (one) or all rows, or DEFERRED: over the budget (the SQL is remembered)
         or refused by the file's lock. Other SQLite errors are raised."""
         if sql in self.slow:
-            self.deferred_reads += 1
-            return DEFERRED
-        self._deadline = time.perf_counter() + self.budget_s
+            return self._defer()
+        self._start_clock()
         try:
             cursor = self.conn.execute(sql, params)
             try:
@@ -139,13 +164,10 @@ class InlineReader:
             finally:
                 cursor.close()  # ends the statement: no read snapshot is kept open
         except sqlite3.OperationalError as exc:
-            code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-            if code not in (_SQLITE_INTERRUPT, _SQLITE_BUSY, _SQLITE_LOCKED):
+            code = _refusal(exc)
+            if code is None:
                 raise
-            if code == _SQLITE_INTERRUPT and len(self.slow) < _SLOW_SQL_KEPT:
-                self.slow.add(sql)
-            self.deferred_reads += 1
-            return DEFERRED
+            return self._defer(sql if code == _SQLITE_INTERRUPT else None)
         self.inline_reads += 1
         return rows
 
@@ -161,29 +183,15 @@ _NOT_IN_A_TRANSACTION = re.compile(r"\s*(PRAGMA|VACUUM|ATTACH|DETACH|BEGIN|COMMI
 CHECKPOINT_EVERY = 200
 
 
-def _refusal(exc: sqlite3.OperationalError) -> int | None:
-    """The result code when SQLite stopped the statement (over the budget) or the file's lock
-    refused it at once; None for any other error."""
-    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-    return code if code in (_SQLITE_INTERRUPT, _SQLITE_BUSY, _SQLITE_LOCKED) else None
-
-
-class LoopWriter:
+class LoopWriter(_Budgeted):
     """The write connection, used directly on the event loop's thread (see the module text) while
     the Database's write lock is held: its own thread then has nothing to do. One connection for
     both, so a transaction's scratch tables and its view of the data are the same on either."""
 
     def __init__(self, conn: sqlite3.Connection, budget_s: float = INLINE_READ_BUDGET_S) -> None:
+        super().__init__(budget_s)
         self.conn = conn
-        self.budget_s = budget_s
-        #: SQL that ran over the budget once as a single statement: the write thread's from then on.
-        self.slow: set[str] = set()
         self.commits = 0
-        self.deferred = 0
-        self._deadline = 0.0
-
-    def _over_budget(self) -> bool:
-        return time.perf_counter() > self._deadline
 
     def _at_once(self, sql: str) -> None:
         """Run a statement without sleeping for another process's lock (the connection's busy
@@ -202,13 +210,12 @@ class LoopWriter:
         statement as stopped after its autocommit was already done; here a stopped statement's
         transaction is rolled back whatever it did."""
         if sql in self.slow:
-            self.deferred += 1
-            return DEFERRED
+            return self._defer()
         if not self.begin():
             return DEFERRED
         conn = self.conn
         try:
-            self._deadline = time.perf_counter() + self.budget_s
+            self._start_clock()
             conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
             try:
                 cursor = conn.execute(sql, params)
@@ -221,10 +228,7 @@ class LoopWriter:
             except sqlite3.Error:
                 pass  # SQLite rolled back already
             if isinstance(exc, sqlite3.OperationalError) and _refusal(exc) == _SQLITE_INTERRUPT:
-                if len(self.slow) < _SLOW_SQL_KEPT:
-                    self.slow.add(sql)
-                self.deferred += 1
-                return DEFERRED
+                return self._defer(sql)
             raise
         return cursor
 
@@ -235,7 +239,7 @@ class LoopWriter:
         except sqlite3.OperationalError as exc:
             if _refusal(exc) is None:
                 raise
-            self.deferred += 1
+            self._defer()
             return False
         return True
 

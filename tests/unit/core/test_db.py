@@ -210,7 +210,7 @@ async def test_a_read_outside_a_transaction_runs_on_the_loops_thread(db):
     before = db.inline.inline_reads
     assert (await db.fetchone("SELECT key FROM notices"))["key"] == "a"
     assert [row["key"] for row in await db.fetchall("SELECT key FROM notices")] == ["a"]
-    assert db.inline.inline_reads == before + 2 and db.inline.deferred_reads == 0
+    assert db.inline.inline_reads == before + 2 and db.inline.deferred == 0
     async with db.transaction() as conn:  # inside its own transaction a task reads its own changes
         await conn.execute("INSERT INTO notices (key, sent_at) VALUES ('b', 1)")
         assert len(await db.fetchall("SELECT key FROM notices")) == 2
@@ -234,10 +234,10 @@ async def test_a_read_over_the_budget_is_stopped_and_runs_on_the_readers_thread_
     await asyncio.sleep(0)
     try:
         assert (await db.fetchone(SLOW_COUNT))[0] == 2_000_000
-        assert SLOW_COUNT in db.inline.slow and db.inline.deferred_reads == 1
+        assert SLOW_COUNT in db.inline.slow and db.inline.deferred == 1
         seen = ticks
         assert (await db.fetchall(SLOW_COUNT))[0][0] == 2_000_000
-        assert db.inline.deferred_reads == 2
+        assert db.inline.deferred == 2
         assert ticks > seen + 10  # the loop ran other work while the thread counted
     finally:
         other.cancel()
@@ -275,7 +275,7 @@ def test_a_read_the_files_lock_refuses_is_deferred_not_remembered_as_slow(tmp_pa
     reader = InlineReader(path)
     other.execute("BEGIN EXCLUSIVE")
     assert reader.read("SELECT count(*) FROM t", (), one=True) is DEFERRED
-    assert reader.slow == set() and reader.deferred_reads == 1
+    assert reader.slow == set() and reader.deferred == 1
     other.execute("COMMIT")
     assert reader.read("SELECT count(*) FROM t", (), one=True)[0] == 1
     reader.close()
@@ -291,12 +291,18 @@ async def test_an_inline_read_error_is_raised_and_named_like_a_threaded_one(db):
 
 # --- writes on the event loop's thread (issue 13, p99) ---------------------------------------------
 
-ORDER_INSERT = ("INSERT INTO notices (key, sent_at) VALUES (?, 1)")
+NOTICE_INSERT = "INSERT INTO notices (key, sent_at) VALUES (?, 1)"
+
+
+def pages_in_file(db) -> int:
+    """The database file header's page count: it changes only when the WAL is checkpointed."""
+    with open(db.path, "rb") as f:
+        return int.from_bytes(f.read(32)[28:32], "big")
 
 
 async def test_a_single_write_runs_on_the_loops_thread_and_is_seen_at_once(db):
     commits = db.writer.commits
-    row_id = await db.insert(ORDER_INSERT, ("a",))
+    row_id = await db.insert(NOTICE_INSERT, ("a",))
     assert await db.execute("UPDATE notices SET sent_at = 2 WHERE key = 'a'") == 1
     assert db.writer.commits == commits + 2 and db.writer.deferred == 0
     assert tuple(await db.fetchone("SELECT rowid, sent_at FROM notices WHERE key = 'a'")) == (row_id, 2)
@@ -316,7 +322,7 @@ async def test_a_write_stopped_over_the_budget_is_written_exactly_once(db, monke
     for i in range(200):
         db.writer.budget_s = rng.choice([0.0, 1e-6, 2e-5, 5e-5, 1e-4, 1e-3])
         db.writer.slow.clear()
-        await db.insert(ORDER_INSERT, (f"k{i}",))  # a second landing would break the unique key
+        await db.insert(NOTICE_INSERT, (f"k{i}",))  # a second landing would break the unique key
     assert db.writer.deferred > 20  # many were stopped and sent to the thread
     assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 200
 
@@ -337,8 +343,8 @@ async def test_a_transaction_on_the_loop_commits_reads_its_own_changes_and_hides
 
     async def writer():
         async with db.transaction(on_loop=True) as conn:
-            first = await insert_id(conn, ORDER_INSERT, ("a",))
-            cursor = await conn.execute(ORDER_INSERT, ("b",))
+            first = await insert_id(conn, NOTICE_INSERT, ("a",))
+            cursor = await conn.execute(NOTICE_INSERT, ("b",))
             assert cursor.lastrowid == first + 1
             await cursor.close()
             async with conn.execute("SELECT count(*) FROM notices") as cursor:
@@ -360,14 +366,14 @@ async def test_a_transaction_on_the_loop_commits_reads_its_own_changes_and_hides
 async def test_a_transaction_on_the_loop_rolls_back_on_error(db):
     with pytest.raises(RuntimeError):
         async with db.transaction(on_loop=True) as conn:
-            await conn.execute(ORDER_INSERT, ("a",))
+            await conn.execute(NOTICE_INSERT, ("a",))
             raise RuntimeError("boom")
     with pytest.raises(sqlite3.IntegrityError):
         async with db.transaction(on_loop=True) as conn:
-            await conn.execute(ORDER_INSERT, ("b",))
-            await conn.execute(ORDER_INSERT, ("b",))  # the unique key
+            await conn.execute(NOTICE_INSERT, ("b",))
+            await conn.execute(NOTICE_INSERT, ("b",))  # the unique key
     assert await db.fetchone("SELECT * FROM notices") is None
-    await db.insert(ORDER_INSERT, ("c",))  # the connection is usable afterwards
+    await db.insert(NOTICE_INSERT, ("c",))  # the connection is usable afterwards
     assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 1
 
 
@@ -388,10 +394,10 @@ async def test_while_another_process_holds_the_lock_loop_writes_wait_on_the_thre
 
     async def in_transaction():
         async with db.transaction(on_loop=True) as conn:
-            await conn.execute(ORDER_INSERT, ("t",))
+            await conn.execute(NOTICE_INSERT, ("t",))
 
     clock = asyncio.create_task(ticker())
-    single = asyncio.create_task(db.insert(ORDER_INSERT, ("s",)))
+    single = asyncio.create_task(db.insert(NOTICE_INSERT, ("s",)))
     whole = asyncio.create_task(in_transaction())
     try:
         await asyncio.sleep(0.3)
@@ -412,36 +418,27 @@ async def test_the_write_connection_checkpoints_every_so_many_commits_off_the_lo
     import bot.db
 
     monkeypatch.setattr(bot.db, "CHECKPOINT_EVERY", 5)
-
-    def pages_in_file() -> int:  # the database header's page count: changes only by checkpointing
-        with open(db.path, "rb") as f:
-            return int.from_bytes(f.read(32)[28:32], "big")
-
     async with db.transaction(on_loop=True):  # the write connection's setting
         assert (await db.fetchone("PRAGMA wal_autocheckpoint"))[0] == 0
     await db.execute("CREATE TABLE big (x BLOB)")
-    before = pages_in_file()
+    before = pages_in_file(db)
     while db.writer.commits % 5 != 4:
         await db.insert("INSERT INTO big VALUES (zeroblob(8192))")
-    assert pages_in_file() == before  # nothing copied yet: no checkpoint at commit
+    assert pages_in_file(db) == before  # nothing copied yet: no checkpoint at commit
     await db.insert("INSERT INTO big VALUES (zeroblob(8192))")  # the fifth commit
     await db._checkpointing
-    assert pages_in_file() > before
+    assert pages_in_file(db) > before
 
 
 async def test_a_bulk_transaction_is_checkpointed_after_its_commit(db):
     """A transaction on the write thread (an import) may write thousands of pages: the WAL is
     copied into the database file after it, not only every so many commits."""
-    def pages_in_file() -> int:
-        with open(db.path, "rb") as f:
-            return int.from_bytes(f.read(32)[28:32], "big")
-
     await db.execute("CREATE TABLE big (x BLOB)")
-    before = pages_in_file()
+    before = pages_in_file(db)
     async with db.transaction() as conn:
         await conn.executemany("INSERT INTO big VALUES (zeroblob(8192))", [()] * 50)
     await db._checkpointing
-    assert pages_in_file() > before + 50
+    assert pages_in_file(db) > before + 50
 
 
 async def test_statements_that_cannot_run_in_a_transaction_still_run_alone(db):
