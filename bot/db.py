@@ -19,7 +19,9 @@ lookup takes tens of microseconds there, while a trip to a connection's thread a
 than that and, on a busy machine, waits for the interpreter lock once each way (a few ms each,
 the tail of every reply). A read is never allowed to hold the loop: SQLite's progress handler
 stops it after `INLINE_READ_BUDGET_S`, it runs again on the reader's thread, and its SQL goes to
-the thread from then on. A read the file's lock refuses at once (another process's checkpoint)
+the thread from then on (the handler runs between SQLite's steps, so one long step, such as
+sorting the rows gathered so far or a whole-table `count(*)`, can outlast the budget: such SQL
+belongs in a transaction on the write thread). A read the file's lock refuses at once (another process's checkpoint)
 also goes to the thread, which may wait for it. Each inline read ends with a pass through the
 loop, as a thread read did, so a task reading in a loop never starves the others.
 
