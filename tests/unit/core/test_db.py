@@ -1,5 +1,6 @@
 """Migrations, transactions and the online backup."""
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -81,8 +82,6 @@ async def test_execute_counts_changed_rows_and_insert_returns_the_id(db):
 async def test_a_read_never_sees_another_tasks_uncommitted_transaction(tmp_path, where):
     """Updates run concurrently: a read while another handler's transaction is open never sees
     its uncommitted change (on a file: the read connection, at once; in memory: it waits)."""
-    import asyncio
-
     db = await Database.open(tmp_path / "k.db" if where == "file" else ":memory:", migrate=False)
     await db.execute("CREATE TABLE t (x INTEGER)")
     inside, release = asyncio.Event(), asyncio.Event()
@@ -114,8 +113,6 @@ async def test_a_read_never_sees_another_tasks_uncommitted_transaction(tmp_path,
 
 
 async def test_without_a_reader_a_transaction_waits_for_reads_under_way_and_reads_queue_behind_it():
-    import asyncio
-
     db = await Database.open(":memory:", migrate=False)
     await db.execute("CREATE TABLE t (x INTEGER)")
     await db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
@@ -143,8 +140,6 @@ async def test_a_task_started_inside_a_transaction_is_not_part_of_it(db):
     """It inherits the transaction's context variable but is another task: its write waits for
     the transaction to end and survives its rollback, and a later write of it still takes the
     lock (never lands inside another task's transaction)."""
-    import asyncio
-
     await db.execute("CREATE TABLE t (x INTEGER)")
     started: list[asyncio.Task] = []
     with pytest.raises(RuntimeError):
@@ -205,6 +200,28 @@ async def test_a_full_temp_folder_is_told_apart_from_a_full_database_disk(db, tm
 SLOW_COUNT = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) SELECT count(*) FROM n"
 
 
+class LoopTicks:
+    """Counts the event loop's passes (a task yielding every `every` seconds) while in use: shows
+    that the loop kept running while something else waited."""
+
+    def __init__(self, every: float = 0.0) -> None:
+        self.every = every
+        self.count = 0
+
+    async def _tick(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(self.every)
+
+    async def __aenter__(self) -> "LoopTicks":
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._task.cancel()
+
+
 async def test_a_read_outside_a_transaction_runs_on_the_loops_thread(db):
     await db.execute("INSERT INTO notices (key, sent_at) VALUES ('a', 1)")
     before = db.inline.inline_reads
@@ -220,33 +237,17 @@ async def test_a_read_outside_a_transaction_runs_on_the_loops_thread(db):
 async def test_a_read_over_the_budget_is_stopped_and_runs_on_the_readers_thread_from_then_on(db):
     """SQLite's progress handler stops a long read on the loop's thread; it runs again on the
     reader's thread (the right answer), and its SQL goes there directly next time."""
-    import asyncio
-
-    ticks = 0
-
-    async def ticker():
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    try:
+    async with LoopTicks() as ticks:
         assert (await db.fetchone(SLOW_COUNT))[0] == 2_000_000
         assert SLOW_COUNT in db.inline.slow and db.inline.deferred == 1
-        seen = ticks
+        seen = ticks.count
         assert (await db.fetchall(SLOW_COUNT))[0][0] == 2_000_000
         assert db.inline.deferred == 2
-        assert ticks > seen + 10  # the loop ran other work while the thread counted
-    finally:
-        other.cancel()
+        assert ticks.count > seen + 10  # the loop ran other work while the thread counted
 
 
 async def test_each_inline_read_passes_through_the_loop(db):
     """A task reading in a loop lets others run between its reads, as reads on a thread did."""
-    import asyncio
-
     order: list[str] = []
 
     async def reads():
@@ -336,8 +337,6 @@ async def test_a_long_single_write_goes_to_the_write_thread_from_then_on(db):
 
 
 async def test_a_transaction_on_the_loop_commits_reads_its_own_changes_and_hides_them_from_others(db):
-    import asyncio
-
     commits = db.writer.commits
     inside, release = asyncio.Event(), asyncio.Event()
 
@@ -380,33 +379,23 @@ async def test_a_transaction_on_the_loop_rolls_back_on_error(db):
 async def test_while_another_process_holds_the_lock_loop_writes_wait_on_the_thread_not_the_loop(db):
     """Another process's transaction (e.g. `kefu import`) holds the file's write lock: the loop
     keeps running while our writes wait for it on the write thread, then land."""
-    import asyncio
-
     other = sqlite3.connect(db.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    ticks = 0
-
-    async def ticker():
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
 
     async def in_transaction():
         async with db.transaction(on_loop=True) as conn:
             await conn.execute(NOTICE_INSERT, ("t",))
 
-    clock = asyncio.create_task(ticker())
-    single = asyncio.create_task(db.insert(NOTICE_INSERT, ("s",)))
-    whole = asyncio.create_task(in_transaction())
     try:
-        await asyncio.sleep(0.3)
-        assert not single.done() and not whole.done()  # waiting for the other process…
-        assert ticks >= 10  # …without holding the loop
-        other.execute("COMMIT")
-        await asyncio.wait_for(asyncio.gather(single, whole), 10)
+        async with LoopTicks(every=0.01) as ticks:
+            single = asyncio.create_task(db.insert(NOTICE_INSERT, ("s",)))
+            whole = asyncio.create_task(in_transaction())
+            await asyncio.sleep(0.3)
+            assert not single.done() and not whole.done()  # waiting for the other process…
+            assert ticks.count >= 10  # …without holding the loop
+            other.execute("COMMIT")
+            await asyncio.wait_for(asyncio.gather(single, whole), 10)
     finally:
-        clock.cancel()
         other.close()
     assert db.writer.deferred >= 1  # the first one found the lock held (the other then queued behind it)
     assert {r[0] for r in await db.fetchall("SELECT key FROM notices")} == {"s", "t"}
