@@ -47,7 +47,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence, Sized
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -221,6 +221,8 @@ class LoopWriter(_Budgeted):
             conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
             try:
                 cursor = conn.execute(sql, params)
+                if cursor.description is not None:  # `… RETURNING`: its rows end the statement
+                    cursor.fetchall()
             finally:
                 conn.set_progress_handler(None, 0)
             conn.execute("COMMIT")
@@ -634,34 +636,56 @@ class Database:
         except (sqlite3.Error, ValueError) as exc:  # ValueError: closed meanwhile
             self.note_fault(exc)  # the next commit's checkpoint tries again
 
+    @staticmethod
+    async def _to_the_end(operation: Awaitable[Any]) -> Any:
+        """Await an operation on a connection's thread; if the caller is cancelled meanwhile, still
+        wait until the thread has finished it, then raise the cancellation. The thread cannot be
+        stopped (a statement waiting for another process's lock goes on for up to the busy
+        timeout): leaving early would release the write lock while the thread still uses the
+        connection, and the next write on the loop's thread would block the loop behind it."""
+        future = asyncio.ensure_future(operation)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                try:
+                    await asyncio.wait([future])
+                except asyncio.CancelledError:
+                    continue  # cancelled again: the thread is still busy all the same
+            raise
+
     @asynccontextmanager
     async def _begun(self) -> AsyncIterator[None]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
         try:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await self._to_the_end(self.conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.Error as exc:
             self.note_fault(exc)
+            raise
+        except asyncio.CancelledError:
+            await self._rolled_back()  # the BEGIN may have gone through after all: nobody owns it
             raise
         try:
             yield
         except BaseException as exc:
             self.note_fault(exc)
-            try:
-                await self.conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+            await self._rolled_back()
             raise
         else:
             try:
-                await self.conn.execute("COMMIT")
+                await self._to_the_end(self.conn.execute("COMMIT"))
             except sqlite3.Error as exc:
                 self.note_fault(exc)
-                try:
-                    await self.conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+                await self._rolled_back()
                 raise
             self._committed(bulk=True)
+
+    async def _rolled_back(self) -> None:
+        """ROLLBACK on the write thread, to the end even if cancelled (no transaction: nothing)."""
+        try:
+            await self._to_the_end(self.conn.execute("ROLLBACK"))
+        except sqlite3.Error:
+            pass  # SQLite already rolled back (e.g. after SQLITE_FULL), or nothing was begun
 
     async def _one_statement(self, sql: str, params: Sequence[Any] | dict) -> aiosqlite.Cursor:
         """One write statement as its own transaction. SQLite makes a single statement atomic by
@@ -683,7 +707,7 @@ class Database:
                     if cursor is not DEFERRED:
                         self._committed()
                         return cursor
-                cursor = await self.conn.execute(sql, params)
+                cursor = await self._to_the_end(self.conn.execute(sql, params))
                 self._committed()
                 return cursor
             except BaseException as exc:
@@ -811,7 +835,7 @@ class Database:
         dest = sqlite3.connect(str(target))
         try:
             async with self._lock:  # never a copy with a transaction half done
-                await self.conn.backup(dest)
+                await self._to_the_end(self.conn.backup(dest))
         finally:
             dest.close()
         return target

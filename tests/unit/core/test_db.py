@@ -436,3 +436,66 @@ async def test_statements_that_cannot_run_in_a_transaction_still_run_alone(db):
     async with db.transaction(on_loop=True):
         await db.execute("PRAGMA user_version = 77")
     assert (await db.fetchone("PRAGMA user_version"))[0] == 77
+
+
+async def test_a_write_cancelled_on_the_thread_keeps_the_lock_until_the_thread_is_done(db):
+    """Another process holds the file's lock, so a write waits on the write thread; its task is
+    cancelled (a stop, a shutdown). The thread cannot be stopped: the write lock stays held until
+    it is done, so the next write never uses the connection beside it (that blocked the loop
+    for up to the busy timeout)."""
+    other = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        async with LoopTicks(every=0.01) as ticks:
+            first = asyncio.create_task(db.execute(NOTICE_INSERT, ("a",)))
+            await asyncio.sleep(0.2)
+            first.cancel()
+            second = asyncio.create_task(db.execute(NOTICE_INSERT, ("b",)))
+            await asyncio.sleep(0.3)
+            seen = ticks.count
+            await asyncio.sleep(0.3)
+            assert ticks.count > seen + 10  # the loop runs while both wait for the other process
+            assert not first.done() and not second.done()  # the cancelled one still holds the lock
+            other.execute("COMMIT")
+            assert await asyncio.wait_for(second, 10) == 1
+            with pytest.raises(asyncio.CancelledError):
+                await first
+    finally:
+        other.close()
+    # the cancelled statement was already on its way: SQLite wrote it; nothing is left open
+    assert {r[0] for r in await db.fetchall("SELECT key FROM notices")} == {"a", "b"}
+
+
+async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_none_open(db):
+    """The BEGIN on the write thread goes through after its task was cancelled: it is rolled
+    back, not left open for every later write to fail on (or to swallow them until a restart)."""
+    other = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def press():
+        async with db.transaction(on_loop=True) as conn:  # to the thread: the lock is held elsewhere
+            await conn.execute(NOTICE_INSERT, ("press",))
+
+    try:
+        task = asyncio.create_task(press())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await asyncio.sleep(0.1)
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    finally:
+        other.close()
+    assert not db.writer.conn.in_transaction
+    await db.insert(NOTICE_INSERT, ("after",))
+    async with db.transaction(on_loop=True) as conn:
+        await conn.execute(NOTICE_INSERT, ("after2",))
+    await db.close()
+    copy = sqlite3.connect(db.path)
+    assert {r[0] for r in copy.execute("SELECT key FROM notices")} == {"after", "after2"}
+    copy.close()
+
+
+async def test_a_single_write_with_returning_still_commits_on_the_loop(db):
+    assert await db.insert("INSERT INTO notices (key, sent_at) VALUES ('r', 1) RETURNING rowid") > 0
+    assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 1
