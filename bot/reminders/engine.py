@@ -318,7 +318,7 @@ class ReminderEngine:
         if not chats:
             return []
         ts = _ts(now or self.now())
-        async with self.db.transaction(on_loop=True) as conn:
+        async with self.db.transaction() as conn:
             ids = await self.store.round_held_by_all(conn, chats)
             await self.store.mark_sent(conn, ids, ts)
         return ids
@@ -339,7 +339,7 @@ class ReminderEngine:
         (all of them when there is no supervisor to tell)."""
         ts = _ts(now or self.now())
         wanted = [r.id for r in reminders]
-        async with self.db.transaction(on_loop=True) as conn:
+        async with self.db.transaction() as conn:
             if chats:
                 done = await self.store.escalation_held_by_all(conn, chats)
                 ids = [rid for rid in wanted if rid in done]
