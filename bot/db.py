@@ -21,8 +21,8 @@ the tail of every reply). A read is never allowed to hold the loop: SQLite's pro
 stops it after `INLINE_READ_BUDGET_S`, it runs again on the reader's thread, and its SQL goes to
 the thread from then on (the handler runs between SQLite's steps, so one long step, such as
 sorting the rows gathered so far or a whole-table `count(*)`, can outlast the budget: such SQL
-belongs in a transaction on the write thread). A read the file's lock refuses at once (another process's checkpoint)
-also goes to the thread, which may wait for it. Each inline read ends with a pass through the
+belongs in a transaction on the write thread). A read the file's lock refuses at once (another
+process's checkpoint) also goes to the thread, which may wait for it. Each inline read ends with a pass through the
 loop, as a thread read did, so a task reading in a loop never starves the others.
 
 Writes on the loop's thread too, for the same reason (`LoopWriter`: the write connection itself,
@@ -227,14 +227,18 @@ class LoopWriter(_Budgeted):
                 conn.set_progress_handler(None, 0)
             conn.execute("COMMIT")
         except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite rolled back already
+            self.roll_back()
             if isinstance(exc, sqlite3.OperationalError) and _refusal(exc) == _SQLITE_INTERRUPT:
                 return self._defer(sql)
             raise
         return cursor
+
+    def roll_back(self) -> None:
+        """ROLLBACK, if SQLite has not rolled back already (e.g. after SQLITE_FULL)."""
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
     def begin(self) -> bool:
         """BEGIN IMMEDIATE; False when another process holds the lock (nothing begun)."""
@@ -598,20 +602,14 @@ class Database:
             yield _LoopConnection(conn)
         except BaseException as exc:
             self.note_fault(exc)
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+            self.writer.roll_back()
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self.note_fault(exc)
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+                self.writer.roll_back()
                 raise
             self._committed()
         finally:
@@ -716,15 +714,15 @@ class Database:
             finally:
                 self._no_transaction.set()
 
-    def _on_loop_writer(self, sql: str, params: Sequence[Any] | dict, *, rows: bool | None = None) -> Any:
-        """A statement inside the transaction open on the loop's writer: the cursor, or (rows)
-        its first row / all rows."""
+    def _on_loop_writer(self, sql: str, params: Sequence[Any] | dict, *, fetch: str | None = None) -> Any:
+        """A statement inside the transaction open on the loop's writer: the cursor, or (fetch "one"
+        / "all") its first row / all rows."""
         try:
             cursor = self.writer.conn.execute(sql, params)
-            if rows is None:
+            if fetch is None:
                 return cursor
             try:
-                return cursor.fetchone() if rows is False else cursor.fetchall()
+                return cursor.fetchone() if fetch == "one" else cursor.fetchall()
             finally:
                 cursor.close()
         except sqlite3.Error as exc:
@@ -789,7 +787,9 @@ class Database:
     async def _read_inline(self, sql: str, params: Sequence[Any] | dict, *, one: bool) -> Any:
         """The read done on the loop's thread (see the module text), or DEFERRED."""
         if _inside(self):  # our own changes are on the transaction's connection
-            return self._on_loop_writer(sql, params, rows=not one) if self._loop_transaction else DEFERRED
+            if not self._loop_transaction:
+                return DEFERRED
+            return self._on_loop_writer(sql, params, fetch="one" if one else "all")
         if self.inline is None:
             return DEFERRED
         try:
