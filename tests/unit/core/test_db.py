@@ -499,3 +499,20 @@ async def test_a_transaction_cancelled_while_waiting_for_the_lock_leaves_none_op
 async def test_a_single_write_with_returning_still_commits_on_the_loop(db):
     assert await db.insert("INSERT INTO notices (key, sent_at) VALUES ('r', 1) RETURNING rowid") > 0
     assert (await db.fetchone("SELECT count(*) FROM notices"))[0] == 1
+
+
+async def test_in_memory_a_transaction_on_the_loop_runs_on_the_write_thread_as_before():
+    """An in-memory database has no second connection: `on_loop` transactions fall back to the
+    write thread, with the same commit and rollback."""
+    db = await Database.open(":memory:", migrate=False)
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    assert db.writer is None and db.inline is None
+    async with db.transaction(on_loop=True) as conn:
+        await conn.execute("INSERT INTO t VALUES (1)")
+        assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 1
+    with pytest.raises(RuntimeError):
+        async with db.transaction(on_loop=True) as conn:
+            await conn.execute("INSERT INTO t VALUES (2)")
+            raise RuntimeError("boom")
+    assert [r[0] for r in await db.fetchall("SELECT x FROM t")] == [1]
+    await db.close()
