@@ -288,6 +288,9 @@ class Load:
                     step.timeouts += 1
                 else:
                     latency = answered - scheduled
+                    import os as _os
+                    if _os.environ.get("LAT_OUT"):
+                        open(_os.environ["LAT_OUT"], "a").write(f"{scheduled-start:.4f} {kind} {latency*1000:.2f} {agent}\n")
                     step.latencies.append(latency)
                     step.by_kind.setdefault(kind, []).append(latency)
                     last_answer = max(last_answer, answered)

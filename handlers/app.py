@@ -35,7 +35,7 @@ from handlers import guard
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 from handlers.tracking import UpdateTracker  # noqa: F401 - for the sandbox (bot.sandbox imports handlers.app only)
-from handlers.transport import JsonHTTPXRequest
+from handlers.transport import BotApiRequest
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context (certificate store) for every HTTP client of this process: loading it is
-    ~25-50 ms of CPU, and PTB's default builds one per client (the sandbox and the tests build
-    many Applications). Otherwise PTB's own defaults (pool sizes)."""
+    ~25-50 ms of CPU (the sandbox and the tests build many Applications). httpx's: certifi's
+    certificates, so a machine without a system store (a slim container) still reaches Telegram."""
     return httpx.create_ssl_context()
 
 
@@ -63,13 +63,15 @@ def build_application(
     which talks to no Telegram, and the e2e harness shorten it). `pacing`: the outbox Flow's other
     limits (rate, burst, private_interval, group_interval); only the e2e harness passes it, for
     tests that are not about Telegram's limits."""
-    # Parameters go as a JSON body (handlers/transport.py: issue 13, CPU per update).
+    # aiohttp under PTB, parameters as a JSON body (handlers/transport.py: issue 13, CPU per update).
     tls = _tls_context()
+    requests = (BotApiRequest(connection_pool_size=256, ssl_context=tls),
+                BotApiRequest(connection_pool_size=1, ssl_context=tls))  # sends; the long poll
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
-        .request(JsonHTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
-        .get_updates_request(JsonHTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
+        .request(requests[0])
+        .get_updates_request(requests[1])
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
         .defaults(
@@ -88,6 +90,9 @@ def build_application(
     )
     app = builder.build()
     app.bot_data["settings"] = settings
+    #: closed by `app.shutdown()`; by `serve` itself when getMe failed (PTB's Bot then never
+    #: counts as initialised, yet its requests opened their connection pools)
+    app.bot_data["transport"] = requests
     app.bot_data["clock"] = clock or SystemClock()
     app.bot_data["outbox_attempts"] = max(1, max_retries)
     if reply_interval is not None or pacing:
@@ -193,7 +198,7 @@ def classify_start_error(exc: TelegramError) -> str:
         return "network"
     if isinstance(exc, NetworkError):
         cause = exc.__cause__
-        if type(cause).__module__.split(".")[0] in ("httpx", "httpcore") or str(exc).startswith(("httpx.", "Unknown error in HTTP")):
+        if type(cause).__module__.split(".")[0] == "aiohttp" or str(exc).startswith(("aiohttp.", "Unknown error in HTTP")):
             return "network"
         return "server"
     return "server"
@@ -276,7 +281,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
         await on_shutdown(app)
         if initialized:
             await app.shutdown()
-        elif app.bot_data.get("owns_services") and "services" in app.bot_data:
+        else:
+            for request in app.bot_data["transport"]:
+                await request.shutdown()
+        if not initialized and app.bot_data.get("owns_services") and "services" in app.bot_data:
             await app.bot_data["services"].db.close()
 
 

@@ -63,6 +63,7 @@ from telegram.error import (
 from bot.recipients import Notify, recipients
 from bot.render import split_text
 from handlers.context import KefuContext, Target
+from handlers.transport import never_sent
 
 log = logging.getLogger(__name__)
 
@@ -435,22 +436,6 @@ async def deliver_file(target: Target, chat_id: int, kind: str, content: bytes |
         return send(chat_id, upload, caption=caption, **kwargs)
 
     return await _deliver(target, chat_id, call, bulk=bulk)
-
-
-def never_sent(exc: BaseException) -> bool:
-    """Whether a TimedOut / NetworkError surely left Telegram without the request: no connection,
-    the connection pool full, the upload cut short. Anything else (a read timeout after the
-    request was written, a connection dropped before the answer) may have been carried out."""
-    import httpx  # already loaded by PTB
-
-    if isinstance(exc, TimedOut) and "Pool timeout" in str(exc):
-        return True
-    cause = exc.__cause__
-    if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout,
-                          httpx.WriteError, httpx.UnsupportedProtocol)):
-        return True
-    # No transport error behind it: Telegram answered with an HTTP error (5xx), nothing was done.
-    return isinstance(exc, NetworkError) and not isinstance(exc, TimedOut) and not isinstance(cause, httpx.HTTPError)
 
 
 async def _deliver(target: Target, chat_id: int, call, *, bulk: bool | None) -> Delivery:

@@ -1,10 +1,14 @@
-"""The Bot API transport (handlers/transport.py): parameters as one JSON body, uploads as
-multipart, errors mapped as PTB's HTTPXRequest maps them. Against the project's emulator."""
+"""The Bot API transport (handlers/transport.py, aiohttp under PTB): parameters as one JSON body,
+uploads as multipart, downloads, time-outs, errors mapped to PTB's and which failures surely left
+Telegram without the request (`never_sent`). Against the project's emulator and real sockets."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncio
+
+import aiohttp
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import NetworkError, TimedOut
@@ -12,7 +16,7 @@ from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
 from bot.emulator import BotApiEmulator
-from handlers.transport import JsonHTTPXRequest, json_body
+from handlers.transport import BotApiRequest, json_body, never_sent
 
 AGENT = 200_001
 
@@ -26,7 +30,7 @@ async def emu() -> AsyncIterator[BotApiEmulator]:
 
 @pytest.fixture
 async def bot(emu: BotApiEmulator) -> AsyncIterator[Bot]:
-    request = JsonHTTPXRequest(connection_pool_size=4)
+    request = BotApiRequest(connection_pool_size=4)
     async with Bot(emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url, request=request) as tg_bot:
         yield tg_bot
 
@@ -71,18 +75,81 @@ async def test_an_upload_still_goes_as_multipart(bot, emu):
     assert bytes(await file.download_as_bytearray()) == b"order_no,status\n1,paid\n"
 
 
-async def test_errors_are_mapped_like_httpxrequest(emu):
-    closed = JsonHTTPXRequest()
-    await closed.shutdown()
+async def test_a_file_is_downloaded_whole(bot, emu):
+    sent = await bot.send_document(AGENT, "订单号,状态\n1,已付款\n".encode(), filename="导出.csv")
+    file = await bot.get_file(sent.document.file_id)
+    assert (await file.download_as_bytearray()).decode() == "订单号,状态\n1,已付款\n"
+
+
+async def test_an_uninitialised_or_shut_request_refuses(emu):
+    request = BotApiRequest()
     with pytest.raises(RuntimeError):
-        await closed.do_request(f"{emu.base_url}{emu.token}/getMe", "POST", RequestData([]))
-    request = JsonHTTPXRequest(connection_pool_size=1, pool_timeout=0.01)
+        await request.do_request(f"{emu.base_url}{emu.token}/getMe", "POST", RequestData([]))
+    await request.initialize()
+    await request.shutdown()
+    with pytest.raises(RuntimeError):
+        await request.do_request(f"{emu.base_url}{emu.token}/getMe", "POST", RequestData([]))
+
+
+async def test_no_connection_is_a_network_error_that_was_never_sent():
+    request = BotApiRequest(connection_pool_size=1)
     await request.initialize()
     try:
-        with pytest.raises(NetworkError, match="httpx.ConnectError"):
+        with pytest.raises(NetworkError, match="aiohttp.ClientConnectorError") as refused:
             await request.do_request("http://127.0.0.1:9/bot1/getMe", "POST", RequestData([]))
-        with pytest.raises(TimedOut):
+    finally:
+        await request.shutdown()
+    assert not isinstance(refused.value, TimedOut) and never_sent(refused.value)
+
+
+async def test_a_read_timeout_may_have_been_carried_out(emu):
+    """The request was written, the answer did not come in time: it may have arrived."""
+    request = BotApiRequest(connection_pool_size=1)
+    await request.initialize()
+    try:
+        with pytest.raises(TimedOut) as late:
             await request.do_request(f"{emu.base_url}{emu.token}/getUpdates", "POST",
                                      RequestData([RequestParameter.from_input("timeout", 5)]), read_timeout=0.05)
     finally:
         await request.shutdown()
+    assert not never_sent(late.value)
+
+
+async def test_no_free_connection_in_time_was_never_sent(emu):
+    """The pool (one connection) is held by a long poll: the next request times out waiting for it."""
+    request = BotApiRequest(connection_pool_size=1, pool_timeout=0.05, connect_timeout=0.05)
+    await request.initialize()
+    poll = asyncio.create_task(request.do_request(
+        f"{emu.base_url}{emu.token}/getUpdates", "POST", RequestData([RequestParameter.from_input("timeout", 1)]),
+        read_timeout=3))
+    await asyncio.sleep(0.1)
+    try:
+        with pytest.raises(TimedOut, match="not sent") as waited:
+            await request.do_request(f"{emu.base_url}{emu.token}/getMe", "POST", RequestData([]))
+        assert never_sent(waited.value)
+        assert emu.requests("getMe") == []
+    finally:
+        await poll
+        await request.shutdown()
+
+
+async def test_an_http_error_answer_was_not_carried_out(bot, emu):
+    """A 5xx from the Bot API (no transport error behind it): nothing was done, safe to send again;
+    a dropped connection after the request was written is not."""
+    emu.inject_fault(method="sendMessage", kind="502", count=1)
+    with pytest.raises(NetworkError) as failed:
+        await bot.send_message(AGENT, "亲")
+    assert failed.value.__cause__ is None and never_sent(failed.value)
+    dropped = NetworkError("aiohttp.ServerDisconnectedError: Server disconnected")
+    dropped.__cause__ = aiohttp.ServerDisconnectedError()
+    assert not never_sent(dropped)
+
+
+async def test_the_proxy_comes_from_the_environment_and_no_proxy_is_honoured(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    request = BotApiRequest()
+    assert request._proxy("https://api.telegram.org/bot1:x/getMe") == "http://proxy.example:3128"
+    assert request._proxy("http://127.0.0.1:8081/bot1:x/getMe") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert BotApiRequest()._proxy("https://api.telegram.org/bot1:x/getMe") is None
