@@ -6,6 +6,7 @@ and without AIORateLimiter, under the same load, in one run.
     .venv/bin/python benchmarks/load.py             # full: rates 10 … 135 /s, 15 s each, more probes
     options: --agents 100 --rates 10,30,60 --step-seconds 6 --claims 3 --no-import --bots kefu,minimal_rl
              --profile FILE  (kefu under cProfile; pstats in FILE)
+             --latencies PREFIX  (every answer's latency in PREFIX.<bot>.txt: which arrivals were slow)
     .venv/bin/python benchmarks/load.py --only-cold-start --bots kefu,minimal_rl --cold-starts 11
              # cold starts only (~1 min): the bots' starts interleaved, median wall time and CPU time
 
@@ -216,11 +217,14 @@ class BotResult:
 # --- the load generator ----------------------------------------------------------------------------
 
 class Load:
-    def __init__(self, emu: bp.RecordingEmulator, team: bp.Team, seed: int) -> None:
+    def __init__(self, emu: bp.RecordingEmulator, team: bp.Team, seed: int, *, latency_log: list[str] | None = None) -> None:
         self.emu = emu
         self.team = team
         self.rng = random.Random(seed)
         self.kinds = [k for k, w in MIX for _ in range(w)]
+        #: --latencies: one line per answer, "rate offset_s kind latency_ms" (arrivals share a
+        #: seed, so two bots' lines line up: a burst shows in both)
+        self.latency_log = latency_log
 
     def pressable(self, agent: int) -> tuple[int, str] | None:
         """A callback button on the agent's newest bot message that has any (never a claim)."""
@@ -288,9 +292,8 @@ class Load:
                     step.timeouts += 1
                 else:
                     latency = answered - scheduled
-                    import os as _os
-                    if _os.environ.get("LAT_OUT"):
-                        open(_os.environ["LAT_OUT"], "a").write(f"{scheduled-start:.4f} {kind} {latency*1000:.2f} {agent}\n")
+                    if self.latency_log is not None:
+                        self.latency_log.append(f"{step.rate:g} {scheduled - start:.4f} {kind} {latency * 1000:.2f}")
                     step.latencies.append(latency)
                     step.by_kind.setdefault(kind, []).append(latency)
                     last_answer = max(last_answer, answered)
@@ -488,7 +491,8 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
     result = BotResult(name)
     emu, team, argv, env = await set_up_bot(name, args, workdir, profile=args.profile)
     bot = bp.BotProcess(name, argv, env, workdir, rss_cap_mb=args.rss_cap_mb)
-    load = Load(emu, team, seed=args.seed)
+    latency_log: list[str] | None = [] if args.latencies else None
+    load = Load(emu, team, seed=args.seed, latency_log=latency_log)
     try:
         colds = []
         for i in range(args.cold_starts - 1):  # extra starts (stopped before the first tick), then the real one
@@ -538,6 +542,8 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
         return result
     finally:
         await bot.stop()
+        if latency_log is not None:
+            Path(f"{args.latencies}.{name}.txt").write_text("\n".join(latency_log) + "\n", encoding="utf-8")
         await emu.stop()
 
 
@@ -686,6 +692,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
     parser.add_argument("--only-cold-start", action="store_true",
                         help="only the cold starts (--cold-starts per bot, default 7), the bots' starts interleaved")
+    parser.add_argument("--latencies", default=None, metavar="PREFIX",
+                        help="write each load answer as 'rate offset_s kind latency_ms' to PREFIX.<bot>.txt")
     parser.add_argument("--profile", default=None, metavar="FILE",
                         help="run kefu under cProfile, stats written to FILE (figures then are not comparable)")
     args = parser.parse_args(argv)
