@@ -8,14 +8,11 @@ the only core modules that import it. `kefu run` uses `run_polling`; tests and t
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 import signal
-import ssl
 from dataclasses import dataclass
 
-import httpx
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
@@ -35,17 +32,9 @@ from handlers import guard
 from handlers.concurrency import KeyedUpdateProcessor
 from handlers.context import KefuContext
 from handlers.tracking import UpdateTracker  # noqa: F401 - for the sandbox (bot.sandbox imports handlers.app only)
-from handlers.transport import BotApiRequest
+from handlers.transport import BotApiRequest, tls_context
 
 log = logging.getLogger(__name__)
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context (certificate store) for every HTTP client of this process: loading it is
-    ~25-50 ms of CPU (the sandbox and the tests build many Applications). httpx's: certifi's
-    certificates, so a machine without a system store (a slim container) still reaches Telegram."""
-    return httpx.create_ssl_context()
 
 
 def build_application(
@@ -64,7 +53,7 @@ def build_application(
     limits (rate, burst, private_interval, group_interval); only the e2e harness passes it, for
     tests that are not about Telegram's limits."""
     # aiohttp under PTB, parameters as a JSON body (handlers/transport.py: issue 13, CPU per update).
-    tls = _tls_context()
+    tls = tls_context()
     requests = (BotApiRequest(connection_pool_size=256, ssl_context=tls),
                 BotApiRequest(connection_pool_size=1, ssl_context=tls))  # sends; the long poll
     builder = (

@@ -21,7 +21,9 @@ the request. Proxies come from the environment (HTTPS_PROXY / HTTP_PROXY / NO_PR
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import ssl
 import urllib.request
 from typing import Any
@@ -53,6 +55,20 @@ def multipart_body(request_data: RequestData) -> aiohttp.FormData:
     for name, (filename, content, mimetype) in request_data.multipart_data.items():
         form.add_field(name, content, filename=filename, content_type=mimetype)
     return form
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext | None:
+    """The certificates a connection to Telegram is checked against. None: aiohttp's own verifying
+    context over the system's store (SSL_CERT_FILE / SSL_CERT_DIR or the OS's bundle), which aiohttp
+    loads once when imported, so no second copy is built at start-up. A system without a store (a
+    slim container without ca-certificates): certifi's bundle, as httpx would use."""
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile or (paths.capath and os.listdir(paths.capath)):
+        return None
+    import certifi  # installed with httpx, which PTB requires
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def never_sent(exc: BaseException) -> bool:

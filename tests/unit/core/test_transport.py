@@ -153,3 +153,19 @@ async def test_the_proxy_comes_from_the_environment_and_no_proxy_is_honoured(mon
     assert request._proxy("http://127.0.0.1:8081/bot1:x/getMe") is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert BotApiRequest()._proxy("https://api.telegram.org/bot1:x/getMe") is None
+
+
+def test_the_system_certificate_store_is_used_and_certifi_only_without_one(monkeypatch, tmp_path):
+    from handlers.transport import tls_context
+
+    tls_context.cache_clear()
+    try:
+        assert tls_context() is None or tls_context().cert_store_stats()["x509_ca"] > 0
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+        monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))  # empty
+        tls_context.cache_clear()
+        fallback = tls_context()
+        assert fallback is not None and fallback.cert_store_stats()["x509_ca"] > 0
+        assert fallback.verify_mode.name == "CERT_REQUIRED" and fallback.check_hostname
+    finally:
+        tls_context.cache_clear()
