@@ -11,6 +11,7 @@ import asyncio
 import gc
 import importlib
 import sys
+import threading
 from pathlib import Path
 
 from bot import __version__
@@ -32,7 +33,41 @@ def cli_text(name: str, **values: object) -> str:
     return renderer_for(ZoneInfo("UTC")).render(f"cli/{name}.txt", **values)
 
 
+#: `kefu run` imports aiohttp (the Bot API client, handlers/transport.py) on a second thread
+#: while it imports everything else: aiohttp loads the system's certificates as it is imported,
+#: ~70 ms spent in OpenSSL without the interpreter lock, so that part runs alongside (issue 13,
+#: cold start). What aiohttp takes from the standard library (and idna, which httpx shares) is
+#: imported here first, so the two threads never wait on each other's modules: the second
+#: thread only loads aiohttp's own packages. tests/unit/core/test_cli_preload.py checks that
+#: this list still covers what the installed aiohttp imports.
+BACKGROUND_IMPORT = "aiohttp"
+BACKGROUND_IMPORT_NEEDS = (
+    "asyncio", "bisect", "bz2", "calendar", "copy", "datetime", "email.parser", "email.policy", "email.utils",
+    "hashlib", "http.client", "http.cookies", "idna", "json", "logging", "lzma", "mimetypes", "netrc", "pickle",
+    "platform", "quopri", "random", "shlex", "socket", "ssl", "tempfile", "typing_extensions", "unicodedata",
+    "urllib.request", "uuid", "zlib",
+)
+
+
+def start_background_import() -> threading.Thread:
+    """Import BACKGROUND_IMPORT on a daemon thread (its needs first, on this one). A failure there
+    is left for the import on the main thread to meet and report as usual."""
+    for name in BACKGROUND_IMPORT_NEEDS:
+        importlib.import_module(name)
+
+    def load() -> None:
+        try:
+            importlib.import_module(BACKGROUND_IMPORT)
+        except Exception:  # noqa: BLE001 - the main thread imports it again and reports
+            pass
+
+    thread = threading.Thread(target=load, name="kefu-import", daemon=True)
+    thread.start()
+    return thread
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    start_background_import()
     # Start-up creates some 130 000 objects the collector tracks, nearly all living as long as the
     # process: its passes over them find next to nothing and cost ~5 % of a cold start (issue 13).
     # handlers/app.py `serve` freezes them and turns the collector back on once polling runs.
