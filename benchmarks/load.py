@@ -91,6 +91,22 @@ load 0.1-1.5: kefu p99 14.1-26.2 ms vs 9.9-18.3 ms, ratio 0.98-2.08x (median 1.5
 at 30/s has ~150 answers, so its p99 is the second-slowest one. `--only-cold-start --bots
 kefu,minimal_rl --cold-starts 11`: 0.90 vs 0.60 s (1.50x; CPU 1.51x).
 
+Session 6 (issue 13): the load window's cProfile (both bots) showed the HTTP client as a third of
+every update: httpx with httpcore/h11/anyio (pure Python) spent ~1 ms of CPU per request and each
+update costs two (getUpdates and the answer); a micro-benchmark of one JSON POST to a local server
+gave ~1000-1800 us for httpx and ~160 us for aiohttp. kefu now talks to the Bot API through PTB's
+BaseRequest over aiohttp (handlers/transport.py), reading the proxy from the environment once per
+host (aiohttp's trust_env read ~/.netrc in a worker thread on every request). Same 30/s command,
+before (quiet machine): CPU 6.5-7.3 vs 5.3-5.7 ms per update (1.25-1.48x), p99 16.2-30.8 ms vs
+12.7-29.4 ms (1.68x); after: CPU 4.0-4.5 vs 4.5-5.5 ms (0.80-0.92x), p99 10.0-12.8 vs 11.7-14.4 ms
+(0.70x) and 18.4 vs 31.3 ms (0.6x) in a busier run. aiohttp imports in ~150 ms, half of it loading
+the system's certificates in OpenSSL without the interpreter lock: `kefu run` imports it on a
+second thread while the rest loads (bot/cli.py). `--only-cold-start --bots kefu,minimal_rl
+--cold-starts 11`: 0.69 vs 0.44 s (1.58x) and 0.66 vs 0.45 s (1.46x); the same before the
+background import, 5 starts each, main vs session 5's code in turn: 0.93/0.93 s vs 0.88/0.90 s.
+`--latencies PREFIX` writes every answer's latency per bot: the slowest answers of both bots fall
+on the same bursts of arrivals (the same seed), so a p99 is the work of a burst.
+
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
 """
