@@ -98,7 +98,7 @@ gave ~1000-1800 us for httpx and ~160 us for aiohttp. kefu now talks to the Bot 
 BaseRequest over aiohttp (handlers/transport.py), reading the proxy from the environment once per
 host (aiohttp's trust_env read ~/.netrc in a worker thread on every request). Same 30/s command,
 before (quiet machine): CPU 6.5-7.3 vs 5.3-5.7 ms per update (1.25-1.48x), p99 16.2-30.8 ms vs
-12.7-29.4 ms (1.68x); after: CPU 4.0-4.5 vs 4.5-5.5 ms (0.80-0.92x), p99 10.0-12.8 vs 11.7-14.4 ms
+12.7-29.4 ms (1.68x); after: CPU 4.0-4.5 vs 4.5-5.0 ms (0.80-0.99x per step), p99 10.0-12.8 vs 11.7-14.4 ms
 (0.70x) and 18.4 vs 31.3 ms (0.6x) in a busier run. aiohttp imports in ~150 ms, half of it loading
 the system's certificates in OpenSSL without the interpreter lock: `kefu run` imports it on a
 second thread while the rest loads (bot/cli.py). `--only-cold-start --bots kefu,minimal_rl
