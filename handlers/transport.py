@@ -90,7 +90,8 @@ class BotApiRequest(BaseRequest):
     connection, `pool_timeout` to wait for a free one (aiohttp counts both as one "connect"
     phase: their sum), `read_timeout` between reads of the answer, `write_timeout`
     (`media_write_timeout` for uploads) for sending; aiohttp has no write phase of its own, so
-    the whole request is also bounded by the sum of the four."""
+    a Bot API call is also bounded by the sum of the four (a file download or upload is not: it
+    may take as long as data keeps moving)."""
 
     __slots__ = ("_pool_size", "_timeouts", "_media_write_timeout", "_ssl", "_session", "_proxies")
 
@@ -147,7 +148,8 @@ class BotApiRequest(BaseRequest):
             self._proxies[key] = None if bypass else found
         return self._proxies[key]
 
-    def _timeout(self, upload: bool, read_timeout, write_timeout, connect_timeout, pool_timeout) -> aiohttp.ClientTimeout:
+    def _timeout(self, upload: bool, streaming: bool, read_timeout, write_timeout, connect_timeout,
+                 pool_timeout) -> aiohttp.ClientTimeout:
         connect, read, write, pool = (
             default if isinstance(given, DefaultValue) else given
             for given, default in zip(
@@ -157,8 +159,11 @@ class BotApiRequest(BaseRequest):
             )
         )
         phases = (connect, pool, write, read)
+        # A download or an upload may take longer than its phases as long as data keeps moving:
+        # only its read gaps (and connecting) are bounded, as with httpx.
+        capped = not streaming and None not in phases
         return aiohttp.ClientTimeout(
-            total=None if None in phases else sum(phases),
+            total=sum(phases) if capped else None,
             connect=None if connect is None or pool is None else connect + pool,
             sock_connect=connect,
             sock_read=read,
@@ -185,7 +190,8 @@ class BotApiRequest(BaseRequest):
             body, headers = multipart_body(request_data), _HEADERS
         else:
             body, headers = json_body(request_data), _JSON_HEADERS
-        timeout = self._timeout(upload, read_timeout, write_timeout, connect_timeout, pool_timeout)
+        timeout = self._timeout(upload, request_data is None or upload, read_timeout, write_timeout,
+                                connect_timeout, pool_timeout)
         try:
             async with session.request(method, url, data=body, headers=headers, timeout=timeout,
                                        proxy=self._proxy(url)) as response:

@@ -169,3 +169,32 @@ def test_the_system_certificate_store_is_used_and_certifi_only_without_one(monke
         assert fallback.verify_mode.name == "CERT_REQUIRED" and fallback.check_hostname
     finally:
         tls_context.cache_clear()
+
+
+async def test_a_slow_download_that_keeps_moving_is_not_cut_off():
+    """A file arriving in chunks, each within the read time-out, may take longer than all the
+    time-outs together (a 20 MB document on a slow link)."""
+    from aiohttp import web
+
+    async def trickle(request):
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(6):
+            await response.write(b"x" * 1024)
+            await asyncio.sleep(0.25)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/file", trickle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    request = BotApiRequest(read_timeout=1, write_timeout=0.1, connect_timeout=0.1, pool_timeout=0.1)
+    await request.initialize()
+    try:
+        assert await request.retrieve(f"http://127.0.0.1:{port}/file") == b"x" * 6 * 1024  # 1.5 s > 1.3 s of time-outs
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
