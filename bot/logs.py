@@ -1,5 +1,6 @@
-"""Logging set-up. The bot token must never reach a log line: httpx logs request URLs, and
-Bot API URLs contain the token, so every record passes through a redacting filter."""
+"""Logging set-up. The bot token must never reach a log line: Bot API URLs contain the token and
+an HTTP client's log lines and exception texts can carry them (httpx logs request URLs; aiohttp's
+errors may name the URL), so every record passes through a redacting filter."""
 
 from __future__ import annotations
 
