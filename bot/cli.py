@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 
 from bot import __version__
-from bot.render import renderer_for
 
 #: Feature modules that add subcommands (kb check/search, import, reminders due, ...).
 SUBCOMMAND_MODULES = [
@@ -29,6 +28,8 @@ SUBCOMMAND_MODULES = [
 
 def cli_text(name: str, **values: object) -> str:
     from zoneinfo import ZoneInfo
+
+    from bot.render import renderer_for  # not before `kefu run` has started its background import
 
     return renderer_for(ZoneInfo("UTC")).render(f"cli/{name}.txt", **values)
 
@@ -185,11 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from bot.settings import SettingsError
-
     try:
         return int(args.func(args) or 0)
-    except SettingsError as exc:
+    except Exception as exc:
+        # bot.settings (pydantic) is imported by the command itself: `kefu run` first starts its
+        # background import (issue 13, cold start)
+        from bot.settings import SettingsError
+
+        if not isinstance(exc, SettingsError):
+            raise
         print(cli_text("bad_setting", setting=exc.setting, message=exc.message), file=sys.stderr)
         return 2
 
