@@ -45,13 +45,15 @@ def build_application(
     max_retries: int = 3,
     reply_interval: float | None = None,
     pacing: dict[str, float] | None = None,
+    features: bool = True,
 ) -> Application:
     """An Application wired with every feature; services are built at start-up unless given.
     `max_retries`: attempts per request on a 429 (the outbox's, per chat). `reply_interval`: the
     outbox's pacing of direct replies in one private chat (default Telegram's 1 s; the sandbox,
     which talks to no Telegram, and the e2e harness shorten it). `pacing`: the outbox Flow's other
     limits (rate, burst, private_interval, group_interval); only the e2e harness passes it, for
-    tests that are not about Telegram's limits."""
+    tests that are not about Telegram's limits. `features=False` (`kefu run`): only the core
+    handlers now, the features once polling runs (handlers/__init__.py `load_features`)."""
     # aiohttp under PTB, parameters as a JSON body (handlers/transport.py: issue 13, CPU per update).
     tls = tls_context()
     requests = (BotApiRequest(connection_pool_size=256, ssl_context=tls),
@@ -96,7 +98,7 @@ def build_application(
             job_defaults={"misfire_grace_time": 300, "coalesce": True, "max_instances": 1},
             **app.job_queue.scheduler_configuration,
         )
-    handlers.register_all(app)
+    handlers.register_all(app, features=features)
     return app
 
 
@@ -210,7 +212,8 @@ class PollingRetryLog:
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> StartFailure | None:
     """`kefu run`: start (a failure is returned, not raised), poll until SIGINT/SIGTERM or `stop`."""
-    app = build_application(settings)
+    # The features load once polling runs: /help and /start are answered without them (issue 13).
+    app = build_application(settings, features=False)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,7 +224,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
     initialized = False
     # The storage opens (migrations checked, labels read) while getMe is in flight: neither needs
     # the other, and a cold start is that much shorter (issue 13). A failed getMe still wins.
-    opening = asyncio.create_task(build_services(settings, app.bot_data["clock"]), name="kefu-open-storage")
+    opening = asyncio.create_task(build_services(settings, app.bot_data["clock"], features=False),
+                                  name="kefu-open-storage")
     try:
         try:
             await app.initialize()  # getMe: proves the network and the token

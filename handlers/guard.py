@@ -90,7 +90,7 @@ def command_name(update: Update, bot_username: str) -> str | None:
 
 
 #: Commands that need nothing of the start-up work done after polling begins (handlers/__init__.py
-#: `AFTER_POLLING`): they are answered at once while the rest waits for it.
+#: `load_features`, `AFTER_POLLING`): they are answered at once while the rest waits for it.
 NEED_NO_START_UP = frozenset({"help", "start"})
 _STARTED = "started"
 
@@ -146,6 +146,14 @@ def started(app: Application) -> None:
         event.set()
 
 
+_HANDLERS_VERSION = "handlers_version"
+
+
+def handlers_changed(app: Application) -> None:
+    """Handlers were registered after polling began (handlers/__init__.py `load_features`)."""
+    app.bot_data[_HANDLERS_VERSION] = app.bot_data.get(_HANDLERS_VERSION, 0) + 1
+
+
 async def wait_until_started(context: KefuContext) -> None:
     event = context.bot_data.get(_STARTED)
     if event is not None and not event.is_set():
@@ -164,7 +172,13 @@ async def guard(update: Update, context: KefuContext) -> None:
             return
         if first is not None:
             first.ready.set()  # this update needs the deferred start-up work: begin it now
+        version = context.bot_data.get(_HANDLERS_VERSION, 0)
         await wait_until_started(context)
+        if context.bot_data.get(_HANDLERS_VERSION, 0) != version:
+            # PTB took this update to the handlers registered before the wait: handle it again,
+            # in this task (so still in the sender's order), with the features registered since.
+            await context.application.process_update(update)
+            raise ApplicationHandlerStop
 
 
 async def check(update: Update, context: KefuContext) -> None:

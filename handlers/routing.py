@@ -35,14 +35,17 @@ def add_first(app: Application, handler: BaseHandler, group: int = FEATURES) -> 
 
 def mark_handled_updates(app: Application, *, skip_module: str) -> None:
     """Wrap every feature callback (not the guard's group, not `skip_module`, the fallback) so
-    that it marks the update handled when it returns."""
+    that it marks the update handled when it returns; a callback wrapped before is left as it is."""
     for group, group_handlers in app.handlers.items():
         if group <= GUARD:
             continue
         for handler in group_handlers:
-            if getattr(handler.callback, "__module__", "") == skip_module:
+            if getattr(handler.callback, "__module__", "") == skip_module or hasattr(handler.callback, _MARKS):
                 continue
             handler.callback = _marking(handler.callback)
+
+
+_MARKS = "_kefu_marks_handled"
 
 
 def _marking(callback):
@@ -53,6 +56,7 @@ def _marking(callback):
         finally:
             context.handled = True
 
+    setattr(wrapper, _MARKS, True)
     return wrapper
 
 

@@ -163,3 +163,92 @@ async def test_ptbs_own_run_polling_also_starts_everything(tmp_path, clock):
         await asyncio.to_thread(thread.join, 20)
         await emu.stop()
     assert not thread.is_alive()
+
+
+async def test_kefu_run_answers_help_with_the_core_and_the_rest_once_the_features_load(tmp_path, clock):
+    """`kefu run` (handlers/app.py `serve`) registers only the core before polling: the stranger is
+    refused and /help lists every command at once; the search sent first waits for the features
+    and the knowledge base, then is answered, and the agent's /help after it, in order."""
+    from bot import access
+    from handlers.app import serve
+
+    emu = BotApiEmulator()
+    await emu.start()
+    emu.add_user(AGENT, "小美", username="xiaomei")
+    emu.add_user(STRANGER, "路人")
+    settings = settings_for(emu, tmp_path)
+    services = await build_services(settings, clock)
+    await register_agent(services, clock)
+    await services.db.close()
+    stop = asyncio.Event()
+    emu.send_text(AGENT, "/s 退货运费谁出")
+    emu.send_text(AGENT, "/help")
+    emu.send_text(STRANGER, "/help")
+    running = asyncio.create_task(serve(settings, stop=stop))
+    try:
+        refused = await emu.wait_for_message(STRANGER, timeout=30)
+        assert refused["plain"] and "/s" not in refused["plain"]
+        search = await emu.wait_for_message(AGENT, lambda m: "退货" in m["plain"], timeout=30)
+        answers = await emu.wait_for_message(AGENT, count=2, timeout=30)
+        help_text = emu.messages(AGENT)[-1]["plain"]
+        assert answers["message_id"] > search["message_id"]
+        menu = [name for name, rule in access.COMMANDS.items() if rule.menu and rule.min_role == Role.AGENT]
+        assert all(f"/{name}" in help_text for name in menu)
+        emu.send_text(AGENT, "/help")  # once started, answered by the same handlers as ever
+        await emu.wait_for_message(AGENT, count=3, timeout=30)
+        assert emu.messages(AGENT)[-1]["plain"] == help_text
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(running, 60) is None
+        await emu.stop()
+
+
+async def test_the_commands_listed_before_the_features_load_are_the_ones_they_register(tmp_path, clock):
+    """Before the features register (`kefu run`, handlers/__init__.py `register_all`), /help and
+    /start list the commands the access table declares: the very ones the features register."""
+    from bot import access
+
+    emu = BotApiEmulator()
+    await emu.start()
+    try:
+        app = build_application(settings_for(emu, tmp_path), clock=clock)
+        assert app.bot_data["registered_commands"] == set(access.COMMANDS)
+        early = build_application(settings_for(emu, tmp_path), clock=clock, features=False)
+        assert early.bot_data["registered_commands"] == set(access.COMMANDS)
+        assert not handlers.features_loaded(early) and handlers.features_loaded(app)
+    finally:
+        await emu.stop()
+
+
+def test_kefu_run_imports_no_feature_before_polling(tmp_path):
+    """What `kefu run` loads before its first answer (a fresh interpreter): the core, no feature."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent(f"""
+        import asyncio, sys
+        from bot.clock import SystemClock
+        from bot.services import build_services
+        from bot.settings import Settings
+        from handlers.app import build_application
+
+        async def main():
+            settings = Settings(telegram_bot_token="1:x", kefu_db_path={str(tmp_path / "k.db")!r})
+            build_application(settings, features=False)
+            services = await build_services(settings, SystemClock(), features=False)
+            await services.db.close()
+
+        asyncio.run(main())
+        features = ("broadcasts", "cases", "handover", "kb", "kpi", "orders", "reminders")
+        print(sorted(name for name in sys.modules
+                     if any(name == f"{{layer}}.{{feature}}" or name.startswith(f"{{layer}}.{{feature}}.")
+                            for layer in ("bot", "handlers") for feature in features)))
+    """)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
