@@ -162,6 +162,10 @@ async def wait_until_started(context: KefuContext) -> None:
 
 async def guard(update: Update, context: KefuContext) -> None:
     """Let the update go on to the features, or stop it here (ApplicationHandlerStop)."""
+    # PTB copied the registered handlers just before calling this (no await in between): if the
+    # features register meanwhile (handlers/__init__.py `load_features`), the update is handled
+    # again below, with them.
+    version = context.bot_data.get(_HANDLERS_VERSION, 0)
     await check(update, context)
     event = context.bot_data.get(_STARTED)
     if event is not None and not event.is_set():
@@ -172,13 +176,12 @@ async def guard(update: Update, context: KefuContext) -> None:
             return
         if first is not None:
             first.ready.set()  # this update needs the deferred start-up work: begin it now
-        version = context.bot_data.get(_HANDLERS_VERSION, 0)
         await wait_until_started(context)
-        if context.bot_data.get(_HANDLERS_VERSION, 0) != version:
-            # PTB took this update to the handlers registered before the wait: handle it again,
-            # in this task (so still in the sender's order), with the features registered since.
-            await context.application.process_update(update)
-            raise ApplicationHandlerStop
+    if context.bot_data.get(_HANDLERS_VERSION, 0) != version:
+        # PTB took this update to the handlers registered before: handle it again, in this task
+        # (so still in the sender's order), with the features registered since.
+        await context.application.process_update(update)
+        raise ApplicationHandlerStop
 
 
 async def check(update: Update, context: KefuContext) -> None:

@@ -203,6 +203,38 @@ async def test_kefu_run_answers_help_with_the_core_and_the_rest_once_the_feature
         await emu.stop()
 
 
+async def test_an_update_still_being_checked_when_the_features_register_is_answered(tmp_path, clock):
+    """The access check of an update can wait on the database (a renamed person is written back)
+    while `kefu run` registers the features: PTB took the update to the core handlers only, so the
+    guard hands it to the handlers again (review: it went unanswered)."""
+    emu = BotApiEmulator()
+    await emu.start()
+    emu.add_user(AGENT, "小美 Mei", username="xiaomei")  # her Telegram name changed since
+    settings = settings_for(emu, tmp_path)
+    services = await build_services(settings, clock, features=False)  # as kefu run
+    await register_agent(services, clock)
+    app = build_application(settings, clock=clock, services=services, reply_interval=0.05, features=False)
+    try:
+        await app.initialize()
+        await on_startup(app)
+        await app.start()
+        await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        async with services.db.transaction():  # the database is busy for a moment
+            emu.send_text(AGENT, "/s 退货运费谁出")
+            await emu.wait_for_request("getUpdates", timeout=10)
+            await asyncio.sleep(0.5)  # the update waits in the guard's check, on the database
+            loading = asyncio.create_task(handlers.after_polling(app))
+            await asyncio.sleep(0.3)
+        await loading
+        assert handlers.features_loaded(app)
+        search = await emu.wait_for_message(AGENT, timeout=10)
+        assert "退货" in search["plain"]
+    finally:
+        await stop_application(app)
+        await services.db.close()
+        await emu.stop()
+
+
 async def test_the_commands_listed_before_the_features_load_are_the_ones_they_register(tmp_path, clock):
     """Before the features register (`kefu run`, handlers/__init__.py `register_all`), /help and
     /start list the commands the access table declares: the very ones the features register."""
