@@ -36,6 +36,11 @@ _FALLBACK = "handlers.fallback"
 _REGISTERED = "registered_modules"
 
 
+class FeaturesFailed(Exception):
+    """The features could not be loaded or started (`load_features`): `kefu run` stops with this
+    as its start failure (handlers/app.py), as it did when a feature failed before polling."""
+
+
 def _modules(names: tuple[str, ...]) -> list[ModuleType]:
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
@@ -90,7 +95,8 @@ async def on_startup(app: Application) -> None:
 async def load_features(app: Application) -> None:
     """Import the features, build their services, register their handlers and run their start-up
     hooks (but `AFTER_POLLING`): `kefu run` does this first once polling runs. Updates that came
-    meanwhile are held by the guard, which hands them to the handlers again once this is done."""
+    meanwhile are held by the guard, which hands them to the handlers again once this is done.
+    Any failure here fails the start (`FeaturesFailed` from `after_polling`)."""
     if features_loaded(app):
         return
     modules = _modules(FEATURES)
@@ -110,9 +116,9 @@ async def after_polling(app: Application) -> None:
     try:
         try:
             await load_features(app)
-        except Exception as exc:  # noqa: BLE001 - /help and /start still work; the admins are told
-            log.exception("loading the features failed")
-            await errors.alert_admins(app, exc)
+        except Exception as exc:
+            guard.features_failed(app, exc)  # what waits is told of an internal error
+            raise FeaturesFailed(f"{type(exc).__name__}: {exc}") from exc
         for feature in registered(app):
             if _short(feature) not in AFTER_POLLING:
                 continue

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from telegram import LinkPreviewOptions, Update
@@ -126,10 +127,25 @@ async def _post_init(app: Application) -> None:
 FIRST_ANSWERS_WAIT_S = 0.5
 
 
-async def _after_polling(app: Application) -> None:
+async def _after_polling(app: Application, on_failure: Callable[[StartFailure], None] | None = None) -> None:
     try:
         await guard.first_answers_sent(app, FIRST_ANSWERS_WAIT_S)
         await handlers.after_polling(app)
+    except handlers.FeaturesFailed as failed:
+        # `kefu run` stops, as when a feature failed before polling; the admins are told.
+        error = failed.__cause__ or failed
+        log.error("start-up failed: the features did not load", exc_info=error)
+        fault = storage_fault(error)
+        if fault is not None:
+            from handlers.errors import alert_admins_at_start
+
+            await alert_admins_at_start(app, app.bot_data["settings"], error, fault)
+        else:
+            from handlers.errors import alert_admins
+
+            await alert_admins(app, error)
+        if on_failure is not None:
+            on_failure(StartFailure("storage", f"{fault}: {error}") if fault else StartFailure("features", str(failed)))
     except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
         log.exception("start-up work after polling failed")
 
@@ -171,7 +187,8 @@ async def tick_now(app: Application) -> None:
 @dataclass(frozen=True)
 class StartFailure:
     """Why `kefu run` could not start: `kind` is network | token | server | conflict | storage
-    (then `detail` starts with the fault: corrupt, cannot_open, read_only, disk_full, io_error)."""
+    (then `detail` starts with the fault: corrupt, cannot_open, read_only, disk_full, io_error) |
+    features (a feature failed to load or start once polling ran)."""
 
     kind: str
     detail: str
@@ -222,6 +239,12 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
             pass
     initialized = False
+    failures: list[StartFailure] = []
+
+    def start_failed(failure: StartFailure) -> None:
+        failures.append(failure)
+        stop.set()
+
     # The storage opens (migrations checked, labels read) while getMe is in flight: neither needs
     # the other, and a cold start is that much shorter (issue 13). A failed getMe still wins.
     opening = asyncio.create_task(build_services(settings, app.bot_data["clock"], features=False),
@@ -250,14 +273,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
             if not gc.isenabled():  # `kefu run` turned the collector off for the start-up (bot/cli.py)
                 gc.freeze()  # what the start-up built lives as long as the process: not scanned again
                 gc.enable()
-            app.create_task(_after_polling(app), name="kefu-after-polling")  # the first update does not wait
+            app.create_task(_after_polling(app, on_failure=start_failed),
+                            name="kefu-after-polling")  # the first update does not wait
         except TelegramError as exc:
             log.debug("start-up failed", exc_info=exc)
             return StartFailure(classify_start_error(exc), str(exc).replace(settings.telegram_bot_token, "<redacted>"))
         log.info("kefu-bot started (long polling)")
         await stop.wait()
         log.info("kefu-bot stopping")
-        return None
+        return failures[0] if failures else None
     finally:
         if "services" not in app.bot_data:  # the start failed before the storage was taken into use
             try:

@@ -149,6 +149,18 @@ def started(app: Application) -> None:
 _HANDLERS_VERSION = "handlers_version"
 
 
+_FEATURES_FAILED = "features_failed"
+
+
+class FeaturesUnavailable(RuntimeError):
+    """An update needs the features, which failed to load (the error handler tells its sender)."""
+
+
+def features_failed(app: Application, error: BaseException) -> None:
+    """The features could not be loaded (handlers/__init__.py `after_polling`): `kefu run` stops."""
+    app.bot_data[_FEATURES_FAILED] = error
+
+
 def handlers_changed(app: Application) -> None:
     """Handlers were registered after polling began (handlers/__init__.py `load_features`)."""
     app.bot_data[_HANDLERS_VERSION] = app.bot_data.get(_HANDLERS_VERSION, 0) + 1
@@ -177,6 +189,9 @@ async def guard(update: Update, context: KefuContext) -> None:
         if first is not None:
             first.ready.set()  # this update needs the deferred start-up work: begin it now
         await wait_until_started(context)
+        failure = context.bot_data.get(_FEATURES_FAILED)
+        if failure is not None:
+            raise FeaturesUnavailable("the features did not load") from failure
     if context.bot_data.get(_HANDLERS_VERSION, 0) != version:
         # PTB took this update to the handlers registered before: handle it again, in this task
         # (so still in the sender's order), with the features registered since.

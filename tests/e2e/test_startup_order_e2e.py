@@ -235,6 +235,37 @@ async def test_an_update_still_being_checked_when_the_features_register_is_answe
         await emu.stop()
 
 
+async def test_kefu_run_stops_when_a_feature_cannot_start_and_says_so(tmp_path, clock):
+    """A feature failing once polling runs fails the start of `kefu run`, as it did before polling:
+    serve returns the failure (the CLI prints it and exits 2), what waited is told of an internal
+    error and the admins are alerted (review: the bot ran on, answering only /help). Here the
+    database lacks the handover book's table, which its start-up writes."""
+    from handlers.app import serve
+
+    emu = BotApiEmulator()
+    await emu.start()
+    emu.add_user(AGENT, "小美", username="xiaomei")
+    emu.add_user(ADMIN, "老板", username="boss")
+    settings = settings_for(emu, tmp_path)
+    services = await build_services(settings, clock)
+    await register_agent(services, clock)
+    await services.db.execute("DROP TABLE handover_state")
+    await services.db.close()
+    emu.send_text(AGENT, "/s 退货运费谁出")
+    try:
+        failure = await asyncio.wait_for(serve(settings, stop=asyncio.Event()), 60)
+        assert failure is not None and failure.kind == "features"
+        assert "handover_state" in failure.detail
+        from bot.cli import cli_text
+
+        assert "功能模块加载出错" in cli_text("start_failed", kind=failure.kind, detail=failure.detail, base_url="")
+        told = emu.messages(AGENT)
+        assert told and "出错" in told[-1]["plain"]  # labels errors.internal
+        assert emu.messages(ADMIN)  # the alert
+    finally:
+        await emu.stop()
+
+
 async def test_the_commands_listed_before_the_features_load_are_the_ones_they_register(tmp_path, clock):
     """Before the features register (`kefu run`, handlers/__init__.py `register_all`), /help and
     /start list the commands the access table declares: the very ones the features register."""
