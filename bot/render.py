@@ -47,13 +47,17 @@ _WHITESPACE = {"trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newlin
 class TemplateCache(FileSystemBytecodeCache):
     """Jinja2's cache of compiled templates on disk, so a start compiles no template it compiled
     before (issue 13: compiling all of them took ~0.6 s of CPU after every start). Jinja2 checks
-    each entry against the template's source; the file names carry a hash of the Environment's
-    options, which shape the code too. A cache that cannot be read or written (a full disk, a
-    removed directory) is passed over: the template is compiled as without one."""
+    each entry against the template's source; the file names carry `key`, by default a hash of
+    what else shapes the compiled code: Jinja2's version, the Environment's options and this
+    module's source, where the filters are defined (how a filter is called is compiled in: review).
+    A cache that cannot be read or written (a full disk, a removed directory) is passed over: the
+    template is compiled as without one."""
 
-    def __init__(self, directory: str | None = None) -> None:
-        options = repr((jinja2.__version__, _AUTOESCAPED, sorted(_WHITESPACE.items())))
-        super().__init__(directory, f"kefu-{hashlib.sha256(options.encode()).hexdigest()[:12]}-%s.cache")
+    def __init__(self, directory: str | None = None, key: str | None = None) -> None:
+        if key is None:
+            shaping = repr((jinja2.__version__, _AUTOESCAPED, sorted(_WHITESPACE.items()))).encode()
+            key = hashlib.sha256(shaping + Path(__file__).read_bytes()).hexdigest()[:16]
+        super().__init__(directory, f"kefu-{key}-%s.cache")
 
     def load_bytecode(self, bucket: Bucket) -> None:
         try:

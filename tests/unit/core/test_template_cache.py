@@ -71,3 +71,16 @@ def test_a_cache_that_cannot_be_written_or_read_changes_nothing(tmp_path):
     compiled = compiled_by(again)
     assert again.render("cli/no_token.txt")
     assert compiled == ["cli/no_token.txt"]  # the broken entry was a miss
+
+
+def test_code_compiled_under_other_filters_or_options_is_not_loaded(tmp_path):
+    """Entries are filed under a key of what shapes compiled code besides the template (by default
+    Jinja2's version, the options and bot/render.py, where the filters live): a start whose key
+    differs compiles again instead of loading code made for other filters."""
+    first = renderer_with(TemplateCache(str(tmp_path), key="filters-a"))
+    first.render("cli/no_token.txt")
+    other = renderer_with(TemplateCache(str(tmp_path), key="filters-b"))
+    compiled = compiled_by(other)
+    other.render("cli/no_token.txt")
+    assert compiled == ["cli/no_token.txt"]
+    assert TemplateCache(str(tmp_path)).pattern != TemplateCache(str(tmp_path), key="filters-a").pattern
