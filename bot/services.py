@@ -35,6 +35,9 @@ class OrdersDesk:
     importing: set[int] = field(default_factory=set)
     #: The running chat-upload imports (asyncio tasks): a stop cancels them (nothing written).
     running: set[Any] = field(default_factory=set)
+    #: The in-flight records (imports_in_flight ids) of the imports this run began: the report of
+    #: imports a previous run left unfinished passes over them.
+    started: set[int] = field(default_factory=set)
     #: The HTTP endpoint (bot.orders.api.ApiServer), when it runs.
     api: Any = None
 

@@ -234,11 +234,13 @@ async def _record_start(context: KefuContext, chat_id: int, user_id: int, filena
     """Record the import as in flight (reported as interrupted after a restart); None when the
     database cannot be written (the import itself will then say so)."""
     try:
-        return await import_started(context.svc.db, chat_id=chat_id, message_id=None, user_id=user_id,
-                                    filename=filename, now=to_ts(context.svc.clock.now()))
+        record = await import_started(context.svc.db, chat_id=chat_id, message_id=None, user_id=user_id,
+                                      filename=filename, now=to_ts(context.svc.clock.now()))
     except Exception as exc:  # noqa: BLE001 - a storage fault: the import reports it
         log.warning("import of %s not recorded as in flight: %s", filename, exc)
         return None
+    context.svc.orders.started.add(record)
+    return record
 
 
 async def _record_message(context: KefuContext, record: int | None, progress: Message) -> None:
@@ -274,16 +276,20 @@ async def _tracked(context: KefuContext, record: int | None, work) -> Any:
     return result
 
 
-async def report_interrupted_imports(app: Application) -> None:
-    """On start (and at a stop, for the imports it cancelled): every import a run left unfinished
-    is reported to its sender on its progress message (else a new message): interrupted with
-    nothing written, or, when only its reports were cut short, written (its batch's counts)."""
+async def report_interrupted_imports(app: Application, *, this_run: bool = False) -> None:
+    """On start (and at a stop, `this_run`, for the imports it cancelled): every import a run left
+    unfinished is reported to its sender on its progress message (else a new message): interrupted
+    with nothing written, or, when only its reports were cut short, written (its batch's counts).
+    At start, imports this run already began are not leftovers (an upload held during start-up
+    begins before this report runs: review)."""
     svc = services_of(app)
     try:
         leftovers = await interrupted_imports(svc.db)
     except Exception as exc:  # noqa: BLE001 - the bot starts anyway
         log.warning("interrupted imports not checked: %s", exc)
         return
+    if not this_run:
+        leftovers = [item for item in leftovers if item.id not in svc.orders.started]
     for item in leftovers:
         text = _render(app, "progress.html", filename=item.filename, interrupted=True, written=item.written)
         edited = item.message_id is not None and await edit(app, item.chat_id, item.message_id, text,
@@ -570,7 +576,7 @@ async def before_stop(app: Application) -> None:
         task.cancel()
     await asyncio.wait(running, timeout=STOP_WAIT_S)
     log.info("stopping: %d running import(s) cancelled, nothing of them written", len(running))
-    await report_interrupted_imports(app)
+    await report_interrupted_imports(app, this_run=True)
 
 
 async def on_shutdown(app: Application) -> None:

@@ -388,3 +388,30 @@ async def test_a_port_in_use_is_reported_and_the_bot_runs_on(start):
         assert str(port) in notice["plain"]
         assert kefu.svc.orders.api is None
         assert "用法" in (await kefu.say(AGENT, "/order"))["plain"]
+
+
+async def test_an_upload_begun_before_the_start_up_report_is_not_reported_as_interrupted(kefu, monkeypatch):
+    """`kefu run` lets held updates through once the knowledge base is loaded, before the orders
+    intake's start-up reports the imports a previous run left unfinished: an upload this run began
+    is not one of them (review: its sender was told "interrupted by a restart" while it ran)."""
+    release = asyncio.Event()
+    real_import = orders_layer.import_file
+
+    async def held_import(*args, **kwargs):
+        await release.wait()
+        return await real_import(*args, **kwargs)
+
+    monkeypatch.setattr(orders_layer, "import_file", held_import)
+    seen = last_id(kefu, AGENT)
+    kefu.emu.send_document(AGENT, TAOBAO, (FIXTURES / TAOBAO).read_bytes())
+    for _ in range(200):  # until the import is recorded as in flight
+        if (await kefu.svc.db.fetchone("SELECT count(*) FROM imports_in_flight"))[0]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the upload was never recorded as in flight")
+    await orders_layer.report_interrupted_imports(kefu.app)  # what the orders intake's start-up runs
+    release.set()
+    await kefu.emu.wait_for_message(AGENT, lambda m: m["message_id"] > seen and "导入结果" in m["plain"])
+    texts = [t for m in new_messages(kefu, AGENT, seen) for t in [m["plain"], *(e["plain"] for e in m["edits"])]]
+    assert not any("中断" in t for t in texts), texts
