@@ -705,7 +705,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
                         help="load steps without the emulator's Telegram flood control (on by default)")
-    parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (quick 1, else 3)")
+    parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (default 3; one start swings ±30 %% on a shared machine)")
     parser.add_argument("--only-cold-start", action="store_true",
                         help="only the cold starts (--cold-starts per bot, default 7), the bots' starts interleaved")
     parser.add_argument("--latencies", default=None, metavar="PREFIX",
@@ -719,7 +719,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.claims = 3 if args.claims is None and quick else (10 if args.claims is None else args.claims)
     args.import_mb = (19.5 if not quick else 19.5) if args.import_mb is None else args.import_mb
     args.flood_seconds = (4 if quick else 10) if args.flood_seconds is None else args.flood_seconds
-    args.cold_starts = args.cold_starts or (7 if args.only_cold_start else 1 if quick else 3)
+    args.cold_starts = args.cold_starts or (7 if args.only_cold_start else 3)
     args.bots = [b for b in args.bots.split(",") if b]
     unknown = set(args.bots) - set(BOTS)
     if unknown:
