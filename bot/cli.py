@@ -71,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     start_background_import()
     # Start-up creates some 130 000 objects the collector tracks, nearly all living as long as the
     # process: its passes over them find next to nothing and cost ~5 % of a cold start (issue 13).
-    # handlers/app.py `serve` freezes them and turns the collector back on once polling runs.
+    # handlers/app.py freezes them and turns the collector back on once the start-up work done
+    # after polling began (the features, the knowledge base) is over.
     gc.disable()
     try:
         return _run()

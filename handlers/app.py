@@ -148,6 +148,10 @@ async def _after_polling(app: Application, on_failure: Callable[[StartFailure], 
             on_failure(StartFailure("storage", f"{fault}: {error}") if fault else StartFailure("features", str(failed)))
     except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
         log.exception("start-up work after polling failed")
+    finally:
+        if not gc.isenabled():  # `kefu run` turned the collector off for the start-up (bot/cli.py)
+            gc.freeze()  # what the start-up built (the features, the knowledge base) lives as long
+            gc.enable()  # as the process: not scanned again
 
 
 async def on_shutdown(app: Application) -> None:
@@ -270,9 +274,6 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Sta
                 return StartFailure("storage", f"{fault}: {exc}")
             await app.start()
             await app.updater.start_polling(allowed_updates=Update.ALL_TYPES, error_callback=PollingRetryLog())
-            if not gc.isenabled():  # `kefu run` turned the collector off for the start-up (bot/cli.py)
-                gc.freeze()  # what the start-up built lives as long as the process: not scanned again
-                gc.enable()
             app.create_task(_after_polling(app, on_failure=start_failed),
                             name="kefu-after-polling")  # the first update does not wait
         except TelegramError as exc:
