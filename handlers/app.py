@@ -136,20 +136,23 @@ async def _after_polling(app: Application, on_failure: Callable[[StartFailure], 
         error = failed.__cause__ or failed
         log.error("start-up failed: the features did not load", exc_info=error)
         fault = storage_fault(error)
-        if fault is not None:
-            from handlers.errors import alert_admins_at_start
+        try:
+            if fault is not None:
+                from handlers.errors import alert_admins_at_start
 
-            await alert_admins_at_start(app, app.bot_data["settings"], error, fault)
-        else:
-            from handlers.errors import alert_admins
+                await alert_admins_at_start(app, app.bot_data["settings"], error, fault)
+            else:
+                from handlers.errors import alert_admins
 
-            await alert_admins(app, error)
-        if on_failure is not None:
-            on_failure(StartFailure("storage", f"{fault}: {error}") if fault else StartFailure("features", str(failed)))
+                await alert_admins(app, error)
+        finally:  # the stop never waits on the alert
+            if on_failure is not None:
+                on_failure(StartFailure("storage", f"{fault}: {error}") if fault else StartFailure("features", str(failed)))
     except Exception:  # noqa: BLE001 - the menu or a notice failing must not stop the bot
         log.exception("start-up work after polling failed")
     finally:
         if not gc.isenabled():  # `kefu run` turned the collector off for the start-up (bot/cli.py)
+            gc.collect()  # the start-up's garbage (YAML parse trees…) first: a frozen object is never freed
             gc.freeze()  # what the start-up built (the features, the knowledge base) lives as long
             gc.enable()  # as the process: not scanned again
 

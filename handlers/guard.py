@@ -152,13 +152,18 @@ _HANDLERS_VERSION = "handlers_version"
 _FEATURES_FAILED = "features_failed"
 
 
-class FeaturesUnavailable(RuntimeError):
-    """An update needs the features, which failed to load (the error handler tells its sender)."""
-
-
 def features_failed(app: Application, error: BaseException) -> None:
     """The features could not be loaded (handlers/__init__.py `after_polling`): `kefu run` stops."""
     app.bot_data[_FEATURES_FAILED] = error
+
+
+async def unavailable(update: Update, context: KefuContext) -> None:
+    """Tell the sender their update could not be handled (labels errors.internal)."""
+    text = label(context, "errors.internal")
+    if update.callback_query is not None:
+        await answer_callback(update, text, alert=True)
+    elif update.effective_chat is not None:
+        await deliver(context, update.effective_chat.id, text)
 
 
 def handlers_changed(app: Application) -> None:
@@ -179,19 +184,22 @@ async def guard(update: Update, context: KefuContext) -> None:
     # again below, with them.
     version = context.bot_data.get(_HANDLERS_VERSION, 0)
     await check(update, context)
+    core_only = command_name(update, context.bot.username) in NEED_NO_START_UP
     event = context.bot_data.get(_STARTED)
     if event is not None and not event.is_set():
         first = context.bot_data.get(_FIRST_ANSWERS)
-        if command_name(update, context.bot.username) in NEED_NO_START_UP:
+        if core_only:
             if first is not None:
                 first.answering_now()
             return
         if first is not None:
             first.ready.set()  # this update needs the deferred start-up work: begin it now
         await wait_until_started(context)
-        failure = context.bot_data.get(_FEATURES_FAILED)
-        if failure is not None:
-            raise FeaturesUnavailable("the features did not load") from failure
+    if context.bot_data.get(_FEATURES_FAILED) and not core_only:
+        # held or come since: not for features whose start failed (`kefu run` is stopping; the
+        # admins were alerted once, handlers/app.py)
+        await unavailable(update, context)
+        raise ApplicationHandlerStop
     if context.bot_data.get(_HANDLERS_VERSION, 0) != version:
         # PTB took this update to the handlers registered before: handle it again, in this task
         # (so still in the sender's order), with the features registered since.
