@@ -10,9 +10,11 @@ and without AIORateLimiter, under the same load, in one run.
     .venv/bin/python benchmarks/load.py --only-cold-start --bots kefu,minimal_rl --cold-starts 11
              # cold starts only (~1 min): the bots' starts interleaved, median wall time and CPU time
 
-For each bot (a fresh emulator; kefu on a fresh database seeded through bot.people / bot.orders
-with N agents, half of them in the shift working now, see _botproc.seed_team):
-1. Cold start: /help is queued, the process spawned; seconds from spawn to the answer.
+First the cold starts (--cold-starts per bot, default 3): /help is queued, the process spawned;
+seconds from spawn to the answer; the bots start in turn, so a change in the machine's load hits
+every bot alike. Then for each bot (a fresh emulator; kefu on a fresh database seeded through
+bot.people / bot.orders with N agents, half of them in the shift working now, see _botproc.seed_team):
+1. It starts (not timed again).
 2. (kefu) waits for its first tick: a 10-reminder 催付 digest in every on-duty agent's chat.
 3. Open-loop load at increasing rates, under Telegram's flood control as the emulator models it
    (per chat for every send, ~30/s overall for bulk only; --no-flood-control: off): Poisson arrivals at the rate; each
@@ -523,17 +525,8 @@ async def run_bot(name: str, args: argparse.Namespace, workdir: Path, import_con
     latency_log: list[str] | None = [] if args.latencies else None
     load = Load(emu, team, seed=args.seed, latency_log=latency_log)
     try:
-        colds = []
-        for i in range(args.cold_starts - 1):  # extra starts (stopped before the first tick), then the real one
-            extra = bp.BotProcess(f"{name}-cold{i}", argv, env, workdir, rss_cap_mb=args.rss_cap_mb)
-            try:
-                colds.append(await bp.cold_start(emu, extra, team.agents[1 + i]))
-            finally:
-                await extra.stop()
-        colds.append(await bp.cold_start(emu, bot, team.agents[0]))
-        result.cold_starts = [c for c in colds if c is not None]
-        result.cold_start_s = None if colds[-1] is None else bp.percentile(result.cold_starts, 50)
-        if result.cold_start_s is None:
+        # the bot's own start (the timed cold starts are interleaved between the bots beforehand)
+        if await bp.cold_start(emu, bot, team.agents[0]) is None:
             result.error = "no answer to /help at start"
             return result
         if name == "kefu":  # the first tick (5 s after start) sends the digest to everyone on duty
@@ -718,7 +711,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--no-flood-control", dest="flood_control", action="store_false",
                         help="load steps without the emulator's Telegram flood control (on by default)")
-    parser.add_argument("--cold-starts", type=int, default=None, help="starts timed per bot, median shown (default 3; one start swings ±30 %% on a shared machine)")
+    parser.add_argument("--cold-starts", type=int, default=None, help="cold starts timed per bot, the bots in turn, median shown (default 3; one start swings ±30 %% on a shared machine)")
     parser.add_argument("--only-cold-start", action="store_true",
                         help="only the cold starts (--cold-starts per bot, default 7), the bots' starts interleaved")
     parser.add_argument("--latencies", default=None, metavar="PREFIX",
@@ -750,10 +743,10 @@ def compile_bytecode() -> None:
         compileall.compile_dir(str(bp.ROOT / package), quiet=1)
 
 
-async def cold_starts_only(args: argparse.Namespace) -> int:
-    """--only-cold-start: each bot on its own emulator (kefu on a seeded database), then rounds of
-    one start per bot in turn, so a change in the machine's load hits every bot alike."""
-    print(f"cold starts: {args.cold_starts} per bot, interleaved, {args.agents} agents; {bp.machine_load()}", flush=True)
+async def interleaved_cold_starts(args: argparse.Namespace) -> tuple[dict[str, BotResult], dict[str, list[float]]]:
+    """Each bot on its own emulator (kefu on a seeded database), then rounds of one start per bot
+    in turn (`args.cold_starts` rounds), so a change in the machine's load hits every bot alike:
+    the bots' results (cold starts, errors) and their CPU seconds by the answer."""
     results = {name: BotResult(name) for name in args.bots}
     cpus: dict[str, list[float]] = {name: [] for name in args.bots}
     with bp.temp_workdir("kefu-cold-") as tmp:
@@ -789,8 +782,16 @@ async def cold_starts_only(args: argparse.Namespace) -> int:
         finally:
             for setup in setups.values():
                 await setup[0].stop()
-    for name, r in results.items():
+    for r in results.values():
         r.cold_start_s = bp.percentile(r.cold_starts, 50) if r.cold_starts else None
+    return results, cpus
+
+
+async def cold_starts_only(args: argparse.Namespace) -> int:
+    """--only-cold-start: the interleaved cold starts alone, and their summary line."""
+    print(f"cold starts: {args.cold_starts} per bot, interleaved, {args.agents} agents; {bp.machine_load()}", flush=True)
+    results, cpus = await interleaved_cold_starts(args)
+    for name, r in results.items():
         colds = "/".join(f"{c:.2f}" for c in r.cold_starts)
         print(f"{name:<11} cold start to first /help answer {fmt(r.cold_start_s, '.2f')} s (median of {colds}); "
               f"CPU by then {fmt(bp.percentile(cpus[name], 50), '.2f')} s (median)"
@@ -814,11 +815,17 @@ async def main_async(args: argparse.Namespace) -> int:
     import_content = None
     if args.import_mb:
         import_content = taobao_export(int(args.import_mb * 2**20))
+    # the cold starts first, the bots' in turn (a machine busier during one bot's block would
+    # otherwise count against that bot alone); each bot's own start before its load is not counted
+    print(f"- cold starts: {args.cold_starts} per bot, interleaved", flush=True)
+    colds, _ = await interleaved_cold_starts(args)
     results: dict[str, BotResult] = {}
     with bp.temp_workdir("kefu-load-") as tmp:
         for name in args.bots:
             print(f"- {BOTS[name]}", flush=True)
             results[name] = await run_bot(name, args, Path(tmp), import_content)
+            results[name].cold_starts, results[name].cold_start_s = colds[name].cold_starts, colds[name].cold_start_s
+            results[name].error += colds[name].error
     report(results, args)
     return 0
 
