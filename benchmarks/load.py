@@ -118,9 +118,11 @@ collector off until the start-up work is over. Interleaved starts of this code, 
 and the reference (a throw-away driver, 15 rounds): /help 0.62 vs 0.80 s before vs 0.48 s for the
 reference (1.29x, was 1.67x), CPU by the answer 0.67 vs 0.84 s; the first /s answered after a
 start (it waits for the features and the knowledge base) 1.18 vs 1.20 s, the same as before.
-`--only-cold-start --bots kefu,minimal_rl --cold-starts 11`: 0.55 vs 0.42 s (1.30x, quiet),
-0.61 vs 0.59 s (1.04x) and 0.66 vs 0.55 s (1.19x) (load 1.4-1.8). `--quick` now times three
-starts per bot (median), as the full run does: one start swings by a third on a shared machine.
+`--only-cold-start --bots kefu,minimal_rl --cold-starts 11`: 0.50 vs 0.40 s (1.26x) on the final
+code; 0.55 vs 0.42 s (1.30x, quiet), 0.61 vs 0.59 s (1.04x) and 0.66 vs 0.55 s (1.19x) (load
+1.4-1.8) before the review fixes. The full and --quick runs now time three cold starts per bot
+first, the bots in turn: with each bot's starts in its own block a --quick run gave 1.65x (the
+machine at load 1.8 during kefu's, 0.6 during the reference's); interleaved, `--quick` 9/9 (1.31x).
 
 Everything runs on 127.0.0.1; every wait has a timeout; bot processes are always stopped and are
 killed above --rss-cap-mb (default 1536).
