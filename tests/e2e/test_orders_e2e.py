@@ -49,6 +49,19 @@ def last_id(kefu, chat: int) -> int:
     return last["message_id"] if last else 0
 
 
+def hold_imports(monkeypatch) -> asyncio.Event:
+    """Chat uploads wait before parsing until the returned event is set (then import as ever)."""
+    release = asyncio.Event()
+    real_import = orders_layer.import_file
+
+    async def held_import(*args, **kwargs):
+        await release.wait()
+        return await real_import(*args, **kwargs)
+
+    monkeypatch.setattr(orders_layer, "import_file", held_import)
+    return release
+
+
 async def upload(kefu, user: int, filename: str, content: bytes, caption: str | None = None) -> dict:
     """Send a file and wait for the import's summary (a new message with 导入结果); return it."""
     seen = last_id(kefu, user)
@@ -170,14 +183,7 @@ async def test_telegram_download_limit_applies_even_with_a_higher_setting(start)
 
 
 async def test_a_second_file_while_one_is_importing_gets_a_polite_wait(kefu, monkeypatch):
-    release = asyncio.Event()
-    real_import = orders_layer.import_file
-
-    async def held_import(*args, **kwargs):
-        await release.wait()
-        return await real_import(*args, **kwargs)
-
-    monkeypatch.setattr(orders_layer, "import_file", held_import)
+    release = hold_imports(monkeypatch)
     content = (FIXTURES / TAOBAO).read_bytes()
     seen = last_id(kefu, AGENT)
     kefu.emu.send_document(AGENT, TAOBAO, content)
@@ -394,14 +400,7 @@ async def test_an_upload_begun_before_the_start_up_report_is_not_reported_as_int
     """`kefu run` lets held updates through once the knowledge base is loaded, before the orders
     intake's start-up reports the imports a previous run left unfinished: an upload this run began
     is not one of them (review: its sender was told "interrupted by a restart" while it ran)."""
-    release = asyncio.Event()
-    real_import = orders_layer.import_file
-
-    async def held_import(*args, **kwargs):
-        await release.wait()
-        return await real_import(*args, **kwargs)
-
-    monkeypatch.setattr(orders_layer, "import_file", held_import)
+    release = hold_imports(monkeypatch)
     seen = last_id(kefu, AGENT)
     kefu.emu.send_document(AGENT, TAOBAO, (FIXTURES / TAOBAO).read_bytes())
     for _ in range(200):  # until the import is recorded as in flight
