@@ -29,7 +29,7 @@ FEATURES: tuple[str, ...] = (
 #: Start-up hooks run once polling runs (issue 13, cold start): loading the scripts knowledge base
 #: (its validation compiles every script: the longest part of a start) and the orders intake (the
 #: import parser's process, interrupted imports, the HTTP endpoint). Until they are done, the
-#: guard holds every update except /help and /start (handlers/guard.py `hold`), so no update
+#: guard holds every update except /help and /start (handlers/guard.py `guard`), so no update
 #: meets a half-started bot.
 AFTER_POLLING: tuple[str, ...] = ("scripts", "orders")
 _FALLBACK = "handlers.fallback"
@@ -55,6 +55,7 @@ def registered(app: Application) -> list[ModuleType]:
 
 
 def features_loaded(app: Application) -> bool:
+    """Whether the features are registered into `app` (the last of them is)."""
     return any(_short(module) == FEATURES[-1] for module in registered(app))
 
 

@@ -147,8 +147,6 @@ def started(app: Application) -> None:
 
 
 _HANDLERS_VERSION = "handlers_version"
-
-
 _FEATURES_FAILED = "features_failed"
 
 
