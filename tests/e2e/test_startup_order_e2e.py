@@ -275,6 +275,39 @@ async def test_kefu_run_stops_when_a_feature_cannot_start_and_says_so(tmp_path, 
         await emu.stop()
 
 
+async def test_a_button_pressed_while_the_bot_was_down_is_told_when_the_start_fails(tmp_path, clock):
+    """A press on a button sent by the last run, answered by a start whose features fail: the
+    press gets the internal-error alert (not a spinner that never stops)."""
+    from handlers.app import serve
+
+    emu = BotApiEmulator()
+    await emu.start()
+    emu.add_user(AGENT, "小美", username="xiaomei")
+    settings = settings_for(emu, tmp_path)
+    services = await build_services(settings, clock)
+    await register_agent(services, clock)
+    await services.db.close()
+    try:
+        stop = asyncio.Event()
+        running = asyncio.create_task(serve(settings, stop=stop))
+        emu.send_text(AGENT, "/s 退货运费谁出")
+        answer = await emu.wait_for_message(AGENT, lambda m: m.get("reply_markup"), timeout=30)
+        stop.set()
+        assert await asyncio.wait_for(running, 60) is None
+
+        broken = await build_services(settings, clock)
+        await broken.db.execute("DROP TABLE handover_state")
+        await broken.db.close()
+        data = answer["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        press = emu.press_button(AGENT, AGENT, answer["message_id"], data=data)
+        failure = await asyncio.wait_for(serve(settings, stop=asyncio.Event()), 60)
+        assert failure is not None and failure.kind == "features"
+        said = emu.callback_answer(press)
+        assert said is not None and said.get("show_alert") and "出错" in said["text"], said
+    finally:
+        await emu.stop()
+
+
 async def test_the_commands_listed_before_the_features_load_are_the_ones_they_register(tmp_path, clock):
     """Before the features register (`kefu run`, handlers/__init__.py `register_all`), /help and
     /start list the commands the access table declares: the very ones the features register."""
